@@ -1,0 +1,47 @@
+"""Draw pictures from a trained run.
+
+    python sample.py --grid 15                      # 15x15 latent manifold (2-D) or prior samples, runs/latest
+    python sample.py --mode=reconstruct             # test images above their reconstructions
+    python sample.py --mode=scatter                 # test-set latent means coloured by class
+    python sample.py --mode=random --label=3        # a CVAE's samples of class 3
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's Python-side info logs
+os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")  # and its C++ start-up notices (see tfvae/__init__.py)
+
+from absl import app, flags  # noqa: E402
+
+MODES = ("grid", "random", "reconstruct", "interpolate", "scatter")
+flags.DEFINE_string("workdir", "runs/latest", "Run directory written by train.py.")
+flags.DEFINE_enum("mode", "grid", MODES, "grid: the 2-D latent manifold over norm.ppf(linspace(0.01, 0.99, n)) "
+                  "(prior samples for larger latents); random: prior samples; reconstruct: test images above "
+                  "their reconstructions; interpolate: rows walking between two test images' codes; scatter: "
+                  "test-set latent means coloured by class (PCA of larger latents).")
+flags.DEFINE_integer("grid", 15, "The picture is grid x grid images.", lower_bound=1)
+flags.DEFINE_integer("label", None, "CVAE only: the class to draw (default: one class per row).", lower_bound=0)
+flags.DEFINE_string("output", "", "PNG path (default <workdir>/<mode>.png).")
+flags.DEFINE_integer("seed", 0, "Seed for prior samples and the choice of test images.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    from tfvae import runs  # after flag parsing, so --help is instant
+    from tfvae.errors import TfvaeError
+
+    try:
+        path = runs.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
+                              label=FLAGS.label)
+    except TfvaeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

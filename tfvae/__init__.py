@@ -1,0 +1,44 @@
+"""tfvae: autoencoders and variational autoencoders that generate images (Keras 3 on TensorFlow).
+
+Importing the package registers its custom layers, so saved ``encoder.keras``/``decoder.keras`` files load
+with ``keras.saving.load_model(path, safe_mode=True)``.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+__version__ = "0.1.0"
+
+# TensorFlow's C++ start-up notices (oneDNN, missing CUDA drivers, CPU features) are printed before its
+# logging is initialised, so TF_CPP_MIN_LOG_LEVEL can't hide them. The scripts set TFVAE_QUIET_STARTUP=1:
+# stderr is then captured while TensorFlow starts, and replayed without these known notices.
+_STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IWE]\d{4} \S+\s+\d+ (port|cudart_stub|cpu_feature_guard|cuda_platform|cuda_dnn|cuda_fft|cuda_blas)\.cc:"
+    r"|To enable the following instructions:)")
+
+
+def _start_tensorflow_quietly():
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA initialisation prints its notices here
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _STARTUP_NOISE.match(line):
+                    sys.stderr.write(line)
+
+
+if os.environ.get("TFVAE_QUIET_STARTUP") == "1" and "tensorflow" not in sys.modules:
+    _start_tensorflow_quietly()
+
+from tfvae import models  # noqa: E402, F401  (registers the custom layers)

@@ -1,0 +1,114 @@
+"""The resolved run configuration: a plain dataclass built once from flags and passed down.
+
+It is written to ``<workdir>/config.json`` and read back by sample.py and for resuming.
+"""
+
+import dataclasses
+import json
+import os
+
+from tfvae.data import BINARIZE_MODES as BINARIZE
+from tfvae.data import DATASETS
+from tfvae.errors import TfvaeError
+from tfvae.losses import RECONSTRUCTION_LOSSES
+from tfvae.models import ARCHS, MODELS
+
+STRATEGIES = ("auto", "default", "one_device", "mirrored")
+DEFAULT_HIDDEN = {"conv": 16, "mlp": 400}
+
+# Fields that fix the network's shape: a run directory holding other values can't be resumed.
+ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_shape", "num_classes")
+
+
+@dataclasses.dataclass
+class Config:
+    """Everything a run needs. Defaults are the Keras VAE example's (conv, latent 2, 30 epochs, batch 128)."""
+
+    model: str = "vae"
+    arch: str = "conv"
+    latent: int = 2
+    filters: tuple = (32, 64)
+    hidden: int = 0  # 0: the architecture's default (16 for conv, 400 for mlp)
+    dataset: str = "mnist"
+    data_dir: str = ""
+    image_size: int = 0  # 0: the dataset's own (28 for MNIST, 64 for folders)
+    channels: int = 0  # 0: the dataset's own (1 for MNIST, 3 for folders)
+    download: bool = True
+    max_examples: int = 0
+    binarize: str = "none"
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    beta: float = 1.0
+    loss: str = "bce"
+    seed: int = 0
+    strategy: str = "auto"
+    workdir: str = ""  # "": runs/<model>-<dataset>-z<latent>
+    # Filled in once the data is loaded:
+    image_shape: tuple = ()
+    num_classes: int = 0
+    class_names: tuple = ()
+    data_source: str = ""
+
+    def __post_init__(self):
+        self.filters = tuple(int(f) for f in self.filters)
+        self.image_shape = tuple(self.image_shape)
+        self.class_names = tuple(self.class_names)
+        if not self.hidden:
+            self.hidden = DEFAULT_HIDDEN.get(self.arch, 16)
+        if not self.workdir:
+            self.workdir = os.path.join("runs", f"{self.model}-{self.dataset}-z{self.latent}")
+
+    def validate(self):
+        """Raises TfvaeError naming the first bad value and the fix."""
+        choices = {"model": MODELS, "arch": ARCHS, "dataset": DATASETS, "loss": RECONSTRUCTION_LOSSES,
+                   "binarize": BINARIZE, "strategy": STRATEGIES}
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise TfvaeError(f"unknown --{name}={value!r}; choose one of {', '.join(allowed)}")
+        positive = {"latent": self.latent, "epochs": self.epochs, "batch_size": self.batch_size,
+                    "hidden": self.hidden}
+        for name, value in positive.items():
+            if value < 1:
+                raise TfvaeError(f"--{name} must be at least 1 (got {value})")
+        if self.learning_rate <= 0:
+            raise TfvaeError(f"--learning_rate must be positive (got {self.learning_rate})")
+        if self.beta < 0:
+            raise TfvaeError(f"--beta must be non-negative (got {self.beta})")
+        if self.max_examples < 0:
+            raise TfvaeError(f"--max_examples must be 0 (all) or positive (got {self.max_examples})")
+        if self.image_size < 0 or self.channels not in (0, 1, 3):
+            raise TfvaeError("--image_size must be positive and --channels 1 or 3")
+        if not self.filters or min(self.filters) < 1:
+            raise TfvaeError(f"--filters must be positive integers (got {self.filters})")
+        if self.data_dir and not os.path.exists(self.data_dir):
+            raise TfvaeError(f"--data_dir {self.data_dir} does not exist; point it at your data")
+        if self.dataset == "folder" and not self.data_dir:
+            raise TfvaeError("--dataset=folder needs --data_dir=PATH (a folder of PNG/JPEG images)")
+        return self
+
+    def architecture(self):
+        return {k: _jsonable(getattr(self, k)) for k in ARCHITECTURE_FIELDS}
+
+    def to_json(self):
+        return json.dumps({k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in fields})
+
+    @classmethod
+    def load(cls, workdir):
+        """Reads ``<workdir>/config.json``; raises TfvaeError if there is no run there."""
+        path = os.path.join(workdir, "config.json")
+        if not os.path.isfile(path):
+            raise TfvaeError(f"no trained run in {workdir} (no config.json); train one first: "
+                             "python train.py --model=vae --latent=2")
+        with open(path) as f:
+            return cls.from_json(f.read())
+
+
+def _jsonable(value):
+    return list(value) if isinstance(value, tuple) else value

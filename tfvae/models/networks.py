@@ -1,0 +1,118 @@
+"""Encoder and decoder builders (functional API).
+
+Every size derives from ``image_shape``: a conv stack of ``len(filters)`` stride-2 layers needs image sides
+divisible by ``2 ** len(filters)``. The defaults are the Keras VAE example's shape: Conv2D(32) -> Conv2D(64)
+-> Dense(16) -> z, and z -> Dense(7*7*64) -> Conv2DTranspose(64) -> Conv2DTranspose(32) -> logits for
+28x28 images. ``arch="mlp"`` with ``hidden=400`` is the PyTorch example's 784-400-20 dense VAE.
+
+The decoder returns logits; a sigmoid is applied only when an image is produced.
+"""
+
+import keras
+from keras import layers
+
+from tfvae.models.layers import ClipLogVar, Sampling
+
+ARCHS = ("conv", "mlp")
+
+
+def downsampling_factor(arch, filters):
+    """How much the encoder shrinks each image side (1 for the MLP)."""
+    return 2 ** len(filters) if arch == "conv" else 1
+
+
+def check_image_shape(image_shape, arch, filters):
+    """Raises ValueError if ``image_shape`` does not fit the architecture."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    height, width, _ = image_shape
+    factor = downsampling_factor(arch, filters)
+    if height % factor or width % factor:
+        raise ValueError(
+            f"image size {height}x{width} is not divisible by {factor}, the conv encoder's downsampling "
+            f"({len(filters)} stride-2 layers); use an --image_size that is a multiple of {factor}"
+        )
+
+
+def build_encoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
+                  variational=True, seed=None, name="encoder"):
+    """Builds q(z | x[, y]).
+
+    Args:
+      image_shape: (height, width, channels) of the input images, pixels in [0, 1].
+      latent_dim: size of z.
+      arch: "conv" (stride-2 Conv2D stack) or "mlp" (dense layers).
+      filters: Conv2D filters per stride-2 layer (conv only).
+      hidden: units of the dense layer before the latent heads.
+      num_classes: > 0 adds a one-hot ``label`` input (conditional VAE).
+      variational: False gives a deterministic bottleneck (plain autoencoder).
+      seed: seed of the sampling layer's noise.
+      name: model name.
+
+    Returns:
+      A functional ``keras.Model`` taking ``image`` (and ``label``) and returning a dict with ``z_mean``
+      and ``z`` (and ``z_log_var`` when variational; for the plain autoencoder ``z == z_mean``).
+    """
+    check_image_shape(image_shape, arch, filters)
+    image = keras.Input(image_shape, name="image")
+    inputs = [image]
+    h = image
+    if arch == "conv":
+        for f in filters:
+            h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(h)
+    h = layers.Flatten()(h)
+    if num_classes:
+        label = keras.Input((num_classes,), name="label")
+        inputs.append(label)
+        h = layers.Concatenate()([h, label])
+    h = layers.Dense(hidden, activation="relu")(h)
+    # The latent heads stay in float32 under mixed precision: the KL and the noise are computed from them.
+    z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(h)
+    if variational:
+        z_log_var = layers.Dense(latent_dim, name="z_log_var_raw", dtype="float32")(h)
+        z_log_var = ClipLogVar(name="z_log_var", dtype="float32")(z_log_var)
+        z = Sampling(seed=seed, name="z", dtype="float32")([z_mean, z_log_var])
+        outputs = {"z_mean": z_mean, "z_log_var": z_log_var, "z": z}
+    else:
+        outputs = {"z_mean": z_mean, "z": layers.Identity(name="z")(z_mean)}
+    return keras.Model(inputs if num_classes else image, outputs, name=name)
+
+
+def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
+                  name="decoder"):
+    """Builds p(x | z[, y]) as logits.
+
+    Args:
+      image_shape: (height, width, channels) of the images to produce.
+      latent_dim: size of z.
+      arch: "conv" (Dense -> Reshape -> stride-2 Conv2DTranspose stack) or "mlp".
+      filters: the encoder's filters; the decoder mirrors them.
+      hidden: units of the MLP decoder's hidden layer (unused by conv, which maps z straight to the grid).
+      num_classes: > 0 adds a one-hot ``label`` input (conditional VAE).
+      name: model name.
+
+    Returns:
+      A functional ``keras.Model`` from ``z`` (and ``label``) to per-pixel logits of shape ``image_shape``.
+    """
+    check_image_shape(image_shape, arch, filters)
+    height, width, channels = image_shape
+    z = keras.Input((latent_dim,), name="z")
+    inputs = [z]
+    h = z
+    if num_classes:
+        label = keras.Input((num_classes,), name="label")
+        inputs.append(label)
+        h = layers.Concatenate()([z, label])
+    if arch == "conv":
+        factor = downsampling_factor(arch, filters)
+        grid = (height // factor, width // factor, filters[-1])
+        h = layers.Dense(grid[0] * grid[1] * grid[2], activation="relu")(h)
+        h = layers.Reshape(grid)(h)
+        for f in reversed(filters):
+            h = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(h)
+        logits = layers.Conv2DTranspose(channels, 3, padding="same", name="logits", dtype="float32")(h)
+    else:
+        h = layers.Dense(hidden, activation="relu")(h)
+        h = layers.Dense(height * width * channels, dtype="float32")(h)
+        logits = layers.Reshape(image_shape, name="logits", dtype="float32")(h)
+    return keras.Model(inputs if num_classes else z, logits, name=name)

@@ -1,0 +1,173 @@
+"""Pictures from a trained model: latent grids, prior samples, reconstructions, interpolations, scatter.
+
+Pure functions from arrays to arrays; ``save_png``/``save_scatter`` write files. The 2-D latent manifold is
+the documents' figure: z on ``scipy.stats.norm.ppf(linspace(0.01, 0.99, n))`` along both axes, so that
+equal steps in the picture are equal steps in prior probability.
+"""
+
+import numpy as np
+from scipy import stats
+
+
+def manifold_grid(n, lo=0.01, hi=0.99):
+    """Latent points of an n x n grid over the 2-D prior, row-major, top row = largest z[1].
+
+    Returns:
+      float32 array of shape (n * n, 2).
+    """
+    ticks = stats.norm.ppf(np.linspace(lo, hi, n))
+    z1, z0 = np.meshgrid(ticks[::-1], ticks, indexing="ij")
+    return np.stack([z0.ravel(), z1.ravel()], axis=-1).astype("float32")
+
+
+def prior_samples(count, latent_dim, seed=0):
+    """``count`` draws from N(0, I) in ``latent_dim`` dimensions, reproducible from ``seed``."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype("float32")
+
+
+def latent_grid(n, latent_dim, seed=0):
+    """The documents' n x n manifold for a 2-D latent, else n * n prior samples."""
+    return manifold_grid(n) if latent_dim == 2 else prior_samples(n * n, latent_dim, seed)
+
+
+def one_hot(labels, num_classes):
+    return np.eye(num_classes, dtype="float32")[np.asarray(labels)]
+
+
+def decode(decoder, z, labels=None, batch_size=256):
+    """Images (float32 in [0, 1]) that ``decoder`` makes from ``z`` (and one-hot ``labels`` for a CVAE)."""
+    inputs = z if labels is None else [z, labels]
+    logits = decoder.predict(inputs, batch_size=batch_size, verbose=0)
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def encode_mean(encoder, images, labels=None, batch_size=256):
+    """Posterior means z_mean of ``images`` (the deterministic code used at evaluation)."""
+    inputs = images if labels is None else [images, labels]
+    return encoder.predict(inputs, batch_size=batch_size, verbose=0)["z_mean"]
+
+
+def interpolate(z_start, z_end, steps):
+    """``steps`` points on the straight line from ``z_start`` to ``z_end`` (both included)."""
+    t = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]
+    return (1.0 - t) * z_start[None, :] + t * z_end[None, :]
+
+
+def interleave_rows(top, bottom, cols):
+    """Stacks ``cols``-wide rows of ``top`` and ``bottom`` alternately (originals above reconstructions)."""
+    rows = len(top) // cols
+    pairs = [np.concatenate([top[r * cols:(r + 1) * cols], bottom[r * cols:(r + 1) * cols]]) for r in range(rows)]
+    return np.concatenate(pairs)
+
+
+def tile(images, rows, cols, pad=0):
+    """Tiles (rows * cols, H, W, C) images into one (rows * H, cols * W, C) picture."""
+    images = np.asarray(images)[: rows * cols]
+    count, height, width, channels = images.shape
+    if count < rows * cols:
+        images = np.concatenate([images, np.zeros((rows * cols - count, height, width, channels), images.dtype)])
+    if pad:
+        images = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=1)
+        height, width = height + 2 * pad, width + 2 * pad
+    grid = images.reshape(rows, cols, height, width, channels).transpose(0, 2, 1, 3, 4)
+    return grid.reshape(rows * height, cols * width, channels)
+
+
+def save_png(path, picture):
+    """Writes a (H, W, C) float picture in [0, 1] as PNG (grey for one channel)."""
+    from matplotlib import image as mpimage  # imported here: sampling a grid never needs pyplot
+
+    picture = np.clip(picture, 0.0, 1.0)
+    if picture.shape[-1] == 1:
+        mpimage.imsave(path, picture[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        mpimage.imsave(path, picture)
+    return path
+
+
+def project_2d(z):
+    """z itself when 2-D, else its projection on the first two principal components."""
+    z = np.asarray(z, dtype="float64")
+    if z.shape[1] <= 2:
+        return np.pad(z, ((0, 0), (0, 2 - z.shape[1]))), ("z[0]", "z[1]")
+    centred = z - z.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T, ("PC 1", "PC 2")
+
+
+def save_scatter(path, z, labels=None, class_names=None, title=""):
+    """Scatter plot of latent means coloured by class (the documents' latent-space figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    points, (xlabel, ylabel) = project_2d(z)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5)
+    else:
+        sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=2, alpha=0.7)
+        ticks = np.unique(labels)
+        cbar = fig.colorbar(sc, ax=ax, ticks=ticks)
+        if class_names:
+            cbar.ax.set_yticklabels([class_names[i] for i in ticks])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def class_labels(count, num_classes, label=None, per_row=None):
+    """One-hot labels for a CVAE: all ``label``, or classes cycling row by row (``per_row`` images a row)."""
+    if label is not None:
+        ids = np.full(count, label)
+    else:
+        ids = (np.arange(count) // (per_row or 1)) % num_classes
+    return one_hot(ids, num_classes)
+
+
+def picture(mode, n, decoder, *, encoder=None, images=None, labels=None, num_classes=0, label=None, seed=0):
+    """The (H', W', C) picture of one sample.py mode.
+
+    Args:
+      mode: "grid" (2-D manifold, or prior samples for larger latents), "random" (prior samples),
+        "reconstruct" (test images in odd rows, their reconstructions below), "interpolate" (each row walks
+        from one test image's code to another's).
+      n: the picture is n x n images.
+      decoder, encoder: the run's models (encoder needed by reconstruct and interpolate).
+      images, labels: test images in [0, 1] and their integer labels (reconstruct, interpolate, CVAE).
+      num_classes: > 0 for a CVAE, whose decoder takes one-hot labels.
+      label: the class a CVAE draws; None cycles through the classes row by row.
+      seed: seed of prior samples and of the choice of test images.
+    """
+    latent_dim = decoder.inputs[0].shape[-1]
+    rng = np.random.default_rng(seed)
+    cvae = num_classes > 0
+    if mode in ("grid", "random"):
+        z = latent_grid(n, latent_dim, seed) if mode == "grid" else prior_samples(n * n, latent_dim, seed)
+        if cvae and mode == "grid" and latent_dim == 2 and label is None:
+            label = 0  # one class per manifold
+        cond = class_labels(n * n, num_classes, label, per_row=n) if cvae else None
+        return tile(decode(decoder, z, cond), n, n)
+    if images is None or encoder is None:
+        raise ValueError(f"mode {mode!r} needs the encoder and test images")
+    if mode == "reconstruct":
+        rows = max(n // 2, 1)
+        pick = rng.choice(len(images), size=min(rows * n, len(images)), replace=False)
+        cond = one_hot(labels[pick], num_classes) if cvae else None
+        z = encode_mean(encoder, images[pick], cond)
+        recon = decode(decoder, z, cond)
+        return tile(interleave_rows(images[pick], recon, n), 2 * rows, n)
+    if mode == "interpolate":
+        ends = rng.choice(len(images), size=(n, 2), replace=True)
+        cond_ends = one_hot(labels[ends.ravel()], num_classes) if cvae else None
+        codes = encode_mean(encoder, images[ends.ravel()], cond_ends).reshape(n, 2, -1)
+        z = np.concatenate([interpolate(a, b, n) for a, b in codes])
+        # A CVAE keeps the start image's class along each row.
+        cond = one_hot(np.repeat(labels[ends[:, 0]], n), num_classes) if cvae else None
+        return tile(decode(decoder, z, cond), n, n)
+    raise ValueError(f"unknown mode {mode!r}")

@@ -1,0 +1,341 @@
+"""Training: strategy choice, data, the fit loop, checkpoints with resume, and the run directory.
+
+A run directory holds everything a run produces::
+
+    config.json            the resolved Config
+    history.csv            one row per finished epoch: losses, test losses, seconds, examples/s
+    checkpoints/           ckpt-<epoch>.weights.h5 (model + optimizer + noise state) and state.json
+    encoder.keras          images [0, 1] (+ one-hot labels) -> {z_mean, z_log_var, z}
+    decoder.keras          z (+ one-hot labels) -> logits
+    logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures
+
+Running the same command again resumes from the last finished epoch. Every file is written to a temporary
+name and renamed into place, so a run killed mid-write leaves the previous good copy.
+"""
+
+import csv
+import json
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvae import data as data_lib
+from tfvae import sampling
+from tfvae.config import Config
+from tfvae.errors import TfvaeError
+from tfvae.models import build_model, networks
+
+HISTORY_FIELDS = ("epoch", "loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl",
+                  "learning_rate", "seconds", "train_seconds", "examples_per_sec")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Strategy
+
+
+def make_strategy(name="auto", devices=None):
+    """The tf.distribute strategy for ``name``.
+
+    Args:
+      name: "auto" (all GPUs mirrored when there are several, the one GPU, else the CPU), "default" (no
+        distribution), "one_device" (the first GPU, else the CPU) or "mirrored" (``devices``, else all GPUs).
+      devices: explicit device names for "mirrored", e.g. two logical CPUs in tests.
+    """
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "one_device" if gpus else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    raise TfvaeError(f"unknown --strategy={name!r}; choose one of auto, default, one_device, mirrored")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Files
+
+
+def atomic_write_text(path, text):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_save_model(model, path):
+    """Saves a ``.keras`` file through a temporary name so a kill never leaves a half-written file."""
+    tmp = path[: -len(".keras")] + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def point_latest(workdir):
+    """Makes ``<parent of workdir>/latest`` a relative symlink to ``workdir``."""
+    workdir = os.path.abspath(workdir)
+    link = os.path.join(os.path.dirname(workdir), "latest")
+    if os.path.basename(workdir) == "latest":
+        return
+    tmp = f"{link}.tmp{os.getpid()}"
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    os.symlink(os.path.basename(workdir), tmp)
+    os.replace(tmp, link)
+
+
+def read_history(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_history(path, rows):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def check_workdir(config):
+    """Refuses a run directory that already holds a run of another architecture."""
+    path = os.path.join(config.workdir, "config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        previous = Config.from_json(f.read())
+    mine, theirs = config.architecture(), previous.architecture()
+    # image_shape and num_classes are known only after the data is loaded; compare them once both are.
+    diffs = [k for k in mine if mine[k] != theirs[k] and mine[k] not in ((), [], 0)]
+    if diffs:
+        described = ", ".join(f"{k}={theirs[k]} (asked {mine[k]})" for k in diffs)
+        raise TfvaeError(f"{config.workdir} holds a different run ({described}); pass another --workdir, "
+                         "or the same flags to resume it")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data
+
+
+def load_data(config):
+    """Loads the dataset named by ``config`` and fills in its image shape, classes and source."""
+    dataset = data_lib.load_dataset(
+        config.dataset, data_dir=config.data_dir or None, image_size=config.image_size or None,
+        channels=config.channels or None, max_examples=config.max_examples, download=config.download,
+        seed=config.seed)
+    if config.binarize == "static":
+        dataset.x_train = data_lib.binarize_static(dataset.x_train, seed=config.seed)
+        dataset.x_test = data_lib.binarize_static(dataset.x_test, seed=config.seed + 1)
+    config.image_shape = tuple(dataset.image_shape)
+    config.num_classes = dataset.num_classes
+    config.class_names = tuple(dataset.class_names or ())
+    config.data_source = dataset.source
+    try:
+        networks.check_image_shape(config.image_shape, config.arch, config.filters)
+    except ValueError as e:
+        raise TfvaeError(str(e)) from None
+    if config.model == "cvae" and not dataset.num_classes:
+        raise TfvaeError(f"--model=cvae needs class labels, but {config.dataset} data from {dataset.source} has "
+                         "none; put the images in one subfolder per class, or use --model=vae")
+    return dataset
+
+
+def pipelines(config, dataset):
+    """The (train, test) tf.data pipelines for ``dataset``."""
+    kwargs = dict(num_classes=dataset.num_classes, batch_size=config.batch_size, binarize=config.binarize,
+                  seed=config.seed)
+    train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, **kwargs)
+    test = data_lib.make_pipeline(dataset.x_test, dataset.y_test, shuffle=False, **kwargs)
+    return train, test
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Model
+
+
+def create_model(config):
+    """Builds and compiles the model ``config`` describes (in the current strategy's scope)."""
+    model = build_model(config.model, config.image_shape, config.latent, arch=config.arch, filters=config.filters,
+                        hidden=config.hidden, num_classes=config.num_classes, reconstruction=config.loss,
+                        beta=config.beta, seed=config.seed)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def export_models(model, workdir):
+    atomic_save_model(model.encoder, os.path.join(workdir, "encoder.keras"))
+    atomic_save_model(model.decoder, os.path.join(workdir, "decoder.keras"))
+
+
+class Checkpointer:
+    """Epoch checkpoints (model, optimizer and noise state) in ``<workdir>/checkpoints``.
+
+    ``ckpt-<epoch>.weights.h5`` is written under a temporary name and renamed, then ``state.json`` names it,
+    then older checkpoints are removed: at every moment state.json names a complete checkpoint.
+    """
+
+    def __init__(self, workdir):
+        self.directory = os.path.join(workdir, "checkpoints")
+        self.state_path = os.path.join(self.directory, "state.json")
+
+    def last_epoch(self):
+        if not os.path.isfile(self.state_path):
+            return 0
+        with open(self.state_path) as f:
+            return int(json.load(f)["epoch"])
+
+    def save(self, model, epoch):
+        os.makedirs(self.directory, exist_ok=True)
+        name = f"ckpt-{epoch}.weights.h5"
+        tmp = os.path.join(self.directory, f"ckpt-{epoch}.tmp.weights.h5")
+        model.save_weights(tmp)
+        os.replace(tmp, os.path.join(self.directory, name))
+        atomic_write_text(self.state_path, json.dumps({"epoch": epoch, "checkpoint": name}) + "\n")
+        for old in os.listdir(self.directory):
+            if old.startswith("ckpt-") and old != name:
+                os.remove(os.path.join(self.directory, old))
+
+    def restore(self, model):
+        """Loads the last checkpoint into ``model``; returns the number of finished epochs (0 if none)."""
+        if not os.path.isfile(self.state_path):
+            return 0
+        with open(self.state_path) as f:
+            state = json.load(f)
+        model.load_weights(os.path.join(self.directory, state["checkpoint"]))
+        return int(state["epoch"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Callbacks
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """At each epoch's end: adds timings to the logs, then checkpoints, exports and appends to history.csv.
+
+    It must come before the TensorBoard callback so that examples/s reaches TensorBoard too.
+    """
+
+    def __init__(self, workdir, num_examples, history):
+        super().__init__()
+        self.workdir = workdir
+        self.num_examples = num_examples
+        self.history_path = os.path.join(workdir, "history.csv")
+        self.rows = history
+        self.checkpointer = Checkpointer(workdir)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+        self.train_end = None
+
+    def on_test_begin(self, logs=None):
+        if self.train_end is None:
+            self.train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        now = time.perf_counter()
+        train_seconds = (self.train_end or now) - self.epoch_start
+        logs["examples_per_sec"] = self.num_examples / max(train_seconds, 1e-9)
+        row = {k: float(v) for k, v in logs.items()}
+        row.update(epoch=epoch + 1, seconds=now - self.epoch_start, train_seconds=train_seconds,
+                   learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        self.checkpointer.save(self.model, epoch + 1)
+        export_models(self.model, self.workdir)
+        self.rows.append({k: _fmt(v) for k, v in row.items()})
+        write_history(self.history_path, self.rows)
+
+
+class ImageLogger(keras.callbacks.Callback):
+    """Writes reconstructions of fixed test images and decoded fixed prior samples to TensorBoard."""
+
+    def __init__(self, logdir, batch, z, labels=None):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(os.path.join(logdir, "images"))
+        self.batch, self.z, self.labels = batch, z, labels
+
+    def on_epoch_end(self, epoch, logs=None):
+        recon = tf.sigmoid(self.model(self.batch)["logits"]).numpy()
+        originals = np.asarray(self.batch["image"])
+        cols = len(originals)
+        samples = sampling.decode(self.model.decoder, self.z, self.labels)
+        side = int(np.sqrt(len(self.z)))
+        with self.writer.as_default(step=epoch + 1):
+            tf.summary.image("reconstructions", sampling.tile(np.concatenate([originals, recon]), 2, cols)[None])
+            tf.summary.image("samples", sampling.tile(samples, side, side)[None])
+        self.writer.flush()
+
+
+def _fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The run
+
+
+def train(config, strategy=None, verbose=None, log=print):
+    """Trains (or resumes) the run ``config`` describes and writes its run directory.
+
+    Args:
+      config: a Config; validated here and completed with the data's shape and source.
+      strategy: a tf.distribute strategy; default ``make_strategy(config.strategy)``.
+      verbose: Keras progress-bar mode; default 1 on a terminal, else 2 (one line per epoch).
+      log: where one-line messages go.
+
+    Returns:
+      dict with the final test ``loss``, ``reconstruction`` and ``kl``, ``epochs`` and ``workdir``.
+    """
+    config.validate()
+    check_workdir(config)
+    keras.utils.set_random_seed(config.seed)
+    dataset = load_data(config)
+    check_workdir(config)  # again, now that the image shape and classes are known
+    log(f"data: {config.dataset} from {dataset.source}; {len(dataset.x_train)} train / "
+        f"{len(dataset.x_test)} test images of shape {config.image_shape}")
+    train_ds, test_ds = pipelines(config, dataset)
+
+    os.makedirs(config.workdir, exist_ok=True)
+    atomic_write_text(os.path.join(config.workdir, "config.json"), config.to_json())
+    point_latest(config.workdir)
+
+    strategy = strategy or make_strategy(config.strategy)
+    with strategy.scope():
+        model = create_model(config)
+    initial_epoch = Checkpointer(config.workdir).restore(model)
+    history_path = os.path.join(config.workdir, "history.csv")
+    history = [r for r in read_history(history_path) if int(r["epoch"]) <= initial_epoch]
+    if initial_epoch:
+        log(f"resuming {config.workdir} after epoch {initial_epoch}")
+
+    logdir = os.path.join(config.workdir, "logs")
+    preview = {"image": dataset.x_test[:8].astype("float32") / 255.0}
+    labels = None
+    if model.conditional:
+        preview["label"] = sampling.one_hot(dataset.y_test[:8], config.num_classes)
+        labels = sampling.one_hot(np.arange(64) % config.num_classes, config.num_classes)
+    callbacks = [
+        RunRecorder(config.workdir, len(dataset.x_train), history),
+        keras.callbacks.TensorBoard(logdir, write_graph=False, update_freq="epoch"),
+        ImageLogger(logdir, preview, sampling.prior_samples(64, config.latent, config.seed), labels),
+    ]
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    if initial_epoch < config.epochs:
+        model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, initial_epoch=initial_epoch,
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
+    else:
+        log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
+        export_models(model, config.workdir)
+    result = model.evaluate(test_ds, verbose=0, return_dict=True)
+    return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),
+            "workdir": config.workdir}

@@ -1,0 +1,85 @@
+"""Train an autoencoder or VAE and write its run directory.
+
+    python train.py --model=vae --latent=2                # the Keras example on MNIST
+    python train.py --flagfile=configs/fashion_vae_z2.cfg  # a documented setup
+    tensorboard --logdir runs                             # live curves and pictures
+
+Running the same command again resumes from the last finished epoch.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's Python-side info logs
+os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")  # and its C++ start-up notices (see tfvae/__init__.py)
+
+from absl import app, flags  # noqa: E402
+
+from tfvae import config as config_lib  # noqa: E402
+from tfvae import training  # noqa: E402
+from tfvae.errors import TfvaeError  # noqa: E402
+
+flags.DEFINE_enum("model", "vae", config_lib.MODELS, "ae: plain autoencoder; vae: variational autoencoder; "
+                  "cvae: VAE conditioned on the class label.")
+flags.DEFINE_enum("arch", "conv", config_lib.ARCHS, "conv: the Keras example's Conv2D/Conv2DTranspose "
+                  "networks; mlp: the PyTorch example's dense 784-400-20 networks.")
+flags.DEFINE_integer("latent", 2, "Size of the latent code z.", lower_bound=1)
+flags.DEFINE_list("filters", ["32", "64"], "Conv2D filters of each stride-2 encoder layer (the decoder mirrors "
+                  "them); image sides must be divisible by 2**len(filters).")
+flags.DEFINE_integer("hidden", 0, "Units of the dense layer before z (0: 16 for conv, 400 for mlp).",
+                     lower_bound=0)
+flags.DEFINE_enum("dataset", "mnist", config_lib.DATASETS, "mnist, fashion_mnist, or folder (images under "
+                  "--data_dir).")
+flags.DEFINE_string("data_dir", "", "Folder with the data: IDX or .npz files for mnist/fashion_mnist, any tree "
+                    "of PNG/JPEG images for folder. Empty: the dataset's usual places.")
+flags.DEFINE_boolean("download", True, "Let keras.datasets download MNIST/Fashion-MNIST when no local copy is "
+                     "found.")
+flags.DEFINE_integer("image_size", 0, "Resize images to this square size (0: the dataset's own; 64 for "
+                     "folders).", lower_bound=0)
+flags.DEFINE_enum("channels", "0", ["0", "1", "3"], "1 (grey) or 3 (RGB); 0: the dataset's own.")
+flags.DEFINE_integer("max_examples", 0, "Use at most this many training examples (0: all), for quick runs.",
+                     lower_bound=0)
+flags.DEFINE_enum("binarize", "none", config_lib.BINARIZE, "none: grey levels; static: one fixed binary "
+                  "sample; dynamic: pixels resampled as Bernoulli(x) every time an image is used.")
+flags.DEFINE_integer("epochs", 30, "Number of epochs (the Keras example's 30).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).", lower_bound=1)
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", lower_bound=0)
+flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower_bound=0)
+flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
+                  "summed over pixels; mse: Gaussian decoder, squared error summed over pixels.")
+flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and sampling noise.")
+flags.DEFINE_enum("strategy", "auto", config_lib.STRATEGIES, "auto: all GPUs mirrored when there are several, "
+                  "else the one GPU, else the CPU.")
+flags.DEFINE_string("workdir", "", "Run directory (default runs/<model>-<dataset>-z<latent>); runs/latest "
+                    "points to the newest.")
+FLAGS = flags.FLAGS
+
+
+def config_from_flags():
+    return config_lib.Config(
+        model=FLAGS.model, arch=FLAGS.arch, latent=FLAGS.latent, filters=FLAGS.filters, hidden=FLAGS.hidden,
+        dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, download=FLAGS.download, image_size=FLAGS.image_size,
+        channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, binarize=FLAGS.binarize,
+        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, beta=FLAGS.beta,
+        loss=FLAGS.loss, seed=FLAGS.seed, strategy=FLAGS.strategy, workdir=FLAGS.workdir)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    try:
+        config = config_from_flags()
+        result = training.train(config)
+    except TfvaeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"final test loss {result['loss']:.2f} (reconstruction {result['reconstruction']:.2f}, "
+          f"KL {result['kl']:.2f}) after {result['epochs']} epoch(s)")
+    print(f"wrote {config.workdir}: encoder.keras, decoder.keras, history.csv, config.json, checkpoints/, logs/")
+    print(f"next: python sample.py --workdir={config.workdir} --grid 15; tensorboard --logdir "
+          f"{os.path.dirname(os.path.abspath(config.workdir))}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

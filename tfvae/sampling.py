@@ -6,7 +6,7 @@ equal steps in the picture are equal steps in prior probability.
 """
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 
 def manifold_grid(n, lo=0.01, hi=0.99):
@@ -38,7 +38,7 @@ def decode(decoder, z, labels=None, batch_size=256):
     """Images (float32 in [0, 1]) that ``decoder`` makes from ``z`` (and one-hot ``labels`` for a CVAE)."""
     inputs = z if labels is None else [z, labels]
     logits = decoder.predict(inputs, batch_size=batch_size, verbose=0)
-    return 1.0 / (1.0 + np.exp(-logits))
+    return special.expit(logits)
 
 
 def encode_mean(encoder, images, labels=None, batch_size=256):

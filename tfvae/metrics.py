@@ -309,10 +309,14 @@ def frechet_distance(mean1, cov1, mean2, cov2, eps=1e-6):
         raise ValueError(f"shapes differ: means {mean1.shape} vs {mean2.shape}, covariances {cov1.shape} vs "
                          f"{cov2.shape}")
     diff = mean1 - mean2
-    covmean = linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(len(cov1)) * eps
-        covmean = linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
+    with warnings.catch_warnings():
+        # Singular products (features that are always 0, e.g. dead ReLUs) are expected; non-finite results
+        # are handled below.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(cov1 @ cov2)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(len(cov1)) * eps
+            covmean = linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
     if np.iscomplexobj(covmean):
         imaginary = np.max(np.abs(np.diagonal(covmean).imag))
         scale = max(1.0, float(np.max(np.abs(np.diagonal(covmean).real))))
@@ -408,11 +412,13 @@ def auroc(inlier_scores, outlier_scores):
     return float(u / (n_in * n_out))
 
 
-def png_length_nats(images_uint8, compress_level=9):
+def png_length_nats(images_uint8, binary=False, compress_level=9):
     """Size of each image losslessly compressed as PNG, in nats (bytes * 8 * ln 2).
 
     Args:
       images_uint8: (n, H, W, C) uint8 images, C = 1 or 3.
+      binary: store one-channel images as 1-bit PNGs (pixel > 127 is white), the natural code length of a
+        binarized image; otherwise 8 bits per channel.
       compress_level: zlib level of the PNG encoder.
 
     Returns:
@@ -426,8 +432,10 @@ def png_length_nats(images_uint8, compress_level=9):
     lengths = np.empty(len(images_uint8))
     for i, image in enumerate(images_uint8):
         buffer = io.BytesIO()
-        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-            buffer, format="PNG", compress_level=compress_level)
+        picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        if binary and image.shape[-1] == 1:
+            picture = picture.point(lambda v: 255 if v > 127 else 0).convert("1")
+        picture.save(buffer, format="PNG", compress_level=compress_level)
         lengths[i] = buffer.tell()
     return lengths * 8.0 * math.log(2.0)
 

@@ -9,6 +9,8 @@
   keras cache (``datasets/fashion-mnist/``); else ``keras.datasets`` download.
 * ``folder``: every decodable image under ``data_dir``, center-cropped to a square and resized.
 
+`load_image_files` decodes a folder of images with their file names (evaluate.py's score mode).
+
 `make_pipeline` turns arrays into batches of ``{"image": float32 in [0, 1], "label": one-hot float32}``.
 
 Binarization. MNIST-type VAE results are reported on binary images in two ways:

@@ -39,6 +39,7 @@ holding its test accuracy), ``<cache>`` being ``options.cache_dir``, else ``$TFV
 5,000-digit MNIST fallback and full MNIST, or a ``max_examples`` subset).
 """
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -260,7 +261,7 @@ class FeatureClassifier:
 
         self.model, self.info, self.trained_now = model, info, trained_now
         both = keras.Model(model.inputs, [model.get_layer("features").output, model.outputs[0]])
-        self._call = tf.function(lambda x: both(x, training=False), reduce_retracing=True)
+        self._call = tf.function(lambda x: both(x, training=False), reduce_retracing=True, autograph=False)
 
     def features_and_probs(self, images, batch_size=512):
         """(features (n, 128), class probabilities (n, classes)) of float images in [0, 1]."""
@@ -363,15 +364,12 @@ def generate(run, z, batch_size=512):
 # Evaluation of one run
 
 
+@contextlib.contextmanager
 def _timer(seconds, name):
-    class _Section:
-        def __enter__(self):
-            self.start = time.perf_counter()
-
-        def __exit__(self, *exc):
-            seconds[name] = round(time.perf_counter() - self.start, 2)
-
-    return _Section()
+    """Records the wall time of the ``with`` block as ``seconds[name]``."""
+    start = time.perf_counter()
+    yield
+    seconds[name] = round(time.perf_counter() - start, 2)
 
 
 def _progress_logger(log, what, every=30.0):

@@ -96,7 +96,8 @@ def _compiled(model, key, build):
 
 def _forward(model):
     return _compiled(model, "forward",
-                     lambda: tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True))
+                     lambda: tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True,
+                                         autograph=False))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -495,7 +495,7 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
 
     if options.ood_dataset:
         with _timer(seconds, "ood"):
-            _ood(run, x_test_uint8, scores["score"], options, results, out_dir, log)
+            _ood(run, x_test_uint8, scores["score"], options, results, shared, out_dir, log)
 
     seconds["total"] = round(time.perf_counter() - started, 2)
     _write_json(os.path.join(out_dir, "eval.json"), results)
@@ -594,8 +594,11 @@ def load_ood_images(run, options, count):
     return x, dataset.source
 
 
-def _ood(run, x_test_uint8, in_scores, options, results, out_dir, log):
-    x_ood_uint8, source = load_ood_images(run, options, len(x_test_uint8))
+def _ood(run, x_test_uint8, in_scores, options, results, shared, out_dir, log):
+    key = ("ood", options.ood_dataset, options.ood_data_dir, tuple(run.config.image_shape), len(x_test_uint8))
+    if key not in shared:  # loaded once for all runs of a --compare
+        shared[key] = load_ood_images(run, options, len(x_test_uint8))
+    x_ood_uint8, source = shared[key]
     log(f"OOD: {len(x_test_uint8)} {run.config.dataset} test images vs {len(x_ood_uint8)} {options.ood_dataset} "
         "images")
     scores, _ = _per_image_scores(run, run.model_view(x_ood_uint8, "test"), None, options)
@@ -759,7 +762,7 @@ def compare_markdown(rows, all_results, options):
     columns = RUN_COLUMNS + SAMPLER_COLUMNS + OOD_COLUMNS
     text = ["# Comparison\n\n",
             f"{len(all_results)} run(s); {options.sample_count} generated images per sampler, IWAE with "
-            f"k={options.num_samples}; nats per image (lower is better) for -ELBO and NLL. FCD, IS and "
+            f"k={options.num_samples} on {options.num_images or 'all'} test images; nats per image (lower is better) for -ELBO and NLL. FCD, IS and "
             "precision/recall use a classifier trained here, not Inception: not comparable with published FID.\n\n",
             markdown_table(rows, columns, grid_dir=""), "\n## Runs\n\n"]
     for r in all_results:

@@ -762,8 +762,9 @@ def compare_markdown(rows, all_results, options):
     columns = RUN_COLUMNS + SAMPLER_COLUMNS + OOD_COLUMNS
     text = ["# Comparison\n\n",
             f"{len(all_results)} run(s); {options.sample_count} generated images per sampler, IWAE with "
-            f"k={options.num_samples} on {options.num_images or 'all'} test images; nats per image (lower is better) for -ELBO and NLL. FCD, IS and "
-            "precision/recall use a classifier trained here, not Inception: not comparable with published FID.\n\n",
+            f"k={options.num_samples} on {options.num_images or 'all'} test images; nats per image (lower is "
+            "better) for -ELBO and NLL. FCD, IS and precision/recall use a classifier trained here, not "
+            "Inception: not comparable with published FID.\n\n",
             markdown_table(rows, columns, grid_dir=""), "\n## Runs\n\n"]
     for r in all_results:
         run = r["run"]

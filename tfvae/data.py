@@ -9,6 +9,8 @@
   keras cache (``datasets/fashion-mnist/``); else ``keras.datasets`` download.
 * ``folder``: every decodable image under ``data_dir``, center-cropped to a square and resized.
 
+`load_image_files` decodes a folder of images with their file names (evaluate.py's score mode).
+
 `make_pipeline` turns arrays into batches of ``{"image": float32 in [0, 1], "label": one-hot float32}``.
 
 Binarization. MNIST-type VAE results are reported on binary images in two ways:
@@ -396,16 +398,23 @@ def _resize_and_convert(x, image_size, channels, chunk=4096):
 # Folder of images.
 
 
-def _load_folder(data_dir, image_size, channels):
-    """Decodes every image under data_dir; labels come from immediate subfolders when there are >= 2.
+def load_image_files(data_dir: str, image_size: int, channels: int) -> tuple[list[str], np.ndarray, list[str]]:
+    """Decodes every image under ``data_dir``, center-cropped to a square and resized, in sorted path order.
 
-    The data is labeled when every decodable image lies inside an immediate subfolder of data_dir and there
-    are at least two such subfolders (label = index of the sorted subfolder name). About 10% of the images
-    go to the test split, chosen by a CRC32 of the relative path, so adding files does not move others; at
-    least one image is held out (with a single image, it is both the train and the test set).
+    Args:
+        data_dir: a directory; hidden files and folders are skipped, symlinked folders are not followed.
+        image_size: side of the square output images.
+        channels: 1 (grayscale) or 3 (RGB).
+
+    Returns:
+        (relative paths of the decoded images, uint8 array (N, image_size, image_size, channels), relative
+        paths of the files that could not be decoded).
+
+    Raises:
+        DataError: ``data_dir`` is missing, or nothing under it decodes.
     """
-    if data_dir is None:
-        raise DataError("--dataset=folder needs --data_dir=PATH, a directory of images")
+    if data_dir is None or not os.path.isdir(data_dir):
+        raise DataError(f"--data_dir {data_dir} is not a directory of images; pass one")
     paths = []
     for root, dirs, files in os.walk(data_dir, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -424,7 +433,20 @@ def _load_folder(data_dir, image_size, channels):
     if not images:
         raise DataError(f"no decodable images found under {data_dir} ({len(skipped)} files skipped); "
                         f"add {', '.join(IMAGE_EXTENSIONS)} files")
-    x = np.stack(images)
+    return kept, np.stack(images), skipped
+
+
+def _load_folder(data_dir, image_size, channels):
+    """Decodes every image under data_dir; labels come from immediate subfolders when there are >= 2.
+
+    The data is labeled when every decodable image lies inside an immediate subfolder of data_dir and there
+    are at least two such subfolders (label = index of the sorted subfolder name). About 10% of the images
+    go to the test split, chosen by a CRC32 of the relative path, so adding files does not move others; at
+    least one image is held out (with a single image, it is both the train and the test set).
+    """
+    if data_dir is None:
+        raise DataError("--dataset=folder needs --data_dir=PATH, a directory of images")
+    kept, x, skipped = load_image_files(data_dir, image_size, channels)
 
     folders = [rel.split("/")[0] if "/" in rel else None for rel in kept]
     class_names = sorted(set(folders)) if None not in folders and len(set(folders)) >= 2 else None

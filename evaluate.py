@@ -1,0 +1,93 @@
+"""Measure what a trained run is worth: likelihood, reconstruction, sample quality, anomaly scores.
+
+    python evaluate.py                                        # runs/latest -> eval.json, report.md, PNGs
+    python evaluate.py --sampler=prior,gmm --num_images=1000  # both samplers; IWAE on 1000 test images
+    python evaluate.py --compare runs/ae-fashion_mnist-z2 runs/vae-fashion_mnist-z2 --sampler=prior,gmm
+    python evaluate.py --ood_dataset=mnist                    # AUROC of telling MNIST from the run's test set
+    python evaluate.py --mode=score --data_dir=my_images      # per-image scores -> <workdir>/scores.csv
+
+The first evaluation of a dataset trains a small feature classifier and caches it (see tfvae/evaluation.py).
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's Python-side info logs
+os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")  # and its C++ start-up notices (see tfvae/__init__.py)
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("workdir", "runs/latest", "Run directory written by train.py.")
+flags.DEFINE_list("compare", [], "Run directories to evaluate and lay side by side (comma- or space-separated: "
+                  "--compare runs/a runs/b); the report goes to --output, default <parent of the first>/compare.")
+flags.DEFINE_enum("mode", "evaluate", ["evaluate", "score"], "evaluate: metrics and report; score: per-image "
+                  "scores of the images under --data_dir, written to CSV.")
+flags.DEFINE_integer("num_samples", 1000, "Importance samples k of the IWAE log-likelihood (5000 to compare with "
+                     "papers).", lower_bound=1)
+flags.DEFINE_integer("num_images", 0, "Test images for the IWAE estimate (0: all). Costs num_images x num_samples "
+                     "decoder passes.", lower_bound=0)
+flags.DEFINE_integer("sample_count", 10000, "Generated images (and as many real ones) for FCD, IS and "
+                     "precision/recall.", lower_bound=1)
+flags.DEFINE_list("sampler", ["prior"], "prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the training set's "
+                  "codes. Comma-separated for several.")
+flags.DEFINE_integer("elbo_samples", 8, "Draws per image of the -ELBO's reconstruction term.", lower_bound=1)
+flags.DEFINE_string("ood_dataset", "", "mnist, fashion_mnist or folder: score these images as out-of-distribution "
+                    "against the run's test set (AUROC).")
+flags.DEFINE_string("ood_data_dir", "", "Where the OOD data lives (required for --ood_dataset=folder).")
+flags.DEFINE_string("data_dir", "", "--mode=score: the folder of images to score.")
+flags.DEFINE_string("output", "", "evaluate: report directory (default the run directory); score: CSV path "
+                    "(default <workdir>/scores.csv).")
+flags.DEFINE_integer("seed", 0, "Seed of every draw: samples, test subsets, importance samples.")
+flags.DEFINE_integer("batch_size", 512, "Most images or latent codes per forward pass.", lower_bound=1)
+flags.DEFINE_integer("classifier_epochs", 8, "Epochs of the feature classifier, when it has to be trained.",
+                     lower_bound=1)
+flags.DEFINE_string("cache_dir", "", "Classifier cache (default $TFVAE_CACHE, else ~/.cache/tfvae).")
+FLAGS = flags.FLAGS
+
+
+def options_from_flags():
+    from tfvae import evaluation
+
+    return evaluation.EvalOptions(
+        num_samples=FLAGS.num_samples, num_images=FLAGS.num_images, sample_count=FLAGS.sample_count,
+        samplers=tuple(FLAGS.sampler), elbo_samples=FLAGS.elbo_samples, ood_dataset=FLAGS.ood_dataset,
+        ood_data_dir=FLAGS.ood_data_dir, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
+        classifier_epochs=FLAGS.classifier_epochs, cache_dir=FLAGS.cache_dir, output=FLAGS.output)
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv):
+    compare = FLAGS.compare + argv[1:]  # "--compare a b" leaves b as an argument
+    if len(argv) > 1 and not FLAGS.compare:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    from tfvae import evaluation  # after flag parsing, so --help is instant
+    from tfvae.errors import TfvaeError
+
+    try:
+        options = options_from_flags().validate()
+        if FLAGS.mode == "score":
+            path, count = evaluation.score_folder(FLAGS.workdir, FLAGS.data_dir, options, log=log)
+            print(f"scored {count} image(s); wrote {path}")
+        elif compare:
+            path, rows = evaluation.compare_runs(compare, options, log=log)
+            columns = evaluation.RUN_COLUMNS + evaluation.SAMPLER_COLUMNS + evaluation.OOD_COLUMNS
+            print(evaluation.markdown_table(rows, columns))
+            print(f"wrote {path} (each run's own eval.json and report.md are in its directory)")
+        else:
+            results = evaluation.evaluate_run(FLAGS.workdir, options, log=log)
+            columns = evaluation.RUN_COLUMNS + evaluation.SAMPLER_COLUMNS + evaluation.OOD_COLUMNS
+            rows = evaluation.result_rows(results)
+            print(evaluation.markdown_table(rows, columns))
+            out = os.path.dirname(results["figures"]["report"])
+            print(f"wrote {out}/eval.json and {out}/report.md; TensorBoard: {FLAGS.workdir}/logs/eval")
+    except TfvaeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,187 @@
+"""evaluate.py and tfvae.evaluation: the classifier cache, one tiny evaluation end to end, --compare, OOD,
+score mode, and the errors a user meets."""
+
+import csv
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO, run_script
+from tests.test_scripts import assert_one_line_error, event_tags
+from tfvae import data as data_lib
+from tfvae import evaluation, training
+from tfvae.config import Config
+from tfvae.errors import TfvaeError
+
+EVALUATE = os.path.join(REPO, "evaluate.py")
+# Small enough to keep each evaluation to seconds.
+FAST = ["--num_samples=4", "--num_images=32", "--sample_count=64", "--classifier_epochs=1", "--elbo_samples=2",
+        "--batch_size=256"]
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(mnist_dir, tmp_path_factory):
+    """An ae and a vae trained (in this process, to save start-up time) for one epoch on 256 digits, and an
+    environment for evaluate.py with its own classifier cache."""
+    root = tmp_path_factory.mktemp("eval")
+    env = dict(os.environ, KERAS_HOME=str(root / "keras_home"), TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO,
+               CUDA_VISIBLE_DEVICES="", TFVAE_CACHE=str(root / "cache"))
+    for model in ("ae", "vae"):
+        config = Config(model=model, data_dir=mnist_dir, epochs=1, batch_size=64, max_examples=256,
+                        workdir=str(root / "runs" / model))
+        training.train(config, verbose=0, log=lambda message: None)
+    return root, env
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """Eight noise images of another size (they are resized), plus one file that is not an image."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)).save(folder / f"noise{i}.png")
+    (folder / "notes.png").write_text("not an image")
+    return folder
+
+
+def synthetic_dataset(count=256, side=8):
+    """Two classes that a classifier learns in one epoch: bright left half vs bright right half."""
+    rng = np.random.default_rng(0)
+    y = np.arange(count) % 2
+    x = rng.integers(0, 60, size=(count, side, side, 1)).astype(np.uint8)
+    for i, label in enumerate(y):
+        x[i, :, label * side // 2:(label + 1) * side // 2] += 180
+    half = count // 2
+    return data_lib.Dataset("synthetic", "test data", x[:half], y[:half], x[half:], y[half:], ["left", "right"])
+
+
+def test_classifier_is_trained_once_then_loaded_from_the_cache(tmp_path):
+    dataset = synthetic_dataset()
+    messages = []
+    first = evaluation.load_or_train_classifier(dataset, str(tmp_path), epochs=2, log=messages.append)
+    path = first.info["path"]
+    assert first.trained_now and os.path.isfile(path) and path.startswith(str(tmp_path))
+    assert first.info["test_accuracy"] > 0.9
+    assert any("training the feature classifier" in m for m in messages)
+    mtime = os.stat(path).st_mtime_ns
+
+    messages.clear()
+    second = evaluation.load_or_train_classifier(dataset, str(tmp_path), epochs=2, log=messages.append)
+    assert not second.trained_now and second.info["test_accuracy"] == first.info["test_accuracy"]
+    assert os.stat(path).st_mtime_ns == mtime and not messages
+    f1, p1 = first.features_and_probs(dataset.x_test / 255.0)
+    f2, p2 = second.features_and_probs(dataset.x_test / 255.0)
+    np.testing.assert_allclose(f1, f2, rtol=1e-5, atol=1e-6)
+    assert f1.shape == (len(dataset.x_test), 128) and p1.shape == (len(dataset.x_test), 2)
+
+    # Other data (here: fewer training images) gets its own classifier.
+    other = synthetic_dataset(count=200)
+    assert evaluation.classifier_path(other, str(tmp_path)) != path
+
+
+def test_unlabelled_data_has_no_classifier(tmp_path):
+    dataset = synthetic_dataset()
+    dataset.y_train = dataset.y_test = dataset.class_names = None
+    with pytest.raises(TfvaeError, match="no class labels"):
+        evaluation.load_or_train_classifier(dataset, str(tmp_path), epochs=1)
+
+
+def figures_in(report):
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+
+
+def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
+    root, env = tiny_runs
+    workdir = root / "runs" / "vae"
+    proc = run_script([EVALUATE, f"--workdir={workdir}", *FAST, "--sampler=prior,gmm", "--ood_dataset=folder",
+                       f"--ood_data_dir={image_folder}"], env)
+    assert "| vae | vae | prior |" in proc.stdout and "real test vs real train" in proc.stdout
+    assert "wrote" in proc.stdout.splitlines()[-1]
+
+    results = json.loads((workdir / "eval.json").read_text())
+    m = results["metrics"]
+    for key in ("neg_elbo", "reconstruction", "kl", "iwae_nll", "iwae_neg_elbo", "elbo_gap", "mse", "psnr",
+                "classifier_test_accuracy", "floor_fcd", "floor_precision", "ood_auroc", "ood_auroc_complexity"):
+        assert isinstance(m[key], float), key
+    assert m["neg_elbo"] == pytest.approx(m["reconstruction"] + m["kl"])
+    assert m["iwae_num_images"] == 32 and m["iwae_num_samples"] == 4 and results["run"]["num_test_images"] == 64
+    assert m["elbo_gap"] > -1.0  # never negative beyond noise
+    for sampler in ("prior", "gmm"):
+        entry = results["samplers"][sampler]
+        assert set(entry) >= {"fcd", "inception_score", "precision", "recall", "grid"}
+        assert 0.0 <= entry["precision"] <= 1.0 and entry["fcd"] >= -1e-6
+    assert results["ood"]["num_out"] == 8 and 0.0 <= m["ood_auroc"] <= 1.0
+    assert results["classifier"]["path"].startswith(str(root / "cache"))
+
+    report = (workdir / "report.md").read_text()
+    figures = figures_in(report)
+    assert {"eval_worst_reconstructions.png", "eval_samples_prior.png", "eval_samples_gmm.png",
+            "eval_ood_scores.png"} <= set(figures)
+    for name in figures:
+        assert Image.open(workdir / name).size[0] > 0
+    assert Image.open(workdir / "eval_samples_prior.png").size == (10 * 28, 10 * 28)
+    tags = event_tags(str(workdir / "logs" / "eval"))
+    assert "prior/eval/iwae_nll" in tags and "gmm/eval/fcd" in tags
+    assert any(t.endswith("_hparams_/session_start_info") for t in tags), sorted(tags)
+
+    # Score mode (through the API: the CLI is the same few lines): one CSV row per decodable image.
+    out = root / "scores.csv"
+    options = evaluation.EvalOptions(num_samples=4, num_images=32, elbo_samples=2, output=str(out))
+    path, count = evaluation.score_folder(str(workdir), str(image_folder), options, log=lambda m: None)
+    assert path == str(out) and count == 8
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == [f"noise{i}.png" for i in range(8)]
+    assert set(rows[0]) == set(evaluation.SCORE_FIELDS)
+    for row in rows:
+        assert float(row["neg_elbo"]) > 0 and 0 <= float(row["test_percentile"]) <= 100
+        assert float(row["complexity_score"]) == pytest.approx(float(row["neg_elbo"]) - float(row["png_nats"]),
+                                                               rel=1e-4)
+
+
+def test_compare_ae_and_vae(tiny_runs):
+    root, env = tiny_runs
+    runs_dir = root / "runs"
+    # Space-separated as in the README; the classifier cached by another evaluation is reused, or trained once.
+    proc = run_script([EVALUATE, "--compare", str(runs_dir / "ae"), str(runs_dir / "vae"), *FAST,
+                       "--sampler=prior,gmm"], env)
+    assert proc.stderr.count("training the feature classifier") <= 1
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    cells = [[c.strip() for c in line.split("|")[1:4]] for line in table[1:5]]
+    assert cells == [["ae", "ae", "prior"], ["ae", "ae", "gmm"], ["vae", "vae", "prior"], ["vae", "vae", "gmm"]]
+    compare = runs_dir / "compare"
+    report = (compare / "compare.md").read_text()
+    grids = figures_in(report)
+    assert len(grids) == 4 and all((compare / g).is_file() for g in grids)
+    rows = json.loads((compare / "compare.json").read_text())["rows"]
+    ae_row = next(r for r in rows if r["model"] == "ae")
+    assert ae_row["neg_elbo"] is None and ae_row["mse"] is not None and ae_row["fcd"] is not None
+    for model in ("ae", "vae"):
+        assert (runs_dir / model / "eval.json").is_file()
+
+
+def test_evaluate_errors(tiny_runs, tmp_path):
+    root, env = tiny_runs
+    proc = run_script([EVALUATE], env, cwd=tmp_path, check=False)  # default runs/latest: none here
+    assert_one_line_error(proc, "no trained run at runs/latest", "python train.py")
+    assert proc.returncode == 2
+
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text(json.dumps({"model": "vae"}))
+    options = evaluation.EvalOptions(sample_count=64, num_samples=2)
+    with pytest.raises(TfvaeError, match="half has no encoder.keras yet"):
+        evaluation.evaluate_run(str(tmp_path / "half"), options)
+    with pytest.raises(TfvaeError, match="no trained run"):
+        evaluation.compare_runs([str(root / "runs" / "vae"), str(tmp_path / "nope")], options)
+    with pytest.raises(TfvaeError, match="--sampler=flow"):
+        evaluation.EvalOptions(samplers=("flow",)).validate()
+    with pytest.raises(TfvaeError, match="--ood_dataset=folder needs --ood_data_dir"):
+        evaluation.EvalOptions(ood_dataset="folder").validate()
+    with pytest.raises(TfvaeError, match="unknown --ood_dataset='cifar'"):
+        evaluation.EvalOptions(ood_dataset="cifar").validate()
+    with pytest.raises(TfvaeError, match="--mode=score needs --data_dir"):
+        evaluation.score_folder(str(root / "runs" / "vae"), "", options)

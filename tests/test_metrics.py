@@ -1,0 +1,198 @@
+"""tfvae.metrics against closed forms and known cases."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import special
+
+from tfvae import losses, metrics
+from tfvae.models import build_model
+
+# ---------------------------------------------------------------------------------------------------------
+# Likelihood
+
+
+@pytest.fixture(scope="module")
+def tiny_vae():
+    """An untrained MLP VAE on 8x8 images with a 2-D latent, and 6 binary images.
+
+    The decoder's weights are scaled up so that p(x|z) varies sharply with z while the (untrained) encoder's
+    q(z|x) knows nothing of it: the ELBO is then tens of nats below log p(x), and the IWAE estimate must
+    close that gap as K grows.
+    """
+    keras_seed = 3
+    tf.keras.utils.set_random_seed(keras_seed)
+    model = build_model("vae", (8, 8, 1), 2, arch="mlp", hidden=16, seed=keras_seed)
+    for layer in model.decoder.layers:
+        if layer.get_weights():
+            layer.set_weights([3.0 * w for w in layer.get_weights()])
+    images = (np.random.default_rng(0).uniform(size=(6, 8, 8, 1)) < 0.3).astype("float32")
+    return model, images
+
+
+def exact_log_likelihood(decoder, images, likelihood, half_width=6.0, steps=241):
+    """log p(x) = log of the integral of p(x|z) p(z) over a 2-D grid (midpoint rule)."""
+    ticks = np.linspace(-half_width, half_width, steps)
+    z = np.stack(np.meshgrid(ticks, ticks, indexing="ij"), axis=-1).reshape(-1, 2).astype("float32")
+    cell = (ticks[1] - ticks[0]) ** 2
+    logits = decoder.predict(z, batch_size=8192, verbose=0)
+    log_pz = -0.5 * np.sum(z.astype("float64") ** 2, axis=1) - math.log(2 * math.pi)
+    out = []
+    for x in images:
+        log_px = metrics.decoder_log_prob(np.repeat(x[None], len(z), axis=0), logits, likelihood).numpy()
+        out.append(special.logsumexp(log_px + log_pz) + math.log(cell))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_iwae_approaches_the_exact_likelihood_and_bounds_the_elbo(tiny_vae, likelihood):
+    model, images = tiny_vae
+    exact = exact_log_likelihood(model.decoder, images, likelihood)
+    terms = {k: metrics.likelihood_terms(model.encoder, model.decoder, images, k, likelihood=likelihood,
+                                         max_batch=600, seed=1)
+             for k in (1, 10, 1000)}
+    nll = {k: np.mean(t["nll"]) for k, t in terms.items()}
+    # The bound tightens with k (on average over images) and reaches the quadrature's value.
+    assert nll[1] > nll[10] + 1.0 > nll[1000] + 1.0
+    assert abs(nll[1000] - np.mean(-exact)) < 0.1
+    np.testing.assert_allclose(terms[1000]["nll"], -exact, atol=0.3)
+    # IWAE >= ELBO: -ELBO is well above the NLL for this mismatched encoder.
+    assert np.mean(terms[1000]["neg_elbo"]) > nll[1000] + 2.0
+    np.testing.assert_allclose(terms[10]["neg_elbo"], terms[10]["reconstruction"] + terms[10]["kl"])
+
+
+def test_likelihood_terms_do_not_depend_on_the_batching(tiny_vae):
+    model, images = tiny_vae
+    a = metrics.likelihood_terms(model.encoder, model.decoder, images, 50, max_batch=1000, seed=4)
+    b = metrics.likelihood_terms(model.encoder, model.decoder, images, 50, max_batch=20, seed=4)
+    # Different chunking draws different noise: only the estimates agree, not the draws.
+    np.testing.assert_allclose(a["kl"], b["kl"], rtol=1e-6)
+    assert abs(np.mean(a["nll"]) - np.mean(b["nll"])) < 0.5
+
+
+def test_gaussian_likelihood_is_the_squared_error_up_to_its_constant():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(3, 4, 4, 1)).astype("float32")
+    logits = rng.normal(size=(3, 4, 4, 1)).astype("float32")
+    expected = -np.asarray(losses.squared_error(x, logits)) - 0.5 * 16 * math.log(math.pi)
+    np.testing.assert_allclose(metrics.decoder_log_prob(x, logits, "gaussian"), expected, rtol=1e-5)
+    np.testing.assert_allclose(metrics.decoder_log_prob(x, logits, "bernoulli"),
+                               -np.asarray(losses.bernoulli_nll(x, logits)), rtol=1e-6)
+    assert metrics.likelihood_for_loss("bce") == "bernoulli" and metrics.likelihood_for_loss("mse") == "gaussian"
+
+
+def test_bits_per_dim():
+    np.testing.assert_allclose(metrics.bits_per_dim(784 * math.log(2.0), 784), 1.0)
+
+
+def test_reconstruct_and_mse_psnr(tiny_vae):
+    model, images = tiny_vae
+    recon, nll = metrics.reconstruct(model.encoder, model.decoder, images)
+    assert recon.shape == images.shape and nll.shape == (len(images),) and np.all(nll > 0)
+    mse, psnr = metrics.mse_psnr(np.zeros((2, 4, 4, 1)), np.stack([np.full((4, 4, 1), 0.1), np.zeros((4, 4, 1))]))
+    np.testing.assert_allclose(mse, [0.01, 0.0], atol=1e-12)
+    np.testing.assert_allclose(psnr, [20.0, 100.0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sample quality
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero():
+    features = np.random.default_rng(0).normal(size=(500, 8))
+    assert abs(metrics.frechet_distance_of_features(features, features)) < 1e-6
+
+
+def random_spd(rng, d):
+    a = rng.normal(size=(d, d))
+    return a @ a.T + 0.1 * np.eye(d)
+
+
+def test_frechet_distance_matches_an_independent_computation():
+    rng = np.random.default_rng(1)
+    d = 5
+    m1, m2, c1, c2 = rng.normal(size=d), rng.normal(size=d), random_spd(rng, d), random_spd(rng, d)
+    # Tr (C1 C2)^(1/2) = Tr (C1^(1/2) C2 C1^(1/2))^(1/2): symmetric, so eigenvalues suffice.
+    w, v = np.linalg.eigh(c1)
+    root1 = v @ np.diag(np.sqrt(w)) @ v.T
+    trace_root = np.sum(np.sqrt(np.linalg.eigvalsh(root1 @ c2 @ root1)))
+    expected = np.sum((m1 - m2) ** 2) + np.trace(c1) + np.trace(c2) - 2 * trace_root
+    assert metrics.frechet_distance(m1, c1, m2, c2) == pytest.approx(expected, rel=1e-8)
+    # One dimension: (m1 - m2)^2 + (s1 - s2)^2.
+    assert metrics.frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4.0 + 1.0)
+
+
+def test_frechet_distance_of_samples_approaches_the_formula():
+    rng = np.random.default_rng(2)
+    a = rng.normal(0.0, 1.0, size=(20000, 2))
+    b = rng.normal(1.0, 2.0, size=(20000, 2))
+    # Per dimension (0 - 1)^2 + (1 - 2)^2 = 2.
+    assert metrics.frechet_distance_of_features(a, b) == pytest.approx(4.0, abs=0.1)
+
+
+def test_inception_score_bounds():
+    assert metrics.inception_score(np.full((100, 10), 0.1))[0] == pytest.approx(1.0)
+    confident = np.eye(10)[np.arange(1000) % 10]
+    assert metrics.inception_score(confident)[0] == pytest.approx(10.0)
+    mean, std = metrics.inception_score(confident, num_splits=10)
+    assert mean == pytest.approx(10.0) and std == pytest.approx(0.0, abs=1e-9)
+    one_class = np.eye(10)[np.zeros(50, int)]
+    assert metrics.inception_score(one_class)[0] == pytest.approx(1.0)
+
+
+def test_precision_recall_known_cases():
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(300, 4))
+    assert metrics.precision_recall(real, real, k=3, batch_size=64) == (1.0, 1.0)
+    far = rng.normal(size=(200, 4)) + 100.0
+    assert metrics.precision_recall(real, far, k=3) == (0.0, 0.0)
+    # Generated samples that cover only half of the real data: precise, but half the recall.
+    half = real[real[:, 0] > 0]
+    precision, recall = metrics.precision_recall(real, half, k=3)
+    assert precision == 1.0 and 0.3 < recall < 0.8
+
+
+def test_knn_radii_are_the_kth_neighbour_distance():
+    points = np.array([[0.0], [1.0], [3.0], [6.0]])
+    np.testing.assert_allclose(metrics.knn_radii(points, k=1), [1.0, 1.0, 4.0, 9.0])
+    np.testing.assert_allclose(metrics.knn_radii(points, k=2), [9.0, 4.0, 9.0, 25.0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Anomaly detection and the ex-post density
+
+
+def test_auroc_known_cases():
+    assert metrics.auroc([0.1, 0.2, 0.3], [0.5, 0.9]) == 1.0
+    assert metrics.auroc([0.5, 0.9], [0.1, 0.2, 0.3]) == 0.0
+    same = np.random.default_rng(0).normal(size=100)
+    assert metrics.auroc(same, same) == 0.5
+    assert metrics.auroc([1.0, 1.0], [1.0, 1.0, 1.0]) == 0.5  # all ties
+    assert metrics.auroc([0.0, 2.0], [1.0, 3.0]) == 0.75
+
+
+def test_complexity_score_and_png_length():
+    flat = np.zeros((1, 28, 28, 1), np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, size=(1, 28, 28, 1), dtype=np.uint8)
+    lengths = metrics.png_length_nats(np.concatenate([flat, noise]))
+    assert lengths[0] < lengths[1]
+    # Incompressible noise needs at least 8 bits per pixel.
+    assert lengths[1] >= 28 * 28 * 8 * math.log(2.0)
+    np.testing.assert_allclose(metrics.complexity_corrected_score([100.0, 100.0], lengths), 100.0 - lengths)
+
+
+def test_gaussian_mixture_recovers_two_separated_clusters():
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal([-10.0, 0.0], 1.0, size=(600, 2)), rng.normal([10.0, 5.0], 0.5, size=(400, 2))])
+    gmm = metrics.fit_gaussian_mixture(z, num_components=2, seed=0)
+    order = np.argsort(gmm.means[:, 0])
+    np.testing.assert_allclose(gmm.means[order], [[-10.0, 0.0], [10.0, 5.0]], atol=0.2)
+    np.testing.assert_allclose(gmm.weights[order], [0.6, 0.4], atol=0.02)
+    np.testing.assert_allclose(gmm.covariances[order[1]], 0.25 * np.eye(2), atol=0.05)
+    samples = gmm.sample(2000, seed=1)
+    assert samples.dtype == np.float32 and samples.shape == (2000, 2)
+    assert np.mean(samples[:, 0] > 0) == pytest.approx(0.4, abs=0.05)
+    np.testing.assert_array_equal(samples, gmm.sample(2000, seed=1))
+    assert gmm.log_prob([[-10.0, 0.0]])[0] > gmm.log_prob([[0.0, 0.0]])[0]

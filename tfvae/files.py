@@ -40,18 +40,24 @@ def temporary_path(path):
     return f"{path}.tmp"
 
 
-def atomic_save(path, save, label=None):
-    """Writes ``path`` by calling ``save(temporary_path)``, syncing it to disk, and renaming it into place.
+def atomic_save(path, save, label=None, tmp=None):
+    """Writes ``path`` by calling ``save(tmp)``, syncing it to disk, and renaming it into place.
 
     Args:
       path: the destination.
       save: a function that writes a complete file at the path it is given.
       label: the name of this file in ``crash_point`` names (default: the file's base name).
+      tmp: the temporary path (default ``temporary_path(path)``); it must match ``*.tmp*``.
     """
     label = label or os.path.basename(path)
-    tmp = temporary_path(path)
-    save(tmp)
-    _fsync(tmp)
+    tmp = tmp or temporary_path(path)
+    try:
+        save(tmp)
+        _fsync(tmp)
+    except Exception:  # e.g. a full disk: free the space the partial file takes (a kill leaves it to the next run)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     crash_point(f"{label}-tmp-written")
     os.replace(tmp, path)
     _fsync(os.path.dirname(os.path.abspath(path)))
@@ -80,10 +86,14 @@ def _fsync(path):
 
 
 def remove_stale_temporaries(*directories):
-    """Deletes ``*.tmp*`` files that a killed process left in ``directories``; returns their paths.
+    """Deletes ``*.tmp*`` files that a killed process left in ``directories`` and the folders directly in them.
+
+    Returns:
+      the deleted paths.
 
     Call it only while holding the run's ``RunLock``: a live writer's temporaries look the same.
     """
+    directories = [d for directory in directories for d in (directory, *_subdirectories(directory))]
     removed = []
     for directory in directories:
         if not os.path.isdir(directory):
@@ -96,9 +106,19 @@ def remove_stale_temporaries(*directories):
     return removed
 
 
+def _subdirectories(directory):
+    """The folders directly under ``directory`` (TensorBoard's train/, validation/, images/ under logs/)."""
+    if not os.path.isdir(directory):
+        return []
+    return [os.path.join(directory, d) for d in sorted(os.listdir(directory))
+            if os.path.isdir(os.path.join(directory, d)) and not os.path.islink(os.path.join(directory, d))]
+
+
 def describe_os_error(error):
-    """``"Read-only file system"``-style text of an OSError (or its str when it has no strerror)."""
-    return error.strerror or str(error).splitlines()[0] or type(error).__name__
+    """``"Read-only file system"``-style text of an OSError (h5py's carry pages of detail after the errno)."""
+    if error.errno:
+        return os.strerror(error.errno)
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -202,7 +222,8 @@ def truncate_event_files(logdir, last_step):
                     for record in records:
                         writer.write(record)
 
-            atomic_save(path, write, label="events")
+            # TensorBoard reads every file with "tfevents" in its name: the temporary must not have it.
+            atomic_save(path, write, label="events", tmp=os.path.join(os.path.dirname(path), "rewrite.tmp"))
     return dropped
 
 

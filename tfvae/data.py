@@ -542,13 +542,15 @@ def _load_folder(data_dir, image_size, channels):
 
     kept, test_images = [], {}
     with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        for i, (image, problem) in enumerate(pool.map(check, range(len(paths)), chunksize=64)):
-            if problem:
-                skipped[paths[i]] = problem
-            else:
-                kept.append(i)
-                if image is not None:
-                    test_images[i] = image
+        for start in range(0, len(paths), 1024):  # In slices: a future per file costs ~2 KB until it is read.
+            indices = range(start, min(start + 1024, len(paths)))
+            for i, (image, problem) in zip(indices, pool.map(check, indices)):
+                if problem:
+                    skipped[paths[i]] = problem
+                else:
+                    kept.append(i)
+                    if image is not None:
+                        test_images[i] = image
     if not kept:
         raise DataError(f"no decodable images found under {data_dir} ({len(skipped)} files skipped); "
                         f"add {', '.join(IMAGE_EXTENSIONS)} files")

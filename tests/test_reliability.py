@@ -134,6 +134,9 @@ def test_a_run_killed_at_every_moment_ends_as_if_never_killed(mnist_dir, tmp_pat
         # At every moment state.json names a complete checkpoint.
         state = json.loads(open(os.path.join(workdir, "checkpoints", "state.json")).read())
         assert os.path.isfile(os.path.join(workdir, "checkpoints", state["checkpoint"])), point
+        if not os.path.exists(os.path.join(workdir, "decoder.keras")):  # killed before the first export
+            with pytest.raises(TfvaeError, match="has no decoder.keras yet .*stopped during its first epoch"):
+                runs.load_model_file(workdir, "decoder")
     monkeypatch.undo()
     messages = []
     training.train(tiny_config(mnist_dir, workdir, epochs=3), verbose=0, log=messages.append)
@@ -145,6 +148,23 @@ def test_a_run_killed_at_every_moment_ends_as_if_never_killed(mnist_dir, tmp_pat
         np.testing.assert_array_equal(a, b)
     train_losses = [[row[k] for k in ("epoch", "loss", "reconstruction", "kl")] for row in history(workdir)]
     assert train_losses == [[row[k] for k in ("epoch", "loss", "reconstruction", "kl")] for row in history(reference)]
+
+
+def test_checkpoints_inside_an_epoch_keep_its_running_losses(mnist_dir, tmp_path, monkeypatch, eager):
+    workdir = str(tmp_path / "run")
+    config = tiny_config(mnist_dir, workdir, epochs=2, batch_size=16, checkpoint_every_steps=3)  # 4 steps/epoch
+    kill_at(monkeypatch, "step-end", 4)  # after step 4, before epoch 1 is recorded: the last checkpoint is at 3
+    with pytest.raises(Killed):
+        quiet_train(config)
+    state = json.loads(open(os.path.join(workdir, "checkpoints", "state.json")).read())
+    assert (state["epoch"], state["step_in_epoch"], state["checkpoint"]) == (0, 3, "ckpt-0-3.weights.h5")
+    assert sorted(state["metrics"]) == ["kl", "loss", "reconstruction"]
+    assert state["metrics"]["loss"][1] == 3  # the running mean's count: 3 batches
+    monkeypatch.undo()
+    messages = []
+    training.train(config, verbose=0, log=messages.append)
+    assert f"resuming {workdir} after epoch 0 + 3 of its 4 steps" in messages
+    assert_complete_run(workdir, 2)
 
 
 def test_a_real_kill_mid_checkpoint_frees_the_lock_and_resumes(mnist_dir, offline_env, tmp_path):
@@ -248,6 +268,14 @@ def test_a_failed_write_keeps_the_last_checkpoint(mnist_dir, tmp_path, monkeypat
     monkeypatch.undo()
     quiet_train(tiny_config(mnist_dir, workdir, epochs=2))
     assert_complete_run(workdir, 2)
+
+
+def test_data_dir_that_is_a_file_is_a_clear_error_and_leaves_no_run_directory(tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"")
+    config = Config(data_dir=str(tmp_path / "mnist.npz"), workdir=str(tmp_path / "run"))
+    with pytest.raises(TfvaeError, match=r"^--data_dir .*mnist.npz is not a directory; pass the directory that "):
+        quiet_train(config)
+    assert not (tmp_path / "run").exists()
 
 
 def test_unwritable_workdirs_are_refused_before_loading_anything(tmp_path):

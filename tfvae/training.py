@@ -280,6 +280,13 @@ def _noise_states(model):
     return [generator.state for layer in model._flatten_layers() for generator in layer._seed_generators]
 
 
+def _set_learning_rate(optimizer, value):
+    """Sets a constant learning rate (one given by a schedule is left to the schedule)."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
+    if not isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        optimizer.learning_rate = value
+
+
 def weights_are_finite(model):
     return all(np.isfinite(w).all() for w in model.get_weights())
 
@@ -356,6 +363,7 @@ class RunRecorder(keras.callbacks.Callback):
             for metric in self.model.metrics:
                 for variable, value in zip(metric.variables, self.resume_metrics.get(metric.name, ())):
                     variable.assign(value)
+        self.global_step = epoch * self.steps_per_epoch + self.step
 
     def on_train_batch_end(self, batch, logs=None):
         self.step = self.first_step + batch + 1
@@ -365,8 +373,10 @@ class RunRecorder(keras.callbacks.Callback):
         self.step_losses.append(loss)
         files.crash_point("step-end")
         every = self.checkpoint_every_steps
-        global_step = self.epoch * self.steps_per_epoch + self.step
-        if every and global_step % every == 0 and self.step < self.steps_per_epoch:
+        global_step, previous = self.epoch * self.steps_per_epoch + self.step, self.global_step
+        self.global_step = global_step
+        # "Crossed a multiple of every" rather than "is one": fit may report several steps at once.
+        if every and global_step // every > previous // every and self.step < self.steps_per_epoch:
             self._check_finite(self.epoch + 1, self.step)
             metrics = {m.name: [float(keras.ops.convert_to_numpy(v)) for v in m.variables] for m in self.model.metrics}
             self.checkpointer.save(self.model, self.epoch, self.step, metrics)
@@ -561,7 +571,7 @@ def _train(config, strategy, verbose, log, callbacks):
     if state:
         # The optimizer's state came back with the checkpoint, its learning rate too: the flag wins (a run
         # stopped by a diverging loss is resumed with a lower --learning_rate).
-        model.optimizer.learning_rate = config.learning_rate
+        _set_learning_rate(model.optimizer, config.learning_rate)
         log(f"resuming {config.workdir} after epoch {initial_epoch}"
             + (f" + {step_in_epoch} of its {steps_per_epoch} steps" if step_in_epoch else ""))
     history_path = os.path.join(config.workdir, "history.csv")

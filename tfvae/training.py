@@ -26,7 +26,6 @@ anything of its epoch is written.
 
 import csv
 import errno
-import gc
 import json
 import math
 import os
@@ -248,7 +247,14 @@ class Checkpointer:
         """Writes the checkpoint of ``epoch`` finished epochs (plus ``step_in_epoch`` batches of the next)."""
         os.makedirs(self.directory, exist_ok=True)
         name = f"ckpt-{epoch}-{step_in_epoch}.weights.h5" if step_in_epoch else f"ckpt-{epoch}.weights.h5"
-        files.atomic_save(os.path.join(self.directory, name), model.save_weights, label="checkpoint")
+        path = os.path.join(self.directory, name)
+        # HDF5 cannot recover from a disk that fills up under it (the process crashes when it exits): look first.
+        variables = model.weights + model.optimizer.variables
+        need = 1.1 * sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables) + 2**18
+        disk = os.statvfs(self.directory)
+        if disk.f_bavail * disk.f_frsize < need:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), files.temporary_path(path))
+        files.atomic_save(path, model.save_weights, label="checkpoint")
         state = {"epoch": epoch, "checkpoint": name,
                  "noise": [keras.ops.convert_to_numpy(v).tolist() for v in _noise_states(model)]}
         if step_in_epoch:
@@ -594,7 +600,7 @@ def _train(config, strategy, verbose, log, callbacks):
     segments = [(initial_epoch, initial_epoch + 1, step_in_epoch)] if step_in_epoch else []
     if initial_epoch + bool(step_in_epoch) < config.epochs:
         segments.append((initial_epoch + bool(step_in_epoch), config.epochs, 0))
-    write_failure, unraisablehook = None, sys.unraisablehook
+    write_failure = None
     try:
         for first, last, skip in segments:
             recorder.resume_at(first, skip, state.get("metrics") if skip else None)
@@ -604,9 +610,6 @@ def _train(config, strategy, verbose, log, callbacks):
                       shuffle=False)
     except OSError as e:  # a full or read-only disk, from our files, h5py or Keras
         write_failure = _write_error(config.workdir, checkpointer, files.describe_os_error(e), e.filename)
-        # The files the failed write left open are closed when this block drops the traceback that holds them;
-        # h5py would print each close's failure (the same full disk) as an "Exception ignored" traceback.
-        sys.unraisablehook = _ignore
     except tf.errors.OpError as e:  # from TensorBoard's writers, or the pipeline decoding images
         found = re.search(r"DataError: (.*)", e.message)
         if found:
@@ -618,8 +621,6 @@ def _train(config, strategy, verbose, log, callbacks):
     finally:
         recorder.close()
     if write_failure:
-        gc.collect()
-        sys.unraisablehook = unraisablehook
         raise TfvaeError(write_failure)
     if not segments:
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
@@ -628,10 +629,6 @@ def _train(config, strategy, verbose, log, callbacks):
     result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),
             "workdir": config.workdir}
-
-
-def _ignore(*args):
-    pass
 
 
 def describe_checkpoint(state):

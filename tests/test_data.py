@@ -398,7 +398,7 @@ GOOD_KINDS = ("rgb", "gray", "rgba", "palette", "gray16", "jpeg")
 BAD_KINDS = ("truncated", "empty", "text", "bomb", "loop", "outside")
 
 
-@hypothesis.settings(max_examples=15, deadline=None,
+@hypothesis.settings(max_examples=15, deadline=None, database=None,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(kinds=st.lists(st.sampled_from(GOOD_KINDS + BAD_KINDS + ("hidden",)), max_size=8),
                   channels=st.sampled_from([1, 3]), nested=st.booleans())
@@ -431,6 +431,7 @@ def test_any_messy_folder_gives_its_good_images_or_a_clear_error(kinds, channels
         assert train.shape[1:] == ds.x_test.shape[1:] == (8, 8, channels)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, for big.png: expected
 def test_each_skipped_file_says_why(tmp_path):
     rng = np.random.default_rng(0)
     root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"

@@ -344,6 +344,25 @@ def test_skipped_images_are_listed_in_the_run_directory(tmp_path):
     assert f"skipped 2 file(s) that could not be decoded; listed in {workdir / 'skipped_files.txt'}" in messages
 
 
+def test_an_image_broken_during_training_is_a_clear_error(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(12):
+        Image.new("L", (8, 8), 20 * i).save(folder / f"{i:02d}.png")
+
+    class BreakTheImages(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for path in folder.iterdir():
+                path.write_bytes(b"")
+
+    config = Config(dataset="folder", data_dir=str(folder), image_size=8, channels=1, filters=(8,), epochs=4,
+                    batch_size=4, workdir=str(tmp_path / "run"), strategy="default")
+    with pytest.raises(TfvaeError, match=r"^.*/\d\d.png could not be decoded any more \(an empty file\); was it "
+                                         r"changed or removed after training started\? Fix or remove it and run"):
+        quiet_train(config, callbacks=[BreakTheImages()])
+    assert history(str(tmp_path / "run"))[0]["epoch"] == "1"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Untrusted model files
 

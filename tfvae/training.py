@@ -600,7 +600,6 @@ def _train(config, strategy, verbose, log, callbacks):
     segments = [(initial_epoch, initial_epoch + 1, step_in_epoch)] if step_in_epoch else []
     if initial_epoch + bool(step_in_epoch) < config.epochs:
         segments.append((initial_epoch + bool(step_in_epoch), config.epochs, 0))
-    write_failure = None
     try:
         for first, last, skip in segments:
             recorder.resume_at(first, skip, state.get("metrics") if skip else None)
@@ -609,7 +608,7 @@ def _train(config, strategy, verbose, log, callbacks):
                       steps_per_epoch=steps_per_epoch - skip, callbacks=[recorder, *callbacks], verbose=verbose,
                       shuffle=False)
     except OSError as e:  # a full or read-only disk, from our files, h5py or Keras
-        write_failure = _write_error(config.workdir, checkpointer, files.describe_os_error(e), e.filename)
+        raise TfvaeError(_write_error(config.workdir, checkpointer, files.describe_os_error(e), e.filename)) from None
     except tf.errors.OpError as e:  # from TensorBoard's writers, or the pipeline decoding images
         found = re.search(r"DataError: (.*)", e.message)
         if found:
@@ -617,11 +616,9 @@ def _train(config, strategy, verbose, log, callbacks):
         reason = next((os.strerror(n) for n in _DISK_ERRORS if os.strerror(n) in e.message), None)
         if not reason:
             raise
-        write_failure = _write_error(config.workdir, checkpointer, reason)
+        raise TfvaeError(_write_error(config.workdir, checkpointer, reason)) from None
     finally:
         recorder.close()
-    if write_failure:
-        raise TfvaeError(write_failure)
     if not segments:
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
         export_models(model, config.workdir)

@@ -48,6 +48,9 @@ flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder, squared error summed over pixels.")
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and sampling noise.")
+flags.DEFINE_integer("checkpoint_every_steps", 0, "Also checkpoint every this many steps inside an epoch, so "
+                     "that a killed run loses at most that many steps (0: at the end of each epoch only).",
+                     lower_bound=0)
 flags.DEFINE_enum("strategy", "auto", config_lib.STRATEGIES, "auto: all GPUs mirrored when there are several, "
                   "else the one GPU, else the CPU.")
 flags.DEFINE_string("workdir", "", "Run directory (default runs/<model>-<dataset>-z<latent>); runs/latest "
@@ -61,7 +64,8 @@ def config_from_flags():
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, download=FLAGS.download, image_size=FLAGS.image_size,
         channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, binarize=FLAGS.binarize,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, beta=FLAGS.beta,
-        loss=FLAGS.loss, seed=FLAGS.seed, strategy=FLAGS.strategy, workdir=FLAGS.workdir)
+        loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+        strategy=FLAGS.strategy, workdir=FLAGS.workdir)
 
 
 def main(argv):

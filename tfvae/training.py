@@ -4,18 +4,32 @@ A run directory holds everything a run produces::
 
     config.json            the resolved Config
     history.csv            one row per finished epoch: losses, test losses, seconds, examples/s
-    checkpoints/           ckpt-<epoch>.weights.h5 (model + optimizer + noise state) and state.json
+    checkpoints/           ckpt-<epoch>[-<step>].weights.h5 (model + optimizer + noise state) and state.json
     encoder.keras          images [0, 1] (+ one-hot labels) -> {z_mean, z_log_var, z}
     decoder.keras          z (+ one-hot labels) -> logits
-    logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures
+    logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures; step = epoch (1, 2, ...)
+    skipped_files.txt      folder data only: the files that could not be decoded, and why
+    .lock                  held (fcntl.flock) by the train.py writing the directory
 
-Running the same command again resumes from the last finished epoch. Every file is written to a temporary
-name and renamed into place, so a run killed mid-write leaves the previous good copy.
+Running the same command again resumes where the last checkpoint left off: after the last finished epoch, or
+with ``--checkpoint_every_steps`` inside an epoch, skipping the batches already trained on. The training data
+is one stream whose order depends only on the seed (``data.make_pipeline(repeat=True)``), so a resumed run
+sees exactly the batches an uninterrupted one would.
+
+What a kill at any moment leaves: every file is written under a temporary name and renamed into place
+(``tfvae.files``), and an epoch is recorded in this order: TensorBoard scalars and images (flushed),
+history.csv, the checkpoint (weights, then state.json naming them), encoder.keras and decoder.keras. The
+checkpoint is the commit point: on resume, history rows and TensorBoard points after it are dropped and
+written again, so no epoch is missing or duplicated. A non-finite loss or weight stops the run before
+anything of its epoch is written.
 """
 
 import csv
+import errno
 import json
+import math
 import os
+import re
 import sys
 import time
 
@@ -24,11 +38,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae import sampling
+from tfvae import files, sampling
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import build_model, networks
 
+SKIPPED_FILES = "skipped_files.txt"
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
 HISTORY_FIELDS = ("epoch", "loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl",
                   "learning_rate", "seconds", "train_seconds", "examples_per_sec")
 
@@ -61,20 +77,9 @@ def make_strategy(name="auto", devices=None):
 # Files
 
 
-def atomic_write_text(path, text):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def atomic_save_model(model, path):
     """Saves a ``.keras`` file through a temporary name so a kill never leaves a half-written file."""
-    tmp = path[: -len(".keras")] + ".tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    files.atomic_save(path, model.save)
 
 
 def point_latest(workdir):
@@ -98,12 +103,31 @@ def read_history(path):
 
 
 def write_history(path, rows):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    files.atomic_save(path, write)
+
+
+def write_skipped_files(workdir, data_dir, dataset):
+    """Lists the data files that could not be used in ``<workdir>/skipped_files.txt`` (removes it if none).
+
+    Returns:
+      the file's path, or None when nothing was skipped.
+    """
+    path = os.path.join(workdir, SKIPPED_FILES)
+    if not dataset.skipped:
+        if os.path.exists(path):
+            os.remove(path)
+        return None
+    lines = [f"# {len(dataset.skipped)} file(s) under {data_dir} could not be used (path<TAB>reason); fix or "
+             "delete them and run again to include them"]
+    lines += [f"{rel}\t{dataset.skip_reasons.get(rel, 'could not be decoded')}" for rel in dataset.skipped]
+    files.atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
 
 
 def check_workdir(config):
@@ -149,11 +173,16 @@ def load_data(config):
     return dataset
 
 
-def pipelines(config, dataset):
-    """The (train, test) tf.data pipelines for ``dataset``."""
+def pipelines(config, dataset, skip_batches=0):
+    """The (train, test) tf.data pipelines for ``dataset``.
+
+    The training pipeline is the endless stream of all epochs (fit with ``steps_per_epoch``), started
+    ``skip_batches`` batches in; the test pipeline is one pass.
+    """
     kwargs = dict(num_classes=dataset.num_classes, batch_size=config.batch_size, binarize=config.binarize,
                   seed=config.seed)
-    train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, **kwargs)
+    train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, repeat=True,
+                                   skip_batches=skip_batches, **kwargs)
     test = data_lib.make_pipeline(dataset.x_test, dataset.y_test, shuffle=False, **kwargs)
     return train, test
 
@@ -178,64 +207,185 @@ def export_models(model, workdir):
 
 
 class Checkpointer:
-    """Epoch checkpoints (model, optimizer and noise state) in ``<workdir>/checkpoints``.
+    """Checkpoints (model, optimizer and noise state) in ``<workdir>/checkpoints``.
 
-    ``ckpt-<epoch>.weights.h5`` is written under a temporary name and renamed, then ``state.json`` names it,
-    then older checkpoints are removed: at every moment state.json names a complete checkpoint.
+    ``ckpt-<epoch>.weights.h5`` holds the state after ``epoch`` finished epochs; ``ckpt-<epoch>-<step>`` the state
+    ``step`` batches into the next one (``--checkpoint_every_steps``), with the epoch's running loss sums in
+    state.json so its history row still covers the whole epoch. state.json also holds the sampling layers'
+    noise state, which ``save_weights`` leaves out, so that a resumed run draws the noise an uninterrupted one
+    would. The weights are written under a temporary name and renamed, then ``state.json`` names them, then
+    older checkpoints are removed: at every moment state.json names a complete checkpoint.
     """
+
+    NAME = re.compile(r"ckpt-\d+(-\d+)?\.weights\.h5")
 
     def __init__(self, workdir):
         self.directory = os.path.join(workdir, "checkpoints")
         self.state_path = os.path.join(self.directory, "state.json")
 
-    def last_epoch(self):
+    def read_state(self):
+        """The last checkpoint's state.json ({} if there is none): epoch, checkpoint, step_in_epoch, metrics."""
         if not os.path.isfile(self.state_path):
-            return 0
-        with open(self.state_path) as f:
-            return int(json.load(f)["epoch"])
+            return {}
+        try:
+            with open(self.state_path) as f:
+                state = json.load(f)
+            epoch, name = int(state["epoch"]), state["checkpoint"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise TfvaeError(f"{self.state_path} is unreadable ({type(e).__name__}: {e}); delete the checkpoints "
+                             "folder to start this run over") from None
+        if not isinstance(name, str) or not self.NAME.fullmatch(name):
+            # Only a file of this folder is ever read: state.json can't point anywhere else.
+            raise TfvaeError(f"{self.state_path} names {name!r}, not a checkpoint file of this folder; delete "
+                             "the checkpoints folder to start this run over")
+        return {**state, "epoch": epoch}
 
-    def save(self, model, epoch):
+    def last_epoch(self):
+        return self.read_state().get("epoch", 0)
+
+    def save(self, model, epoch, step_in_epoch=0, metrics=None):
+        """Writes the checkpoint of ``epoch`` finished epochs (plus ``step_in_epoch`` batches of the next)."""
         os.makedirs(self.directory, exist_ok=True)
-        name = f"ckpt-{epoch}.weights.h5"
-        tmp = os.path.join(self.directory, f"ckpt-{epoch}.tmp.weights.h5")
-        model.save_weights(tmp)
-        os.replace(tmp, os.path.join(self.directory, name))
-        atomic_write_text(self.state_path, json.dumps({"epoch": epoch, "checkpoint": name}) + "\n")
+        name = f"ckpt-{epoch}-{step_in_epoch}.weights.h5" if step_in_epoch else f"ckpt-{epoch}.weights.h5"
+        path = os.path.join(self.directory, name)
+        # HDF5 cannot recover from a disk that fills up under it (the process crashes when it exits): look first.
+        variables = model.weights + model.optimizer.variables
+        need = 1.1 * sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables) + 2**18
+        disk = os.statvfs(self.directory)
+        if disk.f_bavail * disk.f_frsize < need:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), files.temporary_path(path))
+        files.atomic_save(path, model.save_weights, label="checkpoint")
+        state = {"epoch": epoch, "checkpoint": name,
+                 "noise": [keras.ops.convert_to_numpy(v).tolist() for v in _noise_states(model)]}
+        if step_in_epoch:
+            state.update(step_in_epoch=step_in_epoch, metrics=metrics or {})
+        files.atomic_write_text(self.state_path, json.dumps(state) + "\n")
         for old in os.listdir(self.directory):
-            if old.startswith("ckpt-") and old != name:
+            if self.NAME.fullmatch(old) and old != name:
                 os.remove(os.path.join(self.directory, old))
 
     def restore(self, model):
-        """Loads the last checkpoint into ``model``; returns the number of finished epochs (0 if none)."""
-        if not os.path.isfile(self.state_path):
-            return 0
-        with open(self.state_path) as f:
-            state = json.load(f)
-        model.load_weights(os.path.join(self.directory, state["checkpoint"]))
-        return int(state["epoch"])
+        """Loads the last checkpoint into ``model``; returns its state (see ``read_state``), {} if none."""
+        state = self.read_state()
+        if not state:
+            return {}
+        path = os.path.join(self.directory, state["checkpoint"])
+        if not os.path.isfile(path):
+            raise TfvaeError(f"{self.state_path} names {state['checkpoint']}, which is missing; delete the "
+                             "checkpoints folder to start this run over")
+        model.load_weights(path)
+        noise = _noise_states(model)
+        if len(state.get("noise", ())) == len(noise):
+            for variable, value in zip(noise, state["noise"]):
+                variable.assign(np.asarray(value, variable.dtype))
+        return state
+
+
+def _noise_states(model):
+    """The state variables of the random-number generators in ``model``'s layers (the sampling noise)."""
+    return [generator.state for layer in model._flatten_layers() for generator in layer._seed_generators]
+
+
+def _set_learning_rate(optimizer, value):
+    """Sets a constant learning rate (one given by a schedule is left to the schedule)."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
+    if not isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        optimizer.learning_rate = value
+
+
+def weights_are_finite(model):
+    return all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def probe_loss(model, batch):
+    """The loss of ``batch`` under the current weights; the sampling noise state is left as it was."""
+    noise = _noise_states(model)
+    saved = [keras.ops.convert_to_numpy(v) for v in noise]
+    try:
+        return float(keras.ops.convert_to_numpy(model.compute_terms(batch)["loss"]))
+    finally:
+        for variable, value in zip(noise, saved):
+            variable.assign(value)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Callbacks
 
 
-class RunRecorder(keras.callbacks.Callback):
-    """At each epoch's end: adds timings to the logs, then checkpoints, exports and appends to history.csv.
+class NonFiniteLoss(TfvaeError):
+    """The loss or the weights became NaN or infinite; nothing of that epoch was saved."""
 
-    It must come before the TensorBoard callback so that examples/s reaches TensorBoard too.
+
+class RunRecorder(keras.callbacks.Callback):
+    """Records the run: checks every step's loss, checkpoints, and at each epoch's end writes the epoch.
+
+    An epoch is written in this order (the module docstring says why): timings into the logs; a check that
+    the losses and weights are finite; TensorBoard scalars and images; history.csv; the checkpoint (the
+    commit point); encoder.keras and decoder.keras.
+
+    Before a checkpoint inside an epoch, the weights and the loss they give on a fixed ``probe`` batch must be
+    finite: a step's loss is computed before its update, so a diverging update would otherwise be checkpointed.
+    (At an epoch's end the validation loss, computed after the last update, does that.)
+
+    Args:
+      workdir: the run directory.
+      num_examples: training examples per epoch.
+      batch_size: examples per step.
+      history: the rows of history.csv kept so far (this list is appended to).
+      images: an ``ImageWriter``, or None.
+      probe: a batch whose loss checks the weights before each checkpoint, or None.
+      checkpoint_every_steps: also checkpoint every this many steps inside an epoch (0: at epoch ends only).
+      log: where one-line messages go.
     """
 
-    def __init__(self, workdir, num_examples, history):
+    def __init__(self, workdir, num_examples, history, *, batch_size=None, images=None, probe=None,
+                 checkpoint_every_steps=0, log=print):
         super().__init__()
         self.workdir = workdir
         self.num_examples = num_examples
+        self.batch_size = batch_size or num_examples
+        self.steps_per_epoch = math.ceil(num_examples / self.batch_size)
         self.history_path = os.path.join(workdir, "history.csv")
         self.rows = history
         self.checkpointer = Checkpointer(workdir)
+        self.scalars = ScalarWriter(os.path.join(workdir, "logs"))
+        self.images = images
+        self.probe = probe
+        self.checkpoint_every_steps = checkpoint_every_steps
+        self.log = log
+        self.resume_epoch, self.resume_step, self.resume_metrics = None, 0, {}
+        self.epoch_losses = [float(r["loss"]) for r in history if r.get("loss")]
+        self.step_losses = []
+
+    def resume_at(self, epoch, step_in_epoch, metrics):
+        """The next fit starts ``step_in_epoch`` batches into ``epoch`` (0-based), with these running sums."""
+        self.resume_epoch, self.resume_step, self.resume_metrics = epoch, step_in_epoch, metrics or {}
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = time.perf_counter()
-        self.train_end = None
+        self.epoch, self.epoch_start, self.train_end = epoch, time.perf_counter(), None
+        self.first_step = self.step = 0
+        if epoch == self.resume_epoch:  # fit has just reset the metrics: put back the epoch's running sums
+            self.first_step = self.step = self.resume_step
+            for metric in self.model.metrics:
+                for variable, value in zip(metric.variables, self.resume_metrics.get(metric.name, ())):
+                    variable.assign(value)
+        self.global_step = epoch * self.steps_per_epoch + self.step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step = self.first_step + batch + 1
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(self._non_finite_message(f"the loss became {loss}", self.epoch + 1, self.step))
+        self.step_losses.append(loss)
+        files.crash_point("step-end")
+        every = self.checkpoint_every_steps
+        global_step, previous = self.epoch * self.steps_per_epoch + self.step, self.global_step
+        self.global_step = global_step
+        # "Crossed a multiple of every" rather than "is one": fit may report several steps at once.
+        if every and global_step // every > previous // every and self.step < self.steps_per_epoch:
+            self._check_finite(self.epoch + 1, self.step)
+            metrics = {m.name: [float(keras.ops.convert_to_numpy(v)) for v in m.variables] for m in self.model.metrics}
+            self.checkpointer.save(self.model, self.epoch, self.step, metrics)
 
     def on_test_begin(self, logs=None):
         if self.train_end is None:
@@ -245,34 +395,121 @@ class RunRecorder(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         now = time.perf_counter()
         train_seconds = (self.train_end or now) - self.epoch_start
-        logs["examples_per_sec"] = self.num_examples / max(train_seconds, 1e-9)
+        examples = self._examples(self.first_step, self.step)
+        logs["examples_per_sec"] = examples / max(train_seconds, 1e-9)
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self._check_finite(epoch + 1, self.step, logs, probe=False)
+        self._warn_if_diverging(epoch + 1, float(logs.get("loss", 0.0)), learning_rate)
+
+        self.scalars.write(epoch + 1, {**logs, "learning_rate": learning_rate})
+        files.crash_point("scalars-written")
+        if self.images is not None:
+            self.images.write(self.model, epoch + 1)
+            files.crash_point("images-written")
         row = {k: float(v) for k, v in logs.items()}
         row.update(epoch=epoch + 1, seconds=now - self.epoch_start, train_seconds=train_seconds,
-                   learning_rate=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        self.checkpointer.save(self.model, epoch + 1)
-        export_models(self.model, self.workdir)
+                   learning_rate=learning_rate)
         self.rows.append({k: _fmt(v) for k, v in row.items()})
         write_history(self.history_path, self.rows)
+        self.checkpointer.save(self.model, epoch + 1)
+        export_models(self.model, self.workdir)
+
+    def close(self):
+        """Closes the TensorBoard writers (everything was flushed at each epoch's end: errors don't matter)."""
+        for writer in (self.scalars, self.images):
+            try:
+                if writer is not None:
+                    writer.close()
+            except (OSError, tf.errors.OpError):
+                pass
+
+    def _examples(self, first_step, end_step):
+        """Training examples in the batches [first_step, end_step) of an epoch (the last one may be short)."""
+        short = self.steps_per_epoch * self.batch_size - self.num_examples
+        return (end_step - first_step) * self.batch_size - (short if end_step == self.steps_per_epoch else 0)
+
+    def _check_finite(self, epoch, step, logs=None, probe=True):
+        """Raises NonFiniteLoss unless ``logs``, the weights and (if ``probe``) the probe batch's loss are finite."""
+        bad = sorted(k for k, v in (logs or {}).items() if not math.isfinite(float(v)))
+        if bad:
+            what = f"{', '.join(bad)} became {float(logs[bad[0]])}"
+        elif not weights_are_finite(self.model):
+            what = "the weights became NaN or infinite"
+        elif probe and self.probe is not None and not math.isfinite(probe_loss(self.model, self.probe)):
+            what = "the updated weights give a non-finite loss"
+        else:
+            return
+        raise NonFiniteLoss(self._non_finite_message(what, epoch, step))
+
+    def _non_finite_message(self, what, epoch, step):
+        checkpoint = describe_checkpoint(self.checkpointer.read_state())
+        kept = (f"{self.workdir} keeps its checkpoint after {checkpoint}" if checkpoint
+                else f"no checkpoint was written to {self.workdir}")
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        finite = [x for x in self.step_losses if math.isfinite(x)]
+        if len(finite) >= 2 and max(finite[-10:]) > 10 * min(finite):
+            cause = (f"the loss diverged (it rose from {min(finite):.4g} to {max(finite[-10:]):.4g} before): the "
+                     f"learning rate is too high; lower --learning_rate (now {learning_rate:g}), e.g. "
+                     f"--learning_rate={learning_rate / 10:g}")
+        elif len(self.step_losses) <= max(10, self.steps_per_epoch // 10):  # this early in the run
+            cause = (f"this early, the learning rate is probably too high; lower --learning_rate (now "
+                     f"{learning_rate:g}), e.g. --learning_rate={learning_rate / 10:g}")
+        else:
+            cause = (f"if it recurs, lower --learning_rate (now {learning_rate:g}) or check the data near this "
+                     "point")
+        return (f"{what} at epoch {epoch}, step {step} of {self.steps_per_epoch}: training stopped without "
+                f"saving that epoch ({kept}); {cause}")
+
+    def _warn_if_diverging(self, epoch, loss, learning_rate):
+        if self.epoch_losses and 0 < min(self.epoch_losses) and loss > 100 * min(self.epoch_losses):
+            self.log(f"warning: epoch {epoch}'s loss {loss:.4g} is over 100x the best so far "
+                     f"({min(self.epoch_losses):.4g}): training is diverging; lower --learning_rate (now "
+                     f"{learning_rate:g})")
+        self.epoch_losses.append(loss)
 
 
-class ImageLogger(keras.callbacks.Callback):
+class ScalarWriter:
+    """TensorBoard scalars, one point per epoch: ``train/epoch_<name>`` and ``validation/epoch_<name>``."""
+
+    def __init__(self, logdir):
+        self.writers = {split: tf.summary.create_file_writer(os.path.join(logdir, split))
+                        for split in ("train", "validation")}
+
+    def write(self, epoch, logs):
+        splits = {"train": {k: v for k, v in logs.items() if not k.startswith("val_")},
+                  "validation": {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}}
+        for split, values in splits.items():
+            with self.writers[split].as_default(step=epoch):
+                for name, value in values.items():
+                    tf.summary.scalar(f"epoch_{name}", float(value))
+            self.writers[split].flush()
+
+    def close(self):
+        for writer in self.writers.values():
+            writer.close()
+
+
+class ImageWriter:
     """Writes reconstructions of fixed test images and decoded fixed prior samples to TensorBoard."""
 
     def __init__(self, logdir, batch, z, labels=None):
-        super().__init__()
         self.writer = tf.summary.create_file_writer(os.path.join(logdir, "images"))
         self.batch, self.z, self.labels = batch, z, labels
 
-    def on_epoch_end(self, epoch, logs=None):
-        recon = tf.sigmoid(self.model(self.batch)["logits"]).numpy()
+    def write(self, model, epoch):
+        recon = tf.sigmoid(model(self.batch)["logits"]).numpy()
         originals = np.asarray(self.batch["image"])
         cols = len(originals)
-        samples = sampling.decode(self.model.decoder, self.z, self.labels)
+        # A direct call: predict() would cost a quarter of a second per epoch for these 64 images.
+        samples = tf.sigmoid(model.decoder(self.z if self.labels is None else [self.z, self.labels])).numpy()
         side = int(np.sqrt(len(self.z)))
-        with self.writer.as_default(step=epoch + 1):
+        with self.writer.as_default(step=epoch):
             tf.summary.image("reconstructions", sampling.tile(np.concatenate([originals, recon]), 2, cols)[None])
             tf.summary.image("samples", sampling.tile(samples, side, side)[None])
         self.writer.flush()
+
+    def close(self):
+        self.writer.close()
 
 
 def _fmt(value):
@@ -283,59 +520,124 @@ def _fmt(value):
 # The run
 
 
-def train(config, strategy=None, verbose=None, log=print):
+def train(config, strategy=None, verbose=None, log=print, callbacks=()):
     """Trains (or resumes) the run ``config`` describes and writes its run directory.
+
+    Holds the run directory's lock throughout: a second train() on the same directory fails at once.
 
     Args:
       config: a Config; validated here and completed with the data's shape and source.
       strategy: a tf.distribute strategy; default ``make_strategy(config.strategy)``.
       verbose: Keras progress-bar mode; default 1 on a terminal, else 2 (one line per epoch).
       log: where one-line messages go.
+      callbacks: more Keras callbacks, run after the run's own.
 
     Returns:
       dict with the final test ``loss``, ``reconstruction`` and ``kl``, ``epochs`` and ``workdir``.
+
+    Raises:
+      TfvaeError: bad flags or data, a run directory in use or not writable, a non-finite loss
+        (``NonFiniteLoss``): each a one-line message; the last checkpoint is kept.
     """
     config.validate()
     check_workdir(config)
+    with files.RunLock(config.workdir):
+        removed = files.remove_stale_temporaries(config.workdir, os.path.join(config.workdir, "logs"))
+        if removed:
+            log(f"removed {len(removed)} unfinished file(s) left by a killed run: "
+                f"{', '.join(os.path.basename(p) for p in removed)}")
+        return _train(config, strategy, verbose, log, callbacks)
+
+
+def _train(config, strategy, verbose, log, callbacks):
     keras.utils.set_random_seed(config.seed)
     dataset = load_data(config)
     check_workdir(config)  # again, now that the image shape and classes are known
     log(f"data: {config.dataset} from {dataset.source}; {len(dataset.x_train)} train / "
         f"{len(dataset.x_test)} test images of shape {config.image_shape}")
-    train_ds, test_ds = pipelines(config, dataset)
-
-    os.makedirs(config.workdir, exist_ok=True)
-    atomic_write_text(os.path.join(config.workdir, "config.json"), config.to_json())
-    point_latest(config.workdir)
+    try:
+        skipped = write_skipped_files(config.workdir, config.data_dir, dataset)
+        files.atomic_write_text(os.path.join(config.workdir, "config.json"), config.to_json())
+        point_latest(config.workdir)
+    except OSError as e:
+        raise TfvaeError(f"cannot write the run directory {config.workdir} ({files.describe_os_error(e)}); pass a "
+                         "writable --workdir") from None
+    if skipped:
+        log(f"skipped {len(dataset.skipped)} file(s) that could not be decoded; listed in {skipped}")
 
     strategy = strategy or make_strategy(config.strategy)
     with strategy.scope():
         model = create_model(config)
-    initial_epoch = Checkpointer(config.workdir).restore(model)
+    checkpointer = Checkpointer(config.workdir)
+    state = checkpointer.restore(model)
+    initial_epoch, step_in_epoch = state.get("epoch", 0), state.get("step_in_epoch", 0)
+    steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
+    if step_in_epoch >= steps_per_epoch:  # the data or batch size changed since: start the next epoch afresh
+        step_in_epoch = 0
+    if state:
+        # The optimizer's state came back with the checkpoint, its learning rate too: the flag wins (a run
+        # stopped by a diverging loss is resumed with a lower --learning_rate).
+        _set_learning_rate(model.optimizer, config.learning_rate)
+        log(f"resuming {config.workdir} after epoch {initial_epoch}"
+            + (f" + {step_in_epoch} of its {steps_per_epoch} steps" if step_in_epoch else ""))
     history_path = os.path.join(config.workdir, "history.csv")
     history = [r for r in read_history(history_path) if int(r["epoch"]) <= initial_epoch]
-    if initial_epoch:
-        log(f"resuming {config.workdir} after epoch {initial_epoch}")
-
     logdir = os.path.join(config.workdir, "logs")
+    files.truncate_event_files(logdir, initial_epoch)
+
     preview = {"image": dataset.x_test[:8].astype("float32") / 255.0}
     labels = None
     if model.conditional:
         preview["label"] = sampling.one_hot(dataset.y_test[:8], config.num_classes)
         labels = sampling.one_hot(np.arange(64) % config.num_classes, config.num_classes)
-    callbacks = [
-        RunRecorder(config.workdir, len(dataset.x_train), history),
-        keras.callbacks.TensorBoard(logdir, write_graph=False, update_freq="epoch"),
-        ImageLogger(logdir, preview, sampling.prior_samples(64, config.latent, config.seed), labels),
-    ]
+    recorder = RunRecorder(config.workdir, len(dataset.x_train), history, batch_size=config.batch_size,
+                           images=ImageWriter(logdir, preview, sampling.prior_samples(64, config.latent, config.seed),
+                                              labels), probe=preview,
+                           checkpoint_every_steps=config.checkpoint_every_steps, log=log)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    if initial_epoch < config.epochs:
-        model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
-    else:
+    # A run checkpointed inside an epoch first finishes that epoch, then trains whole epochs.
+    segments = [(initial_epoch, initial_epoch + 1, step_in_epoch)] if step_in_epoch else []
+    if initial_epoch + bool(step_in_epoch) < config.epochs:
+        segments.append((initial_epoch + bool(step_in_epoch), config.epochs, 0))
+    try:
+        for first, last, skip in segments:
+            recorder.resume_at(first, skip, state.get("metrics") if skip else None)
+            train_ds, test_ds = pipelines(config, dataset, skip_batches=first * steps_per_epoch + skip)
+            model.fit(train_ds, validation_data=test_ds, epochs=last, initial_epoch=first,
+                      steps_per_epoch=steps_per_epoch - skip, callbacks=[recorder, *callbacks], verbose=verbose,
+                      shuffle=False)
+    except OSError as e:  # a full or read-only disk, from our files, h5py or Keras
+        raise TfvaeError(_write_error(config.workdir, checkpointer, files.describe_os_error(e), e.filename)) from None
+    except tf.errors.OpError as e:  # from TensorBoard's writers, or the pipeline decoding images
+        found = re.search(r"DataError: (.*)", e.message)
+        if found:
+            raise data_lib.DataError(found.group(1).strip()) from None
+        reason = next((os.strerror(n) for n in _DISK_ERRORS if os.strerror(n) in e.message), None)
+        if not reason:
+            raise
+        raise TfvaeError(_write_error(config.workdir, checkpointer, reason)) from None
+    finally:
+        recorder.close()
+    if not segments:
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
         export_models(model, config.workdir)
+    _, test_ds = pipelines(config, dataset)
     result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),
             "workdir": config.workdir}
+
+
+def describe_checkpoint(state):
+    """"epoch 3" or "epoch 3 + 40 step(s)" for a checkpoint's state ("" for none)."""
+    if not state:
+        return ""
+    return f"epoch {state['epoch']}" + (f" + {state['step_in_epoch']} step(s)" if state.get("step_in_epoch") else "")
+
+
+def _write_error(workdir, checkpointer, reason, filename=None):
+    state = describe_checkpoint(checkpointer.read_state())
+    kept = f"its checkpoint after {state} is intact" if state else "no epoch had been checkpointed"
+    where = f" {filename} in" if filename else " to"
+    return (f"cannot write{where} {workdir} ({reason}); {kept}: free some space or fix the permissions, then run "
+            "the same command again to resume")

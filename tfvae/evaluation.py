@@ -53,7 +53,7 @@ import numpy as np
 from scipy import special
 
 from tfvae import data as data_lib
-from tfvae import metrics, runs, sampling
+from tfvae import files, metrics, runs, sampling
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
@@ -324,10 +324,8 @@ def load_or_train_classifier(dataset, cache_dir="", epochs=8, seed=0, log=print)
             log(f"cannot read the cached classifier {path} ({type(e).__name__}); training it again")
     model, info = train_classifier(dataset, epochs, seed=seed, log=log)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    from tfvae import training  # for its atomic writers
-
-    training.atomic_save_model(model, path)
-    training.atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
+    files.atomic_save(path, model.save)
+    files.atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
     log(f"feature classifier: test accuracy {info['test_accuracy']:.4f}, cached in {path}")
     return FeatureClassifier(model, {**info, "path": path}, trained_now=True)
 
@@ -905,6 +903,4 @@ def _jsonable(value):
 
 
 def _write_json(path, obj):
-    from tfvae import training
-
-    training.atomic_write_text(path, json.dumps(_jsonable(obj), indent=2) + "\n")
+    files.atomic_write_text(path, json.dumps(_jsonable(obj), indent=2) + "\n")

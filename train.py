@@ -49,7 +49,15 @@ flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoul
                   "summed over pixels; mse: Gaussian decoder, squared error summed over pixels.")
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and sampling noise.")
 flags.DEFINE_enum("strategy", "auto", config_lib.STRATEGIES, "auto: all GPUs mirrored when there are several, "
-                  "else the one GPU, else the CPU.")
+                  "else the one GPU, else the CPU; multi_worker: MultiWorkerMirroredStrategy over the cluster in "
+                  "TF_CONFIG (run the same command on every host; --batch_size is global).")
+flags.DEFINE_enum("precision", "float32", config_lib.PRECISIONS, "Keras mixed-precision policy; the latent heads, "
+                  "logits, loss and KL stay float32.")
+flags.DEFINE_boolean("jit_compile", None, "Compile the train step with XLA (default: Keras's auto, which uses XLA "
+                     "on GPUs and not on CPU-only machines).")
+flags.DEFINE_integer("steps_per_execution", 1, "Train steps run per call into TensorFlow.", lower_bound=1)
+flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's default).", lower_bound=0)
+flags.DEFINE_integer("inter_op_threads", 0, "Ops run at once (0: TensorFlow's default).", lower_bound=0)
 flags.DEFINE_string("workdir", "", "Run directory (default runs/<model>-<dataset>-z<latent>); runs/latest "
                     "points to the newest.")
 FLAGS = flags.FLAGS
@@ -61,7 +69,10 @@ def config_from_flags():
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, download=FLAGS.download, image_size=FLAGS.image_size,
         channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, binarize=FLAGS.binarize,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, beta=FLAGS.beta,
-        loss=FLAGS.loss, seed=FLAGS.seed, strategy=FLAGS.strategy, workdir=FLAGS.workdir)
+        loss=FLAGS.loss, seed=FLAGS.seed, strategy=FLAGS.strategy, precision=FLAGS.precision,
+        jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
+        steps_per_execution=FLAGS.steps_per_execution, intra_op_threads=FLAGS.intra_op_threads,
+        inter_op_threads=FLAGS.inter_op_threads, workdir=FLAGS.workdir)
 
 
 def main(argv):

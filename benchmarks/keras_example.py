@@ -17,7 +17,6 @@ os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 from keras import layers, ops  # noqa: E402

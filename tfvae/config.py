@@ -13,7 +13,8 @@ from tfvae.errors import TfvaeError
 from tfvae.losses import RECONSTRUCTION_LOSSES
 from tfvae.models import ARCHS, MODELS
 
-STRATEGIES = ("auto", "default", "one_device", "mirrored")
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DEFAULT_HIDDEN = {"conv": 16, "mlp": 400}
 
 # Fields that fix the network's shape: a run directory holding other values can't be resumed.
@@ -43,6 +44,11 @@ class Config:
     loss: str = "bce"
     seed: int = 0
     strategy: str = "auto"
+    precision: str = "float32"  # the keras.mixed_precision policy the model is built under
+    jit_compile: object = "auto"  # True, False or "auto" (Keras: XLA on GPUs, not on CPU-only machines)
+    steps_per_execution: int = 1
+    intra_op_threads: int = 0  # 0: TensorFlow's default (one per core)
+    inter_op_threads: int = 0
     workdir: str = ""  # "": runs/<model>-<dataset>-z<latent>
     # Filled in once the data is loaded:
     image_shape: tuple = ()
@@ -62,13 +68,13 @@ class Config:
     def validate(self):
         """Raises TfvaeError naming the first bad value and the fix."""
         choices = {"model": MODELS, "arch": ARCHS, "dataset": DATASETS, "loss": RECONSTRUCTION_LOSSES,
-                   "binarize": BINARIZE, "strategy": STRATEGIES}
+                   "binarize": BINARIZE, "strategy": STRATEGIES, "precision": PRECISIONS}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise TfvaeError(f"unknown --{name}={value!r}; choose one of {', '.join(allowed)}")
         positive = {"latent": self.latent, "epochs": self.epochs, "batch_size": self.batch_size,
-                    "hidden": self.hidden}
+                    "hidden": self.hidden, "steps_per_execution": self.steps_per_execution}
         for name, value in positive.items():
             if value < 1:
                 raise TfvaeError(f"--{name} must be at least 1 (got {value})")
@@ -76,6 +82,10 @@ class Config:
             raise TfvaeError(f"--learning_rate must be positive (got {self.learning_rate})")
         if self.beta < 0:
             raise TfvaeError(f"--beta must be non-negative (got {self.beta})")
+        if self.jit_compile not in (True, False, "auto"):
+            raise TfvaeError(f"--jit_compile must be true, false or auto (got {self.jit_compile!r})")
+        if min(self.intra_op_threads, self.inter_op_threads) < 0:
+            raise TfvaeError("--intra_op_threads and --inter_op_threads must be 0 (TensorFlow's default) or more")
         if self.max_examples < 0:
             raise TfvaeError(f"--max_examples must be 0 (all) or positive (got {self.max_examples})")
         if self.image_size < 0 or self.channels not in (0, 1, 3):

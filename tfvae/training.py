@@ -16,7 +16,9 @@ name and renamed into place, so a run killed mid-write leaves the previous good 
 import csv
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import keras
@@ -42,9 +44,14 @@ def make_strategy(name="auto", devices=None):
 
     Args:
       name: "auto" (all GPUs mirrored when there are several, the one GPU, else the CPU), "default" (no
-        distribution), "one_device" (the first GPU, else the CPU) or "mirrored" (``devices``, else all GPUs).
+        distribution), "one_device" (the first GPU, else the CPU), "mirrored" (``devices``, else all GPUs) or
+        "multi_worker" (``MultiWorkerMirroredStrategy`` over the cluster that ``TF_CONFIG`` describes; it must
+        be created before TensorFlow runs anything else in the process).
       devices: explicit device names for "mirrored", e.g. two logical CPUs in tests.
     """
+    if name == "multi_worker":
+        read_tf_config()  # a clear one-line error before TensorFlow sees a malformed TF_CONFIG
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one_device" if gpus else "default"
@@ -54,7 +61,63 @@ def make_strategy(name="auto", devices=None):
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices)
-    raise TfvaeError(f"unknown --strategy={name!r}; choose one of auto, default, one_device, mirrored")
+    raise TfvaeError(f"unknown --strategy={name!r}; choose one of auto, default, one_device, mirrored, "
+                     "multi_worker")
+
+
+_TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                      '"task": {"type": "worker", "index": 0}}')
+
+
+def read_tf_config(environ=None):
+    """The parsed ``TF_CONFIG`` environment variable; TfvaeError (one line) if it is missing or malformed.
+
+    Returns:
+      dict with ``cluster`` (job name -> list of "host:port") and ``task`` (``type`` and ``index``).
+    """
+    text = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    hint = f"set it on every host, e.g. TF_CONFIG='{_TF_CONFIG_EXAMPLE}'"
+    if not text.strip():
+        raise TfvaeError(f"--strategy=multi_worker needs the TF_CONFIG environment variable; {hint}")
+    try:
+        tf_config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TfvaeError(f"TF_CONFIG is not valid JSON ({e.msg} at character {e.pos}); {hint}") from None
+    cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
+    task = tf_config.get("task") if isinstance(tf_config, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not all(
+            isinstance(v, list) and v and all(isinstance(a, str) and ":" in a for a in v) for v in cluster.values()):
+        raise TfvaeError(f'TF_CONFIG needs "cluster": {{job: ["host:port", ...]}}; {hint}')
+    if not isinstance(task, dict) or task.get("type") not in cluster or not isinstance(task.get("index"), int) \
+            or not 0 <= task["index"] < len(cluster[task["type"]]):
+        raise TfvaeError(f'TF_CONFIG needs "task": {{"type": one of {sorted(cluster)}, "index": a position in '
+                         f'that job\'s list}} (got {task!r}); {hint}')
+    return tf_config
+
+
+def is_chief(strategy):
+    """Whether this process writes the run directory: always, except on the non-chief workers of a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if task_type is None:
+        return True
+    has_chief_job = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (task_type == "worker" and resolver.task_id == 0 and not has_chief_job)
+
+
+def configure_runtime(config, log=print):
+    """Applies the thread settings; they only take effect before TensorFlow has started its runtime."""
+    threading = tf.config.threading
+    for value, getter, setter, flag in (
+            (config.intra_op_threads, threading.get_intra_op_parallelism_threads,
+             threading.set_intra_op_parallelism_threads, "intra_op_threads"),
+            (config.inter_op_threads, threading.get_inter_op_parallelism_threads,
+             threading.set_inter_op_parallelism_threads, "inter_op_threads")):
+        if value and getter() != value:
+            try:
+                setter(value)
+            except RuntimeError:
+                log(f"note: --{flag}={value} ignored: TensorFlow's runtime was already started in this process")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -163,11 +226,21 @@ def pipelines(config, dataset):
 
 
 def create_model(config):
-    """Builds and compiles the model ``config`` describes (in the current strategy's scope)."""
-    model = build_model(config.model, config.image_shape, config.latent, arch=config.arch, filters=config.filters,
-                        hidden=config.hidden, num_classes=config.num_classes, reconstruction=config.loss,
-                        beta=config.beta, seed=config.seed)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    """Builds and compiles the model ``config`` describes (in the current strategy's scope).
+
+    The layers are built under the ``config.precision`` policy (the latent heads, the logits and the loss stay
+    float32); under ``mixed_float16`` compile wraps the optimizer in a LossScaleOptimizer.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(config.precision)
+    try:
+        model = build_model(config.model, config.image_shape, config.latent, arch=config.arch,
+                            filters=config.filters, hidden=config.hidden, num_classes=config.num_classes,
+                            reconstruction=config.loss, beta=config.beta, seed=config.seed)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=config.jit_compile,
+                  steps_per_execution=config.steps_per_execution)
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -283,19 +356,36 @@ def _fmt(value):
 # The run
 
 
-def train(config, strategy=None, verbose=None, log=print):
+def train(config, strategy=None, verbose=None, log=print, callbacks=()):
     """Trains (or resumes) the run ``config`` describes and writes its run directory.
+
+    Under ``--strategy=multi_worker`` every worker runs this same function; only the chief writes
+    ``config.workdir``, the others write to a temporary directory that is removed at the end (Keras's
+    multi-worker saving recipe), and every worker resumes from the checkpoint in ``config.workdir``.
 
     Args:
       config: a Config; validated here and completed with the data's shape and source.
       strategy: a tf.distribute strategy; default ``make_strategy(config.strategy)``.
       verbose: Keras progress-bar mode; default 1 on a terminal, else 2 (one line per epoch).
       log: where one-line messages go.
+      callbacks: extra Keras callbacks (benchmarks use them to time epochs).
 
     Returns:
       dict with the final test ``loss``, ``reconstruction`` and ``kl``, ``epochs`` and ``workdir``.
     """
     config.validate()
+    configure_runtime(config, log)  # before anything starts TensorFlow's runtime
+    strategy = strategy or make_strategy(config.strategy)  # multi_worker: before any other TensorFlow op
+    chief = is_chief(strategy)
+    writedir = config.workdir if chief else tempfile.mkdtemp(prefix="tfvae-worker-")
+    try:
+        return _train(config, strategy, writedir, chief, verbose, log, list(callbacks))
+    finally:
+        if not chief:
+            shutil.rmtree(writedir, ignore_errors=True)
+
+
+def _train(config, strategy, writedir, chief, verbose, log, extra_callbacks):
     check_workdir(config)
     keras.utils.set_random_seed(config.seed)
     dataset = load_data(config)
@@ -304,29 +394,30 @@ def train(config, strategy=None, verbose=None, log=print):
         f"{len(dataset.x_test)} test images of shape {config.image_shape}")
     train_ds, test_ds = pipelines(config, dataset)
 
-    os.makedirs(config.workdir, exist_ok=True)
-    atomic_write_text(os.path.join(config.workdir, "config.json"), config.to_json())
-    point_latest(config.workdir)
+    os.makedirs(writedir, exist_ok=True)
+    atomic_write_text(os.path.join(writedir, "config.json"), config.to_json())
+    if chief:
+        point_latest(writedir)
 
-    strategy = strategy or make_strategy(config.strategy)
     with strategy.scope():
         model = create_model(config)
     initial_epoch = Checkpointer(config.workdir).restore(model)
-    history_path = os.path.join(config.workdir, "history.csv")
+    history_path = os.path.join(writedir, "history.csv")
     history = [r for r in read_history(history_path) if int(r["epoch"]) <= initial_epoch]
     if initial_epoch:
         log(f"resuming {config.workdir} after epoch {initial_epoch}")
 
-    logdir = os.path.join(config.workdir, "logs")
+    logdir = os.path.join(writedir, "logs")
     preview = {"image": dataset.x_test[:8].astype("float32") / 255.0}
     labels = None
     if model.conditional:
         preview["label"] = sampling.one_hot(dataset.y_test[:8], config.num_classes)
         labels = sampling.one_hot(np.arange(64) % config.num_classes, config.num_classes)
     callbacks = [
-        RunRecorder(config.workdir, len(dataset.x_train), history),
+        RunRecorder(writedir, len(dataset.x_train), history),
         keras.callbacks.TensorBoard(logdir, write_graph=False, update_freq="epoch"),
         ImageLogger(logdir, preview, sampling.prior_samples(64, config.latent, config.seed), labels),
+        *extra_callbacks,
     ]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -335,7 +426,7 @@ def train(config, strategy=None, verbose=None, log=print):
                   callbacks=callbacks, verbose=verbose, shuffle=False)
     else:
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
-        export_models(model, config.workdir)
+        export_models(model, writedir)
     result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),
             "workdir": config.workdir}

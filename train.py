@@ -43,7 +43,11 @@ flags.DEFINE_enum("binarize", "none", config_lib.BINARIZE, "none: grey levels; s
                   "sample; dynamic: pixels resampled as Bernoulli(x) every time an image is used.")
 flags.DEFINE_integer("epochs", 30, "Number of epochs (the Keras example's 30).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).", lower_bound=1)
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", lower_bound=0)
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (the peak of a schedule).", lower_bound=0)
+flags.DEFINE_enum("lr_schedule", "constant", config_lib.LR_SCHEDULES, "constant, or cosine: linear warm-up over "
+                  "--warmup_epochs, then cosine decay to 0 at the last epoch.")
+flags.DEFINE_float("warmup_epochs", 0.0, "Epochs of linear learning-rate warm-up (cosine schedule).",
+                   lower_bound=0)
 flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower_bound=0)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder, squared error summed over pixels.")
@@ -68,7 +72,8 @@ def config_from_flags():
         model=FLAGS.model, arch=FLAGS.arch, latent=FLAGS.latent, filters=FLAGS.filters, hidden=FLAGS.hidden,
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, download=FLAGS.download, image_size=FLAGS.image_size,
         channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, binarize=FLAGS.binarize,
-        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, beta=FLAGS.beta,
+        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+        lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
         loss=FLAGS.loss, seed=FLAGS.seed, strategy=FLAGS.strategy, precision=FLAGS.precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
         steps_per_execution=FLAGS.steps_per_execution, intra_op_threads=FLAGS.intra_op_threads,

@@ -15,6 +15,7 @@ from tfvae.models import ARCHS, MODELS
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_HIDDEN = {"conv": 16, "mlp": 400}
 
 # Fields that fix the network's shape: a run directory holding other values can't be resumed.
@@ -40,6 +41,8 @@ class Config:
     epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": linear warm-up for warmup_epochs, then cosine decay to 0
+    warmup_epochs: float = 0.0
     beta: float = 1.0
     loss: str = "bce"
     seed: int = 0
@@ -68,7 +71,8 @@ class Config:
     def validate(self):
         """Raises TfvaeError naming the first bad value and the fix."""
         choices = {"model": MODELS, "arch": ARCHS, "dataset": DATASETS, "loss": RECONSTRUCTION_LOSSES,
-                   "binarize": BINARIZE, "strategy": STRATEGIES, "precision": PRECISIONS}
+                   "binarize": BINARIZE, "strategy": STRATEGIES, "precision": PRECISIONS,
+                   "lr_schedule": LR_SCHEDULES}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -82,6 +86,8 @@ class Config:
             raise TfvaeError(f"--learning_rate must be positive (got {self.learning_rate})")
         if self.beta < 0:
             raise TfvaeError(f"--beta must be non-negative (got {self.beta})")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise TfvaeError(f"--warmup_epochs must be in [0, --epochs) (got {self.warmup_epochs})")
         if self.jit_compile not in (True, False, "auto"):
             raise TfvaeError(f"--jit_compile must be true, false or auto (got {self.jit_compile!r})")
         if min(self.intra_op_threads, self.inter_op_threads) < 0:

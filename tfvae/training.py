@@ -225,11 +225,34 @@ def pipelines(config, dataset):
 # Model
 
 
-def create_model(config):
+def learning_rate(config, steps_per_epoch):
+    """Adam's learning rate: ``config.learning_rate``, or a schedule of optimizer steps.
+
+    "cosine" warms up linearly from 0 over ``warmup_epochs``, then decays along a half cosine to 0 at the end
+    of ``epochs``; ``learning_rate`` is its peak.
+    """
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    total = max(int(round(config.epochs * steps_per_epoch)), 1)
+    warmup = min(int(round(config.warmup_epochs * steps_per_epoch)), total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else config.learning_rate, decay_steps=total - warmup, alpha=0.0,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+
+
+def steps_per_epoch(config, num_examples):
+    return -(-num_examples // config.batch_size)
+
+
+def create_model(config, num_examples=None):
     """Builds and compiles the model ``config`` describes (in the current strategy's scope).
 
     The layers are built under the ``config.precision`` policy (the latent heads, the logits and the loss stay
     float32); under ``mixed_float16`` compile wraps the optimizer in a LossScaleOptimizer.
+
+    Args:
+      config: the run's Config.
+      num_examples: training-set size, which a learning-rate schedule needs (steps per epoch).
     """
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(config.precision)
@@ -239,7 +262,14 @@ def create_model(config):
                             reconstruction=config.loss, beta=config.beta, seed=config.seed)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=config.jit_compile,
+    if config.lr_schedule != "constant" and not num_examples:
+        raise ValueError("a learning-rate schedule needs num_examples (the training-set size)")
+    optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch(config, num_examples or 1)))
+    if config.precision == "mixed_float16":
+        # The loss sums hundreds of per-pixel terms, so its gradients are ~2^6-2^10 times those of a per-pixel
+        # mean: Keras's default initial loss scale (2^15) overflows float16 and skips the first ~6 steps.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0 ** 9)
+    model.compile(optimizer=optimizer, jit_compile=config.jit_compile,
                   steps_per_execution=config.steps_per_execution)
     model.optimizer.build(model.trainable_variables)
     return model
@@ -400,7 +430,7 @@ def _train(config, strategy, writedir, chief, verbose, log, extra_callbacks):
         point_latest(writedir)
 
     with strategy.scope():
-        model = create_model(config)
+        model = create_model(config, len(dataset.x_train))
     initial_epoch = Checkpointer(config.workdir).restore(model)
     history_path = os.path.join(writedir, "history.csv")
     history = [r for r in read_history(history_path) if int(r["epoch"]) <= initial_epoch]

@@ -43,10 +43,11 @@ flags.DEFINE_enum("binarize", "none", config_lib.BINARIZE, "none: grey levels; s
                   "sample; dynamic: pixels resampled as Bernoulli(x) every time an image is used.")
 flags.DEFINE_integer("epochs", 30, "Number of epochs (the Keras example's 30).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).", lower_bound=1)
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (the peak of a schedule).", lower_bound=0)
-flags.DEFINE_enum("lr_schedule", "constant", config_lib.LR_SCHEDULES, "constant, or cosine: linear warm-up over "
-                  "--warmup_epochs, then cosine decay to 0 at the last epoch.")
-flags.DEFINE_float("warmup_epochs", 0.0, "Epochs of linear learning-rate warm-up (cosine schedule).",
+flags.DEFINE_float("learning_rate", 5e-3, "Adam learning rate (the peak of the cosine schedule). The Keras "
+                   "example's recipe is --learning_rate=1e-3 --lr_schedule=constant.", lower_bound=0)
+flags.DEFINE_enum("lr_schedule", "cosine", config_lib.LR_SCHEDULES, "cosine: linear warm-up over --warmup_epochs, "
+                  "then cosine decay to 0 at the last epoch; constant: --learning_rate throughout.")
+flags.DEFINE_float("warmup_epochs", 0.5, "Epochs of linear learning-rate warm-up (cosine schedule).",
                    lower_bound=0)
 flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower_bound=0)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
@@ -55,11 +56,12 @@ flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and sampling noise.
 flags.DEFINE_enum("strategy", "auto", config_lib.STRATEGIES, "auto: all GPUs mirrored when there are several, "
                   "else the one GPU, else the CPU; multi_worker: MultiWorkerMirroredStrategy over the cluster in "
                   "TF_CONFIG (run the same command on every host; --batch_size is global).")
-flags.DEFINE_enum("precision", "float32", config_lib.PRECISIONS, "Keras mixed-precision policy; the latent heads, "
-                  "logits, loss and KL stay float32.")
+flags.DEFINE_enum("precision", "auto", config_lib.PRECISIONS, "Keras mixed-precision policy; the latent heads, "
+                  "logits, loss and KL stay float32. auto: mixed_bfloat16 on CPUs with bfloat16 dot-product "
+                  "instructions (AVX512_BF16, AMX) and no GPU, else float32.")
 flags.DEFINE_boolean("jit_compile", None, "Compile the train step with XLA (default: Keras's auto, which uses XLA "
                      "on GPUs and not on CPU-only machines).")
-flags.DEFINE_integer("steps_per_execution", 1, "Train steps run per call into TensorFlow.", lower_bound=1)
+flags.DEFINE_integer("steps_per_execution", 16, "Train steps run per call into TensorFlow.", lower_bound=1)
 flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's default).", lower_bound=0)
 flags.DEFINE_integer("inter_op_threads", 0, "Ops run at once (0: TensorFlow's default).", lower_bound=0)
 flags.DEFINE_string("workdir", "", "Run directory (default runs/<model>-<dataset>-z<latent>); runs/latest "

@@ -91,9 +91,10 @@ def main(argv):
             self.started = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
-            step = int(self.model.optimizer.iterations.numpy())
-            if step % self.every:
+            step = int(self.model.optimizer.iterations.numpy())  # batch ends come every steps_per_execution steps
+            if step < self.next_probe:
                 return
+            self.next_probe = (step // self.every + 1) * self.every
             now = time.perf_counter()
             self.elapsed += now - self.started
             loss = self.test_loss()
@@ -124,6 +125,7 @@ def main(argv):
     probe.test_batches = list(test_ds)
     probe.steps_per_epoch = training.steps_per_epoch(config, len(dataset.x_train))
     probe.every = max(int(round(FLAGS.probe_every * probe.steps_per_epoch)), 1)
+    probe.next_probe = probe.every
 
     class Bind(keras.callbacks.Callback):
         def set_model(self, model):

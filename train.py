@@ -43,7 +43,12 @@ flags.DEFINE_enum("binarize", "none", config_lib.BINARIZE, "none: grey levels; s
                   "sample; dynamic: pixels resampled as Bernoulli(x) every time an image is used.")
 flags.DEFINE_integer("epochs", 30, "Number of epochs (the Keras example's 30).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).", lower_bound=1)
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", lower_bound=0)
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (the Keras example's; with --lr_schedule=cosine, "
+                   "the peak; benchmarks/time_to_quality.py measured 5e-3 with cosine).", lower_bound=0)
+flags.DEFINE_enum("lr_schedule", "constant", config_lib.LR_SCHEDULES, "cosine: linear warm-up over --warmup_epochs, "
+                  "then cosine decay to 0 at the last epoch; constant: --learning_rate throughout.")
+flags.DEFINE_float("warmup_epochs", 0.5, "Epochs of linear learning-rate warm-up (cosine schedule).",
+                   lower_bound=0)
 flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower_bound=0)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder, squared error summed over pixels.")
@@ -52,7 +57,18 @@ flags.DEFINE_integer("checkpoint_every_steps", 0, "Also checkpoint every this ma
                      "that a killed run loses at most that many steps (0: at the end of each epoch only).",
                      lower_bound=0)
 flags.DEFINE_enum("strategy", "auto", config_lib.STRATEGIES, "auto: all GPUs mirrored when there are several, "
-                  "else the one GPU, else the CPU.")
+                  "else the one GPU, else the CPU; multi_worker: MultiWorkerMirroredStrategy over the cluster in "
+                  "TF_CONFIG (run the same command on every host; --batch_size is global).")
+flags.DEFINE_enum("precision", "float32", config_lib.PRECISIONS, "Keras mixed-precision policy; the latent heads, "
+                  "logits, loss and KL stay float32. auto: mixed_bfloat16 on CPUs with bfloat16 dot-product "
+                  "instructions (AVX512_BF16, AMX) and no GPU, else float32.")
+flags.DEFINE_boolean("jit_compile", None, "Compile the train step with XLA (default: Keras's auto, which uses XLA "
+                     "on GPUs and not on CPU-only machines).")
+flags.DEFINE_integer("steps_per_execution", 1, "Train steps run per call into TensorFlow (16 measured faster "
+                     "on 2 CPU cores; per-batch callbacks, e.g. the NaN check, then run once per 16 steps).",
+                     lower_bound=1)
+flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's default).", lower_bound=0)
+flags.DEFINE_integer("inter_op_threads", 0, "Ops run at once (0: TensorFlow's default).", lower_bound=0)
 flags.DEFINE_string("workdir", "", "Run directory (default runs/<model>-<dataset>-z<latent>); runs/latest "
                     "points to the newest.")
 FLAGS = flags.FLAGS
@@ -63,9 +79,13 @@ def config_from_flags():
         model=FLAGS.model, arch=FLAGS.arch, latent=FLAGS.latent, filters=FLAGS.filters, hidden=FLAGS.hidden,
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, download=FLAGS.download, image_size=FLAGS.image_size,
         channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, binarize=FLAGS.binarize,
-        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, beta=FLAGS.beta,
+        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+        lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
         loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
-        strategy=FLAGS.strategy, workdir=FLAGS.workdir)
+        strategy=FLAGS.strategy, precision=FLAGS.precision,
+        jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
+        steps_per_execution=FLAGS.steps_per_execution, intra_op_threads=FLAGS.intra_op_threads,
+        inter_op_threads=FLAGS.inter_op_threads, workdir=FLAGS.workdir)
 
 
 def main(argv):

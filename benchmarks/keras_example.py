@@ -106,12 +106,15 @@ def build_vae(latent_dim=2):
     return vae
 
 
-flags.DEFINE_enum("dataset", "fashion_mnist", ["mnist", "fashion_mnist"], "Dataset (tfvae's loaders).")
-flags.DEFINE_string("data_dir", "", "As train.py's --data_dir.")
-flags.DEFINE_integer("epochs", 30, "Epochs (the example's 30).")
-flags.DEFINE_integer("max_examples", 0, "Cap on training examples (0: all).")
-flags.DEFINE_integer("seed", 0, "Global seed.")
-flags.DEFINE_string("output", "", "Write the per-epoch history and timings here as JSON.")
+def define_flags():  # not at import: benchmarks/throughput.py imports this module next to train.py's flags
+    flags.DEFINE_enum("dataset", "fashion_mnist", ["mnist", "fashion_mnist"], "Dataset (tfvae's loaders).")
+    flags.DEFINE_string("data_dir", "", "As train.py's --data_dir.")
+    flags.DEFINE_integer("epochs", 30, "Epochs (the example's 30).")
+    flags.DEFINE_integer("max_examples", 0, "Cap on training examples (0: all).")
+    flags.DEFINE_integer("seed", 0, "Global seed.")
+    flags.DEFINE_string("output", "", "Write the per-epoch history and timings here as JSON.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -138,4 +141,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

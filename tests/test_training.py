@@ -36,7 +36,10 @@ def test_two_replicas_make_the_same_update_as_one_device():
     rng = np.random.default_rng(0)
     batch = {"image": rng.uniform(size=(8, 28, 28, 1)).astype("float32")}
     weights = build_model("ae", (28, 28, 1), 2, seed=0).get_weights()
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # Reduction through one device, not collective ops: collective instance keys can collide with another
+    # MirroredStrategy's made earlier in the same test process.
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
     assert mirrored.num_replicas_in_sync == 2
     single_w, single_loss = _one_sgd_step(tf.distribute.get_strategy(), weights, batch)
     mirrored_w, mirrored_loss = _one_sgd_step(mirrored, weights, batch)

@@ -77,7 +77,12 @@ class Autoencoder(keras.Model):
         self.loss_tracker.update_state(terms["loss"])
         self.reconstruction_tracker.update_state(terms["reconstruction"])
         self.kl_tracker.update_state(terms["kl"])
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if _across_workers(self.distribute_strategy):
+            # Keras 3 averages each worker's logs with strategy.reduce(MEAN, axis=0), which needs an axis to
+            # reduce: give the scalars one (tensorflow/tensorflow#72388). The averaged logs are scalars again.
+            logs = {k: ops.reshape(v, (1,)) for k, v in logs.items()}
+        return logs
 
     def train_step(self, batch):
         replicas = self.distribute_strategy.num_replicas_in_sync
@@ -92,6 +97,22 @@ class Autoencoder(keras.Model):
 
     def test_step(self, batch):
         return self._update_trackers(self.compute_terms(batch, training=False))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a tf.distribute strategy, Keras's fit/evaluate first pull one batch and all-reduce it in order
+        # to build missing variables. Every variable here already exists (the functional networks are built,
+        # the trackers too, and create_model builds the optimizer), and the all-reduce of a dict batch fails
+        # across workers (MultiWorkerMirroredStrategy), so skip it when there is nothing to build.
+        if all(layer.built for layer in self._flatten_layers()) and (
+                self.optimizer is None or self.optimizer.built):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+
+def _across_workers(strategy):
+    """Whether ``strategy`` is a MultiWorkerMirroredStrategy over more than one worker."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+        strategy.extended._in_multi_worker_mode()
 
 
 class VAE(Autoencoder):

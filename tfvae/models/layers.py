@@ -1,6 +1,7 @@
 """Custom layers, registered so saved models load with ``safe_mode=True``."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 # Log-variances are clamped to this range so that exp(log_var) can neither overflow (float16 overflows
@@ -47,3 +48,41 @@ class ClipLogVar(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class Conv2DTranspose(keras.layers.Conv2DTranspose):
+    """``keras.layers.Conv2DTranspose`` whose bias gradient is summed in float32 under mixed precision.
+
+    Keras adds a transposed convolution's bias with ``BiasAdd``. Under ``mixed_bfloat16`` on CPU
+    (TensorFlow 2.21), ``BiasAddGrad`` then sums the bias gradient over batch x height x width (100,352 values
+    for a 128 x 28 x 28 output) in bfloat16, whose 8-bit mantissa stops absorbing small terms once the sum
+    is large: the gradient came out 2.5x to 16x too large (cosine 0.92 with float32's), and a short run's test
+    loss 9% worse. Convolutions proper are unaffected (oneDNN fuses their bias gradient and accumulates in
+    float32). Here the bias gradient is summed in float32 and rounded once; the forward pass is unchanged.
+    """
+
+    def call(self, inputs):
+        if not self.use_bias or self.compute_dtype == "float32":
+            return super().call(inputs)
+        outputs = ops.conv_transpose(inputs, self.kernel, strides=list(self.strides), padding=self.padding,
+                                     output_padding=self.output_padding, dilation_rate=self.dilation_rate,
+                                     data_format=self.data_format)
+        outputs = bias_add_float32_gradient(outputs, self.bias, self.data_format)
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
+def bias_add_float32_gradient(x, bias, data_format="channels_last"):
+    """``tf.nn.bias_add`` whose bias gradient is accumulated in float32 (see ``Conv2DTranspose``)."""
+    channel_axis = -1 if data_format == "channels_last" else 1
+    tf_format = "NHWC" if data_format == "channels_last" else "NCHW"
+
+    @tf.custom_gradient
+    def add(x, bias):
+        def grad(dy):
+            axes = [a for a in range(len(dy.shape)) if a != channel_axis % len(dy.shape)]
+            return dy, tf.cast(tf.reduce_sum(tf.cast(dy, tf.float32), axis=axes), bias.dtype)
+
+        return tf.nn.bias_add(x, bias, data_format=tf_format if len(x.shape) == 4 else None), grad
+
+    return add(x, tf.cast(bias, x.dtype))

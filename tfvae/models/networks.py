@@ -11,7 +11,7 @@ The decoder returns logits; a sigmoid is applied only when an image is produced.
 import keras
 from keras import layers
 
-from tfvae.models.layers import ClipLogVar, Sampling
+from tfvae.models.layers import ClipLogVar, Conv2DTranspose, Sampling
 
 ARCHS = ("conv", "mlp")
 
@@ -109,8 +109,8 @@ def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
         h = layers.Dense(grid[0] * grid[1] * grid[2], activation="relu")(h)
         h = layers.Reshape(grid)(h)
         for f in reversed(filters):
-            h = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(h)
-        logits = layers.Conv2DTranspose(channels, 3, padding="same", name="logits", dtype="float32")(h)
+            h = Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(h)
+        logits = Conv2DTranspose(channels, 3, padding="same", name="logits", dtype="float32")(h)
     else:
         h = layers.Dense(hidden, activation="relu")(h)
         h = layers.Dense(height * width * channels, dtype="float32")(h)

@@ -1,0 +1,203 @@
+"""Speed settings: the FLOP counter, precision policies, jit_compile, learning-rate schedules, thread flags."""
+
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, run_script
+from tfvae import flops, runs, training
+from tfvae.config import Config
+from tfvae.models import build_model
+
+
+def tiny_config(mnist_dir, workdir, **overrides):
+    fields = dict(model="vae", dataset="mnist", data_dir=mnist_dir, download=False, epochs=1, batch_size=64,
+                  max_examples=256, workdir=str(workdir), strategy="default", image_shape=(28, 28, 1),
+                  num_classes=10)
+    fields.update(overrides)
+    return Config(**fields)
+
+
+def quiet(*_):
+    pass
+
+
+def test_flops_of_the_default_vae_are_counted_layer_by_layer():
+    model = build_model("vae", (28, 28, 1), 2)
+    macs = dict(flops.per_layer(model))
+    # Conv2D: out_h * out_w * out_c * 3 * 3 * in_c; Conv2DTranspose: in_h * in_w * in_c * 3 * 3 * out_c.
+    expected = [14 * 14 * 32 * 9 * 1, 7 * 7 * 64 * 9 * 32, 7 * 7 * 64 * 16, 16 * 2, 16 * 2, 2 * 7 * 7 * 64,
+                7 * 7 * 64 * 9 * 64, 14 * 14 * 64 * 9 * 32, 28 * 28 * 32 * 9 * 1]
+    assert sorted(macs.values()) == sorted(expected)
+    assert flops.forward_flops(model) == 2 * sum(expected) == 13_321_856
+    assert flops.training_flops(model) == 3 * flops.forward_flops(model)
+
+
+def test_flops_of_the_keras_example_equal_tfvae_s():
+    import sys
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import keras_example
+
+    assert flops.training_flops(keras_example.build_vae()) == flops.training_flops(build_model("vae", (28, 28, 1), 2))
+
+
+def test_flops_scale_with_the_image_and_ignore_layers_without_weights():
+    small = flops.forward_flops(build_model("vae", (28, 28, 1), 2))
+    large = flops.forward_flops(build_model("vae", (56, 56, 1), 2))
+    assert 3.9 < large / small < 4.0  # the conv work grows 4x; the 2->16 heads and z don't
+    mlp = build_model("vae", (28, 28, 1), 20, arch="mlp", hidden=400)
+    assert flops.forward_flops(mlp) == 2 * (784 * 400 + 2 * 400 * 20 + 20 * 400 + 400 * 784)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16", "mixed_bfloat16"])
+def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precision, mnist_dir, tmp_path):
+    config = tiny_config(mnist_dir, tmp_path / precision, precision=precision)
+    result = training.train(config, verbose=0, log=quiet)
+    assert all(math.isfinite(result[k]) for k in ("loss", "reconstruction", "kl"))
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy was only set for building
+
+    model = training.create_model(config, 256)
+    assert model.optimizer.__class__.__name__ == ("LossScaleOptimizer" if precision == "mixed_float16" else "Adam")
+    conv = next(layer for layer in model.encoder.layers if isinstance(layer, keras.layers.Conv2D))
+    assert conv.compute_dtype == {"float32": "float32", "mixed_float16": "float16",
+                                  "mixed_bfloat16": "bfloat16"}[precision]
+    assert conv.kernel.dtype == "float32"  # variables stay float32
+    batch = {"image": np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")}
+    out = model(batch)
+    dtype = keras.backend.standardize_dtype
+    assert all(dtype(out[k].dtype) == "float32" for k in ("z_mean", "z_log_var", "z", "logits"))
+    assert all(dtype(v.dtype) == "float32" for v in model.compute_terms(batch).values())
+
+    # The saved decoder (with its policy) loads with safe_mode and draws pictures.
+    path = runs.sample_to_png(str(tmp_path / precision), "grid", 3, output=str(tmp_path / f"{precision}.png"))
+    assert os.path.getsize(path) > 0
+
+
+def test_mixed_precision_test_loss_is_within_one_percent_of_float32(mnist_dir, tmp_path):
+    losses = {}
+    for precision in ("float32", "mixed_float16", "mixed_bfloat16"):
+        # The Keras example's constant 1e-3: at a high rate 48 steps are chaotic enough that any difference
+        # (a skipped float16 step) moves the result by more than the numerics do.
+        config = tiny_config(mnist_dir, tmp_path / precision, precision=precision, epochs=6, max_examples=512,
+                             seed=1, learning_rate=1e-3, lr_schedule="constant")
+        losses[precision] = training.train(config, verbose=0, log=quiet)["loss"]
+    # bfloat16 follows float32's trajectory closely (measured 0.1% apart). float16's loss-scale steps move a
+    # 48-step run further (measured 1.7% apart, to a lower loss), so for it the test is that mixed precision
+    # costs no more than 1% of quality.
+    assert losses["mixed_bfloat16"] == pytest.approx(losses["float32"], rel=0.01), losses
+    assert losses["mixed_float16"] <= 1.01 * losses["float32"], losses
+
+
+def test_steps_per_execution_never_lengthens_an_epoch(mnist_dir, tmp_path):
+    # 512 examples at batch 64 are 8 steps an epoch; 16 steps an execution must not train 16 of them.
+    config = tiny_config(mnist_dir, tmp_path / "run", epochs=2, max_examples=512, steps_per_execution=16)
+    training.train(config, verbose=0, log=quiet)
+    model = training.create_model(config, 512)
+    training.Checkpointer(str(tmp_path / "run")).restore(model)
+    assert int(model.optimizer.iterations.numpy()) == 2 * 8
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_transposed_conv_bias_gradient_is_accurate_under_mixed_precision(policy):
+    import tensorflow as tf
+
+    from tfvae.models import Conv2DTranspose
+
+    x = tf.random.stateless_uniform((64, 14, 14, 8), seed=(1, 2))
+    weights = tf.linspace(0.005, 0.015, 4)  # small enough that the sums fit in float16
+    grads = {}
+    for name in ("float32", policy):
+        layer = Conv2DTranspose(4, 3, strides=2, padding="same", dtype=name, bias_initializer="ones",
+                                kernel_initializer=keras.initializers.GlorotUniform(seed=0))
+        with tf.GradientTape() as tape:
+            y = layer(x)
+            loss = tf.reduce_sum(tf.cast(y, "float32") * weights)
+        grads[name] = [tf.cast(g, "float32").numpy() for g in tape.gradient(loss, layer.trainable_weights)]
+    # d loss / d bias_c sums 64 x 28 x 28 = 50,176 equal terms: bfloat16 accumulation gets this badly wrong.
+    np.testing.assert_allclose(grads[policy][1], grads["float32"][1], rtol=0.01)
+    np.testing.assert_allclose(grads["float32"][1], 50_176 * np.linspace(0.005, 0.015, 4), rtol=1e-3)
+
+
+def test_jit_compile_reaches_compile_and_trains(mnist_dir, tmp_path):
+    config = tiny_config(mnist_dir, tmp_path / "xla", jit_compile=True, max_examples=128)
+    model = training.create_model(config, 128)
+    assert model.jit_compile is True
+    assert training.create_model(tiny_config(mnist_dir, tmp_path, jit_compile=False), 128).jit_compile is False
+    assert math.isfinite(training.train(config, verbose=0, log=quiet)["loss"])
+
+
+def test_steps_per_execution_reaches_compile_except_under_mirrored_strategies(mnist_dir, tmp_path):
+    model = training.create_model(tiny_config(mnist_dir, tmp_path, steps_per_execution=4), 256)
+    assert model.steps_per_execution == 4
+    # Keras 3.15 cannot run several steps per call under MirroredStrategy (keras-team/keras#19246): one it is.
+    strategy = training.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
+    config = tiny_config(mnist_dir, tmp_path / "mirrored", steps_per_execution=4, strategy="mirrored")
+    with strategy.scope():
+        assert training.create_model(config, 256).steps_per_execution == 1
+    assert math.isfinite(training.train(config, strategy=strategy, verbose=0, log=quiet)["loss"])
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    config = Config(learning_rate=0.01, lr_schedule="cosine", warmup_epochs=1, epochs=4)
+    schedule = training.learning_rate(config, steps_per_epoch=10)
+    values = [float(schedule(step)) for step in (0, 5, 10, 25, 40)]
+    assert values[0] == 0.0
+    assert values[1] == pytest.approx(0.005)
+    assert values[2] == pytest.approx(0.01)
+    assert values[3] == pytest.approx(0.005, abs=1e-6)  # halfway through the 30 decay steps
+    assert values[4] == pytest.approx(0.0, abs=1e-9)
+    assert training.learning_rate(Config(learning_rate=0.002, lr_schedule="constant"), 10) == 0.002
+
+
+def test_history_records_the_scheduled_learning_rate(mnist_dir, tmp_path):
+    import csv
+
+    workdir = tmp_path / "run"
+    config = tiny_config(mnist_dir, workdir, epochs=2, lr_schedule="cosine", learning_rate=0.004, warmup_epochs=0.5)
+    training.train(config, verbose=0, log=quiet)
+    with open(workdir / "history.csv") as f:
+        rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
+    # 4 steps an epoch: 2 warm-up steps, then 6 decay steps; after epoch 1 (step 4) 2 of them are done.
+    assert rates[0] == pytest.approx(0.004 * 0.5 * (1 + math.cos(math.pi * 2 / 6)), rel=1e-4)
+    assert rates[1] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_auto_precision_is_bfloat16_only_on_cpus_with_bfloat16_instructions(monkeypatch):
+    expected = "mixed_bfloat16" if training.cpu_has_bfloat16() else "float32"
+    assert training.resolve_precision("auto") == expected
+    assert training.resolve_precision("mixed_float16") == "mixed_float16"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # without oneDNN, bfloat16 convolutions are emulated
+    assert training.resolve_precision("auto") == "float32"
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: False)
+    assert training.resolve_precision("auto") == "float32"
+
+
+def test_run_directory_records_the_resolved_precision(mnist_dir, tmp_path):
+    training.train(tiny_config(mnist_dir, tmp_path / "run", precision="auto", max_examples=128), verbose=0, log=quiet)
+    assert Config.load(str(tmp_path / "run")).precision == training.resolve_precision("auto")
+
+
+def test_bad_speed_settings_are_clear_errors():
+    from tfvae.errors import TfvaeError
+
+    with pytest.raises(TfvaeError, match="unknown --precision='float8'"):
+        Config(precision="float8").validate()
+    with pytest.raises(TfvaeError, match="--steps_per_execution must be at least 1"):
+        Config(steps_per_execution=0).validate()
+    with pytest.raises(TfvaeError, match="--warmup_epochs"):
+        Config(warmup_epochs=40).validate()
+
+
+def test_train_py_speed_flags_reach_the_run(mnist_dir, offline_env, tmp_path):
+    workdir = tmp_path / "run"
+    run_script([os.path.join(REPO, "train.py"), f"--data_dir={mnist_dir}", "--max_examples=128", "--epochs=1",
+                "--precision=mixed_bfloat16", "--steps_per_execution=2", "--intra_op_threads=1",
+                "--inter_op_threads=1", "--nojit_compile", f"--workdir={workdir}"], offline_env)
+    config = Config.load(str(workdir))
+    assert (config.precision, config.steps_per_execution, config.jit_compile) == ("mixed_bfloat16", 2, False)
+    assert (config.intra_op_threads, config.inter_op_threads) == (1, 1)

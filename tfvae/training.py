@@ -39,8 +39,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae import cluster, files, sampling
 from tfvae import data as data_lib
-from tfvae import files, sampling
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import build_model, networks
@@ -66,7 +66,10 @@ def make_strategy(name="auto", devices=None):
       devices: explicit device names for "mirrored", e.g. two logical CPUs in tests.
     """
     if name == "multi_worker":
-        read_tf_config()  # a clear one-line error before TensorFlow sees a malformed TF_CONFIG
+        # A clear one-line error before TensorFlow sees a missing or malformed TF_CONFIG.
+        if cluster.parse_tf_config() is None:
+            raise TfvaeError("--strategy=multi_worker needs the TF_CONFIG environment variable; set it on every "
+                             f"host, e.g. TF_CONFIG='{cluster.EXAMPLE}'")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
@@ -79,36 +82,6 @@ def make_strategy(name="auto", devices=None):
         return tf.distribute.MirroredStrategy(devices)
     raise TfvaeError(f"unknown --strategy={name!r}; choose one of auto, default, one_device, mirrored, "
                      "multi_worker")
-
-
-_TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                      '"task": {"type": "worker", "index": 0}}')
-
-
-def read_tf_config(environ=None):
-    """The parsed ``TF_CONFIG`` environment variable; TfvaeError (one line) if it is missing or malformed.
-
-    Returns:
-      dict with ``cluster`` (job name -> list of "host:port") and ``task`` (``type`` and ``index``).
-    """
-    text = (os.environ if environ is None else environ).get("TF_CONFIG", "")
-    hint = f"set it on every host, e.g. TF_CONFIG='{_TF_CONFIG_EXAMPLE}'"
-    if not text.strip():
-        raise TfvaeError(f"--strategy=multi_worker needs the TF_CONFIG environment variable; {hint}")
-    try:
-        tf_config = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TfvaeError(f"TF_CONFIG is not valid JSON ({e.msg} at character {e.pos}); {hint}") from None
-    cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
-    task = tf_config.get("task") if isinstance(tf_config, dict) else None
-    if not isinstance(cluster, dict) or not cluster or not all(
-            isinstance(v, list) and v and all(isinstance(a, str) and ":" in a for a in v) for v in cluster.values()):
-        raise TfvaeError(f'TF_CONFIG needs "cluster": {{job: ["host:port", ...]}}; {hint}')
-    if not isinstance(task, dict) or task.get("type") not in cluster or not isinstance(task.get("index"), int) \
-            or not 0 <= task["index"] < len(cluster[task["type"]]):
-        raise TfvaeError(f'TF_CONFIG needs "task": {{"type": one of {sorted(cluster)}, "index": a position in '
-                         f'that job\'s list}} (got {task!r}); {hint}')
-    return tf_config
 
 
 def is_chief(strategy):

@@ -146,6 +146,7 @@ def main(argv):
 
     from tfvae import flops, training
 
+    tf.get_logger().setLevel("ERROR")  # each variant traces its own train function: no retracing warnings
     base = train.config_from_flags()
     for key, value in BENCHMARK_DATA.items():
         setattr(base, key, value)
@@ -190,9 +191,15 @@ def main(argv):
     print(f"load average at start: {load_at_start}")
 
     order = [name for name, _ in variants] + ["b"]
+
+    def segment_steps(name, steps):
+        """``steps`` rounded to whole executions, at least 2 (the first one is not timed)."""
+        spe = models[name][3].steps_per_execution if models[name][3] is not None else 1
+        return max(2 * spe, steps // spe * spe)
+
     for name in order:
         model, data, kwargs, _ = models[name]
-        fit_segment(model, data, FLAGS.warmup_steps, 128, **kwargs)
+        fit_segment(model, data, segment_steps(name, FLAGS.warmup_steps), 128, **kwargs)
     rates = {name: [] for name in order}
     matmul = []
     header = "round  " + "  ".join(f"{name:>10}" for name in order) + "   matmul GFLOP/s"
@@ -200,11 +207,7 @@ def main(argv):
     for r in range(FLAGS.rounds):
         for name in order:
             model, data, kwargs, _ = models[name]
-            steps = FLAGS.steps
-            if models[name][3] is not None:
-                spe = models[name][3].steps_per_execution
-                steps = max(spe * 2, steps // spe * spe)
-            rates[name].append(fit_segment(model, data, steps, base.batch_size, **kwargs))
+            rates[name].append(fit_segment(model, data, segment_steps(name, FLAGS.steps), base.batch_size, **kwargs))
         matmul.append(matmul_rate())
         print(f"{r + 1:5d}  " + "  ".join(f"{rates[n][-1]:10.0f}" for n in order) + f"   {matmul[-1]:10.0f}")
 

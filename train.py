@@ -19,6 +19,8 @@ from tfvae import config as config_lib  # noqa: E402
 from tfvae import training  # noqa: E402
 from tfvae.errors import TfvaeError  # noqa: E402
 
+DEFAULTS = config_lib.Config()  # the flags' defaults are the Config's
+
 flags.DEFINE_enum("model", "vae", config_lib.MODELS, "ae: plain autoencoder; vae: variational autoencoder; "
                   "cvae: VAE conditioned on the class label.")
 flags.DEFINE_enum("arch", "conv", config_lib.ARCHS, "conv: the Keras example's Conv2D/Conv2DTranspose "
@@ -43,12 +45,13 @@ flags.DEFINE_enum("binarize", "none", config_lib.BINARIZE, "none: grey levels; s
                   "sample; dynamic: pixels resampled as Bernoulli(x) every time an image is used.")
 flags.DEFINE_integer("epochs", 30, "Number of epochs (the Keras example's 30).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).", lower_bound=1)
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (the Keras example's; with --lr_schedule=cosine, "
-                   "the peak; benchmarks/time_to_quality.py measured 5e-3 with cosine).", lower_bound=0)
-flags.DEFINE_enum("lr_schedule", "constant", config_lib.LR_SCHEDULES, "cosine: linear warm-up over --warmup_epochs, "
-                  "then cosine decay to 0 at the last epoch; constant: --learning_rate throughout.")
-flags.DEFINE_float("warmup_epochs", 0.5, "Epochs of linear learning-rate warm-up (cosine schedule).",
-                   lower_bound=0)
+flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, "Adam learning rate (with --lr_schedule=cosine, the "
+                   "peak). The Keras example's recipe is 1e-3 with --lr_schedule=constant.", lower_bound=0)
+flags.DEFINE_enum("lr_schedule", DEFAULTS.lr_schedule, config_lib.LR_SCHEDULES, "cosine: linear warm-up "
+                  "over --warmup_epochs, then cosine decay to 0 at the last epoch; constant: --learning_rate "
+                  "throughout.")
+flags.DEFINE_float("warmup_epochs", DEFAULTS.warmup_epochs, "Epochs of linear learning-rate warm-up (cosine "
+                   "schedule).", lower_bound=0)
 flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower_bound=0)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder, squared error summed over pixels.")
@@ -59,14 +62,14 @@ flags.DEFINE_integer("checkpoint_every_steps", 0, "Also checkpoint every this ma
 flags.DEFINE_enum("strategy", "auto", config_lib.STRATEGIES, "auto: all GPUs mirrored when there are several, "
                   "else the one GPU, else the CPU; multi_worker: MultiWorkerMirroredStrategy over the cluster in "
                   "TF_CONFIG (run the same command on every host; --batch_size is global).")
-flags.DEFINE_enum("precision", "float32", config_lib.PRECISIONS, "Keras mixed-precision policy; the latent heads, "
-                  "logits, loss and KL stay float32. auto: mixed_bfloat16 on CPUs with bfloat16 dot-product "
-                  "instructions (AVX512_BF16, AMX) and no GPU, else float32.")
+flags.DEFINE_enum("precision", DEFAULTS.precision, config_lib.PRECISIONS, "Keras mixed-precision policy; the "
+                  "latent heads, loss and KL stay float32 and exported models are float32. auto: mixed_bfloat16 on "
+                  "CPUs with bfloat16 dot-product instructions (AVX512_BF16, AMX) and no GPU, else float32.")
 flags.DEFINE_boolean("jit_compile", None, "Compile the train step with XLA (default: Keras's auto, which uses XLA "
                      "on GPUs and not on CPU-only machines).")
-flags.DEFINE_integer("steps_per_execution", 1, "Train steps run per call into TensorFlow (16 measured faster "
-                     "on 2 CPU cores; per-batch callbacks, e.g. the NaN check, then run once per 16 steps).",
-                     lower_bound=1)
+flags.DEFINE_integer("steps_per_execution", DEFAULTS.steps_per_execution, "Train steps run per call into "
+                     "TensorFlow (reduced to a divisor of an epoch's steps; 1 under mirrored strategies). Per-batch "
+                     "callbacks, e.g. the NaN check, run once per call.", lower_bound=1)
 flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's default).", lower_bound=0)
 flags.DEFINE_integer("inter_op_threads", 0, "Ops run at once (0: TensorFlow's default).", lower_bound=0)
 flags.DEFINE_string("workdir", "", "Run directory (default runs/<model>-<dataset>-z<latent>); runs/latest "

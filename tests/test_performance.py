@@ -66,13 +66,17 @@ def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precisi
     assert conv.compute_dtype == {"float32": "float32", "mixed_float16": "float16",
                                   "mixed_bfloat16": "bfloat16"}[precision]
     assert conv.kernel.dtype == "float32"  # variables stay float32
+    assert model.decoder.get_layer("logits").compute_dtype == conv.compute_dtype  # cast to float32 after it
     batch = {"image": np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")}
     out = model(batch)
     dtype = keras.backend.standardize_dtype
     assert all(dtype(out[k].dtype) == "float32" for k in ("z_mean", "z_log_var", "z", "logits"))
     assert all(dtype(v.dtype) == "float32" for v in model.compute_terms(batch).values())
 
-    # The saved decoder (with its policy) loads with safe_mode and draws pictures.
+    # The exported networks compute in float32 whatever trained them, load with safe_mode and draw pictures.
+    for name in ("encoder", "decoder"):
+        exported = runs.load_model_file(str(tmp_path / precision), name)
+        assert {layer.compute_dtype for layer in exported.layers} == {"float32"}, name
     path = runs.sample_to_png(str(tmp_path / precision), "grid", 3, output=str(tmp_path / f"{precision}.png"))
     assert os.path.getsize(path) > 0
 

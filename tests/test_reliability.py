@@ -28,10 +28,10 @@ SAMPLE = os.path.join(REPO, "sample.py")
 
 
 def tiny_config(mnist_dir, workdir, **overrides):
-    """An MLP VAE on 64 digits: 2 steps of 32 per epoch, a checkpoint after every step."""
+    """An MLP VAE on 64 digits: 2 steps of 32 per epoch, a checkpoint after every step (one step per call)."""
     fields = dict(model="vae", arch="mlp", hidden=16, dataset="mnist", data_dir=mnist_dir, download=False,
                   epochs=4, batch_size=32, max_examples=64, binarize="dynamic", checkpoint_every_steps=1,
-                  workdir=str(workdir), strategy="default")
+                  steps_per_execution=1, workdir=str(workdir), strategy="default")
     fields.update(overrides)
     return Config(**fields)
 
@@ -170,7 +170,8 @@ def test_checkpoints_inside_an_epoch_keep_its_running_losses(mnist_dir, tmp_path
 def test_a_real_kill_mid_checkpoint_frees_the_lock_and_resumes(mnist_dir, offline_env, tmp_path):
     workdir = str(tmp_path / "run")
     command = [sys.executable, TRAIN, "--arch=mlp", "--hidden=16", f"--data_dir={mnist_dir}", "--epochs=2",
-               "--max_examples=64", "--batch_size=32", "--checkpoint_every_steps=1", f"--workdir={workdir}"]
+               "--max_examples=64", "--batch_size=32", "--checkpoint_every_steps=1", "--steps_per_execution=1",
+               f"--workdir={workdir}"]
     # Paused with the weights of epoch 1's end half-way to disk (second checkpoint; the first is mid-epoch).
     env = dict(offline_env, TFVAE_TEST_FAULT="pause@checkpoint-tmp-written#2")
     proc = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -204,11 +205,12 @@ def test_a_real_kill_mid_checkpoint_frees_the_lock_and_resumes(mnist_dir, offlin
 
 def test_a_diverging_run_stops_keeps_its_last_good_checkpoint_and_resumes_with_a_lower_rate(mnist_dir, tmp_path, eager):
     workdir = str(tmp_path / "run")
-    quiet_train(tiny_config(mnist_dir, workdir, epochs=1))
+    constant = dict(learning_rate=1e-3, lr_schedule="constant")
+    quiet_train(tiny_config(mnist_dir, workdir, epochs=1, **constant))
     before = {name: open(os.path.join(workdir, name), "rb").read()
               for name in ("encoder.keras", "decoder.keras", "history.csv")}
     with pytest.raises(training.NonFiniteLoss) as raised:
-        quiet_train(tiny_config(mnist_dir, workdir, epochs=3, learning_rate=1e9))
+        quiet_train(tiny_config(mnist_dir, workdir, epochs=3, learning_rate=1e9, lr_schedule="constant"))
     message = str(raised.value)
     assert "\n" not in message
     # Depending on where the NaN shows first: in a step's loss, in the weights, or in the loss they give.
@@ -223,7 +225,7 @@ def test_a_diverging_run_stops_keeps_its_last_good_checkpoint_and_resumes_with_a
         assert open(os.path.join(workdir, name), "rb").read() == content, name
     assert event_steps(workdir)["train/epoch_loss"] == [1]
     # The flag, not the checkpoint's optimizer state, sets the learning rate of the resumed run.
-    result = quiet_train(tiny_config(mnist_dir, workdir, epochs=2, learning_rate=1e-3))
+    result = quiet_train(tiny_config(mnist_dir, workdir, epochs=2, **constant))
     assert np.isfinite(result["loss"])
     assert [r["learning_rate"] for r in history(workdir)] == ["0.001", "0.001"]
 
@@ -239,8 +241,9 @@ def test_a_nan_in_the_first_steps_blames_the_learning_rate(mnist_dir, tmp_path, 
     with pytest.raises(training.NonFiniteLoss, match=r"^the loss became nan at epoch 1, step 1 of 2: training stopped "
                                                      rf"without saving that epoch \(no checkpoint was written to "
                                                      rf"{workdir}\); this early, the learning rate is probably too "
-                                                     r"high; lower --learning_rate \(now 0.001\)"):
-        quiet_train(tiny_config(mnist_dir, workdir))
+                                                     r"high; lower --learning_rate \(now 0.005\), e.g. "
+                                                     r"--learning_rate=0.0005$"):
+        quiet_train(tiny_config(mnist_dir, workdir))  # the default --learning_rate, 5e-3 (the cosine's peak)
     assert not os.path.exists(os.path.join(workdir, "checkpoints"))
 
 

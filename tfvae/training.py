@@ -332,11 +332,24 @@ def export_models(model, workdir):
 
 def float32_copy(network):
     """``network`` (a functional model) with every layer computing in float32, sharing no variables."""
-    if all(layer.dtype_policy.name == "float32" for layer in network.layers):
+    return policy_copy(network, "float32")
+
+
+def policy_copy(network, policy):
+    """``network`` (a functional model) with its layers computing under ``policy`` and its outputs in float32.
+
+    The output layers keep float32, so that a mixed-precision copy still returns float32 logits (as the
+    decoder's final cast does in training). The copy shares no variables with ``network``.
+    """
+    outputs = {id(tensor) for tensor in keras.tree.flatten(network.outputs)}
+    keep = {layer.name for layer in network.layers
+            if any(id(tensor) in outputs for tensor in keras.tree.flatten(layer.output))}
+    wanted = {layer.name: "float32" if layer.name in keep else policy for layer in network.layers}
+    if all(layer.dtype_policy.name == wanted[layer.name] for layer in network.layers):
         return network
 
     def clone(layer):
-        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+        return layer.__class__.from_config({**layer.get_config(), "dtype": wanted[layer.name]})
 
     copy = keras.models.clone_model(network, clone_function=clone)
     copy.set_weights(network.get_weights())

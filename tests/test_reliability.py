@@ -418,17 +418,29 @@ class ResourceProbe(keras.callbacks.Callback):
 
 
 def assert_flat(values, tolerance, skip=10):
-    """After a warm-up of ``skip`` epochs, ``values`` may wander by ``tolerance`` but must not trend upwards."""
+    """After a warm-up of ``skip`` epochs, ``values`` must not rise: none above the first half's median by more
+    than ``tolerance``, and the second half's median not above the first half's by more than ``tolerance / 2``.
+
+    They may fall: the allocator handing pages back to the system (seen in CI: 1,326 MB down to 1,277 MB
+    for one epoch) is not a leak.
+    """
     later = values[skip:]
     half = len(later) // 2
-    assert max(later) - min(later) <= tolerance, values
-    assert np.mean(later[half:]) - np.mean(later[:half]) <= tolerance / 2, values
+    settled = np.median(later[:half])
+    assert max(later) - settled <= tolerance, values
+    assert np.median(later[half:]) - settled <= tolerance / 2, values
 
 
 def test_the_flatness_check_catches_a_leak_of_one_per_epoch():
     assert_flat([50] * 10 + [52, 50, 51, 50] * 5, tolerance=4)
+    assert_flat([50] * 10 + [50] * 12 + [1] + [50] * 7, tolerance=4)  # pages given back for an epoch
+    assert_flat([50] * 10 + [50] * 10 + [40] * 10, tolerance=4)  # and for good
     with pytest.raises(AssertionError):
         assert_flat([50 + i for i in range(30)], tolerance=4)
+    with pytest.raises(AssertionError):  # a leak that starts late
+        assert_flat([50] * 20 + [50 + i for i in range(10)], tolerance=4)
+    with pytest.raises(AssertionError):  # one jump that stays
+        assert_flat([50] * 20 + [60] * 10, tolerance=4)
 
 
 def test_many_epochs_hold_memory_and_file_handles_flat(mnist_dir, tmp_path):

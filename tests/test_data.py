@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from tfvae import data
-from tfvae.data import DataError
+from tfvae.data import DataError, formats
+from tfvae.data import mnist as mnist_source
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -37,7 +38,7 @@ def tiny_mnist(n_train=20, n_test=10, seed=0):
 def write_idx_dir(directory, arrays, gz=False, dotted=False):
     """Writes the four MNIST IDX files into `directory`."""
     os.makedirs(directory, exist_ok=True)
-    for stem, array in zip(data._IDX_FILES.values(), arrays):
+    for stem, array in zip(formats._IDX_FILES.values(), arrays):
         if dotted:
             stem = stem.replace("-idx", ".idx")
         write_idx(os.path.join(directory, stem + (".gz" if gz else "")), array, gz=gz)
@@ -175,7 +176,7 @@ def test_resize_and_channels(tmp_path):
 def test_fashion_mnist_debian_dir(tmp_path, monkeypatch, empty_keras_home):
     debian = tmp_path / "debian"
     arrays = write_idx_dir(debian, tiny_mnist(seed=1), gz=True)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", str(debian))
+    monkeypatch.setattr(mnist_source, "DEBIAN_FASHION_MNIST_DIR", str(debian))
     ds = data.load_dataset("fashion_mnist", download=False)
     assert ds.source == f"IDX files in {debian}"
     assert len(ds.class_names) == 10 and ds.class_names[0] == "T-shirt/top" and ds.num_classes == 10
@@ -183,7 +184,7 @@ def test_fashion_mnist_debian_dir(tmp_path, monkeypatch, empty_keras_home):
 
 
 def test_fashion_mnist_nothing_found(tmp_path, monkeypatch, empty_keras_home):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "absent"))
+    monkeypatch.setattr(mnist_source, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "absent"))
     with pytest.raises(DataError, match="Fashion-MNIST not found"):
         data.load_dataset("fashion_mnist", download=False)
 

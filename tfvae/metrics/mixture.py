@@ -3,38 +3,57 @@ r"""The ex-post density of latent codes.
 Ex-post density
 ---------------
 ``fit_gaussian_mixture`` fits a Gaussian mixture (EM, k-means initialisation, scikit-learn) to latent codes
-of the training set, to sample from instead of the prior (Ghosh et al. 2020).
+of the training set, to sample from instead of the prior (Ghosh et al. 2020). Sampling and the log density
+are scikit-learn's ``GaussianMixture.sample`` and ``score_samples``.
 """
 
-import dataclasses
+import copy
 import warnings
 
 import numpy as np
-from scipy import special, stats
 
 
-@dataclasses.dataclass
 class GaussianMixture:
-    """A Gaussian mixture with full covariances: weights (m,), means (m, d), covariances (m, d, d)."""
+    """A fitted full-covariance Gaussian mixture: weights (m,), means (m, d), covariances (m, d, d).
 
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
+    A thin wrapper of a fitted ``sklearn.mixture.GaussianMixture`` (``estimator``) whose ``sample`` takes a
+    seed per call.
+    """
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    @property
+    def weights(self):
+        return self.estimator.weights_
+
+    @property
+    def means(self):
+        return self.estimator.means_
+
+    @property
+    def covariances(self):
+        return self.estimator.covariances_
 
     def sample(self, count, seed=0):
-        """``count`` draws as float32 (count, d), reproducible from ``seed``."""
-        rng = np.random.default_rng(seed)
-        component = rng.choice(len(self.weights), size=count, p=self.weights / self.weights.sum())
-        chol = np.linalg.cholesky(self.covariances)
-        eps = rng.standard_normal((count, self.means.shape[1]))
-        return (self.means[component] + np.einsum("nij,nj->ni", chol[component], eps)).astype("float32")
+        """``count`` draws as float32 (count, d), reproducible from ``seed``, in random component order.
+
+        scikit-learn's ``GaussianMixture.sample`` takes no seed: it draws from ``check_random_state`` of the
+        estimator's ``random_state``, which for an int is a fresh ``RandomState(int)`` on every call. So a
+        shallow copy of the estimator gets ``random_state=seed`` (the fitted one is left as it is), and each
+        call with the same seed gives the same draws. It returns the draws grouped by component (all of
+        component 0 first); they are shuffled with a generator seeded by ``seed`` too, so that any prefix
+        (e.g. the first 100 in a sample grid) mixes the components as independent draws do.
+        """
+        estimator = copy.copy(self.estimator)
+        estimator.random_state = seed
+        draws, _ = estimator.sample(count)
+        order = np.random.default_rng(seed).permutation(count)
+        return draws[order].astype("float32")
 
     def log_prob(self, z):
-        """log density of each row of ``z`` (float64, shape (n,))."""
-        z = np.asarray(z, "float64")
-        per_component = np.stack([stats.multivariate_normal.logpdf(z, m, c, allow_singular=True)
-                                  for m, c in zip(self.means, self.covariances)], axis=-1)
-        return special.logsumexp(per_component.reshape(len(z), -1) + np.log(self.weights), axis=-1)
+        """log density of each row of ``z`` (float64, shape (n,)): scikit-learn's ``score_samples``."""
+        return self.estimator.score_samples(np.atleast_2d(np.asarray(z, "float64")))
 
 
 def fit_gaussian_mixture(z, num_components=10, seed=0, reg_covar=1e-6, max_iter=200):
@@ -58,4 +77,4 @@ def fit_gaussian_mixture(z, num_components=10, seed=0, reg_covar=1e-6, max_iter=
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning: the last EM step is still a usable mixture
         model.fit(z)
-    return GaussianMixture(model.weights_, model.means_, model.covariances_)
+    return GaussianMixture(model)

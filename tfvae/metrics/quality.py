@@ -81,7 +81,7 @@ def inception_score(probs, num_splits=1):
     scores = []
     for part in np.array_split(probs, num_splits):
         marginal = part.mean(axis=0, keepdims=True)
-        kl = np.sum(special.xlogy(part, part) - special.xlogy(part, marginal), axis=1)
+        kl = np.sum(special.rel_entr(part, marginal), axis=1)  # p log(p / q), 0 where p = 0
         scores.append(math.exp(float(np.mean(kl))))
     return float(np.mean(scores)), float(np.std(scores))
 

@@ -6,7 +6,7 @@
     python evaluate.py --ood_dataset=mnist                    # AUROC of telling MNIST from the run's test set
     python evaluate.py --mode=score --data_dir=my_images      # per-image scores -> <workdir>/scores.csv
 
-The first evaluation of a dataset trains a small feature classifier and caches it (see tfvae/evaluation.py).
+The first evaluation of a dataset trains a small feature classifier and caches it (see tfvae/evaluation/classifier.py).
 """
 
 import os

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
-from scipy import special
+from scipy import special, stats
 
 from tfvae import losses, metrics
 from tfvae.models import build_model
@@ -190,6 +190,26 @@ def test_auroc_known_cases():
     assert metrics.auroc([0.0, 2.0], [1.0, 3.0]) == 0.75
 
 
+def mann_whitney_auroc(inlier_scores, outlier_scores):
+    """The rank formula tfvae used before scikit-learn: U / (n_in n_out), ties at their average rank."""
+    n_in, n_out = len(inlier_scores), len(outlier_scores)
+    ranks = stats.rankdata(np.concatenate([inlier_scores, outlier_scores]))
+    return (np.sum(ranks[n_in:]) - n_out * (n_out + 1) / 2.0) / (n_in * n_out)
+
+
+def test_auroc_is_the_mann_whitney_statistic_with_ties():
+    rng = np.random.default_rng(5)
+    for n_in, n_out, shift in [(50, 70, 0.0), (200, 30, 0.7), (13, 400, -0.4)]:
+        # Rounded to one decimal, so that many scores tie within and across the two sets.
+        inliers = np.round(rng.normal(size=n_in), 1)
+        outliers = np.round(rng.normal(shift, size=n_out), 1)
+        assert metrics.auroc(inliers, outliers) == pytest.approx(mann_whitney_auroc(inliers, outliers), abs=1e-12)
+    # Higher means more anomalous: swapping the two sets gives 1 - AUROC.
+    assert metrics.auroc(outliers, inliers) == pytest.approx(1.0 - metrics.auroc(inliers, outliers), abs=1e-12)
+    with pytest.raises(ValueError, match="at least one inlier and one outlier"):
+        metrics.auroc([], [1.0])
+
+
 def test_complexity_score_and_png_length():
     flat = np.zeros((1, 28, 28, 1), np.uint8)
     noise = np.random.default_rng(0).integers(0, 256, size=(1, 28, 28, 1), dtype=np.uint8)
@@ -213,3 +233,29 @@ def test_gaussian_mixture_recovers_two_separated_clusters():
     assert np.mean(samples[:, 0] > 0) == pytest.approx(0.4, abs=0.05)
     np.testing.assert_array_equal(samples, gmm.sample(2000, seed=1))
     assert gmm.log_prob([[-10.0, 0.0]])[0] > gmm.log_prob([[0.0, 0.0]])[0]
+
+
+def test_gaussian_mixture_sample_and_log_prob_match_the_closed_forms():
+    rng = np.random.default_rng(1)
+    z = np.concatenate([rng.normal([-4.0, 0.0, 1.0], 1.0, size=(300, 3)),
+                        rng.normal([4.0, 2.0, -1.0], [0.5, 1.0, 2.0], size=(200, 3))])
+    gmm = metrics.fit_gaussian_mixture(z, num_components=2, seed=0)
+    # log p(z) = logsumexp_m (log w_m + log N(z; mu_m, C_m)), the hand-written formula it replaces.
+    points = rng.normal(size=(50, 3)) * 4.0
+    per_component = np.stack([stats.multivariate_normal.logpdf(points, m, c)
+                              for m, c in zip(gmm.means, gmm.covariances)], axis=-1)
+    expected = special.logsumexp(per_component + np.log(gmm.weights), axis=-1)
+    np.testing.assert_allclose(gmm.log_prob(points), expected, rtol=1e-10, atol=1e-10)
+    # Draws follow the mixture: component shares, means and covariances within sampling error.
+    samples = gmm.sample(20000, seed=7)
+    np.testing.assert_array_equal(samples, gmm.sample(20000, seed=7))
+    assert not np.array_equal(samples, gmm.sample(20000, seed=8))
+    right = samples[:, 0] > 0
+    order = np.argsort(gmm.means[:, 0])
+    assert np.mean(right) == pytest.approx(gmm.weights[order[1]], abs=0.02)
+    np.testing.assert_allclose(samples[right].mean(axis=0), gmm.means[order[1]], atol=0.1)
+    np.testing.assert_allclose(np.cov(samples[right], rowvar=False), gmm.covariances[order[1]], atol=0.15)
+    # The draws come in random component order (sklearn groups them), so a prefix mixes both clusters.
+    assert 0.2 < np.mean(right[:100]) < 0.6
+    # Sampling does not change the fitted estimator's own seed.
+    assert gmm.estimator.random_state == 0

@@ -1,0 +1,107 @@
+"""Evaluating trained runs: likelihood, reconstruction, sample quality, samplers, anomaly scores, reports.
+
+``evaluate_run(workdir, options)`` measures one run directory and writes, next to it (or to
+``options.output``)::
+
+    eval.json                        every number below, the settings, notes and timings
+    report.md                        the same as tables, with the pictures it refers to:
+    eval_samples_<sampler>.png       generated images, one grid per sampler
+    eval_worst_reconstructions.png   the worst-reconstructed test images above their reconstructions
+    eval_ood_scores.png              score histograms, in-distribution vs out-of-distribution (with an OOD set)
+    logs/eval/<sampler>/             TensorBoard hparams and metrics (always under the run directory)
+
+``compare_runs(workdirs, options)`` evaluates several runs and lays them side by side, one row per run and
+sampler, with one image grid per row; ``score_folder(workdir, data_dir, options)`` writes per-image scores of a
+folder of the user's images to CSV. The maths of every metric is in ``tfvae.metrics``.
+
+What is measured, and on which images:
+
+* Likelihood (``vae``/``cvae`` only): -ELBO on every test image (closed-form KL, reconstruction averaged over
+  ``elbo_samples`` draws), and the IWAE NLL with ``num_samples`` importance samples on ``num_images`` test
+  images (a fixed random subset; all by default), with the -ELBO of the same images and their gap. Binarized
+  runs are scored on a fixed binary copy of the test set (the one training used for ``binarize=static``,
+  one Bernoulli draw seeded by the run's seed + 1 for ``dynamic``); then bits/dim are reported too.
+* Reconstruction: per-image MSE and PSNR of the decoded posterior means, on the same images.
+* Sample quality: ``sample_count`` images from each sampler (``prior``: z ~ N(0, I), for a plain autoencoder
+  the documents' "random vector into the decoder"; ``gmm``: a 10-component Gaussian mixture fitted to the
+  training set's posterior means, Ghosh et al. 2020), decoded to Bernoulli means (grey levels), against as
+  many real grey-level test images, in the features of a small classifier trained here once per dataset
+  (Inception weights can't be downloaded offline). FCD (Fréchet distance in those features), a classifier
+  Inception Score and k-NN precision/recall (k = 3). The floor is the same metrics for real test images
+  against real training images. FCD is not comparable with Inception FID, nor across datasets.
+* Anomaly detection (``ood_dataset``): AUROC of telling OOD images from the test set by -ELBO (the
+  reconstruction term for a plain autoencoder), and by Serrà et al.'s complexity-corrected score
+  -ELBO - L(x), with L(x) the image's PNG length in nats.
+
+The classifier is cached as ``<cache>/classifiers/<dataset>-<H>x<W>x<C>-<data hash>.keras`` (with a ``.json``
+holding its test accuracy), ``<cache>`` being ``options.cache_dir``, else ``$TFVAE_CACHE``, else
+``~/.cache/tfvae``. The hash of the training images keeps classifiers of different data apart (e.g. the
+5,000-digit MNIST fallback and full MNIST, or a ``max_examples`` subset).
+
+One job per file:
+
+    options.py      EvalOptions and the constants it checks against
+    run.py          Run, load_run: a run directory's config, models and images as the model sees them
+    classifier.py   the feature classifier, its cache and the data fingerprint
+    samplers.py     latent codes from the prior or the Gaussian mixture, and the images they decode to
+    likelihood.py   per-image -ELBO terms, the IWAE NLL, what the numbers are comparable with
+    quality.py      FCD, IS and k-NN precision/recall per sampler, and the real-data floor
+    ood.py          OOD images and the AUROCs against them
+    evaluate.py     evaluate_run: the steps above for one run, then its reports
+    score.py        score_folder: per-image scores of a folder to CSV
+    compare.py      compare_runs: several runs side by side
+    report.py       Markdown tables, report.md, TensorBoard, histograms, JSON
+"""
+
+from tfvae.evaluation.classifier import (
+    FeatureClassifier,
+    build_classifier,
+    cache_root,
+    classifier_path,
+    data_fingerprint,
+    load_or_train_classifier,
+    train_classifier,
+)
+from tfvae.evaluation.compare import compare_runs
+from tfvae.evaluation.evaluate import evaluate_run
+from tfvae.evaluation.likelihood import iwae_decoder, iwae_estimate, likelihood_note, per_image_scores
+from tfvae.evaluation.ood import load_ood_images, ood_detection
+from tfvae.evaluation.options import (
+    CLASSIFIER_BATCH,
+    GRID_SIDE,
+    IWAE_PRECISIONS,
+    KNN_K,
+    MODES,
+    SAMPLERS,
+    WORST_COUNT,
+    EvalOptions,
+)
+from tfvae.evaluation.quality import sample_quality
+from tfvae.evaluation.report import (
+    OOD_COLUMNS,
+    RUN_COLUMNS,
+    SAMPLER_COLUMNS,
+    compare_markdown,
+    markdown_table,
+    result_rows,
+    save_histograms,
+    save_picture,
+    scalar_metrics,
+    table_row,
+    write_json,
+    write_report,
+    write_tensorboard,
+)
+from tfvae.evaluation.run import Run, load_run
+from tfvae.evaluation.samplers import generate, sample_latents
+from tfvae.evaluation.score import SCORE_FIELDS, score_folder
+
+__all__ = [
+    "CLASSIFIER_BATCH", "GRID_SIDE", "IWAE_PRECISIONS", "KNN_K", "MODES", "OOD_COLUMNS", "RUN_COLUMNS",
+    "SAMPLERS", "SAMPLER_COLUMNS", "SCORE_FIELDS", "WORST_COUNT", "EvalOptions", "FeatureClassifier", "Run",
+    "build_classifier", "cache_root", "classifier_path", "compare_markdown", "compare_runs", "data_fingerprint",
+    "evaluate_run", "generate", "iwae_decoder", "iwae_estimate", "likelihood_note", "load_ood_images",
+    "load_or_train_classifier", "load_run", "markdown_table", "ood_detection", "per_image_scores",
+    "result_rows", "sample_latents", "sample_quality", "save_histograms", "save_picture", "scalar_metrics",
+    "score_folder", "table_row", "train_classifier", "write_json", "write_report", "write_tensorboard",
+]

@@ -1,0 +1,107 @@
+"""``evaluate_run``: one run's likelihood, reconstruction, sample quality and OOD steps, and its reports."""
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+
+import numpy as np
+
+from tfvae import metrics, sampling
+from tfvae.errors import TfvaeError
+from tfvae.evaluation.likelihood import iwae_estimate, likelihood_note, per_image_scores
+from tfvae.evaluation.ood import ood_detection
+from tfvae.evaluation.options import WORST_COUNT
+from tfvae.evaluation.quality import sample_quality
+from tfvae.evaluation.report import save_picture, write_json, write_report, write_tensorboard
+from tfvae.evaluation.run import load_run
+
+
+@contextlib.contextmanager
+def _timer(seconds, name):
+    """Records the wall time of the ``with`` block as ``seconds[name]``."""
+    start = time.perf_counter()
+    yield
+    seconds[name] = round(time.perf_counter() - start, 2)
+
+
+def evaluate_run(workdir, options, log=print, shared=None, output=None):
+    """Measures one run and writes eval.json, report.md, its PNGs and TensorBoard logs.
+
+    Args:
+      workdir: the run directory.
+      options: EvalOptions.
+      log: where progress lines go.
+      shared: a dict kept across calls (classifiers and real-image features per dataset, for --compare).
+      output: the report directory; default ``options.output`` or ``workdir``.
+
+    Returns:
+      The results dict written to eval.json.
+    """
+    options.validate()
+    shared = {} if shared is None else shared
+    started = time.perf_counter()
+    seconds = {}
+    with _timer(seconds, "load"):
+        run = load_run(workdir)
+    out_dir = output or options.output or workdir
+    os.makedirs(out_dir, exist_ok=True)
+    config = run.config
+    if run.conditional and options.ood_dataset:
+        raise TfvaeError("--ood_dataset needs an ae or vae run: a cvae's likelihood needs the label, which "
+                         "out-of-distribution images don't have")
+    x_test_uint8, y_test = run.dataset.x_test, run.dataset.y_test
+    x_test = run.model_view(x_test_uint8, "test")
+    labels = run.one_hot(y_test)
+    num_pixels = math.prod(config.image_shape)
+    results = {
+        "workdir": os.path.abspath(workdir), "name": run.name,
+        "run": {"model": config.model, "arch": config.arch, "latent": config.latent, "loss": config.loss,
+                "beta": config.beta, "dataset": config.dataset, "data_source": config.data_source,
+                "binarize": config.binarize, "image_shape": list(config.image_shape),
+                "epochs": config.epochs, "epochs_trained": run.epochs_trained, "num_test_images": len(x_test)},
+        "settings": dataclasses.asdict(options), "metrics": {}, "samplers": {}, "floor": {}, "notes": [],
+        "figures": {}, "seconds": seconds,
+    }
+    m, notes = results["metrics"], results["notes"]
+    if run.epochs_trained < config.epochs:
+        notes.append(f"The run has finished {run.epochs_trained} of its {config.epochs} epochs.")
+    log(f"evaluating {workdir}: {config.model} z{config.latent} on {config.dataset} ({len(x_test)} test images)")
+
+    # Reconstruction, and the per-image -ELBO of every test image.
+    with _timer(seconds, "elbo_and_reconstruction"):
+        scores, recon = per_image_scores(run, x_test, labels, options)
+    mse, psnr = metrics.mse_psnr(x_test, recon)
+    m["mse"], m["psnr"] = float(np.mean(mse)), float(np.mean(psnr))
+    worst = np.argsort(-mse, kind="stable")[:WORST_COUNT]
+    cols = min(8, len(worst))
+    picture = sampling.tile(sampling.interleave_rows(x_test[worst], recon[worst], cols),
+                            2 * math.ceil(len(worst) / cols), cols)
+    results["figures"]["worst_reconstructions"] = save_picture(out_dir, "eval_worst_reconstructions.png", picture)
+    notes.append(likelihood_note(run))
+    if run.variational:
+        m["neg_elbo"] = float(np.mean(scores["neg_elbo"]))
+        m["reconstruction"] = float(np.mean(scores["reconstruction"]))
+        m["kl"] = float(np.mean(scores["kl"]))
+        with _timer(seconds, "iwae"):
+            iwae_estimate(run, x_test, labels, scores, options, m, log)
+        if config.binarize != "none" and run.likelihood == "bernoulli":
+            m["bits_per_dim"] = float(metrics.bits_per_dim(m["iwae_nll"], num_pixels))
+    else:
+        m["reconstruction"] = float(np.mean(scores["reconstruction_at_mean"]))
+
+    # Sample quality, per sampler.
+    with _timer(seconds, "sample_quality"):
+        sample_quality(run, options, results, shared, out_dir, log)
+
+    if options.ood_dataset:
+        with _timer(seconds, "ood"):
+            ood_detection(run, x_test_uint8, scores["score"], options, results, shared, out_dir, log)
+
+    seconds["total"] = round(time.perf_counter() - started, 2)
+    write_json(os.path.join(out_dir, "eval.json"), results)
+    results["figures"]["report"] = write_report(results, os.path.join(out_dir, "report.md"))
+    write_tensorboard(results, os.path.join(workdir, "logs", "eval"))
+    log(f"evaluated {workdir} in {seconds['total']:.0f} s")
+    return results

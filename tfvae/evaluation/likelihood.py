@@ -1,0 +1,96 @@
+"""The likelihood steps of an evaluation: per-image -ELBO terms, the IWAE NLL, and what they mean."""
+
+import math
+import time
+
+import numpy as np
+
+from tfvae import metrics, training
+
+
+def _progress_logger(log, what, every=30.0):
+    start = time.perf_counter()
+    last = [start]
+
+    def progress(done, total):
+        now = time.perf_counter()
+        if now - last[0] >= every and done < total:
+            last[0] = now
+            left = (now - start) / done * (total - done)
+            log(f"{what}: {done}/{total} images, {now - start:.0f} s, about {left:.0f} s left")
+
+    return progress
+
+
+def likelihood_note(run):
+    """One line on what the run's likelihood numbers mean and what they are comparable with."""
+    config = run.config
+    if not run.variational:
+        return ("A plain autoencoder defines no density p(x): no ELBO or NLL; only its reconstruction term "
+                "-log p(x|z_mean) (in nats) and MSE/PSNR.")
+    if run.likelihood == "gaussian":
+        note = ("loss=mse: the decoder is read as a Gaussian with the fixed variance 1/2 that squared error "
+                "implies; a density over continuous pixel values, comparable only with other mse runs.")
+    elif config.binarize == "none":
+        note = ("loss=bce on grey-level images: the Bernoulli cross-entropy is not a normalised likelihood of "
+                "grey-level images; compare runs on the same data with each other, not with published "
+                "(binarized) NLLs.")
+    else:
+        how = "the static copy used in training" if config.binarize == "static" else \
+            "one fixed Bernoulli draw of the test set"
+        note = (f"Bernoulli likelihood of binary images ({config.binarize} binarization; scored on {how}): "
+                "comparable with published binarized NLLs only for the same dataset, binarization and k.")
+    if run.conditional:
+        note += " CVAE: conditional on the true label, log p(x|y)."
+    return note
+
+
+def per_image_scores(run, images, labels, options):
+    """Per-image -ELBO terms (VAE) or the reconstruction term at z_mean (AE), plus reconstructions."""
+    recon, recon_nll = metrics.reconstruct(run.encoder, run.decoder, images, labels, run.likelihood,
+                                           options.batch_size)
+    scores = {"reconstruction_at_mean": recon_nll}
+    if run.variational:
+        scores.update(metrics.likelihood_terms(run.encoder, run.decoder, images, options.elbo_samples,
+                                               labels=labels, likelihood=run.likelihood,
+                                               max_batch=options.batch_size, seed=options.seed))
+        scores["score"] = scores["neg_elbo"]
+    else:
+        scores["score"] = recon_nll
+    return scores, recon
+
+
+def iwae_estimate(run, x_test, labels, scores, options, m, log):
+    """The IWAE NLL on ``options.num_images`` test images (a fixed random subset), written into ``m``.
+
+    Args:
+      run: the loaded Run.
+      x_test: test images as the model sees them.
+      labels: one-hot labels (CVAE) or None.
+      scores: ``per_image_scores`` of ``x_test`` (for the -ELBO of the subset).
+      options: EvalOptions.
+      m: the results' metrics dict, updated in place (iwae_nll, its SEM, elbo_gap...).
+      log: where progress lines go.
+    """
+    n = len(x_test)
+    count = min(options.num_images or n, n)
+    subset = np.sort(np.random.default_rng(options.seed).permutation(n)[:count])
+    log(f"IWAE: {count} test images x {options.num_samples} importance samples")
+    terms = metrics.likelihood_terms(
+        run.encoder, iwae_decoder(run, options), x_test[subset], options.num_samples,
+        labels=None if labels is None else labels[subset], likelihood=run.likelihood,
+        max_batch=options.iwae_batch, seed=options.seed + 1,
+        progress=_progress_logger(log, f"IWAE k={options.num_samples}"))
+    m["iwae_nll"] = float(np.mean(terms["nll"]))
+    m["iwae_nll_sem"] = float(np.std(terms["nll"]) / math.sqrt(count)) if count > 1 else 0.0
+    m["iwae_neg_elbo"] = float(np.mean(scores["neg_elbo"][subset]))
+    m["elbo_gap"] = m["iwae_neg_elbo"] - m["iwae_nll"]
+    m["iwae_num_images"], m["iwae_num_samples"] = count, options.num_samples
+    m["iwae_precision"] = options.iwae_precision
+
+
+def iwae_decoder(run, options):
+    """The run's decoder, or a copy computing under ``options.iwae_precision`` (float32 logits either way)."""
+    if options.iwae_precision == "float32":
+        return run.decoder
+    return training.policy_copy(run.decoder, options.iwae_precision)

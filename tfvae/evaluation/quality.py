@@ -1,0 +1,79 @@
+"""Sample quality of a run: FCD, Inception Score and k-NN precision/recall per sampler, and the real-data floor."""
+
+import numpy as np
+
+from tfvae import metrics, sampling
+from tfvae.evaluation.classifier import data_fingerprint, load_or_train_classifier
+from tfvae.evaluation.options import GRID_SIDE, KNN_K
+from tfvae.evaluation.report import save_picture
+from tfvae.evaluation.samplers import generate, sample_latents
+
+
+def _real_features(run, classifier, options, shared):
+    """Features of real test and training images (grey levels), computed once per dataset and count."""
+    key = ("real", classifier.info["path"], options.sample_count, options.seed)
+    if key not in shared:
+        rng = np.random.default_rng(options.seed)
+        x_test, x_train = run.dataset.x_test, run.dataset.x_train
+        test = x_test[np.sort(rng.permutation(len(x_test))[:options.sample_count])]
+        train = x_train[np.sort(rng.permutation(len(x_train))[:options.sample_count])]
+        shared[key] = (classifier.features_and_probs(test.astype("float32") / 255.0, options.batch_size),
+                       classifier.features_and_probs(train.astype("float32") / 255.0, options.batch_size))
+    return shared[key]
+
+
+def _quality(real_feats, fake_feats, fake_probs):
+    splits = 10 if len(fake_probs) >= 1000 else 1
+    is_mean, is_std = metrics.inception_score(fake_probs, splits)
+    precision, recall = metrics.precision_recall(real_feats, fake_feats, KNN_K)
+    return {"fcd": metrics.frechet_distance_of_features(fake_feats, real_feats), "inception_score": is_mean,
+            "inception_score_std": is_std, "precision": precision, "recall": recall}
+
+
+def sample_quality(run, options, results, shared, out_dir, log):
+    """Per sampler: a sample grid and, when the data has labels, FCD, IS and precision/recall; plus the floor.
+
+    Args:
+      run: the loaded Run.
+      options: EvalOptions.
+      results: the results dict, updated in place (samplers, floor, classifier, metrics, notes).
+      shared: a dict kept across the runs of a --compare (classifiers and real-image features).
+      out_dir: where the sample grids go.
+      log: where progress lines go.
+    """
+    classifier = None
+    if run.dataset.num_classes and run.dataset.y_train is not None:
+        key = ("classifier", data_fingerprint(run.dataset), options.cache_dir)
+        if key not in shared:
+            shared[key] = load_or_train_classifier(run.dataset, options.cache_dir, options.classifier_epochs,
+                                                   options.seed, log)
+        classifier = shared[key]
+        info = classifier.info
+        results["classifier"] = {k: info.get(k) for k in ("path", "test_accuracy", "epochs", "num_train",
+                                                          "num_test", "data_source")}
+        results["metrics"]["classifier_test_accuracy"] = info["test_accuracy"]
+        (test_feats, test_probs), (train_feats, _) = _real_features(run, classifier, options, shared)
+        if len(test_feats) < options.sample_count:
+            results["notes"].append(f"The test set has {len(test_feats)} images: sample-quality metrics use "
+                                    f"{len(test_feats)} real images against {options.sample_count} generated.")
+        floor = _quality(train_feats, test_feats, test_probs)
+        results["floor"] = floor
+        for k, v in floor.items():
+            results["metrics"][f"floor_{k}"] = v
+    else:
+        results["notes"].append("The data has no class labels: no feature classifier, so no FCD, IS or "
+                                "precision/recall; sample grids only.")
+    for sampler in options.samplers:
+        z, _ = sample_latents(run, sampler, options.sample_count, options.seed, options.batch_size,
+                              options.gmm_components)
+        images = generate(run, z, options.batch_size)
+        entry = {}
+        if classifier is not None:
+            fake_feats, fake_probs = classifier.features_and_probs(images, options.batch_size)
+            entry = _quality(test_feats, fake_feats, fake_probs)
+        grid = sampling.tile(images[: GRID_SIDE * GRID_SIDE], GRID_SIDE, GRID_SIDE)
+        entry["grid"] = save_picture(out_dir, f"eval_samples_{sampler}.png", grid)
+        results["samplers"][sampler] = entry
+        if classifier is not None:
+            log(f"{sampler} sampler: FCD {entry['fcd']:.2f}, IS {entry['inception_score']:.2f}, "
+                f"precision {entry['precision']:.3f}, recall {entry['recall']:.3f}")

@@ -1,0 +1,48 @@
+r"""Metrics for autoencoders and VAEs: likelihood, reconstruction, sample quality, anomaly scores.
+
+Every function returns plain numpy values; the reductions are explicit (sums over pixels and latent
+dimensions, then one value per image, then means over images where a function says so). One file per kind,
+each with its maths in its docstring:
+
+    likelihood.py   log p(x|z), the ELBO and the importance-weighted NLL, bits/dim, MSE and PSNR
+    quality.py      Fréchet distance, Inception Score, k-NN precision and recall in classifier features
+    anomaly.py      AUROC, PNG length and Serrà et al.'s complexity-corrected score
+    mixture.py      the ex-post Gaussian mixture of latent codes (scikit-learn)
+
+Every public name is importable from here: ``from tfvae import metrics; metrics.auroc(...)``.
+"""
+
+from tfvae.metrics.anomaly import auroc, complexity_corrected_score, png_length_nats
+from tfvae.metrics.likelihood import (
+    GAUSSIAN_VARIANCE,
+    LIKELIHOODS,
+    LOG_2PI,
+    PSNR_MSE_FLOOR,
+    bits_per_dim,
+    decode_logits,
+    decoder_log_prob,
+    encode,
+    likelihood_for_loss,
+    likelihood_terms,
+    mse_psnr,
+    reconstruct,
+    sigmoid,
+)
+from tfvae.metrics.mixture import GaussianMixture, fit_gaussian_mixture
+from tfvae.metrics.quality import (
+    frechet_distance,
+    frechet_distance_of_features,
+    gaussian_stats,
+    inception_score,
+    knn_radii,
+    manifold_coverage,
+    precision_recall,
+)
+
+__all__ = [
+    "GAUSSIAN_VARIANCE", "LIKELIHOODS", "LOG_2PI", "PSNR_MSE_FLOOR", "GaussianMixture", "auroc", "bits_per_dim",
+    "complexity_corrected_score", "decode_logits", "decoder_log_prob", "encode", "fit_gaussian_mixture",
+    "frechet_distance", "frechet_distance_of_features", "gaussian_stats", "inception_score", "knn_radii",
+    "likelihood_for_loss", "likelihood_terms", "manifold_coverage", "mse_psnr", "png_length_nats",
+    "precision_recall", "reconstruct", "sigmoid",
+]

@@ -29,18 +29,35 @@ def mnist_dir(tmp_path_factory):
     return str(directory)
 
 
-@pytest.fixture
-def offline_env(tmp_path):
+@pytest.fixture(scope="session")
+def offline_env(tmp_path_factory):
     """Environment for subprocesses: an empty KERAS_HOME (no cache, no download is ever used)."""
-    env = dict(os.environ, KERAS_HOME=str(tmp_path / "keras_home"), TF_CPP_MIN_LOG_LEVEL="2",
+    env = dict(os.environ, KERAS_HOME=str(tmp_path_factory.mktemp("keras_home")), TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="")
     return env
 
 
 def run_script(args, env, cwd=None, check=True):
     """Runs ``python <script> <args>`` from the repo; returns the CompletedProcess (text output)."""
-    proc = subprocess.run([sys.executable, *args], cwd=cwd or REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_scripts([args], env, cwd=cwd, check=check)[0]
+
+
+def run_scripts(commands, env, cwd=None, check=True):
+    """Runs several ``python <script> <args>`` at once (each is mostly TensorFlow's start-up, which a second core
+    overlaps); returns their CompletedProcesses in order."""
+    procs = [subprocess.Popen([sys.executable, *args], cwd=cwd or REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args in commands]
+    done = []
+    for args, proc in zip(commands, procs):
+        try:
+            stdout, stderr = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            for other in procs:
+                other.kill()
+            raise
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+        if check and proc.returncode != 0:
+            for other in procs:
+                other.kill()
+            raise AssertionError(f"{args} failed ({proc.returncode}):\n{stdout}\n{stderr}")
+    return done

@@ -4,6 +4,7 @@ import csv
 import glob
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 import tfvae  # noqa: F401  (registers the custom layers)
-from tests.conftest import REPO, run_script
+from tests.conftest import REPO, run_script, run_scripts
 from tfvae import runs
 
 TRAIN = os.path.join(REPO, "train.py")
@@ -30,14 +31,22 @@ def event_tags(logdir):
     return tags
 
 
-def test_train_then_sample_end_to_end(mnist_dir, offline_env, tmp_path):
+@pytest.fixture(scope="module")
+def cli_run(mnist_dir, offline_env, tmp_path_factory):
+    """The quickstart as a user types it, run once: ``train.py`` in a fresh folder -> (folder, its output)."""
+    cwd = tmp_path_factory.mktemp("cli")
     proc = run_script([TRAIN, "--model=vae", "--latent=2", f"--data_dir={mnist_dir}", "--epochs=2",
-                       "--batch_size=64", "--workdir=runs/vae-mnist-z2"], offline_env, cwd=tmp_path)
+                       "--batch_size=64", "--workdir=runs/vae-mnist-z2"], offline_env, cwd=cwd)
+    return cwd, proc
+
+
+def test_train_then_sample_end_to_end(cli_run, mnist_dir, offline_env, tmp_path):
+    cwd, proc = cli_run
     out = proc.stdout.strip().splitlines()
     assert out[-3].startswith("final test loss ")
     assert "runs/vae-mnist-z2" in out[-2]
-    workdir = tmp_path / "runs" / "vae-mnist-z2"
-    assert os.readlink(tmp_path / "runs" / "latest") == "vae-mnist-z2"
+    workdir = cwd / "runs" / "vae-mnist-z2"
+    assert os.readlink(cwd / "runs" / "latest") == "vae-mnist-z2"
 
     config = json.loads((workdir / "config.json").read_text())
     assert config["model"] == "vae" and config["image_shape"] == [28, 28, 1] and config["num_classes"] == 10
@@ -64,8 +73,8 @@ def test_train_then_sample_end_to_end(mnist_dir, offline_env, tmp_path):
     assert tuple(decoder(encoder(images)["z_mean"]).shape) == (3, 28, 28, 1)
 
     # sample.py with no flag but --grid uses runs/latest.
-    proc = run_script([SAMPLE, "--grid", "15"], offline_env, cwd=tmp_path)
-    grid_path = tmp_path / proc.stdout.strip().splitlines()[-1].removeprefix("wrote ")
+    proc = run_script([SAMPLE, "--grid", "15"], offline_env, cwd=cwd)
+    grid_path = cwd / proc.stdout.strip().splitlines()[-1].removeprefix("wrote ")
     assert os.path.samefile(grid_path, workdir.parent / "latest" / "grid.png")
     assert Image.open(grid_path).size == (15 * 28, 15 * 28)
 
@@ -85,8 +94,8 @@ def _final_weights(workdir):
 def test_same_seed_in_new_processes_gives_the_same_weights(mnist_dir, offline_env, tmp_path):
     common = ["--model=vae", f"--data_dir={mnist_dir}", "--epochs=1", "--max_examples=256",
               "--binarize=dynamic", "--batch_size=64"]
-    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        run_script([TRAIN, *common, f"--seed={seed}", f"--workdir={tmp_path / name}"], offline_env)
+    run_scripts([[TRAIN, *common, f"--seed={seed}", f"--workdir={tmp_path / name}"]
+                 for name, seed in (("a", 3), ("b", 3), ("c", 4))], offline_env)
     a, b, c = (_final_weights(str(tmp_path / n)) for n in "abc")
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
@@ -102,41 +111,51 @@ def assert_one_line_error(proc, *fragments):
         assert fragment in lines[0], proc.stderr
 
 
-@pytest.mark.parametrize("args,fragments", [
+FLAG_ERRORS = [
     (["--model=gan"], ["--model=gan", "ae|vae|cvae"]),
     (["--dataset=cifar"], ["--dataset=cifar", "mnist|fashion_mnist|folder"]),
     (["--latent=0"], ["--latent=0"]),
     (["--data_dir=/nonexistent/tfvae"], ["/nonexistent/tfvae does not exist"]),
-])
-def test_train_flag_errors(args, fragments, offline_env, tmp_path):
-    proc = run_script([TRAIN, *args, f"--workdir={tmp_path / 'run'}"], offline_env, check=False)
-    assert_one_line_error(proc, *fragments)
-    assert not (tmp_path / "run").exists()
+]
 
 
-def test_train_errors_for_another_architecture_and_unlabelled_cvae(mnist_dir, offline_env, tmp_path):
+@pytest.fixture(scope="module")
+def flag_error_runs(offline_env, tmp_path_factory):
+    """train.py with each of FLAG_ERRORS' flags, all started at once -> [(process, its --workdir)]."""
+    workdirs = [tmp_path_factory.mktemp("flags") / "run" for _ in FLAG_ERRORS]
+    procs = run_scripts([[TRAIN, *args, f"--workdir={workdir}"] for (args, _), workdir in zip(FLAG_ERRORS, workdirs)],
+                        offline_env, check=False)
+    return list(zip(procs, workdirs))
+
+
+@pytest.mark.parametrize("case", range(len(FLAG_ERRORS)), ids=[" ".join(a) for a, _ in FLAG_ERRORS])
+def test_train_flag_errors(case, flag_error_runs):
+    proc, workdir = flag_error_runs[case]
+    assert_one_line_error(proc, *FLAG_ERRORS[case][1])
+    assert not workdir.exists()
+
+
+def test_train_errors_for_another_architecture_and_unlabelled_cvae(cli_run, mnist_dir, offline_env, tmp_path):
     workdir = tmp_path / "run"
-    run_script([TRAIN, f"--data_dir={mnist_dir}", "--epochs=1", "--max_examples=128", f"--workdir={workdir}"],
-               offline_env)
+    shutil.copytree(cli_run[0] / "runs" / "vae-mnist-z2", workdir)
     before = (workdir / "history.csv").read_text()
-    proc = run_script([TRAIN, "--arch=mlp", f"--data_dir={mnist_dir}", f"--workdir={workdir}"], offline_env,
-                      check=False)
-    assert_one_line_error(proc, f"{workdir} holds a different run", "arch=conv (asked mlp)", "--workdir")
-    assert (workdir / "history.csv").read_text() == before  # nothing already written is lost
-
     folder = tmp_path / "flat"
     folder.mkdir()
     for i in range(3):
         Image.fromarray(np.full((8, 8, 3), 60 * i, np.uint8)).save(folder / f"{i}.png")
-    proc = run_script([TRAIN, "--model=cvae", "--dataset=folder", f"--data_dir={folder}", "--image_size=8",
-                       f"--workdir={tmp_path / 'cvae'}"], offline_env, check=False)
-    assert_one_line_error(proc, "cvae needs class labels", "subfolder per class")
+    other, cvae = run_scripts([
+        [TRAIN, "--arch=mlp", f"--data_dir={mnist_dir}", f"--workdir={workdir}"],
+        [TRAIN, "--model=cvae", "--dataset=folder", f"--data_dir={folder}", "--image_size=8",
+         f"--workdir={tmp_path / 'cvae'}"]], offline_env, check=False)
+    assert_one_line_error(other, f"{workdir} holds a different run", "arch=conv (asked mlp)", "--workdir")
+    assert (workdir / "history.csv").read_text() == before  # nothing already written is lost
+    assert_one_line_error(cvae, "cvae needs class labels", "subfolder per class")
 
 
 def test_sample_errors(offline_env, tmp_path):
-    proc = run_script([SAMPLE, "--grid", "15"], offline_env, cwd=tmp_path, check=False)
-    assert_one_line_error(proc, "no trained run at runs/latest", "python train.py")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text(json.dumps({"model": "vae"}))
-    proc = run_script([SAMPLE, "--workdir=half"], offline_env, cwd=tmp_path, check=False)
-    assert_one_line_error(proc, "half has no decoder.keras yet")
+    none, half = run_scripts([[SAMPLE, "--grid", "15"], [SAMPLE, "--workdir=half"]], offline_env, cwd=tmp_path,
+                             check=False)
+    assert_one_line_error(none, "no trained run at runs/latest", "python train.py")
+    assert_one_line_error(half, "half has no decoder.keras yet")

@@ -186,7 +186,7 @@ def test_auto_precision_is_bfloat16_only_on_cpus_with_bfloat16_instructions(monk
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # without oneDNN, bfloat16 convolutions are emulated
     assert training.resolve_precision("auto") == "float32"
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
-    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(training.runtime, "cpu_has_bfloat16", lambda: False)  # where resolve_precision looks it up
     assert training.resolve_precision("auto") == "float32"
 
 

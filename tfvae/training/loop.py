@@ -1,0 +1,195 @@
+"""The fit loop: loading the data, the tf.data pipelines, and train(), which trains or resumes a run."""
+
+import errno
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvae import data as data_lib
+from tfvae import files, sampling
+from tfvae.errors import TfvaeError
+from tfvae.models import networks
+from tfvae.training.checkpoints import Checkpointer, describe_checkpoint
+from tfvae.training.model_setup import create_model, export_models, set_learning_rate
+from tfvae.training.recorder import RunRecorder
+from tfvae.training.rundir import check_workdir, point_latest, read_history, write_skipped_files
+from tfvae.training.runtime import configure_runtime, is_chief, make_strategy, resolve_precision
+from tfvae.training.writers import ImageWriter
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def load_data(config):
+    """Loads the dataset named by ``config`` and fills in its image shape, classes and source."""
+    dataset = data_lib.load_dataset(
+        config.dataset, data_dir=config.data_dir or None, image_size=config.image_size or None,
+        channels=config.channels or None, max_examples=config.max_examples, download=config.download,
+        seed=config.seed)
+    if config.binarize == "static":
+        dataset.x_train = data_lib.binarize_static(dataset.x_train, seed=config.seed)
+        dataset.x_test = data_lib.binarize_static(dataset.x_test, seed=config.seed + 1)
+    config.image_shape = tuple(dataset.image_shape)
+    config.num_classes = dataset.num_classes
+    config.num_examples = len(dataset.x_train)
+    config.class_names = tuple(dataset.class_names or ())
+    config.data_source = dataset.source
+    try:
+        networks.check_image_shape(config.image_shape, config.arch, config.filters)
+    except ValueError as e:
+        raise TfvaeError(str(e)) from None
+    if config.model == "cvae" and not dataset.num_classes:
+        raise TfvaeError(f"--model=cvae needs class labels, but {config.dataset} data from {dataset.source} has "
+                         "none; put the images in one subfolder per class, or use --model=vae")
+    return dataset
+
+
+def pipelines(config, dataset, skip_batches=0):
+    """The (train, test) tf.data pipelines for ``dataset``.
+
+    The training pipeline is the endless stream of all epochs (fit with ``steps_per_epoch``), started
+    ``skip_batches`` batches in; the test pipeline is one pass.
+    """
+    kwargs = dict(num_classes=dataset.num_classes, batch_size=config.batch_size, binarize=config.binarize,
+                  seed=config.seed)
+    train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, repeat=True,
+                                   skip_batches=skip_batches, **kwargs)
+    test = data_lib.make_pipeline(dataset.x_test, dataset.y_test, shuffle=False, **kwargs)
+    return train, test
+
+
+def train(config, strategy=None, verbose=None, log=print, callbacks=()):
+    """Trains (or resumes) the run ``config`` describes and writes its run directory.
+
+    Holds the run directory's lock throughout: a second train() on the same directory fails at once. Under
+    ``--strategy=multi_worker`` every worker runs this same function; only the chief writes ``config.workdir``
+    (and takes its lock), the others write to a temporary directory that is removed at the end (Keras's
+    multi-worker saving recipe), and every worker resumes from the checkpoint in ``config.workdir``.
+
+    Args:
+      config: a Config; validated here and completed with the data's shape and source.
+      strategy: a tf.distribute strategy; default ``make_strategy(config.strategy)``.
+      verbose: Keras progress-bar mode; default 1 on a terminal, else 2 (one line per epoch).
+      log: where one-line messages go.
+      callbacks: more Keras callbacks, run after the run's own (benchmarks use them to time epochs).
+
+    Returns:
+      dict with the final test ``loss``, ``reconstruction`` and ``kl``, ``epochs`` and ``workdir``.
+
+    Raises:
+      TfvaeError: bad flags or data, a run directory in use or not writable, a non-finite loss
+        (``NonFiniteLoss``): each a one-line message; the last checkpoint is kept.
+    """
+    config.validate()
+    configure_runtime(config, log)  # before anything starts TensorFlow's runtime
+    strategy = strategy or make_strategy(config.strategy)  # multi_worker: before any other TensorFlow op
+    config.precision = resolve_precision(config.precision)  # config.json records the policy actually used
+    chief = is_chief(strategy)
+    check_workdir(config)
+    if not chief:
+        writedir = tempfile.mkdtemp(prefix="tfvae-worker-")
+        try:
+            return _train(config, strategy, writedir, verbose, log, list(callbacks))
+        finally:
+            shutil.rmtree(writedir, ignore_errors=True)
+    with files.RunLock(config.workdir):
+        removed = files.remove_stale_temporaries(config.workdir, os.path.join(config.workdir, "logs"))
+        if removed:
+            log(f"removed {len(removed)} unfinished file(s) left by a killed run: "
+                f"{', '.join(os.path.basename(p) for p in removed)}")
+        return _train(config, strategy, config.workdir, verbose, log, list(callbacks))
+
+
+def _train(config, strategy, writedir, verbose, log, callbacks):
+    keras.utils.set_random_seed(config.seed)
+    dataset = load_data(config)
+    check_workdir(config)  # again, now that the image shape and classes are known
+    log(f"data: {config.dataset} from {dataset.source}; {len(dataset.x_train)} train / "
+        f"{len(dataset.x_test)} test images of shape {config.image_shape}")
+    try:
+        os.makedirs(writedir, exist_ok=True)
+        skipped = write_skipped_files(writedir, config.data_dir, dataset)
+        files.atomic_write_text(os.path.join(writedir, "config.json"), config.to_json())
+        if writedir == config.workdir:
+            point_latest(writedir)
+    except OSError as e:
+        raise TfvaeError(f"cannot write the run directory {writedir} ({files.describe_os_error(e)}); pass a "
+                         "writable --workdir") from None
+    if skipped:
+        log(f"skipped {len(dataset.skipped)} file(s) that could not be decoded; listed in {skipped}")
+
+    with strategy.scope():
+        model = create_model(config, len(dataset.x_train))
+    checkpointer = Checkpointer(config.workdir)  # every worker resumes from the chief's checkpoint
+    state = checkpointer.restore(model)
+    initial_epoch, step_in_epoch = state.get("epoch", 0), state.get("step_in_epoch", 0)
+    steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
+    if step_in_epoch >= steps_per_epoch:  # the data or batch size changed since: start the next epoch afresh
+        step_in_epoch = 0
+    if state:
+        # The optimizer's state came back with the checkpoint, its learning rate too: the flag wins (a run
+        # stopped by a diverging loss is resumed with a lower --learning_rate).
+        set_learning_rate(model.optimizer, config.learning_rate)
+        log(f"resuming {config.workdir} after epoch {initial_epoch}"
+            + (f" + {step_in_epoch} of its {steps_per_epoch} steps" if step_in_epoch else ""))
+    history_path = os.path.join(writedir, "history.csv")
+    history = [r for r in read_history(history_path) if int(r["epoch"]) <= initial_epoch]
+    logdir = os.path.join(writedir, "logs")
+    files.truncate_event_files(logdir, initial_epoch)
+
+    preview = {"image": dataset.x_test[:8].astype("float32") / 255.0}
+    labels = None
+    if model.conditional:
+        preview["label"] = sampling.one_hot(dataset.y_test[:8], config.num_classes)
+        labels = sampling.one_hot(np.arange(64) % config.num_classes, config.num_classes)
+    recorder = RunRecorder(writedir, len(dataset.x_train), history, batch_size=config.batch_size,
+                           images=ImageWriter(logdir, preview, sampling.prior_samples(64, config.latent, config.seed),
+                                              labels), probe=preview,
+                           checkpoint_every_steps=config.checkpoint_every_steps,
+                           learning_rate=config.learning_rate, log=log)
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    # A run checkpointed inside an epoch first finishes that epoch, then trains whole epochs.
+    segments = [(initial_epoch, initial_epoch + 1, step_in_epoch)] if step_in_epoch else []
+    if initial_epoch + bool(step_in_epoch) < config.epochs:
+        segments.append((initial_epoch + bool(step_in_epoch), config.epochs, 0))
+    try:
+        for first, last, skip in segments:
+            recorder.resume_at(first, skip, state.get("metrics") if skip else None)
+            train_ds, test_ds = pipelines(config, dataset, skip_batches=first * steps_per_epoch + skip)
+            model.fit(train_ds, validation_data=test_ds, epochs=last, initial_epoch=first,
+                      steps_per_epoch=steps_per_epoch - skip, callbacks=[recorder, *callbacks], verbose=verbose,
+                      shuffle=False)
+    except OSError as e:  # a full or read-only disk, from our files, h5py or Keras
+        raise TfvaeError(_write_error(writedir, checkpointer, files.describe_os_error(e), e.filename)) from None
+    except tf.errors.OpError as e:  # from TensorBoard's writers, or the pipeline decoding images
+        found = re.search(r"DataError: (.*)", e.message)
+        if found:
+            raise data_lib.DataError(found.group(1).strip()) from None
+        reason = next((os.strerror(n) for n in _DISK_ERRORS if os.strerror(n) in e.message), None)
+        if not reason:
+            raise
+        raise TfvaeError(_write_error(writedir, checkpointer, reason)) from None
+    finally:
+        recorder.close()
+    if not segments:
+        log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
+        export_models(model, writedir)
+    _, test_ds = pipelines(config, dataset)
+    result = model.evaluate(test_ds, verbose=0, return_dict=True)
+    return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),
+            "workdir": config.workdir}
+
+
+def _write_error(workdir, checkpointer, reason, filename=None):
+    state = describe_checkpoint(checkpointer.read_state())
+    kept = f"its checkpoint after {state} is intact" if state else "no epoch had been checkpointed"
+    where = f" {filename} in" if filename else " to"
+    return (f"cannot write{where} {workdir} ({reason}); {kept}: free some space or fix the permissions, then run "
+            "the same command again to resume")

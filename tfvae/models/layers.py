@@ -14,8 +14,8 @@ LOG_VAR_MAX = 10.0
 class Sampling(keras.layers.Layer):
     """Reparameterised draw z = z_mean + exp(z_log_var / 2) * eps, with eps ~ N(0, I).
 
-    The design card names a ``Lambda`` here. A Lambda over a registered function loads with
-    ``safe_mode=True``, but it cannot own random state, so its noise would come from the
+    The Keras post wraps its ``sampling`` function in a ``Lambda`` layer. A Lambda over a registered function
+    loads with ``safe_mode=True``, but it cannot own random state, so its noise would come from the
     process-global generator: a resumed run would replay the noise stream from its start, and the stream
     would shift whenever any other code draws a random number. This layer owns a ``SeedGenerator``
     whose state is a (non-trainable) variable: it advances on every compiled step (fresh noise each step),

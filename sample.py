@@ -4,6 +4,7 @@
     python sample.py --mode=reconstruct             # test images above their reconstructions
     python sample.py --mode=scatter                 # test-set latent means coloured by class
     python sample.py --mode=random --label=3        # a CVAE's samples of class 3
+    python sample.py --mode=denoise                 # rows of clean / noisy / denoised test images
 """
 
 import os
@@ -14,16 +15,18 @@ os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")  # and its C++ start-up notice
 
 from absl import app, flags  # noqa: E402
 
-MODES = ("grid", "random", "reconstruct", "interpolate", "scatter")
+MODES = ("grid", "random", "reconstruct", "interpolate", "scatter", "denoise")
 flags.DEFINE_string("workdir", "runs/latest", "Run directory written by train.py.")
 flags.DEFINE_enum("mode", "grid", MODES, "grid: the 2-D latent manifold over norm.ppf(linspace(0.01, 0.99, n)) "
                   "(prior samples for larger latents); random: prior samples; reconstruct: test images above "
                   "their reconstructions; interpolate: rows walking between two test images' codes; scatter: "
-                  "test-set latent means coloured by class (PCA of larger latents).")
+                  "test-set latent means coloured by class (PCA of larger latents); denoise: groups of clean / noisy / "
+                  "denoised test images (--noise).")
 flags.DEFINE_integer("grid", 15, "The picture is grid x grid images.", lower_bound=1)
 flags.DEFINE_integer("label", None, "CVAE only: the class to draw (default: one class per row).", lower_bound=0)
 flags.DEFINE_string("output", "", "PNG path (default <workdir>/<mode>.png).")
 flags.DEFINE_integer("seed", 0, "Seed for prior samples and the choice of test images.")
+flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 FLAGS = flags.FLAGS
 
 
@@ -39,7 +42,7 @@ def main(argv):
 
     try:
         path = runs.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
-                              label=FLAGS.label)
+                              label=FLAGS.label, noise=FLAGS.noise)
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

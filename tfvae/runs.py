@@ -6,6 +6,7 @@ Models load with ``safe_mode=True`` only: a ``.keras`` file can't run code on lo
 import os
 
 import keras
+import numpy as np
 
 from tfvae import sampling
 from tfvae.config import Config
@@ -46,8 +47,12 @@ def load_test_data(config):
     return dataset.x_test.astype("float32") / 255.0, dataset.y_test, dataset
 
 
-def sample_to_png(workdir, mode, n, output="", seed=0, label=None):
-    """Writes the picture of ``mode`` (see sampling.picture, plus "scatter") and returns its path."""
+def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise=""):
+    """Writes the picture of ``mode`` (see sampling.picture, plus "scatter" and "denoise") and returns its path.
+
+    "denoise" draws ``max(n // 3, 1)`` groups of ``n`` test images: the clean images, their copies corrupted by
+    ``noise`` (default the run's ``--noise``; seeded by ``seed``) and the run's reconstructions of the noisy copies.
+    """
     config = load_config(workdir)
     num_classes = config.num_classes if config.model == "cvae" else 0
     if label is not None:
@@ -61,6 +66,8 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None):
     if mode in ("reconstruct", "interpolate", "scatter"):
         encoder = load_model_file(workdir, "encoder")
         images, labels, _ = load_test_data(config)
+    if mode == "denoise":
+        return sampling.save_png(output, _denoise_picture(config, workdir, n, seed, noise, num_classes))
     if mode == "scatter":
         cond = sampling.one_hot(labels, num_classes) if num_classes else None
         z = sampling.encode_mean(encoder, images, cond)
@@ -70,3 +77,21 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None):
                            num_classes=num_classes, label=label, seed=seed)
     return sampling.save_png(output, pic)
 
+
+
+def _denoise_picture(config, workdir, n, seed, noise, num_classes):
+    from tfvae import data as data_lib
+
+    spec = data_lib.parse_noise(noise or config.noise)
+    if spec is None:
+        raise TfvaeError(f"--mode=denoise needs a corruption: {workdir} was trained without --noise; pass one, e.g. "
+                         "--noise=gaussian:0.3")
+    encoder, decoder = load_model_file(workdir, "encoder"), load_model_file(workdir, "decoder")
+    images, labels, _ = load_test_data(config)
+    count = min(max(n // 3, 1) * n, len(images))
+    pick = np.sort(np.random.default_rng(seed).choice(len(images), size=count, replace=False))
+    clean = images[pick]
+    noisy = data_lib.corrupt_array(clean, spec, seed)
+    cond = sampling.one_hot(labels[pick], num_classes) if num_classes else None
+    denoised = sampling.decode(decoder, sampling.encode_mean(encoder, noisy, cond), cond)
+    return sampling.denoise_rows(clean, noisy, denoised, min(n, count))

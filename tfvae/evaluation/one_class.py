@@ -9,13 +9,20 @@ normal. The scores, each higher for more anomalous images, are the run's:
 
 * ``reconstruction``: -log p(x | z_mean), the reconstruction term of the run's loss at the posterior mean (the
   documents' "every anomaly gives a large reconstruction error");
+* ``reconstruction_excess``: that term minus its value for a perfect reconstruction, -log p(x | x). With the
+  Bernoulli cross-entropy on grey-level images the perfect value is the pixels' entropy sum_i H(x_i), large for
+  images with many grey pixels, so the plain term mostly measures how grey an image is; the excess is
+  sum_i KL(Bernoulli(x_i) || Bernoulli(x^_i)), zero exactly for a perfect reconstruction. (For the Gaussian
+  decoder the perfect value is a constant, and the excess ranks like the squared error.)
 * ``squared_error``: the summed squared pixel error of that reconstruction (the score of the autoencoder
   baselines in the literature);
-* ``neg_elbo``: -ELBO, with ``elbo_samples`` draws of its reconstruction term (VAE runs only);
+* ``neg_elbo``: -ELBO, with ``elbo_samples`` draws of its reconstruction term (VAE runs only), and
+  ``neg_elbo_excess``, the -ELBO minus -log p(x | x) as above;
 * ``complexity``: Serrà et al.'s correction, the -ELBO (an AE: the reconstruction term) minus the image's PNG length
   in nats.
 """
 
+import math
 import os
 import time
 
@@ -29,7 +36,8 @@ from tfvae.evaluation.likelihood import per_image_scores
 from tfvae.evaluation.report import write_json
 from tfvae.evaluation.run import load_run
 
-ONE_CLASS_SCORES = ("reconstruction", "squared_error", "neg_elbo", "complexity")
+ONE_CLASS_SCORES = ("reconstruction", "reconstruction_excess", "squared_error", "neg_elbo", "neg_elbo_excess",
+                    "complexity")
 
 
 def one_class_aurocs(scores, is_normal):
@@ -53,14 +61,36 @@ def one_class_scores(run, images, options):
     """Per-image anomaly scores (``ONE_CLASS_SCORES``) of float images as the model sees them.
 
     Returns:
-      {name: float64 (n,)}; ``neg_elbo`` is None for a plain autoencoder.
+      {name: float64 (n,)}; the -ELBO scores are None for a plain autoencoder, the excess scores for a likelihood
+      without a known perfect value.
     """
     scores, recon = per_image_scores(run, images, None, options)
     squared = np.sum(np.square(images.astype("float64") - recon).reshape(len(images), -1), axis=1)
     uint8 = np.rint(images * 255.0).astype(np.uint8)
     png = metrics.png_length_nats(uint8, binary=run.config.binarize != "none")
-    return {"reconstruction": scores["reconstruction_at_mean"], "squared_error": squared,
-            "neg_elbo": scores.get("neg_elbo"), "complexity": metrics.complexity_corrected_score(scores["score"], png)}
+    perfect = perfect_reconstruction_nll(images, run.likelihood)
+    neg_elbo = scores.get("neg_elbo")
+    return {"reconstruction": scores["reconstruction_at_mean"],
+            "reconstruction_excess": None if perfect is None else scores["reconstruction_at_mean"] - perfect,
+            "squared_error": squared, "neg_elbo": neg_elbo,
+            "neg_elbo_excess": None if perfect is None or neg_elbo is None else neg_elbo - perfect,
+            "complexity": metrics.complexity_corrected_score(scores["score"], png)}
+
+
+def perfect_reconstruction_nll(images, likelihood):
+    """-log p(x | decoder mean = x) per image, the least the reconstruction term can be; None if not known.
+
+    Bernoulli: the entropy sum_i H(x_i) of the pixels as Bernoulli probabilities (0 for binary images). Gaussian
+    with the fixed variance of `tfvae.metrics.GAUSSIAN_VARIANCE`: its normaliser, the same for every image.
+    """
+    x = np.asarray(images, "float64").reshape(len(images), -1)
+    if likelihood == "bernoulli":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = -(x * np.log(x) + (1.0 - x) * np.log1p(-x))
+        return np.sum(np.nan_to_num(h, nan=0.0), axis=1)  # 0 log 0 = 0
+    if likelihood == "gaussian":
+        return np.full(len(x), 0.5 * x.shape[1] * math.log(2.0 * math.pi * metrics.GAUSSIAN_VARIANCE))
+    return None
 
 
 def evaluate_one_class(workdir, options, log=print):
@@ -114,8 +144,9 @@ def evaluate_one_class(workdir, options, log=print):
     return results
 
 
-SCORE_TITLES = {"reconstruction": "reconstruction -log p(x|z_mean)", "squared_error": "squared error",
-                "neg_elbo": "-ELBO", "complexity": "complexity-corrected (score - PNG nats)"}
+SCORE_TITLES = {"reconstruction": "reconstruction -log p(x|z_mean)",
+                "reconstruction_excess": "reconstruction excess over a perfect one", "squared_error": "squared error",
+                "neg_elbo": "-ELBO", "neg_elbo_excess": "-ELBO excess", "complexity": "complexity-corrected -ELBO"}
 
 
 def one_class_markdown(results):

@@ -114,8 +114,8 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
     check_workdir(config)  # again, now that the image shape and classes are known
     log(f"data: {config.dataset} from {dataset.source}; {len(dataset.x_train)} train / "
         f"{len(dataset.x_test)} test images of shape {config.image_shape}"
-        + (f"; --classes: the training and test metrics cover "
-           f"{data_lib.describe_test_set(len(dataset.x_test), config.classes, config.class_names)}"
+        + (f"; --classes: training on {data_lib.describe_classes(config.classes, config.class_names)} only, the "
+           f"test metrics cover {data_lib.describe_test_set(len(dataset.x_test), config.classes, config.class_names)}"
            if config.classes else ""))
     if config.noise != "none":
         log(f"noise: the encoder sees {config.noise}-corrupted images (fresh noise each time, training and test "

@@ -198,6 +198,19 @@ def test_denoise_picture_and_psnr(denoising_run, tmp_path):
         runs.sample_to_png(workdir, "denoise", 6, noise="gaussian:0")
 
 
+def test_evaluate_reports_denoising_and_which_test_images(denoising_run, tmp_path):
+    workdir, _ = denoising_run
+    options = evaluation.EvalOptions(sample_count=16, classifier_epochs=1, cache_dir=str(tmp_path / "cache"),
+                                     output=str(tmp_path / "eval"))
+    results = evaluation.evaluate_run(workdir, options, log=lambda *a: None)
+    d = results["denoising"]
+    assert d["noise"] == "mask:0.25" and d["num_images"] == results["run"]["num_test_images"]
+    assert results["metrics"]["psnr_noisy"] == d["psnr_noisy"]
+    assert results["run"]["test_images"].startswith(f"the {d['num_images']} test images of classes 0, 1")
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "with mask:0.25 noise" in report and "test images of classes 0, 1" in report
+
+
 # ---------------------------------------------------------------------------------------------------------
 # One-class protocol
 

@@ -144,9 +144,9 @@ def evaluate_one_class(workdir, options, log=print):
     return results
 
 
-SCORE_TITLES = {"reconstruction": "reconstruction -log p(x|z_mean)",
-                "reconstruction_excess": "reconstruction excess over a perfect one", "squared_error": "squared error",
-                "neg_elbo": "-ELBO", "neg_elbo_excess": "-ELBO excess", "complexity": "complexity-corrected -ELBO"}
+SCORE_TITLES = {"reconstruction": "reconstruction term", "reconstruction_excess": "reconstruction excess over a "
+                "perfect one", "squared_error": "squared error", "neg_elbo": "-ELBO", "neg_elbo_excess": "-ELBO excess",
+                "complexity": "complexity-corrected (-ELBO, an AE's reconstruction term, minus PNG nats)"}
 
 
 def one_class_markdown(results):

@@ -89,6 +89,32 @@ def test_noise_is_fresh_every_step_reproducible_and_survives_resume():
         np.testing.assert_array_equal(a["image"].numpy(), b["image"].numpy())
 
 
+def test_a_resumed_denoising_run_trains_as_an_uninterrupted_one(mnist_dir, tmp_path):
+    import keras
+
+    class Interrupt(Exception):
+        pass
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:  # after the run has checkpointed epoch 1
+                raise Interrupt
+
+    def config(name):
+        return Config(model="ae", arch="mlp", hidden=32, latent=4, dataset="mnist", data_dir=mnist_dir,
+                      download=False, epochs=2, batch_size=64, max_examples=192, noise="saltpepper:0.2",
+                      precision="float32", workdir=str(tmp_path / name))
+
+    training.train(config("straight"), **QUIET)
+    with pytest.raises(Interrupt):
+        training.train(config("resumed"), callbacks=[StopAfterFirstEpoch()], **QUIET)
+    training.train(config("resumed"), **QUIET)
+    straight = keras.saving.load_model(tmp_path / "straight" / "encoder.keras", safe_mode=True).get_weights()
+    resumed = keras.saving.load_model(tmp_path / "resumed" / "encoder.keras", safe_mode=True).get_weights()
+    for a, b in zip(straight, resumed):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kind,arch", [("ae", "mlp"), ("vae", "conv"), ("cvae", "conv")])
 def test_the_encoder_sees_the_noisy_input_and_the_loss_scores_the_clean_image(kind, arch):
     rng = np.random.default_rng(0)

@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from tfvae.data.images import ImageFiles
 from tfvae.errors import TfvaeError
 
 
@@ -42,7 +43,7 @@ def select_classes(dataset, classes):
     if empty:
         raise TfvaeError(f"--classes={wanted}: class {empty[0]} has no training image in {dataset.source}")
     x_train = dataset.x_train
-    if hasattr(x_train, "paths"):  # ImageFiles: keep the files on disk
+    if isinstance(x_train, ImageFiles):  # keep the files on disk
         x_train = dataclasses.replace(x_train, paths=tuple(np.asarray(x_train.paths, dtype=object)[keep_train]))
     else:
         x_train = x_train[keep_train]

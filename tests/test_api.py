@@ -215,6 +215,13 @@ def test_tensorboard_projector_reads_the_codes_and_lists_each_run_once(trained, 
     check_projector(get, "vae/logs/latent", run)
 
 
+def test_a_2d_latent_is_padded_to_the_projectors_three_pca_components():
+    z = np.array([[1.0, 2.0], [3.0, 4.0]], "float32")
+    np.testing.assert_array_equal(projector.projector_codes(z), [[1, 2, 0], [3, 4, 0]])
+    wide = np.ones((2, 5), "float32")
+    np.testing.assert_array_equal(projector.projector_codes(wide), wide)
+
+
 def test_sprite_stays_within_the_projectors_limit():
     images = np.random.default_rng(0).uniform(size=(10, 64, 48, 3)).astype("float32")
     picture, (w, h) = projector.sprite(images, max_side=100)

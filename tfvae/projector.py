@@ -5,7 +5,9 @@ as its thumbnail, coloured by class ("Color by: class"); PCA, t-SNE and UMAP are
 files live in the run's ``logs/latent/``::
 
     projector_config.pbtxt   the ProjectorConfig (tensorboard.plugins.projector), paths relative to it
-    z_mean.tsv               one row of tab-separated latent means per image
+    z_mean.tsv               one row of tab-separated latent means per image (a latent of fewer than 3
+                             dimensions is padded with zero columns: the Projector's PCA, which it runs by
+                             default, takes 3 components and gives NaN coordinates for 2-D data)
     metadata.tsv             a header "label<TAB>class", then one row per image (labelled data only)
     sprite.png               the thumbnails, row-major on a ceil(sqrt(n))-square grid of at most 8192 px a side
     events.out.tfevents.*    a text note (an event file is what makes the directory a TensorBoard run, and
@@ -29,6 +31,13 @@ LOGDIR = os.path.join("logs", "latent")
 MAX_POINTS = 10000
 SPRITE_MAX = 8192  # the Projector's largest sprite side, in pixels
 TENSOR_NAME = "z_mean"
+MIN_COLUMNS = 3  # the Projector's default view is a 3-D PCA (vz_projector/data.ts: projectPCA)
+
+
+def projector_codes(z):
+    """``z`` with zero columns appended up to ``MIN_COLUMNS``, so that the Projector's PCA has 3 components."""
+    z = np.asarray(z, dtype="float32")
+    return np.pad(z, ((0, 0), (0, max(0, MIN_COLUMNS - z.shape[1]))))
 
 
 def latent_logdir(run):
@@ -137,8 +146,8 @@ def _write_projector_files(run, max_points):
     x, _ = run.test_data()
     count = min(max_points, len(x))
     z_mean, _, labels = run.test_codes(count)
-    files.atomic_write_text(os.path.join(logdir, "z_mean.tsv"),
-                            "".join("\t".join(f"{v:.6g}" for v in row) + "\n" for row in z_mean))
+    files.atomic_write_text(os.path.join(logdir, "z_mean.tsv"), "".join(
+        "\t".join(f"{v:.6g}" for v in row) + "\n" for row in projector_codes(z_mean)))
     config = projector.ProjectorConfig()
     embedding = config.embeddings.add()
     embedding.tensor_name = TENSOR_NAME

@@ -124,6 +124,38 @@ def test_a_cvae_takes_class_ids(tmp_path):
             cvae.decode(z, labels=labels)
 
 
+def test_a_cvae_draws_every_picture_with_its_labels(tmp_path):
+    model = build_model("cvae", (28, 28, 1), 3, num_classes=10, seed=0)
+    cvae = api.Run(str(tmp_path), Config(model="cvae", latent=3, image_shape=(28, 28, 1), num_classes=10),
+                   model.encoder, model.decoder)
+    rng = np.random.default_rng(0)
+    cvae.set_test_data(rng.integers(0, 256, (20, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 20))
+    for mode in ("grid", "random", "reconstruct", "interpolate"):
+        assert cvae.picture(mode, 4).shape == (4 * 28, 4 * 28, 1), mode
+    picture, rows, what, index = cvae.traverse(n=4, index=5)
+    assert what == "KL" and [d for d, _ in rows] == [0, 1, 2] and picture.shape[0] == 3 * 28
+    with pytest.raises(TfvaeError, match=re.escape("--label=10 but the run has 10 classes")):
+        cvae.picture("random", 2, label=10)
+
+
+def test_a_plain_autoencoder_scores_by_reconstruction_and_has_no_metadata_without_labels(tmp_path):
+    model = build_model("ae", (28, 28, 1), 2, seed=0)
+    ae = api.Run(str(tmp_path), Config(model="ae", latent=2, image_shape=(28, 28, 1)), model.encoder, model.decoder)
+    x = np.random.default_rng(0).uniform(size=(6, 28, 28, 1)).astype("float32")
+    z_mean, z_log_var = ae.encode(x)
+    assert z_log_var is None
+    logits = np.asarray(model.decoder(z_mean), dtype="float64")
+    bce = np.sum(np.logaddexp(0, logits) - logits * x, axis=(1, 2, 3))  # -log p(x | z_mean), Bernoulli
+    np.testing.assert_allclose(ae.score(x), bce, rtol=1e-5)
+    ae.set_test_data(x, None)
+    assert ae.traverse(n=3)[2] == "var"
+    logdir = projector.write_projector(ae)
+    assert not os.path.exists(os.path.join(logdir, "metadata.tsv"))
+    get, _ = tensorboard_client(str(tmp_path))
+    tensor = np.frombuffer(get("/tensor?run=logs/latent&name=z_mean"), "float32").reshape(6, 3)
+    np.testing.assert_allclose(tensor[:, :2], z_mean, rtol=1e-5, atol=1e-6)
+
+
 def test_the_traversal_sweeps_the_highest_kl_dimensions(run):
     x, _ = run.test_data()
     z_mean, z_log_var = run.encode(x)

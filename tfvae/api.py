@@ -59,22 +59,27 @@ class Run:
 
     @property
     def name(self):
+        """The run directory's name (``latest`` resolved)."""
         return os.path.basename(os.path.normpath(os.path.realpath(self.workdir)))
 
     @property
     def latent_dim(self):
+        """Size of z."""
         return int(self.config.latent)
 
     @property
     def image_shape(self):
+        """(height, width, channels) of the run's images."""
         return tuple(int(d) for d in self.config.image_shape)
 
     @property
     def conditional(self):
+        """Whether the run is a cvae (its encoder and decoder take one-hot labels)."""
         return self.config.model == "cvae"
 
     @property
     def variational(self):
+        """Whether the encoder is a posterior q(z|x) with a variance (vae, cvae), not a plain autoencoder's."""
         return self.config.model != "ae"
 
     @property
@@ -106,6 +111,7 @@ class Run:
 
     @property
     def encoder(self):
+        """The Keras encoder: images in [0, 1] (+ one-hot labels) -> {"z_mean", "z_log_var", "z"}."""
         if self._encoder is None:
             encoder = runs.load_model_file(self.workdir, "encoder")
             outputs = encoder.output
@@ -119,6 +125,7 @@ class Run:
 
     @property
     def decoder(self):
+        """The Keras decoder: z (+ one-hot labels) -> logits."""
         if self._decoder is None:
             self._decoder = runs.load_model_file(self.workdir, "decoder")
         return self._decoder
@@ -145,11 +152,15 @@ class Run:
         return x
 
     def one_hot(self, labels):
-        """One-hot rows of class ids for a cvae; None for other models."""
+        """One-hot rows of class ids for a cvae; None for other models (no checks: see ``condition``)."""
         return sampling.one_hot(labels, self.num_classes) if self.conditional else None
 
     def condition(self, labels, count):
-        """The decoder/encoder's label input for ``count`` items: one-hot (count, K) for a cvae, else None."""
+        """The networks' label input for ``count`` items: one-hot (count, K) for a cvae, else None.
+
+        Raises:
+          TfvaeError: labels for a run that takes none, none for a cvae, or ids that are not its classes.
+        """
         if not self.conditional:
             if labels is not None:
                 raise TfvaeError(f"labels given, but {self.workdir} holds a {self.config.model}: only a cvae "
@@ -169,6 +180,7 @@ class Run:
         return sampling.one_hot(ids, self.num_classes)
 
     def codes(self, z):
+        """``z`` as float32 (n, latent); TfvaeError for another shape."""
         z = np.asarray(z, dtype="float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise TfvaeError(f"latent codes of shape {z.shape}, but the run's are (n, {self.latent_dim})")
@@ -320,6 +332,14 @@ class Run:
 
     # -- sample.py's pictures --------------------------------------------------------------------------
 
+    def check_label(self, label):
+        """Raises TfvaeError unless ``label`` is None or a class this (cvae) run can draw; sample.py's --label."""
+        if label is not None and not self.conditional:
+            raise TfvaeError(f"--label needs a cvae run; {self.workdir} holds a {self.config.model}")
+        if label is not None and not 0 <= label < self.num_classes:
+            raise TfvaeError(f"--label={label} but the run has {self.num_classes} classes "
+                             f"(0..{self.num_classes - 1})")
+
     def picture(self, mode, n, label=None, seed=0):
         """The (H', W', C) float picture of one of sample.py's image modes.
 
@@ -332,11 +352,7 @@ class Run:
           label: the class a cvae draws (grid, random); None: one class per row (grid of a 2-D latent: 0).
           seed: seed of prior samples and of the choice of test images.
         """
-        if label is not None and not self.conditional:
-            raise TfvaeError(f"--label needs a cvae run; {self.workdir} holds a {self.config.model}")
-        if label is not None and label >= self.num_classes:
-            raise TfvaeError(f"--label={label} but the run has {self.num_classes} classes "
-                             f"(0..{self.num_classes - 1})")
+        self.check_label(label)
         rng = np.random.default_rng(seed)
         if mode in ("grid", "random"):
             if mode == "grid":

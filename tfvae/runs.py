@@ -81,8 +81,7 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None):
         return projector.write_projector(run)
     output = output or os.path.join(run.workdir, f"{mode}.png")
     if mode == "scatter":
-        if label is not None:
-            run.picture("random", 1, label=label)  # the same --label checks as the other modes
+        run.check_label(label)
         z, _, labels = run.test_codes()
         title = f"{run.config.model} z{run.latent_dim} on {run.config.dataset}: test-set latent means"
         return sampling.save_scatter(output, z, labels, list(run.config.class_names) or None, title)

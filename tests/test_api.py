@@ -48,6 +48,13 @@ def test_latest_is_a_file_naming_the_run_and_load_resolves_it(trained, run, tmp_
     (tmp_path / "bad").write_text("../../etc\n")
     with pytest.raises(TfvaeError, match="should hold the name of a run directory"):
         tfvae.load(str(tmp_path / "bad"))
+    # Training replaces such a symlink with the file, and leaves a run directory called latest alone.
+    training.point_latest(str(tmp_path / "new"))
+    assert not os.path.islink(tmp_path / "latest") and (tmp_path / "latest").read_text() == "new\n"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "latest").mkdir()
+    training.point_latest(str(tmp_path / "other" / "run"))
+    assert (tmp_path / "other" / "latest").is_dir()
 
 
 def test_encode_decode_sample_reconstruct_interpolate(run):

@@ -72,11 +72,6 @@ def encode(encoder, images, labels=None, batch_size=256):
     return np.concatenate(means), (np.concatenate(log_vars) if log_vars else None)
 
 
-def encode_mean(encoder, images, labels=None, batch_size=256):
-    """Posterior means z_mean of ``images`` (the deterministic code used at evaluation)."""
-    return encode(encoder, images, labels, batch_size)[0]
-
-
 def interpolate(z_start, z_end, steps):
     """``steps`` points on the straight line from ``z_start`` to ``z_end`` (both included)."""
     t = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]

@@ -319,6 +319,8 @@ class Run:
         x, y = self.test_data()
         if index is None:
             index = int(np.random.default_rng(seed).integers(len(x)))
+        if not 0 <= index < len(x):
+            raise TfvaeError(f"test image {index} asked for, but the run has {len(x)} (0..{len(x) - 1})")
         dims = list(range(self.latent_dim)) if self.latent_dim <= n else \
             [int(d) for d in np.argsort(-values, kind="stable")[:n]]
         z0, _ = self.encode(x[index:index + 1], None if y is None or not self.conditional else y[index:index + 1])

@@ -41,6 +41,7 @@ def projector_codes(z):
 
 
 def latent_logdir(run):
+    """``<workdir>/logs/latent``, the TensorBoard run that holds the latent space's views."""
     return os.path.join(run.workdir, LOGDIR)
 
 
@@ -60,8 +61,7 @@ def sprite(images, max_side=SPRITE_MAX):
     w, h = max(1, int(width * scale)), max(1, int(height * scale))
     thumbs = np.rint(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
     if (w, h) != (width, height):
-        mode = "L" if channels == 1 else "RGB"
-        thumbs = np.stack([np.asarray(Image.fromarray(t[..., 0] if channels == 1 else t, mode).resize(
+        thumbs = np.stack([np.asarray(Image.fromarray(t[..., 0] if channels == 1 else t).resize(
             (w, h), Image.Resampling.BILINEAR)).reshape(h, w, channels) for t in thumbs])
     return sampling.tile(thumbs, side, side), (w, h)
 

@@ -303,7 +303,8 @@ class Run:
 
         Row r sets dimension d_r to ``norm.ppf(linspace(0.05, 0.95, n))`` and keeps the other coordinates at
         the code (z_mean) of one test image. The dimensions are all of them in order when the latent has at
-        most ``n``; else the ``n`` with the highest ``latent_usage`` (average KL), highest first.
+        most ``n``; else the ``n`` with the highest ``latent_usage`` (average KL), highest first. A plain
+        autoencoder has no prior: it is swept over the same values, and ranked by the variance of its codes.
 
         Args:
           n: images per row, and most rows.

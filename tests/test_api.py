@@ -294,7 +294,7 @@ def test_vae_loss_closed_form_and_the_models_call_it(monkeypatch):
     monkeypatch.setattr(losses, "vae_loss", spy)
     model = build_model("vae", (8, 8, 1), 2, beta=0.5, seed=0)
     out = model.compute_terms({"image": np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype("float32")})
-    assert calls == [{"reconstruction": "bce", "beta": 0.5}]
+    assert len(calls) == 1 and (calls[0]["reconstruction"], calls[0]["beta"]) == ("bce", 0.5)  # and maybe more
     np.testing.assert_allclose(float(out["loss"]), float(out["reconstruction"]) + 0.5 * float(out["kl"]), rtol=1e-5)
 
 

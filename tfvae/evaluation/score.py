@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from tfvae import data as data_lib
-from tfvae import metrics
+from tfvae import metrics, runs
 from tfvae.errors import TfvaeError
 from tfvae.evaluation.likelihood import iwae_decoder, per_image_scores
 from tfvae.evaluation.run import load_run
@@ -29,6 +29,7 @@ def score_folder(workdir, data_dir, options, log=print):
     options.validate()
     if not data_dir:
         raise TfvaeError("--mode=score needs --data_dir=PATH, a folder of images to score")
+    workdir = runs.resolve_workdir(workdir)
     run = load_run(workdir)
     if run.conditional:
         raise TfvaeError("--mode=score needs an ae or vae run: a cvae's likelihood needs each image's label")

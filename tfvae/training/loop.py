@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae import files, sampling
+from tfvae import files, projector, sampling
 from tfvae.errors import TfvaeError
 from tfvae.models import networks
 from tfvae.training.checkpoints import Checkpointer, describe_checkpoint
@@ -181,6 +181,8 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
     if not segments:
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
         export_models(model, writedir)
+    elif writedir == config.workdir:  # the chief, after the last epoch: the latent space for TensorBoard
+        projector.write_after_training(config, dataset, log)
     _, test_ds = pipelines(config, dataset)
     result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),

@@ -90,7 +90,9 @@ class CacheFile:
             raise ValueError(f"{path} holds {dtype} {found}, not uint8 {tuple(shape)}")
         if size != offset + int(np.prod(shape)):
             raise ValueError(f"{path} is truncated ({size} bytes)")
-        return cls(path, shape, offset)
+        cache = cls(path, shape, offset)
+        cache._descriptor()  # Opened now: a rebuild by another process may replace the file, never this copy.
+        return cache
 
     def __getstate__(self):
         return {"path": self.path, "shape": self.shape, "offset": self.offset}
@@ -182,7 +184,7 @@ def decode_folder(data_dir, paths, image_size, channels, *, max_image_pixels=Non
     fingerprint = hashlib.sha256(json.dumps([settings, listing]).encode("utf-8", "surrogateescape")).hexdigest()
     shape = (len(paths), image_size, image_size, channels)
 
-    previous = _read_entry(stem, shape=None)
+    previous = _read_entry(stem)
     if previous and previous[0]["fingerprint"] == fingerprint:
         meta, cache = previous
         failed = {rel: meta["failed"][rel] for rel in paths if rel in meta["failed"]}
@@ -226,7 +228,7 @@ def _stat(path):
     return st.st_size, st.st_mtime_ns
 
 
-def _read_entry(stem, shape):
+def _read_entry(stem):
     """(metadata, CacheFile) of the complete cache entry at ``stem``, or None."""
     try:
         with open(f"{stem}.json", encoding="utf-8") as f:
@@ -384,7 +386,10 @@ class _Decoder:
         if workers > 1 and len(chunks) > 1:
             # fork: the workers need no imports (a spawned one would import TensorFlow again, ~6 s each) and
             # only run Pillow and NumPy, never TensorFlow, so the parent's threads don't matter.
-            pool = multiprocessing.get_context("fork").Pool(min(workers, len(chunks)))
+            try:
+                pool = multiprocessing.get_context("fork").Pool(min(workers, len(chunks)))
+            except OSError as e:  # No processes to be had: decode here.
+                log(f"decode cache: cannot start decoding processes ({e}); decoding in this one")
         try:
             outcomes = pool.imap(self.chunk, [[paths[i] for i in c] for c in chunks]) if pool else \
                 (self.chunk([paths[i] for i in c]) for c in chunks)

@@ -15,6 +15,7 @@ from tests.test_reliability import Killed, kill_at
 from tfvae import data, training
 from tfvae.config import Config
 from tfvae.data import cache as cache_lib
+from tfvae.data import decode as decode_lib
 
 pytestmark = pytest.mark.filterwarnings("ignore:Even though the `tf.config.experimental_run_functions_eagerly`")
 
@@ -78,7 +79,7 @@ def test_a_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch
     def no_decoding(*args):
         raise AssertionError("decoded a file that is in the cache")
 
-    monkeypatch.setattr(cache_lib, "_decode_image", no_decoding)  # in the decode workers too (forked)
+    monkeypatch.setattr(decode_lib, "_decode_image", no_decoding)  # in the decode workers too (forked)
     second_log = []
     second = load(root, cache_dir, second_log)
     assert decoded(second_log) == 0

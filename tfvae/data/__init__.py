@@ -36,8 +36,8 @@ Layout, one job per file (every public name is importable from ``tfvae.data``):
   so a test or caller that changes it does so in ``tfvae.data.mnist``); ``formats.py``: IDX and .npz parsing.
 * ``folder.py``: the folder source (scanning, checking, the split) and `load_image_files`; ``images.py``:
   decoding one file, `ImageFiles`, skip reasons.
-* ``cache.py``: the folder source's decode cache: every image decoded once, in parallel, into a uint8 .npy
-  that later epochs and runs read.
+* ``cache.py``: the folder source's decode cache: every image decoded once into a uint8 .npy that later epochs
+  and runs read; ``decode.py``: the pass that decodes a folder's files over all cores, with progress lines.
 * ``pipeline.py``: `make_pipeline`, `binarize_static` and `BINARIZE_MODES`.
 """
 

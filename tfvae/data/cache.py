@@ -2,11 +2,11 @@
 
 The first time a folder is used at a given image size and channel count, `decode_folder` decodes every image
 file under it with one process per core (`decode.py`; a progress line with the count, images/s and ETA goes
-to ``log``)
-and writes the results, in sorted path order, into ``<cache>/folders/<name>-<SxSxC>-<key>-<listing>.npy``
-(an ordinary NumPy array of shape (files, S, S, C), uint8). The files that fail to decode are recorded with
-their reason, as skipped files, in the ``.json`` next to it. Later epochs and later runs read rows of that
-array instead of decoding; a test run at 64x64 pixels serves batches as fast as from an in-memory array.
+to ``log``) and writes the results, in sorted path order, into
+``<cache>/folders/<name>-<SxSxC>-<key>-<listing>.npy`` (an ordinary NumPy array of shape (files, S, S, C),
+uint8). The files that fail to decode are recorded with their reason, as skipped files, in the ``.json`` next
+to it. Later epochs and later runs read rows of that array instead of decoding (benchmarks/folder_throughput.py:
+training from it runs at 1.02x the images/s of the same images held in memory).
 
 The cache entry is keyed by
 
@@ -14,7 +14,7 @@ The cache entry is keyed by
   version and `CACHE_VERSION` (the entry's name);
 * a fingerprint of the folder's listing: every image file's relative path, size and mtime (checked on every
   load; a stat per file). A changed folder is decoded again, reusing the rows of the files whose path, size
-  and mtime are unchanged, so adding 10 images to 100,000 decodes 10.
+  and mtime are unchanged, so adding 10 images to 100,000 decodes those 10 (and the files that failed before).
 
 Crash safety: the array is written under a temporary name (``*.npy.tmp.<pid>``) and renamed into place, then
 the ``.json`` that names it is written the same way; the ``.json`` is the commit, so a build killed at any
@@ -23,8 +23,8 @@ removed by the next build).
 
 Rows are read with ``os.preadv`` on the ``.npy`` file rather than through ``np.memmap``: both leave the images
 on disk (in the page cache when there is room) rather than in the process's memory, but pages touched through
-a memory map count towards the process's resident size (a 100,000-image 64x64 RGB cache is 1.2 GB), reads do
-not.
+a memory map count towards the process's resident size, reads do not (reading all of a 100,000-image 64x64
+RGB cache, 1.2 GB: 1,209 MB peak RSS through a memory map, 37 MB with ``preadv``).
 
 The cache lives in ``cache_dir``, else ``$TFVAE_CACHE``, else ``~/.cache/tfvae`` (`cache_root`; evaluation
 keeps its classifiers there too). ``cache_dir="none"`` turns it off: the files are checked once at load (the

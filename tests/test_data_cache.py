@@ -193,17 +193,17 @@ def test_a_killed_cached_run_resumes_to_the_weights_of_a_streamed_run(tmp_path, 
 
     def config(workdir, cache_dir):
         return Config(model="vae", arch="conv", filters=(8,), hidden=8, dataset="folder", data_dir=str(root),
-                      image_size=8, channels=3, epochs=2, batch_size=8, checkpoint_every_steps=1,
+                      image_size=8, channels=3, epochs=1, batch_size=8, checkpoint_every_steps=1,
                       steps_per_execution=1, strategy="default", workdir=str(workdir), cache_dir=str(cache_dir))
 
     training.train(config(tmp_path / "streamed", "none"), verbose=0, log=lambda *_: None)
-    kill_at(monkeypatch, "step-end", 5)  # epoch 2 (3 steps an epoch), after the checkpoint of its first step
+    kill_at(monkeypatch, "step-end", 2)  # step 2 of 3, after the checkpoint of step 1
     with pytest.raises(Killed):
         training.train(config(tmp_path / "cached", tmp_path / "cache"), verbose=0, log=lambda *_: None)
     monkeypatch.undo()
     messages = []
     training.train(config(tmp_path / "cached", tmp_path / "cache"), verbose=0, log=messages.append)
-    assert f"resuming {tmp_path / 'cached'} after epoch 1 + 1 of its 3 steps" in messages
+    assert f"resuming {tmp_path / 'cached'} after epoch 0 + 1 of its 3 steps" in messages
     assert any(m.startswith("decode cache: reading 26 images") for m in messages)
     for name in ("encoder", "decoder"):
         mine = keras.saving.load_model(tmp_path / "cached" / f"{name}.keras", safe_mode=True)

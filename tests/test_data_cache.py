@@ -64,8 +64,11 @@ def test_a_folder_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch
     root, cache_dir = write_folder(tmp_path / "images"), tmp_path / "cache"
     streamed = load(root, "none")
     first_log = []
+    monkeypatch.setattr(decode_lib, "PROGRESS_SECONDS", 0.0)  # a progress line after every chunk of files
     first = load(root, cache_dir, first_log)
     assert decoded(first_log) == 37  # every file once, the broken one included
+    progress = [m for m in first_log if re.fullmatch(r"decode cache: \d+/37 images \(\d+ images/s, ETA \d+\.\ds\)", m)]
+    assert len(progress) >= 2, first_log
     assert isinstance(first.x_train.cache, cache_lib.CacheFile) and streamed.x_train.cache is None
     assert_same_data(first, streamed)
     assert first.skip_reasons == {"cats/broken.png": "not an image PIL can read"}

@@ -34,7 +34,8 @@ def score_folder(workdir, data_dir, options, log=print):
     if run.conditional:
         raise TfvaeError("--mode=score needs an ae or vae run: a cvae's likelihood needs each image's label")
     height, _, channels = run.config.image_shape
-    paths, x_uint8, skipped = data_lib.load_image_files(data_dir, height, channels)
+    paths, x_uint8, skipped = data_lib.load_image_files(data_dir, height, channels,
+                                                        max_image_pixels=run.config.max_image_pixels, log=log)
     if skipped:
         log(f"skipped {len(skipped)} undecodable file(s): {', '.join(skipped[:5])}")
     x = run.model_view(x_uint8, "test")

@@ -8,7 +8,7 @@ import json
 import os
 
 from tfvae.data import BINARIZE_MODES as BINARIZE
-from tfvae.data import DATASETS
+from tfvae.data import DATASETS, DEFAULT_MAX_IMAGE_PIXELS
 from tfvae.data.noise import parse_noise
 from tfvae.errors import TfvaeError
 from tfvae.losses import RECONSTRUCTION_LOSSES
@@ -43,6 +43,8 @@ class Config:
     channels: int = 0  # 0: the dataset's own (1 for MNIST, 3 for folders)
     download: bool = True
     max_examples: int = 0
+    cache_dir: str = ""  # folders' decode cache: "" for $TFVAE_CACHE, else ~/.cache/tfvae; "none": no cache
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # folders: larger images are skipped (0: no limit)
     binarize: str = "none"
     noise: str = "none"  # corrupted encoder inputs, clean targets (tfvae.data.noise): gaussian:S, saltpepper:P, mask:P
     classes: tuple = ()  # train and test on these class ids only (labelled data); () = every class
@@ -121,6 +123,8 @@ class Config:
             raise TfvaeError("--intra_op_threads and --inter_op_threads must be 0 (TensorFlow's default) or more")
         if self.max_examples < 0:
             raise TfvaeError(f"--max_examples must be 0 (all) or positive (got {self.max_examples})")
+        if self.max_image_pixels < 0:
+            raise TfvaeError(f"--max_image_pixels must be 0 (no limit) or positive (got {self.max_image_pixels})")
         if self.image_size < 0 or self.channels not in (0, 1, 3):
             raise TfvaeError("--image_size must be positive and --channels 1 or 3")
         if not self.filters or min(self.filters) < 1:

@@ -68,13 +68,10 @@ class Autoencoder(keras.Model):
         Returns:
           dict with ``loss``, ``reconstruction`` and ``kl`` (scalars, float32).
         """
-        reconstruction = losses.reconstruction_loss(batch["image"], out["logits"], self.reconstruction)
-        if self.variational:
-            kl = losses.gaussian_kl(out["z_mean"], out["z_log_var"])
-        else:
-            kl = ops.zeros_like(reconstruction)
-        total = reconstruction + self.beta * kl
-        return {"loss": ops.mean(total), "reconstruction": ops.mean(reconstruction), "kl": ops.mean(kl)}
+        terms = losses.vae_loss(batch["image"], out["logits"], out["z_mean"],
+                                out["z_log_var"] if self.variational else None,
+                                reconstruction=self.reconstruction, beta=self.beta)
+        return {name: ops.mean(value) for name, value in terms.items()}
 
     def _update_trackers(self, terms):
         self.loss_tracker.update_state(terms["loss"])

@@ -6,6 +6,7 @@
     python sample.py --mode=random --label=3        # a CVAE's samples of class 3
     python sample.py --mode=traverse --grid 9       # one row per latent dimension, the highest KL first
     python sample.py --mode=projector               # test-set codes for TensorBoard's Projector (logs/latent)
+    python sample.py --mode=denoise                 # rows of clean / noisy / denoised test images
 """
 
 import os
@@ -16,7 +17,7 @@ os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")  # and its C++ start-up notice
 
 from absl import app, flags  # noqa: E402
 
-MODES = ("grid", "random", "reconstruct", "interpolate", "scatter", "traverse", "projector")
+MODES = ("grid", "random", "reconstruct", "interpolate", "scatter", "traverse", "projector", "denoise")
 flags.DEFINE_string("workdir", "runs/latest", "Run directory written by train.py.")
 flags.DEFINE_enum("mode", "grid", MODES, "grid: the 2-D latent manifold over norm.ppf(linspace(0.01, 0.99, n)) "
                   "(prior samples for larger latents); random: prior samples; reconstruct: test images above "
@@ -24,11 +25,13 @@ flags.DEFINE_enum("mode", "grid", MODES, "grid: the 2-D latent manifold over nor
                   "test-set latent means coloured by class (PCA of larger latents); traverse: one row per latent "
                   "dimension (the grid ones with the highest average KL, highest first) swept over "
                   "norm.ppf(linspace(0.05, 0.95, n)) around a test image's code; projector: the test set's codes, "
-                  "thumbnails and labels for TensorBoard's Projector, in <workdir>/logs/latent.")
+                  "thumbnails and labels for TensorBoard's Projector, in <workdir>/logs/latent; denoise: groups of "
+                  "clean / noisy / denoised test images (--noise).")
 flags.DEFINE_integer("grid", 15, "The picture is grid x grid images.", lower_bound=1)
 flags.DEFINE_integer("label", None, "CVAE only: the class to draw (default: one class per row).", lower_bound=0)
 flags.DEFINE_string("output", "", "PNG path (default <workdir>/<mode>.png).")
 flags.DEFINE_integer("seed", 0, "Seed for prior samples and the choice of test images.")
+flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 FLAGS = flags.FLAGS
 
 
@@ -46,7 +49,7 @@ def main(argv):
 
     try:
         path = runs.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
-                              label=FLAGS.label)
+                              label=FLAGS.label, noise=FLAGS.noise)
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -49,6 +49,11 @@ flags.DEFINE_integer("max_image_pixels", DEFAULTS.max_image_pixels, "Folders onl
                      "images, 0 for no limit.", lower_bound=0)
 flags.DEFINE_enum("binarize", "none", config_lib.BINARIZE, "none: grey levels; static: one fixed binary "
                   "sample; dynamic: pixels resampled as Bernoulli(x) every time an image is used.")
+flags.DEFINE_string("noise", "none", "Denoising: the encoder sees corrupted images and the loss scores the clean "
+                    "ones; none, gaussian:STDDEV, saltpepper:PROB or mask:PROB (fresh noise each time an image is "
+                    "used, drawn from --seed).")
+flags.DEFINE_list("classes", [], "Train (and test) on these class ids only, e.g. --classes=0 or --classes=0,2,4 "
+                  "(labelled data sets and folders with one subfolder per class).")
 flags.DEFINE_integer("epochs", 30, "Number of epochs (the Keras example's 30).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).", lower_bound=1)
 flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, "Adam learning rate (with --lr_schedule=cosine, the "
@@ -96,7 +101,8 @@ def config_from_flags():
         strategy=FLAGS.strategy, precision=FLAGS.precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
         steps_per_execution=FLAGS.steps_per_execution, intra_op_threads=FLAGS.intra_op_threads,
-        inter_op_threads=FLAGS.inter_op_threads, workdir=FLAGS.workdir)
+        inter_op_threads=FLAGS.inter_op_threads, workdir=FLAGS.workdir,
+        noise=FLAGS.noise, classes=tuple(FLAGS.classes))
 
 
 def main(argv):

@@ -9,6 +9,7 @@ import os
 
 from tfvae.data import BINARIZE_MODES as BINARIZE
 from tfvae.data import DATASETS, DEFAULT_MAX_IMAGE_PIXELS
+from tfvae.data.noise import parse_noise
 from tfvae.errors import TfvaeError
 from tfvae.losses import RECONSTRUCTION_LOSSES
 from tfvae.models import ARCHS, MODELS
@@ -45,6 +46,8 @@ class Config:
     cache_dir: str = ""  # folders' decode cache: "" for $TFVAE_CACHE, else ~/.cache/tfvae; "none": no cache
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # folders: larger images are skipped (0: no limit)
     binarize: str = "none"
+    noise: str = "none"  # corrupted encoder inputs, clean targets (tfvae.data.noise): gaussian:S, saltpepper:P, mask:P
+    classes: tuple = ()  # train and test on these class ids only (labelled data); () = every class
     epochs: int = 30
     batch_size: int = 128
     # Adam 5e-3 with a half-epoch warm-up and a cosine decay reaches the Keras example's 10-epoch test loss in
@@ -76,6 +79,7 @@ class Config:
         self.filters = tuple(int(f) for f in self.filters)
         self.image_shape = tuple(self.image_shape)
         self.class_names = tuple(self.class_names)
+        self.classes = tuple(self.classes)
         if not self.hidden:
             self.hidden = DEFAULT_HIDDEN.get(self.arch, 16)
         if not self.workdir:
@@ -90,6 +94,15 @@ class Config:
             value = getattr(self, name)
             if value not in allowed:
                 raise TfvaeError(f"unknown --{name}={value!r}; choose one of {', '.join(allowed)}")
+        self.noise = str(parse_noise(self.noise) or "none")  # NoiseError (a TfvaeError) names the grammar
+        try:
+            classes = sorted({int(c) for c in self.classes})
+        except (TypeError, ValueError):
+            raise TfvaeError(f"--classes={','.join(map(str, self.classes))}: class ids are integers, e.g. "
+                             "--classes=0 or --classes=0,2,4") from None
+        if classes and classes[0] < 0:
+            raise TfvaeError(f"--classes: class ids start at 0 (got {classes[0]})")
+        self.classes = tuple(classes)
         positive = {"latent": self.latent, "epochs": self.epochs, "batch_size": self.batch_size,
                     "hidden": self.hidden, "steps_per_execution": self.steps_per_execution}
         for name, value in positive.items():

@@ -6,6 +6,7 @@ Models load with ``safe_mode=True`` only: a ``.keras`` file can't run code on lo
 import os
 
 import keras
+import numpy as np
 
 from tfvae import sampling
 from tfvae.config import Config
@@ -69,10 +70,12 @@ def load_test_data(config):
     return dataset.x_test.astype("float32") / 255.0, dataset.y_test, dataset
 
 
-def sample_to_png(workdir, mode, n, output="", seed=0, label=None):
-    """Writes the picture of ``mode`` (see api.Run.picture, plus "scatter") and returns its path.
+def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise=""):
+    """Writes the picture of ``mode`` (see api.Run.picture, plus "scatter" and "denoise") and returns its path.
 
     ``mode="projector"`` writes the Projector's files instead (``tfvae.projector``) and returns their directory.
+    "denoise" draws ``max(n // 3, 1)`` groups of ``n`` test images: the clean images, their copies corrupted by
+    ``noise`` (default the run's ``--noise``; seeded by ``seed``) and the run's reconstructions of the noisy copies.
     """
     from tfvae import api, projector
 
@@ -80,9 +83,27 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None):
     if mode == "projector":
         return projector.write_projector(run)
     output = output or os.path.join(run.workdir, f"{mode}.png")
+    if mode == "denoise":
+        return sampling.save_png(output, _denoise_picture(run, n, seed, noise))
     if mode == "scatter":
         run.check_label(label)
         z, _, labels = run.test_codes()
         title = f"{run.config.model} z{run.latent_dim} on {run.config.dataset}: test-set latent means"
         return sampling.save_scatter(output, z, labels, list(run.config.class_names) or None, title)
     return sampling.save_png(output, run.picture(mode, n, label=label, seed=seed))
+
+
+def _denoise_picture(run, n, seed, noise):
+    from tfvae import data as data_lib
+
+    spec = data_lib.parse_noise(noise or run.config.noise)
+    if spec is None:
+        raise TfvaeError(f"--mode=denoise needs a corruption: {run.workdir} was trained without --noise; pass one, "
+                         "e.g. --noise=gaussian:0.3")
+    x, y = run.test_data()
+    count = min(max(n // 3, 1) * n, len(x))
+    pick = np.sort(np.random.default_rng(seed).choice(len(x), size=count, replace=False))
+    clean = x[pick]
+    noisy = data_lib.corrupt_array(clean, spec, seed)
+    denoised = run.reconstruct(noisy, y[pick] if run.conditional else None)
+    return sampling.denoise_rows(clean, noisy, denoised, min(n, count))

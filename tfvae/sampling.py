@@ -85,6 +85,13 @@ def interleave_rows(top, bottom, cols):
     return np.concatenate(pairs)
 
 
+def denoise_rows(clean, noisy, denoised, cols):
+    """Groups of three rows ``cols`` images wide: clean images, their noisy copies, and the denoised images."""
+    groups = len(clean) // cols
+    parts = [a[g * cols:(g + 1) * cols] for g in range(groups) for a in (clean, noisy, denoised)]
+    return tile(np.concatenate(parts), 3 * groups, cols)
+
+
 def tile(images, rows, cols, pad=0):
     """Tiles (rows * cols, H, W, C) images into one (rows * H, cols * W, C) picture."""
     images = np.asarray(images)[: rows * cols]

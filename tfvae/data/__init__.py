@@ -39,16 +39,21 @@ Layout, one job per file (every public name is importable from ``tfvae.data``):
 * ``cache.py``: the folder source's decode cache: every image decoded once into a uint8 .npy that later epochs
   and runs read; ``decode.py``: the pass that decodes a folder's files over all cores, with progress lines.
 * ``pipeline.py``: `make_pipeline`, `binarize_static` and `BINARIZE_MODES`.
+* ``noise.py``: ``--noise`` (`parse_noise`) and the seeded corruption of a denoising run's inputs (`corrupt`).
+* ``classes.py``: ``--classes``, the chosen classes' subset of a labelled `Dataset` (`select_classes`).
 """
 
 from tfvae.data.base import DataError, Dataset
 from tfvae.data.cache import cache_root
+from tfvae.data.classes import describe_classes, describe_test_set, select_classes
 from tfvae.data.folder import IMAGE_EXTENSIONS, load_image_files
 from tfvae.data.images import DEFAULT_MAX_IMAGE_PIXELS, ImageFiles
 from tfvae.data.mnist import DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASS_NAMES
+from tfvae.data.noise import NOISE_KINDS, Noise, NoiseError, corrupt, corrupt_array, parse_noise
 from tfvae.data.pipeline import BINARIZE_MODES, binarize_static, make_pipeline
 from tfvae.data.registry import DATASETS, load_dataset
 
 __all__ = ["BINARIZE_MODES", "DATASETS", "DEBIAN_FASHION_MNIST_DIR", "DEFAULT_MAX_IMAGE_PIXELS",
-           "FASHION_MNIST_CLASS_NAMES", "IMAGE_EXTENSIONS", "DataError", "Dataset", "ImageFiles", "binarize_static",
-           "cache_root", "load_dataset", "load_image_files", "make_pipeline"]
+           "FASHION_MNIST_CLASS_NAMES", "IMAGE_EXTENSIONS", "NOISE_KINDS", "DataError", "Dataset", "ImageFiles",
+           "Noise", "NoiseError", "binarize_static", "cache_root", "corrupt", "corrupt_array", "describe_classes",
+           "describe_test_set", "load_dataset", "load_image_files", "make_pipeline", "parse_noise", "select_classes"]

@@ -2,7 +2,8 @@
 
 Each model joins a functional encoder and decoder (``tfvae.models.networks``) and trains with ``fit`` through
 a custom ``train_step``/``test_step``, so callbacks, progress bars and ``tf.distribute`` work unchanged.
-Batches are dicts: ``{"image": (B, H, W, C) in [0, 1]}`` plus ``"label": (B, K) one-hot`` for the CVAE.
+Batches are dicts: ``{"image": (B, H, W, C) in [0, 1]}`` plus ``"label": (B, K) one-hot`` for the CVAE, and
+``"input"`` for a denoising run: the corrupted images the encoder sees, while the loss scores the clean ``"image"``.
 
 Losses (``tfvae.losses``) are summed over pixels and latent dimensions and averaged over the batch:
 
@@ -44,7 +45,9 @@ class Autoencoder(keras.Model):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
     def _encoder_inputs(self, batch):
-        return [batch["image"], batch["label"]] if self.conditional else batch["image"]
+        # A denoising batch carries the corrupted images as "input"; the loss scores the clean "image".
+        image = batch["input"] if "input" in batch else batch["image"]
+        return [image, batch["label"]] if self.conditional else image
 
     def _decoder_inputs(self, z, batch):
         return [z, batch["label"]] if self.conditional else z

@@ -35,6 +35,8 @@ def load_data(config, log=print):
         config.dataset, data_dir=config.data_dir or None, image_size=config.image_size or None,
         channels=config.channels or None, max_examples=config.max_examples, download=config.download,
         seed=config.seed, cache_dir=config.cache_dir, max_image_pixels=config.max_image_pixels, log=log)
+    if config.classes:  # the chosen classes' training and test images (a one-line error for unlabelled data)
+        dataset = data_lib.select_classes(dataset, config.classes)
     if config.binarize == "static":
         dataset.x_train = data_lib.binarize_static(dataset.x_train, seed=config.seed)
         dataset.x_test = data_lib.binarize_static(dataset.x_test, seed=config.seed + 1)
@@ -60,7 +62,7 @@ def pipelines(config, dataset, skip_batches=0):
     ``skip_batches`` batches in; the test pipeline is one pass.
     """
     kwargs = dict(num_classes=dataset.num_classes, batch_size=config.batch_size, binarize=config.binarize,
-                  seed=config.seed)
+                  seed=config.seed, noise=data_lib.parse_noise(config.noise))
     train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, repeat=True,
                                    skip_batches=skip_batches, **kwargs)
     test = data_lib.make_pipeline(dataset.x_test, dataset.y_test, shuffle=False, **kwargs)
@@ -114,7 +116,13 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
     dataset = load_data(config, log)
     check_workdir(config)  # again, now that the image shape and classes are known
     log(f"data: {config.dataset} from {dataset.source}; {len(dataset.x_train)} train / "
-        f"{len(dataset.x_test)} test images of shape {config.image_shape}")
+        f"{len(dataset.x_test)} test images of shape {config.image_shape}"
+        + (f"; --classes: training on {data_lib.describe_classes(config.classes, config.class_names)} only, the "
+           f"test metrics cover {data_lib.describe_test_set(len(dataset.x_test), config.classes, config.class_names)}"
+           if config.classes else ""))
+    if config.noise != "none":
+        log(f"noise: the encoder sees {config.noise}-corrupted images (fresh noise each time, training and test "
+            "losses); the loss scores the clean images")
     try:
         os.makedirs(writedir, exist_ok=True)
         skipped = write_skipped_files(writedir, config.data_dir, dataset)

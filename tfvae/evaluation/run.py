@@ -40,6 +40,14 @@ class Run:
     def likelihood(self):
         return metrics.likelihood_for_loss(self.config.loss)
 
+    @property
+    def variance(self):
+        """The Gaussian decoder's variance (1/2 for mse, the trained one for gaussian); None for bce."""
+        try:
+            return metrics.decoder_variance(self.decoder, self.config.loss)
+        except ValueError as e:
+            raise TfvaeError(f"{self.workdir}: {e}") from None
+
     def model_view(self, x_uint8, split):
         """Images in [0, 1] as the model sees them: a fixed binary copy for binarized runs."""
         if self.config.binarize == "none":
@@ -72,4 +80,5 @@ def load_run(workdir):
     if run.variational != (config.model != "ae"):
         raise TfvaeError(f"{workdir}: config.json says model={config.model} but encoder.keras "
                          f"{'has' if run.variational else 'lacks'} z_log_var; the run directory is inconsistent")
+    run.variance  # noqa: B018  (a gaussian run without its trained variance fails here, before any long step)
     return run

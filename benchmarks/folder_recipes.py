@@ -48,6 +48,8 @@ flags.DEFINE_string("reference", "mse", "Name of the run whose final quality the
 flags.DEFINE_integer("sample_count", 1000, "Generated images per sampler for FCD/IS/precision/recall.")
 flags.DEFINE_integer("num_samples", 100, "Importance samples of the IWAE NLL.")
 flags.DEFINE_integer("seed", 0, "Seed of the runs and the evaluation.")
+flags.DEFINE_list("figures", [], "Runs to lay side by side in <output>/figures/ (reconstructions, prior and GMM "
+                  "samples, interpolations), from the pictures their evaluation wrote; empty: none.")
 FLAGS = flags.FLAGS
 
 
@@ -183,6 +185,54 @@ def summarise(names, output):
     return rows
 
 
+def _rows(path, first, count, side, cols=8):
+    """Rows ``first``..``first + count`` (of ``side``-pixel images, the first ``cols`` of each) of a picture grid."""
+    from PIL import Image
+
+    picture = Image.open(path).convert("RGB")
+    return picture.crop((0, first * side, cols * side, (first + count) * side))
+
+
+def _labelled(strips, label_width=84):
+    """Stacks (label, picture) strips with the label written in a margin on the left."""
+    from PIL import Image, ImageDraw
+
+    width = label_width + max(strip.width for _, strip in strips)
+    sheet = Image.new("RGB", (width, sum(strip.height for _, strip in strips)), "white")
+    draw, top = ImageDraw.Draw(sheet), 0
+    for label, strip in strips:
+        sheet.paste(strip, (label_width, top))
+        draw.text((4, top + strip.height // 2 - 6), label, fill="black")
+        top += strip.height
+    return sheet
+
+
+def make_figures(output, names, side):
+    """Comparison pictures of the runs ``names`` in ``<output>/figures`` (8 images a row, 256-colour PNGs).
+
+    Every run's reconstruct.png, random.png and interpolate.png were drawn with the same seed, so the rows show
+    the same test images and the same prior draws z ~ N(0, I) decoded by each run.
+    """
+    folder = os.path.join(output, "figures")
+    os.makedirs(folder, exist_ok=True)
+    first = os.path.join(output, names[0])
+    recon = [("test images", _rows(os.path.join(first, "reconstruct.png"), 0, 1, side))]
+    recon += [(name, _rows(os.path.join(output, name, "reconstruct.png"), 1, 1, side)) for name in names]
+    prior = [(name, _rows(os.path.join(output, name, "random.png"), 0, 2, side)) for name in names]
+    gmm = [(name, _rows(os.path.join(output, name, "eval_samples_gmm.png"), 0, 2, side)) for name in names]
+    pictures = {"reconstructions": recon, "prior_samples": prior, "gmm_samples": gmm}
+    written = []
+    for what, strips in pictures.items():
+        path = os.path.join(folder, f"{what}.png")
+        _labelled(strips).quantize(256).save(path, optimize=True)
+        written.append(path)
+    for name in names:
+        path = os.path.join(folder, f"interpolations_{name}.png")
+        _rows(os.path.join(output, name, "interpolate.png"), 0, 4, side).quantize(256).save(path, optimize=True)
+        written.append(path)
+    return written
+
+
 def _cell(value, spec):
     return "—" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
 
@@ -228,6 +278,9 @@ def main(argv):
     existing = sorted(n for n in os.listdir(FLAGS.output) if os.path.isfile(os.path.join(FLAGS.output, n,
                                                                                            "quality.json")))
     rows = summarise(existing, FLAGS.output)
+    if FLAGS.figures:
+        for path in make_figures(FLAGS.output, FLAGS.figures, FLAGS.image_size):
+            print(f"wrote {path}")
     print(markdown(rows))
     print(f"wrote {os.path.join(FLAGS.output, 'report.md')}")
     return 0

@@ -275,8 +275,9 @@ def main(argv):
     if FLAGS.evaluate:
         for name in names:
             evaluate_one(os.path.join(FLAGS.output, name), log)
-    existing = sorted(n for n in os.listdir(FLAGS.output) if os.path.isfile(os.path.join(FLAGS.output, n,
-                                                                                           "quality.json")))
+    existing = sorted(n for n in os.listdir(FLAGS.output)  # not the "latest" link train() makes
+                      if not os.path.islink(os.path.join(FLAGS.output, n))
+                      and os.path.isfile(os.path.join(FLAGS.output, n, "quality.json")))
     rows = summarise(existing, FLAGS.output)
     if FLAGS.figures:
         for path in make_figures(FLAGS.output, FLAGS.figures, FLAGS.image_size):

@@ -88,7 +88,8 @@ def main(argv):
             rows = evaluation.result_rows(results)
             print(evaluation.markdown_table(rows, columns))
             out = os.path.dirname(results["figures"]["report"])
-            print(f"wrote {out}/eval.json and {out}/report.md; TensorBoard: {FLAGS.workdir}/logs/eval")
+            logs = os.path.join(os.path.relpath(results["workdir"]), "logs", "eval")  # runs/latest resolved
+            print(f"wrote {out}/eval.json and {out}/report.md; TensorBoard: {logs}")
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

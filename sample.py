@@ -4,6 +4,8 @@
     python sample.py --mode=reconstruct             # test images above their reconstructions
     python sample.py --mode=scatter                 # test-set latent means coloured by class
     python sample.py --mode=random --label=3        # a CVAE's samples of class 3
+    python sample.py --mode=traverse --grid 9       # one row per latent dimension, the highest KL first
+    python sample.py --mode=projector               # test-set codes for TensorBoard's Projector (logs/latent)
 """
 
 import os
@@ -14,12 +16,15 @@ os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")  # and its C++ start-up notice
 
 from absl import app, flags  # noqa: E402
 
-MODES = ("grid", "random", "reconstruct", "interpolate", "scatter")
+MODES = ("grid", "random", "reconstruct", "interpolate", "scatter", "traverse", "projector")
 flags.DEFINE_string("workdir", "runs/latest", "Run directory written by train.py.")
 flags.DEFINE_enum("mode", "grid", MODES, "grid: the 2-D latent manifold over norm.ppf(linspace(0.01, 0.99, n)) "
                   "(prior samples for larger latents); random: prior samples; reconstruct: test images above "
                   "their reconstructions; interpolate: rows walking between two test images' codes; scatter: "
-                  "test-set latent means coloured by class (PCA of larger latents).")
+                  "test-set latent means coloured by class (PCA of larger latents); traverse: one row per latent "
+                  "dimension (the grid ones with the highest average KL, highest first) swept over "
+                  "norm.ppf(linspace(0.05, 0.95, n)) around a test image's code; projector: the test set's codes, "
+                  "thumbnails and labels for TensorBoard's Projector, in <workdir>/logs/latent.")
 flags.DEFINE_integer("grid", 15, "The picture is grid x grid images.", lower_bound=1)
 flags.DEFINE_integer("label", None, "CVAE only: the class to draw (default: one class per row).", lower_bound=0)
 flags.DEFINE_string("output", "", "PNG path (default <workdir>/<mode>.png).")
@@ -46,6 +51,9 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
+    if FLAGS.mode == "projector":  # <runs>/<run>/logs/latent
+        print(f"see it: tensorboard --logdir {os.path.dirname(os.path.dirname(os.path.dirname(path)))} -> "
+              "Projector, color by class")
     return 0
 
 

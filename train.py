@@ -41,6 +41,12 @@ flags.DEFINE_integer("image_size", 0, "Resize images to this square size (0: the
 flags.DEFINE_enum("channels", "0", ["0", "1", "3"], "1 (grey) or 3 (RGB); 0: the dataset's own.")
 flags.DEFINE_integer("max_examples", 0, "Use at most this many training examples (0: all), for quick runs.",
                      lower_bound=0)
+flags.DEFINE_string("cache_dir", "", "Folders only: where each folder is decoded once, the first time it is used "
+                    "at a given --image_size/--channels, into a uint8 array that later epochs and runs read (default "
+                    "$TFVAE_CACHE, else ~/.cache/tfvae). 'none': no cache, every image is decoded each epoch.")
+flags.DEFINE_integer("max_image_pixels", DEFAULTS.max_image_pixels, "Folders only: images of more pixels are "
+                     "skipped as possible decompression bombs (Pillow's guard); raise it to admit your own very large "
+                     "images, 0 for no limit.", lower_bound=0)
 flags.DEFINE_enum("binarize", "none", config_lib.BINARIZE, "none: grey levels; static: one fixed binary "
                   "sample; dynamic: pixels resampled as Bernoulli(x) every time an image is used.")
 flags.DEFINE_integer("epochs", 30, "Number of epochs (the Keras example's 30).", lower_bound=1)
@@ -84,7 +90,8 @@ def config_from_flags():
     return config_lib.Config(
         model=FLAGS.model, arch=FLAGS.arch, latent=FLAGS.latent, filters=FLAGS.filters, hidden=FLAGS.hidden,
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, download=FLAGS.download, image_size=FLAGS.image_size,
-        channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, binarize=FLAGS.binarize,
+        channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, cache_dir=FLAGS.cache_dir,
+        max_image_pixels=FLAGS.max_image_pixels, binarize=FLAGS.binarize,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
         loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,

@@ -8,7 +8,7 @@ import json
 import os
 
 from tfvae.data import BINARIZE_MODES as BINARIZE
-from tfvae.data import DATASETS
+from tfvae.data import DATASETS, DEFAULT_MAX_IMAGE_PIXELS
 from tfvae.errors import TfvaeError
 from tfvae.losses import RECONSTRUCTION_LOSSES
 from tfvae.models import ARCHS, MODELS
@@ -42,6 +42,8 @@ class Config:
     channels: int = 0  # 0: the dataset's own (1 for MNIST, 3 for folders)
     download: bool = True
     max_examples: int = 0
+    cache_dir: str = ""  # folders' decode cache: "" for $TFVAE_CACHE, else ~/.cache/tfvae; "none": no cache
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # folders: larger images are skipped (0: no limit)
     binarize: str = "none"
     epochs: int = 30
     batch_size: int = 128
@@ -108,6 +110,8 @@ class Config:
             raise TfvaeError("--intra_op_threads and --inter_op_threads must be 0 (TensorFlow's default) or more")
         if self.max_examples < 0:
             raise TfvaeError(f"--max_examples must be 0 (all) or positive (got {self.max_examples})")
+        if self.max_image_pixels < 0:
+            raise TfvaeError(f"--max_image_pixels must be 0 (no limit) or positive (got {self.max_image_pixels})")
         if self.image_size < 0 or self.channels not in (0, 1, 3):
             raise TfvaeError("--image_size must be positive and --channels 1 or 3")
         if not self.filters or min(self.filters) < 1:

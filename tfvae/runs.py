@@ -11,6 +11,29 @@ from tfvae import sampling
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
+LATEST = "latest"
+
+
+def resolve_workdir(workdir):
+    """The run directory ``workdir`` names: itself, or the run that a ``latest`` file names.
+
+    train.py writes ``<runs>/latest``, a one-line file holding the newest run's directory name (a file, not a
+    symlink: TensorBoard follows symlinks, so ``tensorboard --logdir runs`` listed the newest run twice). An
+    older ``latest`` symlink still works: it is a directory to this function.
+    """
+    if not os.path.isfile(workdir):
+        return workdir
+    try:
+        with open(workdir, encoding="utf-8") as f:
+            text = f.read(4096)
+    except (OSError, UnicodeDecodeError) as e:
+        raise TfvaeError(f"cannot read {workdir}, which should name a run directory: {e}") from None
+    name = text.strip()
+    if not name or "\n" in name or os.sep in name or name in (".", ".."):
+        raise TfvaeError(f"{workdir} should hold the name of a run directory beside it (train.py writes it), but "
+                         f"holds {text[:60]!r}; pass --workdir=runs/<run> instead")
+    return os.path.join(os.path.dirname(workdir), name)
+
 
 def load_config(workdir):
     """The run's Config; a clear error if ``workdir`` holds no run."""
@@ -47,26 +70,19 @@ def load_test_data(config):
 
 
 def sample_to_png(workdir, mode, n, output="", seed=0, label=None):
-    """Writes the picture of ``mode`` (see sampling.picture, plus "scatter") and returns its path."""
-    config = load_config(workdir)
-    num_classes = config.num_classes if config.model == "cvae" else 0
-    if label is not None:
-        if not num_classes:
-            raise TfvaeError(f"--label needs a cvae run; {workdir} holds a {config.model}")
-        if label >= num_classes:
-            raise TfvaeError(f"--label={label} but the run has {num_classes} classes (0..{num_classes - 1})")
-    output = output or os.path.join(workdir, f"{mode}.png")
-    decoder = load_model_file(workdir, "decoder") if mode != "scatter" else None
-    images = labels = encoder = None
-    if mode in ("reconstruct", "interpolate", "scatter"):
-        encoder = load_model_file(workdir, "encoder")
-        images, labels, _ = load_test_data(config)
-    if mode == "scatter":
-        cond = sampling.one_hot(labels, num_classes) if num_classes else None
-        z = sampling.encode_mean(encoder, images, cond)
-        title = f"{config.model} z{config.latent} on {config.dataset}: test-set latent means"
-        return sampling.save_scatter(output, z, labels, list(config.class_names) or None, title)
-    pic = sampling.picture(mode, n, decoder, encoder=encoder, images=images, labels=labels,
-                           num_classes=num_classes, label=label, seed=seed)
-    return sampling.save_png(output, pic)
+    """Writes the picture of ``mode`` (see api.Run.picture, plus "scatter") and returns its path.
 
+    ``mode="projector"`` writes the Projector's files instead (``tfvae.projector``) and returns their directory.
+    """
+    from tfvae import api, projector
+
+    run = api.load(workdir)
+    if mode == "projector":
+        return projector.write_projector(run)
+    output = output or os.path.join(run.workdir, f"{mode}.png")
+    if mode == "scatter":
+        run.check_label(label)
+        z, _, labels = run.test_codes()
+        title = f"{run.config.model} z{run.latent_dim} on {run.config.dataset}: test-set latent means"
+        return sampling.save_scatter(output, z, labels, list(run.config.class_names) or None, title)
+    return sampling.save_png(output, run.picture(mode, n, label=label, seed=seed))

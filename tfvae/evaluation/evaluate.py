@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from tfvae import metrics, sampling
+from tfvae import metrics, runs, sampling
 from tfvae.errors import TfvaeError
 from tfvae.evaluation.likelihood import iwae_estimate, likelihood_note, per_image_scores
 from tfvae.evaluation.ood import ood_detection
@@ -43,6 +43,7 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
     shared = {} if shared is None else shared
     started = time.perf_counter()
     seconds = {}
+    workdir = runs.resolve_workdir(workdir)  # "runs/latest" names a run; its results go there
     with _timer(seconds, "load"):
         run = load_run(workdir)
     out_dir = output or options.output or workdir

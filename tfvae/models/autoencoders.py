@@ -87,26 +87,18 @@ class Autoencoder(keras.Model):
           dict with ``loss``, ``reconstruction`` and ``kl`` (scalars, float32); a Gaussian decoder adds
           ``variance``, the batch's optimal variance (its per-pixel MSE).
         """
-        extra = {}
+        x = batch["image"]
+        extra, variance = {}, None
         if self.reconstruction == "gaussian":
-            x = batch["image"]
-            errors = losses.squared_error(x, out["logits"])
             num_pixels = math.prod(int(d) for d in x.shape[1:])
-            batch_variance = losses.optimal_variance(errors, num_pixels)
-            variance = batch_variance
-            if not training:
+            batch_variance = losses.optimal_variance(losses.squared_error(x, out["logits"]), num_pixels)
+            extra["variance"] = batch_variance
+            if not training:  # score with the trained running average (the batch's own until it is set)
                 stored = ops.convert_to_tensor(self.variance_layer.variance)
                 variance = ops.where(stored > 0, stored, batch_variance)
-            reconstruction = losses.gaussian_nll(errors, num_pixels, variance)
-            extra["variance"] = batch_variance
-        else:
-            reconstruction = losses.reconstruction_loss(batch["image"], out["logits"], self.reconstruction)
-        if self.variational:
-            kl = losses.gaussian_kl(out["z_mean"], out["z_log_var"])
-        else:
-            kl = ops.zeros_like(reconstruction)
-        total = reconstruction + self.beta * kl
-        return {"loss": ops.mean(total), "reconstruction": ops.mean(reconstruction), "kl": ops.mean(kl), **extra}
+        terms = losses.vae_loss(x, out["logits"], out["z_mean"], out["z_log_var"] if self.variational else None,
+                                reconstruction=self.reconstruction, beta=self.beta, variance=variance)
+        return {**{name: ops.mean(value) for name, value in terms.items()}, **extra}
 
     def _update_trackers(self, terms):
         self.loss_tracker.update_state(terms["loss"])

@@ -4,6 +4,7 @@
     python benchmarks/folder_recipes.py --data_dir=/work/picture_sets/emoji --output=/work/bench/emoji \
         --losses=bce,mse,gaussian --epochs=6                      # train (resumes), then evaluate and report
     python benchmarks/folder_recipes.py ... --name_suffix=-f16 --filters=16,32,64,128 --losses=gaussian
+    python benchmarks/folder_recipes.py ... --notrain --noevaluate --figures=gaussian,mse,bce   # report, pictures
 
 Every run is the folder config (configs/folder_vae_64.cfg: a conv VAE on 64x64 RGB) trained by
 ``training.train``, the function train.py calls, with only the flags given here changed. After every epoch a

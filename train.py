@@ -66,7 +66,9 @@ flags.DEFINE_float("warmup_epochs", DEFAULTS.warmup_epochs, "Epochs of linear le
                    lower_bound=0)
 flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower_bound=0)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
-                  "summed over pixels; mse: Gaussian decoder, squared error summed over pixels.")
+                  "summed over pixels; mse: Gaussian decoder with the fixed variance 1/2, squared error summed over "
+                  "pixels; gaussian: Gaussian decoder with one shared variance set to each batch's optimum (its "
+                  "per-pixel MSE; Rybkin et al. 2021), for colour images.")
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and sampling noise.")
 flags.DEFINE_integer("checkpoint_every_steps", 0, "Also checkpoint every this many steps inside an epoch, so "
                      "that a killed run loses at most that many steps (0: at the end of each epoch only).",

@@ -186,3 +186,82 @@ def test_evaluate_errors(tiny_runs, tmp_path):
         evaluation.EvalOptions(ood_dataset="cifar").validate()
     with pytest.raises(TfvaeError, match="--mode=score needs --data_dir"):
         evaluation.score_folder(str(root / "runs" / "vae"), "", options)
+
+
+def blob_folder(root, per_class=30, side=20, seed=0):
+    """A labelled folder: red, green and blue discs of random size and place on white, one subfolder each."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:side, :side]
+    for channel, name in enumerate(("red", "green", "blue")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = np.full((side, side, 3), 255, np.uint8)
+            cy, cx, r = rng.uniform(5, side - 5), rng.uniform(5, side - 5), rng.uniform(3, 6)
+            disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+            colour = np.full(3, 40, np.uint8)
+            colour[channel] = 220
+            image[disc] = colour
+            Image.fromarray(image).save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory, image_folder):
+    """A gaussian-decoder VAE trained for 4 epochs on 90 generated 16x16 colour images in 3 class folders."""
+    root = tmp_path_factory.mktemp("folder_eval")
+    images = blob_folder(root / "images")
+    config = Config(model="vae", dataset="folder", data_dir=str(images), image_size=16, channels=3, filters=(8, 16),
+                    hidden=16, latent=4, loss="gaussian", epochs=4, batch_size=4, workdir=str(root / "run"))
+    training.train(config, verbose=0, log=lambda message: None)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="",
+               TFVAE_CACHE=str(root / "cache"))
+    return root, env
+
+
+def test_evaluate_a_folder_run_with_a_gaussian_decoder(folder_run, image_folder):
+    import keras
+
+    from tfvae import metrics
+
+    root, env = folder_run
+    workdir = root / "run"
+    proc = run_script([EVALUATE, f"--workdir={workdir}", "--num_samples=8", "--sample_count=32", "--elbo_samples=2",
+                       "--classifier_epochs=4", "--sampler=prior,gmm", "--ood_dataset=folder",
+                       f"--ood_data_dir={image_folder}"], env)
+    assert "| run | model | sampler |" in proc.stdout and "real test vs real train" in proc.stdout
+    results = json.loads((workdir / "eval.json").read_text())
+    m = results["metrics"]
+    num_pixels = 16 * 16 * 3
+    # The likelihood uses the variance the decoder was trained with, stored in decoder.keras.
+    decoder = keras.saving.load_model(workdir / "decoder.keras", safe_mode=True)
+    stored = metrics.decoder_variance(decoder, "gaussian")
+    assert m["decoder_variance"] == pytest.approx(stored) and 1e-4 < stored < 0.25
+    assert any("loss=gaussian" in note and f"{stored:.4g}" in note for note in results["notes"])
+    assert m["neg_elbo"] == pytest.approx(m["reconstruction"] + m["kl"])
+    assert m["bits_per_dim"] == pytest.approx((m["iwae_nll"] + num_pixels * np.log(255.0)) / (num_pixels * np.log(2)))
+    assert m["elbo_gap"] > -1.0 and m["iwae_num_samples"] == 8
+    assert 0.0 < m["mse"] < 0.25 and m["psnr"] == pytest.approx(np.mean(10 * np.log10(1 / m["mse"])), abs=3.0)
+    # Sample quality in the features of a classifier trained on the folder's three classes.
+    assert results["classifier"]["test_accuracy"] > 0.5
+    for sampler in ("prior", "gmm"):
+        entry = results["samplers"][sampler]
+        assert entry["fcd"] >= -1e-6 and 1.0 <= entry["inception_score"] <= 3.0 + 1e-6
+        assert 0.0 <= entry["precision"] <= 1.0 and 0.0 <= entry["recall"] <= 1.0
+        grid = np.asarray(Image.open(workdir / f"eval_samples_{sampler}.png").convert("RGB"), "float64")
+        assert grid.shape == (10 * 16, 10 * 16, 3)
+        assert np.abs(grid[..., 0] - grid[..., 2]).mean() > 1.0  # colour, not grey levels
+    # Noise images are out of distribution for discs on white: their -ELBO is far above the test images'.
+    assert results["ood"]["num_out"] == min(8, results["ood"]["num_in"]) and m["ood_auroc"] > 0.9
+    shown = min(8, results["run"]["num_test_images"])  # the worst test images above their reconstructions
+    assert Image.open(workdir / "eval_worst_reconstructions.png").size == (shown * 16, 2 * 16)
+
+    # Score mode on new images (through the API; the CLI is the same few lines).
+    options = evaluation.EvalOptions(num_samples=4, elbo_samples=2, output=str(root / "scores.csv"))
+    path, count = evaluation.score_folder(str(workdir), str(image_folder), options, log=lambda m: None)
+    assert count == 8
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == [f"noise{i}.png" for i in range(8)]
+    for row in rows:
+        assert float(row["test_percentile"]) == 100.0  # above every test image's -ELBO
+        assert np.isfinite(float(row["iwae_nll"])) and float(row["mse"]) > m["mse"]

@@ -259,3 +259,26 @@ def test_gaussian_mixture_sample_and_log_prob_match_the_closed_forms():
     assert 0.2 < np.mean(right[:100]) < 0.6
     # Sampling does not change the fitted estimator's own seed.
     assert gmm.estimator.random_state == 0
+
+
+def test_gaussian_likelihood_with_a_trained_variance_and_its_8bit_bits_per_dim():
+    rng = np.random.default_rng(4)
+    # Pixels away from 0 and 255, whose bins are open-ended: there the approximation undercounts the mass.
+    x = (rng.integers(16, 240, size=(5, 4, 4, 3)) / 255.0).astype("float32")
+    near = np.clip(x + rng.normal(scale=0.05, size=x.shape), 0.01, 0.99)  # a decoder mean near each pixel
+    logits = special.logit(near).astype("float32")
+    mean = special.expit(logits.astype("float64"))
+    sigma = 0.05
+    log_density = metrics.decoder_log_prob(x, logits, "gaussian", variance=sigma**2).numpy()
+    np.testing.assert_allclose(log_density, stats.norm.logpdf(x, mean, sigma).reshape(5, -1).sum(axis=1),
+                               rtol=1e-5)
+    assert metrics.likelihood_for_loss("gaussian") == "gaussian"
+    # The exact probability of the 8-bit pixels (the Gaussian's mass over each pixel's bin of width 1/255) and
+    # the density-times-bin-width approximation behind bits_per_dim_8bit agree when sigma spans several bins.
+    k = np.rint(x.astype("float64") * 255.0)
+    exact = -np.log(stats.norm.cdf((k + 0.5) / 255.0, mean, sigma) - stats.norm.cdf((k - 0.5) / 255.0, mean, sigma))
+    exact_bits = exact.reshape(5, -1).sum(axis=1) / (48 * math.log(2.0))
+    approx_bits = metrics.bits_per_dim_8bit(-log_density, 48)
+    np.testing.assert_allclose(approx_bits, exact_bits, atol=1e-3)
+    # A density of 1 (uniform on [0, 1]) is log2(255) bits per 8-bit pixel.
+    np.testing.assert_allclose(metrics.bits_per_dim_8bit(0.0, 48), math.log2(255.0))

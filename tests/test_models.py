@@ -147,3 +147,50 @@ def test_keras_files_round_trip_with_safe_mode(kind, tmp_path):
     if kind != "ae":
         np.testing.assert_allclose(encoder(enc_in)["z_log_var"], model.encoder(enc_in)["z_log_var"], rtol=1e-6)
         assert isinstance(encoder.get_layer("z"), Sampling)
+
+
+def test_gaussian_decoder_keeps_the_variance_it_is_trained_with(tmp_path):
+    from tfvae import metrics
+    from tfvae.models import DecoderVariance
+
+    shape = (8, 8, 3)
+    model = build_model("vae", shape, 2, arch="mlp", hidden=16, reconstruction="gaussian", seed=0)
+    layer = model.variance_layer
+    assert isinstance(layer, DecoderVariance) and float(layer.variance) == 0.0
+    assert build_model("vae", shape, 2, arch="mlp", hidden=16, reconstruction="mse").variance_layer is None
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    b = {"image": batch_for(shape, n=16)["image"]}
+    stored, batch_optima = [], []
+
+    def record(step, logs):
+        stored.append(float(layer.variance))
+        # The logged "variance" is the running mean of the steps' batch optima.
+        batch_optima.append((step + 1) * float(logs["variance"]) - sum(batch_optima))
+
+    model.fit(tf.data.Dataset.from_tensors(b).repeat(3), epochs=1, verbose=0, shuffle=False,
+              callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=record)])
+    assert 0.01 < batch_optima[0] < 0.5  # uniform pixels against an untrained decoder
+    assert len(set(np.round(batch_optima, 6))) == 3  # the weights (and the noise) change every step
+    np.testing.assert_allclose(stored[0], batch_optima[0], rtol=1e-5)  # the first step sets it
+    for i in (1, 2):  # then an exponential moving average
+        np.testing.assert_allclose(stored[i], 0.98 * stored[i - 1] + 0.02 * batch_optima[i], rtol=1e-5)
+
+    # Evaluation scores with the stored variance, not the batch's own optimum.
+    out = model(b)
+    terms = model.loss_terms(b, out, training=False)
+    errors = losses.squared_error(b["image"], out["logits"])
+    stored = stored[-1]
+    np.testing.assert_allclose(terms["reconstruction"], np.mean(losses.gaussian_nll(errors, 192, stored)), rtol=1e-5)
+    own = model.loss_terms(b, out, training=True)["reconstruction"]
+    assert float(own) < float(terms["reconstruction"])  # the batch's optimum fits the batch best
+
+    # decoder.keras carries it; evaluation reads it back.
+    model.decoder.save(tmp_path / "decoder.keras")
+    decoder = keras.saving.load_model(tmp_path / "decoder.keras", safe_mode=True)
+    assert metrics.decoder_variance(decoder, "gaussian") == pytest.approx(stored, rel=1e-6)
+    assert metrics.decoder_variance(decoder, "mse") == 0.5 and metrics.decoder_variance(decoder, "bce") is None
+    z = np.zeros((2, 2), "float32")
+    np.testing.assert_allclose(decoder(z), model.decoder(z), rtol=1e-6)
+    untrained = build_model("vae", shape, 2, arch="mlp", hidden=16, reconstruction="gaussian").decoder
+    with pytest.raises(ValueError, match="never set"):
+        metrics.decoder_variance(untrained, "gaussian")

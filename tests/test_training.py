@@ -114,3 +114,18 @@ def test_image_size_not_fitting_the_encoder_is_a_clear_error(mnist_dir, tmp_path
 def test_auto_strategy_on_a_cpu_machine_is_the_default_strategy():
     assert training.make_strategy("auto") is tf.distribute.get_strategy()
     assert training.make_strategy("mirrored", ["/cpu:0", "/cpu:1"]).num_replicas_in_sync == 2
+
+
+def test_two_replicas_average_the_gaussian_decoders_variance():
+    # Each replica assigns its own half-batch's optimal variance; the "mean" aggregation keeps their average,
+    # which for equal halves is the whole batch's (the logged value averages the replicas the same way).
+    batch = {"image": np.random.default_rng(1).uniform(size=(8, 8, 8, 3)).astype("float32")}
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+    with mirrored.scope():
+        model = build_model("vae", (8, 8, 3), 2, arch="mlp", hidden=8, reconstruction="gaussian", seed=0)
+        model.compile(optimizer=keras.optimizers.SGD(0.0))
+    history = model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(8), epochs=1, verbose=0, shuffle=False)
+    stored = float(keras.ops.convert_to_numpy(model.variance_layer.variance))
+    assert 0.01 < stored < 0.5
+    assert stored == pytest.approx(history.history["variance"][0], rel=1e-5)

@@ -100,6 +100,17 @@ class Run:
         return metrics.likelihood_for_loss(self.config.loss)
 
     @property
+    def variance(self):
+        """The Gaussian decoder's shared variance: the one a ``loss=gaussian`` run was trained with (kept in its
+        decoder's ``DecoderVariance`` layer), 1/2 for ``loss=mse``; None for ``bce``."""
+        from tfvae import metrics
+
+        try:
+            return metrics.decoder_variance(self.decoder, self.config.loss)
+        except ValueError as e:
+            raise TfvaeError(f"{self.workdir}: {e}") from None
+
+    @property
     def epochs_trained(self):
         """Epochs in the run's last checkpoint (0 when it has none)."""
         path = os.path.join(self.workdir, "checkpoints", "state.json")
@@ -251,11 +262,14 @@ class Run:
         from tfvae import metrics
 
         batch_size = batch_size or self.batch_size
-        recon, recon_nll = metrics.reconstruct(self.encoder, self.decoder, x, cond, self.likelihood, batch_size)
+        variance = self.variance or metrics.GAUSSIAN_VARIANCE  # the Gaussian decoder's (unused by bce)
+        recon, recon_nll = metrics.reconstruct(self.encoder, self.decoder, x, cond, self.likelihood, batch_size,
+                                               variance=variance)
         terms = {"reconstruction_at_mean": recon_nll}
         if self.variational:
             terms.update(metrics.likelihood_terms(self.encoder, self.decoder, x, samples, labels=cond,
-                                                  likelihood=self.likelihood, max_batch=batch_size, seed=seed))
+                                                  likelihood=self.likelihood, variance=variance,
+                                                  max_batch=batch_size, seed=seed))
             terms["score"] = terms["neg_elbo"]
         else:
             terms["score"] = recon_nll

@@ -20,7 +20,10 @@ What is measured, and on which images:
   ``elbo_samples`` draws), and the IWAE NLL with ``num_samples`` importance samples on ``num_images`` test
   images (a fixed random subset; all by default), with the -ELBO of the same images and their gap. Binarized
   runs are scored on a fixed binary copy of the test set (the one training used for ``binarize=static``,
-  one Bernoulli draw seeded by the run's seed + 1 for ``dynamic``); then bits/dim are reported too.
+  one Bernoulli draw seeded by the run's seed + 1 for ``dynamic``); then bits/dim are reported too. Gaussian
+  decoders (``mse``: variance 1/2; ``gaussian``: the variance stored in its decoder, the one it was trained
+  with) give densities of [0, 1] pixels; their bits/dim are those of the 8-bit images
+  (``metrics.bits_per_dim_8bit``).
 * Reconstruction: per-image MSE and PSNR of the decoded posterior means, on the same images.
 * Sample quality: ``sample_count`` images from each sampler (``prior``: z ~ N(0, I), for a plain autoencoder
   the documents' "random vector into the decoder"; ``gmm``: a 10-component Gaussian mixture fitted to the

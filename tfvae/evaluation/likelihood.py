@@ -28,7 +28,12 @@ def likelihood_note(run):
     if not run.variational:
         return ("A plain autoencoder defines no density p(x): no ELBO or NLL; only its reconstruction term "
                 "-log p(x|z_mean) (in nats) and MSE/PSNR.")
-    if run.likelihood == "gaussian":
+    if config.loss == "gaussian":
+        note = (f"loss=gaussian: a Gaussian decoder with the shared variance {run.variance:.4g} it was trained "
+                "with (the running average of its training batches' optimal variance, stored in decoder.keras); "
+                "-ELBO and NLL are densities of [0, 1] pixels in nats per image, bits/dim those of the 8-bit "
+                "images (+ ln 255 nats per pixel for the quantisation bin).")
+    elif run.likelihood == "gaussian":
         note = ("loss=mse: the decoder is read as a Gaussian with the fixed variance 1/2 that squared error "
                 "implies; a density over continuous pixel values, comparable only with other mse runs.")
     elif config.binarize == "none":
@@ -73,7 +78,7 @@ def iwae_estimate(run, x_test, labels, scores, options, m, log):
     terms = metrics.likelihood_terms(
         run.encoder, iwae_decoder(run, options), x_test[subset], options.num_samples,
         labels=None if labels is None else labels[subset], likelihood=run.likelihood,
-        max_batch=options.iwae_batch, seed=options.seed + 1,
+        variance=run.variance or metrics.GAUSSIAN_VARIANCE, max_batch=options.iwae_batch, seed=options.seed + 1,
         progress=_progress_logger(log, f"IWAE k={options.num_samples}"))
     m["iwae_nll"] = float(np.mean(terms["nll"]))
     m["iwae_nll_sem"] = float(np.std(terms["nll"]) / math.sqrt(count)) if count > 1 else 0.0

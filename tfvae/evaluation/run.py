@@ -38,4 +38,6 @@ def load_run(workdir):
     grey = Config.from_json(loaded.config.to_json())
     grey.binarize = "none"  # the binary copies are drawn in Run.model_view
     _, _, dataset = runs.load_test_data(grey)
-    return Run(loaded.workdir, loaded.config, dataset, encoder=encoder, decoder=decoder)
+    run = Run(loaded.workdir, loaded.config, dataset, encoder=encoder, decoder=decoder)
+    run.variance  # noqa: B018  (a gaussian run without its trained variance fails here, before any long step)
+    return run

@@ -43,6 +43,7 @@ def score_folder(workdir, data_dir, options, log=print):
     if run.variational:
         scores["iwae_nll"] = metrics.likelihood_terms(run.encoder, iwae_decoder(run, options), x,
                                                       options.num_samples, likelihood=run.likelihood,
+                                                      variance=run.variance or metrics.GAUSSIAN_VARIANCE,
                                                       max_batch=options.iwae_batch, seed=options.seed + 1)["nll"]
     mse, psnr = metrics.mse_psnr(x, recon)
     png = metrics.png_length_nats(run.model_view_uint8(x_uint8, "test"), binary=run.config.binarize != "none")

@@ -17,10 +17,13 @@ from tfvae.metrics.likelihood import (
     GAUSSIAN_VARIANCE,
     LIKELIHOODS,
     LOG_2PI,
+    PIXEL_LEVELS,
     PSNR_MSE_FLOOR,
     bits_per_dim,
+    bits_per_dim_8bit,
     decode_logits,
     decoder_log_prob,
+    decoder_variance,
     encode,
     likelihood_for_loss,
     likelihood_terms,
@@ -40,8 +43,9 @@ from tfvae.metrics.quality import (
 )
 
 __all__ = [
-    "GAUSSIAN_VARIANCE", "LIKELIHOODS", "LOG_2PI", "PSNR_MSE_FLOOR", "GaussianMixture", "auroc", "bits_per_dim",
-    "complexity_corrected_score", "decode_logits", "decoder_log_prob", "encode", "fit_gaussian_mixture",
+    "GAUSSIAN_VARIANCE", "LIKELIHOODS", "LOG_2PI", "PIXEL_LEVELS", "PSNR_MSE_FLOOR", "GaussianMixture", "auroc",
+    "bits_per_dim", "bits_per_dim_8bit", "complexity_corrected_score", "decode_logits", "decoder_log_prob",
+    "decoder_variance", "encode", "fit_gaussian_mixture",
     "frechet_distance", "frechet_distance_of_features", "gaussian_stats", "inception_score", "knn_radii",
     "likelihood_for_loss", "likelihood_terms", "manifold_coverage", "mse_psnr", "png_length_nats",
     "precision_recall", "reconstruct", "sigmoid",

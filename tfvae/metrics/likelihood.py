@@ -25,10 +25,15 @@ The decoder's likelihood p(x|z) follows the run's training loss:
 * ``bernoulli`` (``loss=bce``): log p(x|z) = -BCE(x, logits) summed over pixels, from logits exactly as
   ``tfvae.losses.bernoulli_nll``. It is a normalised likelihood only for binary x; on grey-level images it is
   the cross-entropy the model was trained on, not comparable with published (binarized) numbers.
-* ``gaussian`` (``loss=mse``): the squared error of ``tfvae.losses.squared_error`` is the negative
-  log-density of N(x; sigmoid(logits), 1/2) up to its constant, so the density used here is that Gaussian
-  with the fixed variance 1/2: log p(x|z) = -sum (x - x_hat)^2 - (D/2) log(pi). It is a density over
-  continuous pixel values, not a probability of 8-bit images: comparable only between mse runs.
+* ``gaussian``: N(x; sigmoid(logits), sigma^2 I), log p(x|z) = -SE / (2 sigma^2) - (D/2) log(2 pi sigma^2)
+  (``tfvae.losses.gaussian_nll``). For ``loss=mse`` sigma^2 is the fixed 1/2 that squared error implies
+  (log p(x|z) = -SE - (D/2) log(pi)); for ``loss=gaussian`` it is the calibrated variance the model was trained
+  with, stored in the decoder's ``DecoderVariance`` layer (``decoder_variance``). It is a density over
+  continuous pixel values in [0, 1], in nats per image. An 8-bit image's probability is about the density at
+  its pixel values times the volume of its quantisation bin: pixels k/255 lie 1/255 apart, so
+  -log P(image) ~= NLL + D ln 255 (the usual "1/256 dequantisation" offset, for data scaled by 1/255), and
+  ``bits_per_dim_8bit`` reports (NLL + D ln 255) / (D ln 2). The approximation holds while sigma is several
+  bins wide (sigma^2 >> 1.5e-5).
 
 A plain autoencoder has no q(z|x) or prior, so it defines no likelihood; ``reconstruct`` gives its
 reconstruction term -log p(x | z_mean) instead.
@@ -51,6 +56,7 @@ from tfvae import losses
 LOG_2PI = math.log(2.0 * math.pi)
 LIKELIHOODS = ("bernoulli", "gaussian")
 GAUSSIAN_VARIANCE = 0.5  # the variance for which squared error is the negative log-density (up to a constant)
+PIXEL_LEVELS = 256  # 8-bit pixels, scaled to k / (PIXEL_LEVELS - 1)
 PSNR_MSE_FLOOR = 1e-10
 
 # Compiled forward passes, one set per model, so that repeated calls do not trace again.
@@ -77,18 +83,44 @@ def likelihood_for_loss(loss):
     """The decoder likelihood (``bernoulli`` or ``gaussian``) that a run's training ``loss`` implies."""
     if loss == "bce":
         return "bernoulli"
-    if loss == "mse":
+    if loss in ("mse", "gaussian"):
         return "gaussian"
     raise ValueError(f"unknown reconstruction loss {loss!r}; choose one of {', '.join(losses.RECONSTRUCTION_LOSSES)}")
 
 
-def decoder_log_prob(x, logits, likelihood="bernoulli"):
+def decoder_variance(decoder, loss):
+    """The variance of a run's Gaussian decoder: the trained one for ``loss=gaussian``, 1/2 for ``mse``.
+
+    Returns:
+      float, or None for ``bce`` (a Bernoulli decoder has none).
+
+    Raises:
+      ValueError: a ``gaussian`` run whose decoder has no ``DecoderVariance`` layer, or whose variance was never
+        set (no training step ran).
+    """
+    if loss == "bce":
+        return None
+    if loss == "mse":
+        return GAUSSIAN_VARIANCE
+    from tfvae.models import networks
+
+    layer = networks.variance_layer(decoder)
+    if layer is None:
+        raise ValueError(f"a loss={loss} run's decoder needs a DecoderVariance layer; this one has none")
+    variance = float(np.asarray(layer.variance))
+    if not variance > 0:
+        raise ValueError("the decoder's variance was never set: the run has not trained a step")
+    return variance
+
+
+def decoder_log_prob(x, logits, likelihood="bernoulli", variance=GAUSSIAN_VARIANCE):
     """log p(x|z) summed over pixels.
 
     Args:
       x: images in [0, 1], shape (n, ...).
       logits: decoder logits of the same shape.
-      likelihood: "bernoulli" or "gaussian" (variance ``GAUSSIAN_VARIANCE``); see the module docstring.
+      likelihood: "bernoulli" or "gaussian"; see the module docstring.
+      variance: the Gaussian's shared variance sigma^2 (default ``GAUSSIAN_VARIANCE``, that of ``loss=mse``).
 
     Returns:
       float32 tensor of shape (n,), in nats.
@@ -97,8 +129,7 @@ def decoder_log_prob(x, logits, likelihood="bernoulli"):
         return -losses.bernoulli_nll(x, logits)
     if likelihood == "gaussian":
         num_pixels = math.prod(int(d) for d in x.shape[1:])
-        normaliser = 0.5 * num_pixels * math.log(2.0 * math.pi * GAUSSIAN_VARIANCE)
-        return -losses.squared_error(x, logits) / (2.0 * GAUSSIAN_VARIANCE) - normaliser
+        return -losses.gaussian_nll(losses.squared_error(x, logits), num_pixels, variance)
     raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
 
 
@@ -138,19 +169,22 @@ def sigmoid(logits):
     return special.expit(logits)
 
 
-def reconstruct(encoder, decoder, images, labels=None, likelihood="bernoulli", batch_size=512):
+def reconstruct(encoder, decoder, images, labels=None, likelihood="bernoulli", batch_size=512,
+                variance=GAUSSIAN_VARIANCE):
     """Decodes every image's posterior mean (the deterministic code used at evaluation).
+
+    ``variance`` is the Gaussian likelihood's (see ``decoder_log_prob``).
 
     Returns:
       (reconstructions in [0, 1], -log p(x | z_mean) per image in nats).
     """
     z_mean, _ = encode(encoder, images, labels, batch_size)
     logits = decode_logits(decoder, z_mean, labels, batch_size)
-    nll = -decoder_log_prob(tf.constant(images, tf.float32), tf.constant(logits), likelihood).numpy()
+    nll = -decoder_log_prob(tf.constant(images, tf.float32), tf.constant(logits), likelihood, variance).numpy()
     return sigmoid(logits).astype("float32"), nll.astype("float64")
 
 
-def _log_weight_fn(decoder, likelihood, conditional):
+def _log_weight_fn(decoder, likelihood, conditional, variance):
     """A compiled function: (x, mean, log_var, labels, seed, k) -> (log p(x|z_k), log p(z_k) - log q(z_k|x))."""
 
     @tf.function(reduce_retracing=True)
@@ -161,7 +195,7 @@ def _log_weight_fn(decoder, likelihood, conditional):
         flat_z = tf.reshape(z, (batch * k, latent))
         inputs = [flat_z, tf.repeat(labels, k, axis=0)] if conditional else flat_z
         logits = decoder(inputs, training=False)
-        log_px = tf.reshape(decoder_log_prob(tf.repeat(x, k, axis=0), logits, likelihood), (batch, k))
+        log_px = tf.reshape(decoder_log_prob(tf.repeat(x, k, axis=0), logits, likelihood, variance), (batch, k))
         log_pz = -0.5 * tf.reduce_sum(LOG_2PI + tf.square(z), axis=-1)
         # q(z|x) at its own draw: (z - mean)^2 / var = eps^2.
         log_qz = -0.5 * tf.reduce_sum(LOG_2PI + log_var[:, None, :] + tf.square(eps), axis=-1)
@@ -171,7 +205,7 @@ def _log_weight_fn(decoder, likelihood, conditional):
 
 
 def likelihood_terms(encoder, decoder, images, num_samples, *, labels=None, likelihood="bernoulli",
-                     max_batch=1024, seed=0, progress=None):
+                     variance=GAUSSIAN_VARIANCE, max_batch=1024, seed=0, progress=None):
     """Per-image -ELBO (reconstruction + KL) and the importance-sampled NLL of a VAE.
 
     Vectorised over the K = ``num_samples`` draws: each call decodes up to ``max_batch`` codes, i.e.
@@ -186,6 +220,7 @@ def likelihood_terms(encoder, decoder, images, num_samples, *, labels=None, like
       num_samples: K, the number of draws z_k ~ q(z|x) per image.
       labels: one-hot labels (n, num_classes) for a conditional model (the likelihood is then p(x|y)).
       likelihood: "bernoulli" or "gaussian"; see the module docstring.
+      variance: the Gaussian likelihood's shared variance (``decoder_variance``).
       max_batch: most codes decoded per call (bounds memory).
       seed: seed of the draws.
       progress: optional callable(done_images, total_images), called after each batch of images.
@@ -202,8 +237,9 @@ def likelihood_terms(encoder, decoder, images, num_samples, *, labels=None, like
         raise ValueError("likelihood_terms needs a variational encoder (with z_log_var); a plain autoencoder "
                          "defines no likelihood")
     conditional = labels is not None
-    fn = _compiled(decoder, ("log_weights", likelihood, conditional),
-                   lambda: _log_weight_fn(decoder, likelihood, conditional))
+    variance = float(variance)
+    fn = _compiled(decoder, ("log_weights", likelihood, conditional, variance),
+                   lambda: _log_weight_fn(decoder, likelihood, conditional, variance))
     k_chunk = min(num_samples, max_batch)
     images_per_call = max(1, max_batch // k_chunk)
     n = len(images)
@@ -233,6 +269,16 @@ def likelihood_terms(encoder, decoder, images, num_samples, *, labels=None, like
 def bits_per_dim(nats, num_dims):
     """Converts nats per image into bits per dimension: nats / (num_dims * ln 2)."""
     return np.asarray(nats, dtype="float64") / (num_dims * math.log(2.0))
+
+
+def bits_per_dim_8bit(density_nats, num_dims, levels=PIXEL_LEVELS):
+    """Bits per dimension of 8-bit images from a density's NLL over [0, 1] pixels (see the module docstring).
+
+    The probability of a quantised image is about its density times the bin volume (1 / (levels - 1))^D for
+    pixels k / (levels - 1), so -log P = NLL + D ln(levels - 1), reported as bits per dimension.
+    """
+    nats = np.asarray(density_nats, dtype="float64") + num_dims * math.log(levels - 1)
+    return bits_per_dim(nats, num_dims)
 
 
 

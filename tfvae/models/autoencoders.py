@@ -9,9 +9,17 @@ Losses (``tfvae.losses``) are summed over pixels and latent dimensions and avera
 
     loss = mean_batch(reconstruction + beta * KL)        (the plain autoencoder has no KL term)
 
+With ``reconstruction="gaussian"`` the decoder ends in a ``DecoderVariance`` layer. A training step scores its
+batch with the batch's own optimal variance (its mean squared error per pixel) and moves the layer's running
+average towards it; evaluation (``test_step``, ``compute_terms(training=False)``) uses the running average, the
+variance the model was trained with, so the test loss is not fitted to the test batch. The ``variance`` metric
+logs the batch optimum (the per-pixel MSE of a one-sample reconstruction).
+
 Under a multi-replica strategy Keras sums the replicas' gradients, so the step differentiates
 ``loss / num_replicas_in_sync`` and logs the undivided value.
 """
+
+import math
 
 import keras
 import tensorflow as tf
@@ -38,11 +46,18 @@ class Autoencoder(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.variance_tracker = keras.metrics.Mean(name="variance")
         self.built = True  # every weight lives in the (already built) functional encoder and decoder
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+        trackers = [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+        return trackers + [self.variance_tracker] if self.reconstruction == "gaussian" else trackers
+
+    @property
+    def variance_layer(self):
+        """The decoder's ``DecoderVariance`` layer (``reconstruction="gaussian"``), else None."""
+        return networks.variance_layer(self.decoder)
 
     def _encoder_inputs(self, batch):
         # A denoising batch carries the corrupted images as "input"; the loss scores the clean "image".
@@ -60,23 +75,40 @@ class Autoencoder(keras.Model):
 
     def compute_terms(self, batch, training=False):
         """Per-batch loss terms of a fresh forward pass; see ``loss_terms``."""
-        return self.loss_terms(batch, self(batch, training=training))
+        return self.loss_terms(batch, self(batch, training=training), training=training)
 
-    def loss_terms(self, batch, out):
+    def loss_terms(self, batch, out, training=False):
         """Loss terms of the forward pass ``out``, each summed per image and averaged over the batch.
 
+        Args:
+          batch: the batch dict.
+          out: the model's outputs on it.
+          training: for a Gaussian decoder, score the batch with its own optimal variance (training) rather
+            than the trained running average (evaluation; the batch's own until the average is set).
+
         Returns:
-          dict with ``loss``, ``reconstruction`` and ``kl`` (scalars, float32).
+          dict with ``loss``, ``reconstruction`` and ``kl`` (scalars, float32); a Gaussian decoder adds
+          ``variance``, the batch's optimal variance (its per-pixel MSE).
         """
-        terms = losses.vae_loss(batch["image"], out["logits"], out["z_mean"],
-                                out["z_log_var"] if self.variational else None,
-                                reconstruction=self.reconstruction, beta=self.beta)
-        return {name: ops.mean(value) for name, value in terms.items()}
+        x = batch["image"]
+        extra, variance = {}, None
+        if self.reconstruction == "gaussian":
+            num_pixels = math.prod(int(d) for d in x.shape[1:])
+            batch_variance = losses.optimal_variance(losses.squared_error(x, out["logits"]), num_pixels)
+            extra["variance"] = batch_variance
+            if not training:  # score with the trained running average (the batch's own until it is set)
+                stored = ops.convert_to_tensor(self.variance_layer.variance)
+                variance = ops.where(stored > 0, stored, batch_variance)
+        terms = losses.vae_loss(x, out["logits"], out["z_mean"], out["z_log_var"] if self.variational else None,
+                                reconstruction=self.reconstruction, beta=self.beta, variance=variance)
+        return {**{name: ops.mean(value) for name, value in terms.items()}, **extra}
 
     def _update_trackers(self, terms):
         self.loss_tracker.update_state(terms["loss"])
         self.reconstruction_tracker.update_state(terms["reconstruction"])
         self.kl_tracker.update_state(terms["kl"])
+        if "variance" in terms:
+            self.variance_tracker.update_state(terms["variance"])
         logs = {m.name: m.result() for m in self.metrics}
         if _across_workers(self.distribute_strategy):
             # Keras 3 averages each worker's logs with strategy.reduce(MEAN, axis=0), which needs an axis to
@@ -93,6 +125,8 @@ class Autoencoder(keras.Model):
             loss = self.optimizer.scale_loss(loss)  # no-op unless mixed precision wraps the optimizer
         grads = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        if "variance" in terms:
+            self.variance_layer.update(terms["variance"])
         return self._update_trackers(terms)
 
     def test_step(self, batch):
@@ -140,7 +174,8 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
       latent_dim: size of z.
       arch, filters, hidden: see ``networks.build_encoder``.
       num_classes: number of classes; required (> 0) for ``cvae``, ignored otherwise.
-      reconstruction: "bce" (Bernoulli decoder) or "mse" (Gaussian decoder).
+      reconstruction: "bce" (Bernoulli decoder), "mse" (Gaussian decoder with variance 1/2) or "gaussian"
+        (Gaussian decoder with a calibrated shared variance; the decoder gets a ``DecoderVariance`` layer).
       beta: weight of the KL term.
       seed: seed of the sampling noise.
 
@@ -155,5 +190,5 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
     num_classes = num_classes if cls.conditional else 0
     common = dict(arch=arch, filters=tuple(filters), hidden=hidden, num_classes=num_classes)
     encoder = networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
-    decoder = networks.build_decoder(image_shape, latent_dim, **common)
+    decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian", **common)
     return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, name=kind)

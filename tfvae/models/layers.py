@@ -86,3 +86,39 @@ def bias_add_float32_gradient(x, bias, data_format="channels_last"):
         return tf.nn.bias_add(x, bias, data_format=tf_format if len(x.shape) == 4 else None), grad
 
     return add(x, tf.cast(bias, x.dtype))
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class DecoderVariance(keras.layers.Layer):
+    """The last layer of a Gaussian decoder (``loss=gaussian``): passes the logits through and holds sigma^2.
+
+    The decoder's likelihood is N(x; sigmoid(logits), sigma^2 I) with one variance shared by all pixels. Training
+    sets sigma^2 to each batch's analytic optimum, its mean squared error per pixel (``tfvae.losses``); this
+    layer keeps an exponential moving average of those optima (``update``, weight ``1 - momentum`` on the newest,
+    about the last ``1 / (1 - momentum)`` steps), so that the variance the model was trained with is saved in
+    checkpoints and in decoder.keras, and evaluation scores test images with it. 0 until the first update. It is
+    not a trainable weight: no gradient reaches it.
+    """
+
+    def __init__(self, momentum=0.98, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+        # "mean": under a multi-replica strategy each replica assigns its own batch's estimate; they are averaged.
+        self.variance = self.add_weight(shape=(), initializer="zeros", trainable=False, name="variance",
+                                        aggregation="mean")
+
+    def call(self, logits):
+        return logits
+
+    def update(self, batch_variance):
+        """Moves the average towards ``batch_variance`` (the first update sets it)."""
+        batch_variance = ops.cast(batch_variance, self.variance.dtype)
+        old = ops.convert_to_tensor(self.variance)
+        self.variance.assign(ops.where(old > 0, self.momentum * old + (1.0 - self.momentum) * batch_variance,
+                                       batch_variance))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum}

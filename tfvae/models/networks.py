@@ -11,9 +11,10 @@ The decoder returns logits; a sigmoid is applied only when an image is produced.
 import keras
 from keras import layers
 
-from tfvae.models.layers import ClipLogVar, Conv2DTranspose, Sampling
+from tfvae.models.layers import ClipLogVar, Conv2DTranspose, DecoderVariance, Sampling
 
 ARCHS = ("conv", "mlp")
+VARIANCE_LAYER = "decoder_variance"
 
 
 def downsampling_factor(arch, filters):
@@ -79,7 +80,7 @@ def build_encoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
 
 
 def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
-                  name="decoder"):
+                  variance=False, name="decoder"):
     """Builds p(x | z[, y]) as logits.
 
     Args:
@@ -89,6 +90,8 @@ def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
       filters: the encoder's filters; the decoder mirrors them.
       hidden: units of the MLP decoder's hidden layer (unused by conv, which maps z straight to the grid).
       num_classes: > 0 adds a one-hot ``label`` input (conditional VAE).
+      variance: end with a ``DecoderVariance`` layer (named ``decoder_variance``), which holds the shared
+        variance of a Gaussian decoder (``loss=gaussian``) and passes the logits through.
       name: model name.
 
     Returns:
@@ -119,4 +122,11 @@ def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
     # training step: a 1-channel convolution is slow in oneDNN) and its logits are cast to float32 here, before
     # the loss. Exported models (training.export_models) are float32 throughout.
     logits = layers.Activation("linear", name="logits_float32", dtype="float32")(h)
+    if variance:
+        logits = DecoderVariance(name=VARIANCE_LAYER, dtype="float32")(logits)
     return keras.Model(inputs if num_classes else z, logits, name=name)
+
+
+def variance_layer(decoder):
+    """The decoder's ``DecoderVariance`` layer, or None (a Bernoulli or fixed-variance decoder)."""
+    return next((layer for layer in decoder.layers if isinstance(layer, DecoderVariance)), None)

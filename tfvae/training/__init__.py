@@ -52,6 +52,7 @@ from tfvae.training.rundir import (
     SKIPPED_FILES,
     atomic_save_model,
     check_workdir,
+    load_history,
     point_latest,
     read_history,
     write_history,

@@ -2,9 +2,10 @@
 that a directory holds a run of this architecture (the layout is in the ``tfvae.training`` docstring)."""
 
 import csv
+import io
 import os
 
-from tfvae import files
+from tfvae import files, integrity
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
@@ -67,12 +68,17 @@ def write_skipped_files(workdir, data_dir, dataset):
 
 
 def check_workdir(config):
-    """Refuses a run directory that already holds a run of another architecture."""
+    """Refuses a run directory that already holds a run of another architecture.
+
+    Returns:
+      None, or what is wrong with the directory's config.json ("is missing", "is cut short (...)", ...):
+      train() then rewrites it from the flags, once the checkpoint has shown that it fits them.
+    """
     path = os.path.join(config.workdir, "config.json")
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        previous = Config.from_json(f.read())
+    try:
+        previous = Config.read_file(path)
+    except integrity.Unreadable as e:
+        return str(e)
     mine, theirs = config.architecture(), previous.architecture()
     # image_shape and num_classes are known only after the data is loaded; compare them once both are.
     diffs = [k for k in mine if mine[k] != theirs[k] and mine[k] not in ((), [], 0)]
@@ -80,3 +86,97 @@ def check_workdir(config):
         described = ", ".join(f"{k}={theirs[k]} (asked {mine[k]})" for k in diffs)
         raise TfvaeError(f"{config.workdir} holds a different run ({described}); pass another --workdir, "
                          "or the same flags to resume it")
+    return None
+
+
+# The files train.py writes at the top of a run directory (and in checkpoints/): a directory in their place is
+# refused before anything is written.
+RUN_FILES = ("config.json", "history.csv", "encoder.keras", "decoder.keras", SKIPPED_FILES,
+             os.path.join("checkpoints", "state.json"))
+RUN_FOLDERS = ("checkpoints", "logs")
+
+
+def check_run_files(workdir):
+    """Refuses a run directory where a folder stands in place of a file train.py writes, or the reverse.
+
+    Raises:
+      TfvaeError: one line naming the path and what to do.
+    """
+    for rel in RUN_FILES:
+        path = os.path.join(workdir, rel)
+        if os.path.isdir(path):
+            raise TfvaeError(f"{path} is a directory, not a file; move it out of {workdir} (train.py writes this "
+                             "file there) and run again")
+    for rel in RUN_FOLDERS:
+        path = os.path.join(workdir, rel)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise TfvaeError(f"{path} is a file, not a directory; move it out of {workdir} (train.py writes this "
+                             "folder there) and run again")
+
+
+def load_history(path, epochs, log=print):
+    """The rows of history.csv for epochs 1..``epochs`` (the checkpoint's), in order.
+
+    Rows after ``epochs`` are dropped (a killed run wrote them before its checkpoint). A damaged file (cut short,
+    emptied, overwritten, deleted) loses the rows that can't be read: one line says which, and the file is
+    rewritten at once with the rows that survive, so that it never holds a damaged row next to new ones.
+    """
+    rows, problem = {}, None
+    if epochs < 1:
+        return []
+    if not os.path.lexists(path):
+        problem = "is missing"
+    else:
+        problem = integrity.file_problem(path)
+    if not problem:
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                text = f.read()
+        except UnicodeDecodeError:
+            problem = "is not text (overwritten with other bytes?)"
+        else:
+            reader = csv.DictReader(io.StringIO(text))
+            if not reader.fieldnames or reader.fieldnames[0] != "epoch":
+                problem = "has no header row starting with epoch"
+            else:
+                for row in reader:
+                    try:
+                        epoch = int(row["epoch"])
+                    except (TypeError, ValueError):
+                        continue
+                    if 1 <= epoch <= epochs and None not in row and all(row.get(k) not in (None, "")
+                                                                       for k in reader.fieldnames):
+                        rows.setdefault(epoch, row)
+    lost = [e for e in range(1, epochs + 1) if e not in rows]
+    if lost and not problem:
+        problem = "is cut short or damaged"
+    kept = [rows[e] for e in sorted(rows)]
+    if problem:
+        write_history(path, kept)
+        log(f"{path} {problem}: the rows of epoch(s) {_ranges(lost)} are lost (TensorBoard's logs/ keep their "
+            f"curves); rewrote it with the {len(kept)} good row(s)")
+    return kept
+
+
+def _ranges(numbers):
+    """"1-3, 5" for [1, 2, 3, 5]."""
+    spans = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def check_exports(workdir, epochs, finished, log=print):
+    """Says in one line per file when encoder.keras or decoder.keras is damaged; train() then rebuilds it
+    (``finished``: now, from the checkpoint; else at the end of the next epoch)."""
+    if epochs < 1:
+        return
+    for name in ("encoder", "decoder"):
+        path = os.path.join(workdir, f"{name}.keras")
+        problem = integrity.keras_archive_problem(path)
+        if problem:
+            when = "rebuilding it from the checkpoint" if finished else "it is rewritten at the end of the next epoch"
+            log(f"{path} {problem}; {when}")

@@ -149,6 +149,15 @@ def read_json(path):
         raise Unreadable(f"is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
 
 
+def read_json_problem(path):
+    """None if ``path`` holds JSON, else what is wrong with it (see ``read_json``)."""
+    try:
+        read_json(path)
+    except Unreadable as e:
+        return str(e)
+    return None
+
+
 def set_aside_name(path, when=None):
     """``<path>.old-<UTC time>``: where ``--restart`` moves a run directory's previous contents."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(when))

@@ -1,13 +1,13 @@
 """A trained run loaded for evaluation: its config, models, and images as the model sees them."""
 
+import csv
 import dataclasses
-import json
 import os
 
 import numpy as np
 
 from tfvae import data as data_lib
-from tfvae import metrics, runs, sampling
+from tfvae import integrity, metrics, runs, sampling
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
@@ -55,21 +55,43 @@ class Run:
         return sampling.one_hot(labels, self.config.num_classes) if self.conditional else None
 
 
-def load_run(workdir):
-    """Loads a run directory for evaluation; TfvaeError if there is no complete run there."""
+def load_run(workdir, log=print):
+    """Loads a run directory for evaluation; TfvaeError if there is no complete run there.
+
+    Only config.json, encoder.keras and decoder.keras must be good. The epochs trained come from
+    checkpoints/state.json, or if it is damaged from history.csv (``log`` gets one line saying so).
+    """
     config = runs.load_config(workdir)
-    encoder = runs.load_model_file(workdir, "encoder")
-    decoder = runs.load_model_file(workdir, "decoder")
+    encoder = runs.load_model_file(workdir, "encoder", config)
+    decoder = runs.load_model_file(workdir, "decoder", config)
     grey = Config.from_json(config.to_json())
     grey.binarize = "none"  # the binary copies are drawn in Run.model_view
     _, _, dataset = runs.load_test_data(grey)
-    state_path = os.path.join(workdir, "checkpoints", "state.json")
-    epochs = 0
-    if os.path.isfile(state_path):
-        with open(state_path) as f:
-            epochs = int(json.load(f).get("epoch", 0))
-    run = Run(workdir, config, encoder, decoder, dataset, epochs)
+    run = Run(workdir, config, encoder, decoder, dataset, epochs_trained(workdir, log))
     if run.variational != (config.model != "ae"):
         raise TfvaeError(f"{workdir}: config.json says model={config.model} but encoder.keras "
                          f"{'has' if run.variational else 'lacks'} z_log_var; the run directory is inconsistent")
     return run
+
+
+def epochs_trained(workdir, log=print):
+    """The epochs the run's newest checkpoint has finished; from history.csv if checkpoints/state.json is damaged."""
+    from tfvae.training.checkpoints import Checkpointer
+    from tfvae.training.rundir import read_history
+
+    checkpointer = Checkpointer(workdir)
+    try:
+        if os.path.lexists(checkpointer.state_path):
+            return checkpointer.read_state()["epoch"]
+        problem = "is missing"
+    except TfvaeError:
+        problem = integrity.read_json_problem(checkpointer.state_path) or "is damaged"
+    history_path = os.path.join(workdir, "history.csv")
+    try:
+        epochs = max((int(row["epoch"]) for row in read_history(history_path)), default=0)
+    except (OSError, ValueError, TypeError, KeyError, csv.Error):
+        epochs = 0
+    source = f"history.csv's last row ({epochs})" if epochs else "nowhere: reported as 0"
+    log(f"{checkpointer.state_path} {problem}: the epochs trained are taken from {source}; the models are "
+        "evaluated as they are (train.py needs state.json to resume this run)")
+    return epochs

@@ -65,6 +65,7 @@ __all__ = [
     "HISTORY_FIELDS", "MIN_WARMUP_STEPS", "SKIPPED_FILES", "Checkpointer", "ImageWriter", "NonFiniteLoss",
     "RunRecorder", "ScalarWriter", "atomic_save_model", "check_workdir", "configure_runtime", "cpu_has_bfloat16",
     "create_model", "describe_checkpoint", "export_models", "float32_copy", "is_chief", "learning_rate", "load_data",
+    "load_history",
     "make_strategy", "pipelines", "point_latest", "policy_copy", "probe_loss", "read_history", "resolve_precision",
     "set_learning_rate", "steps_per_epoch", "train", "weights_are_finite", "write_history", "write_skipped_files",
 ]

@@ -80,8 +80,7 @@ class Checkpointer:
         return entry
 
     def _ways_forward(self):
-        return (f"restore it from a copy, or run train.py again with --restart to move this run to "
-                f"{integrity.set_aside_name(self.workdir)} and start over")
+        return restart_advice(self.workdir)
 
     def last_epoch(self):
         return self.read_state().get("epoch", 0)
@@ -157,9 +156,10 @@ class Checkpointer:
         described = "; ".join(f"{os.path.join(self.directory, name)} {problem}" for name, problem in damaged)
         good = next((entry for entry, problem in problems if not problem), None)
         if good is None:
-            raise TfvaeError(f"no good checkpoint to resume from: {described}; restore "
-                             f"{'it' if len(damaged) == 1 else 'them'} from a copy, or run train.py again with "
-                             f"--restart to move this run to {integrity.set_aside_name(self.workdir)} and start over")
+            advice = restart_advice(self.workdir)
+            if len(damaged) > 1:
+                advice = advice.replace("restore it", "restore them", 1)
+            raise TfvaeError(f"no good checkpoint to resume from: {described}; {advice}")
         path = os.path.join(self.directory, good["checkpoint"])
         misfit = weights_misfit(model, path)
         if misfit:
@@ -170,34 +170,41 @@ class Checkpointer:
             model.load_weights(path)
         except (OSError, ValueError) as e:  # checked above: a file changed since, or one Keras can't read
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise TfvaeError(f"{path} cannot be loaded ({reason}); restore it from a copy, or run train.py again "
-                             f"with --restart to move this run to {integrity.set_aside_name(self.workdir)} and "
-                             "start over") from None
+            raise TfvaeError(f"{path} cannot be loaded ({reason}); {restart_advice(self.workdir)}") from None
         noise = _noise_states(model)
         if len(good.get("noise", ())) == len(noise):
             for variable, value in zip(noise, good["noise"]):
                 variable.assign(np.asarray(value, variable.dtype))
         if damaged:
-            if repair:
-                for name, _ in damaged:
-                    self._set_aside(name)
-            kept = ", kept aside as <name>.damaged" if repair else ""
+            moved = {name for name, _ in damaged if repair and self._set_aside(name)}
+            described = "; ".join(f"{os.path.join(self.directory, name)} {problem}"
+                                  + (f" (moved aside to {name}.damaged)" if name in moved else "")
+                                  for name, problem in damaged)
             if good is not entries[0]:
                 log(f"{described}: resuming from the newest good checkpoint, {good['checkpoint']} "
-                    f"({describe_checkpoint(good)}), instead{kept}")
+                    f"({describe_checkpoint(good)}), instead")
             else:
-                log(f"{described}: an older checkpoint, not needed to resume from {good['checkpoint']}{kept}")
+                log(f"{described}: an older checkpoint, not needed to resume from {good['checkpoint']}")
         return good
 
     def _set_aside(self, name):
+        """Renames a damaged checkpoint file (or folder) to ``<name>.damaged``; returns whether there was one."""
         path = os.path.join(self.directory, name)
-        if os.path.lexists(path):
-            target = f"{path}.damaged"
-            if os.path.isdir(target) and not os.path.islink(target):
-                shutil.rmtree(target)
-            elif os.path.lexists(target):
-                os.remove(target)
-            os.rename(path, target)
+        if not os.path.lexists(path):
+            return False
+        target = f"{path}.damaged"
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            os.remove(target)
+        os.rename(path, target)
+        return True
+
+
+def restart_advice(workdir):
+    """The two ways forward from a run that can't resume."""
+    return (f"restore it from a copy, or run train.py again with --restart to move this run to "
+            f"{os.path.normpath(workdir)}.old-<UTC time> and start over")
 
 
 def weights_misfit(model, path):

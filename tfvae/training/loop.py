@@ -168,8 +168,8 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
             + (f" + {step_in_epoch} of its {steps_per_epoch} steps" if step_in_epoch else ""))
     history_path = os.path.join(writedir, "history.csv")
     # A damaged history.csv or event file loses what can't be read (one line says what); the rest is kept.
-    history = load_history(history_path, initial_epoch, log=log) if chief else []
     logdir = os.path.join(writedir, "logs")
+    history = load_history(history_path, initial_epoch, log=log, logdir=logdir) if chief else []
     files.truncate_event_files(logdir, initial_epoch, log=log)
     finished = initial_epoch >= config.epochs and not step_in_epoch
     if chief:

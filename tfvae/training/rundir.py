@@ -2,6 +2,7 @@
 that a directory holds a run of this architecture (the layout is in the ``tfvae.training`` docstring)."""
 
 import csv
+import glob
 import io
 import os
 
@@ -114,20 +115,18 @@ def check_run_files(workdir):
                              "folder there) and run again")
 
 
-def load_history(path, epochs, log=print):
+def load_history(path, epochs, log=print, logdir=None):
     """The rows of history.csv for epochs 1..``epochs`` (the checkpoint's), in order.
 
-    Rows after ``epochs`` are dropped (a killed run wrote them before its checkpoint). A damaged file (cut short,
-    emptied, overwritten, deleted) loses the rows that can't be read: one line says which, and the file is
-    rewritten at once with the rows that survive, so that it never holds a damaged row next to new ones.
+    Rows after ``epochs`` are dropped (a killed run wrote them before its checkpoint). When the file is damaged
+    (cut short, emptied, overwritten, deleted), the rows it lost are rebuilt from the TensorBoard scalars under
+    ``logdir`` (all but the timings, which TensorBoard does not hold); one line says so, and the file is
+    rewritten at once, so that it never holds a damaged row next to new ones.
     """
     rows, problem = {}, None
     if epochs < 1:
         return []
-    if not os.path.lexists(path):
-        problem = "is missing"
-    else:
-        problem = integrity.file_problem(path)
+    problem = "is missing" if not os.path.lexists(path) else integrity.file_problem(path)
     if not problem:
         try:
             with open(path, encoding="utf-8", newline="") as f:
@@ -148,14 +147,53 @@ def load_history(path, epochs, log=print):
                                                                        for k in reader.fieldnames):
                         rows.setdefault(epoch, row)
     lost = [e for e in range(1, epochs + 1) if e not in rows]
-    if lost and not problem:
-        problem = "is cut short or damaged"
+    if not lost and not problem:
+        return [rows[e] for e in sorted(rows)]
+    problem = problem or "is cut short or damaged"
+    rebuilt = history_from_events(logdir, epochs) if logdir else {}
+    found = [e for e in lost if e in rebuilt]
+    for epoch in found:
+        rows[epoch] = {**{k: "" for k in HISTORY_FIELDS}, **rebuilt[epoch]}
+    missing = [e for e in lost if e not in rebuilt]
     kept = [rows[e] for e in sorted(rows)]
-    if problem:
-        write_history(path, kept)
-        log(f"{path} {problem}: the rows of epoch(s) {_ranges(lost)} are lost (TensorBoard's logs/ keep their "
-            f"curves); rewrote it with the {len(kept)} good row(s)")
+    write_history(path, kept)
+    said = []
+    if found:
+        said.append(f"rebuilt the rows of epoch(s) {_ranges(found)} from the TensorBoard logs (without their "
+                    "timings)")
+    if missing:
+        said.append(f"the rows of epoch(s) {_ranges(missing)} are lost")
+    log(f"{path} {problem}: {'; '.join(said) or 'no rows were lost'}; rewrote it with {len(kept)} row(s)")
     return kept
+
+
+def history_from_events(logdir, epochs):
+    """{epoch: history row} for epochs 1..``epochs`` from the TensorBoard scalars under ``logdir`` (train/ and
+    validation/), for the rows of a damaged history.csv; an epoch without its training loss is left out.
+    A damaged event file gives what it holds before the damage."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.util import event_pb2
+
+    rows = {}
+    for split, prefix in (("train", ""), ("validation", "val_")):
+        for path in sorted(glob.glob(os.path.join(logdir, split, "events.out.tfevents.*"))):
+            if not os.path.isfile(path):
+                continue
+            try:
+                for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+                    event = event_pb2.Event.FromString(record)
+                    if not 1 <= event.step <= epochs:
+                        continue
+                    for value in event.summary.value:
+                        name = prefix + value.tag.removeprefix("epoch_")
+                        if value.tag.startswith("epoch_") and name in HISTORY_FIELDS:
+                            number = (float(tf.make_ndarray(value.tensor)) if value.HasField("tensor")
+                                      else value.simple_value)
+                            rows.setdefault(event.step, {"epoch": str(event.step)})[name] = f"{number:.6g}"
+            except (tf.errors.OpError, DecodeError):
+                continue
+    return {epoch: row for epoch, row in rows.items() if "loss" in row}
 
 
 def _ranges(numbers):

@@ -4,7 +4,9 @@ A run directory holds everything a run produces::
 
     config.json            the resolved Config
     history.csv            one row per finished epoch: losses, test losses, seconds, examples/s
-    checkpoints/           ckpt-<epoch>[-<step>].weights.h5 (model + optimizer + noise state) and state.json
+    checkpoints/           ckpt-<epoch>[-<step>].weights.h5 (model + optimizer state): the newest one and the last
+                           --keep_checkpoints end-of-epoch ones; state.json lists them with their noise state,
+                           size and sha256 (a damaged newest one is skipped on resume for the newest good one)
     encoder.keras          images [0, 1] (+ one-hot labels) -> {z_mean, z_log_var, z}
     decoder.keras          z (+ one-hot labels) -> logits
     logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures; step = epoch (1, 2, ...)

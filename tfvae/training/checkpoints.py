@@ -6,6 +6,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 
 import keras
 import numpy as np
@@ -208,20 +209,33 @@ def restart_advice(workdir):
 
 
 def weights_misfit(model, path):
-    """None if the arrays in the weights file ``path`` have the shapes of ``model``'s weights and optimizer
-    variables, else how they differ (Keras loads some mismatches with a mere warning: an ae's weights into a vae)."""
+    """None if the weights file ``path`` holds the arrays ``model.save_weights`` would write (same names, same
+    shapes), else the first difference. Keras itself loads some mismatches with a mere warning (an ae's weights
+    into a vae)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        mine = os.path.join(tmp, "model.weights.h5")
+        model.save_weights(mine)
+        wanted = _array_shapes(mine)
+    found = _array_shapes(path)
+    for name in sorted(set(wanted) | set(found)):
+        if name not in found:
+            return f"it lacks {name}, of shape {wanted[name]}"
+        if name not in wanted:
+            return f"it has {name}, of shape {found[name]}, which this model lacks"
+        if found[name] != wanted[name]:
+            return f"its {name} has shape {found[name]}, this model's {wanted[name]}"
+    return None
+
+
+def _array_shapes(path):
+    """{name: shape} of the arrays in an HDF5 weights file."""
     import h5py
 
-    shapes = []
+    shapes = {}
     with h5py.File(path, "r") as f:
-        f.visititems(lambda _, item: shapes.append(tuple(item.shape)) if isinstance(item, h5py.Dataset) else None)
-    wanted = [tuple(v.shape) for v in model.weights + model.optimizer.variables]
-    if sorted(shapes) == sorted(wanted):
-        return None
-    if len(shapes) != len(wanted):
-        return f"{len(shapes)} arrays, where this model has {len(wanted)}"
-    first = next((a, b) for a, b in zip(sorted(shapes), sorted(wanted)) if a != b)
-    return f"an array of shape {first[0]} where this model's is {first[1]}"
+        f.visititems(lambda name, item: shapes.update({name: tuple(item.shape)})
+                     if isinstance(item, h5py.Dataset) else None)
+    return shapes
 
 
 def _noise_states(model):

@@ -150,14 +150,13 @@ class Config:
         data = integrity.read_json(path)
         if not isinstance(data, dict):
             raise integrity.Unreadable(f"is not a tfvae run's config (a JSON {type(data).__name__}, not an object)")
-        missing = [k for k in ("model", "arch", "latent", "image_shape") if k not in data]
-        if missing:
-            raise integrity.Unreadable(f"is not a tfvae run's config (no {', '.join(missing)})")
+        if "model" not in data:
+            raise integrity.Unreadable("is not a tfvae run's config (no model)")
         fields = {f.name for f in dataclasses.fields(cls)}
         try:
             config = cls(**{k: v for k, v in data.items() if k in fields})
             config.check_values()
-            if not config.image_shape or not all(isinstance(d, int) and d > 0 for d in config.image_shape):
+            if not all(isinstance(d, int) and d > 0 for d in config.image_shape):
                 raise TfvaeError(f"image_shape={list(config.image_shape)}")
         except (TypeError, ValueError, TfvaeError) as e:
             raise integrity.Unreadable(f"is not a valid tfvae run's config ({e})") from None

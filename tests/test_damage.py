@@ -145,7 +145,7 @@ def expected(name, kind, reader):
     if name in ("config.json", "encoder.keras", "decoder.keras"):
         return ERROR
     if name == "state.json" and reader == "load_run":
-        return RECOVER  # the models are evaluated; the epochs trained are unknown
+        return RECOVER  # the models are evaluated; the epochs trained are taken from history.csv
     return UNREAD
 
 
@@ -190,8 +190,10 @@ def test_a_damaged_file(name, kind, reader, run_copy, mnist_dir, tmp_path):
         assert path in message, message
         assert tree(workdir) == before  # the failed attempt changed nothing
         return
-    call()
+    result = call()
     named = [m for m in messages if path in m]
+    if reader == "load_run":
+        assert result.epochs_trained == EPOCHS
     if outcome == RECOVER:
         assert len(named) == 1 and "\n" not in named[0], messages
     if outcome == UNREAD:

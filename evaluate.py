@@ -5,6 +5,8 @@
     python evaluate.py --compare runs/ae-fashion_mnist-z2 runs/vae-fashion_mnist-z2 --sampler=prior,gmm
     python evaluate.py --ood_dataset=mnist                    # AUROC of telling MNIST from the run's test set
     python evaluate.py --mode=score --data_dir=my_images      # per-image scores -> <workdir>/scores.csv
+    python evaluate.py --one_class --workdir=runs/fashion-c0  # a --classes=0 run: AUROC of class 0 vs the rest
+    python evaluate.py --noise=gaussian:0.3                   # also PSNR of noisy and denoised test images
 
 The first evaluation of a dataset trains a small feature classifier and caches it (see tfvae/evaluation/classifier.py).
 """
@@ -47,6 +49,10 @@ flags.DEFINE_integer("batch_size", 512, "Most images or latent codes per forward
 flags.DEFINE_integer("classifier_epochs", 8, "Epochs of the feature classifier, when it has to be trained.",
                      lower_bound=1)
 flags.DEFINE_string("cache_dir", "", "Classifier cache (default $TFVAE_CACHE, else ~/.cache/tfvae).")
+flags.DEFINE_boolean("one_class", False, "The one-class protocol on a run trained with --classes: score every test "
+                     "image (every class) and report the AUROC of the run's classes against the rest.")
+flags.DEFINE_string("noise", "", "Corruption of the test images whose denoising is measured (none, gaussian:STDDEV, "
+                    "saltpepper:PROB, mask:PROB); default the run's own --noise.")
 FLAGS = flags.FLAGS
 
 
@@ -58,7 +64,8 @@ def options_from_flags():
         iwae_precision=FLAGS.iwae_precision, sample_count=FLAGS.sample_count,
         samplers=tuple(FLAGS.sampler), elbo_samples=FLAGS.elbo_samples, ood_dataset=FLAGS.ood_dataset,
         ood_data_dir=FLAGS.ood_data_dir, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
-        classifier_epochs=FLAGS.classifier_epochs, cache_dir=FLAGS.cache_dir, output=FLAGS.output)
+        classifier_epochs=FLAGS.classifier_epochs, cache_dir=FLAGS.cache_dir, output=FLAGS.output,
+        noise=FLAGS.noise)
 
 
 def log(message):
@@ -74,7 +81,11 @@ def main(argv):
 
     try:
         options = options_from_flags().validate()
-        if FLAGS.mode == "score":
+        if FLAGS.one_class:
+            results = evaluation.evaluate_one_class(FLAGS.workdir, options, log=log)
+            print(evaluation.one_class_markdown(results))
+            print(f"wrote {results['path']}")
+        elif FLAGS.mode == "score":
             path, count = evaluation.score_folder(FLAGS.workdir, FLAGS.data_dir, options, log=log)
             print(f"scored {count} image(s); wrote {path}")
         elif compare:
@@ -88,7 +99,8 @@ def main(argv):
             rows = evaluation.result_rows(results)
             print(evaluation.markdown_table(rows, columns))
             out = os.path.dirname(results["figures"]["report"])
-            print(f"wrote {out}/eval.json and {out}/report.md; TensorBoard: {FLAGS.workdir}/logs/eval")
+            logs = os.path.join(os.path.relpath(results["workdir"]), "logs", "eval")  # runs/latest resolved
+            print(f"wrote {out}/eval.json and {out}/report.md; TensorBoard: {logs}")
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

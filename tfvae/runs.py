@@ -3,13 +3,38 @@
 Models load with ``safe_mode=True`` only: a ``.keras`` file can't run code on load.
 """
 
+import csv
 import os
 
 import keras
+import numpy as np
 
 from tfvae import integrity, sampling
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
+
+LATEST = "latest"
+
+
+def resolve_workdir(workdir):
+    """The run directory ``workdir`` names: itself, or the run that a ``latest`` file names.
+
+    train.py writes ``<runs>/latest``, a one-line file holding the newest run's directory name (a file, not a
+    symlink: TensorBoard follows symlinks, so ``tensorboard --logdir runs`` listed the newest run twice). An
+    older ``latest`` symlink still works: it is a directory to this function.
+    """
+    if not os.path.isfile(workdir):
+        return workdir
+    try:
+        with open(workdir, encoding="utf-8") as f:
+            text = f.read(4096)
+    except (OSError, UnicodeDecodeError) as e:
+        raise TfvaeError(f"cannot read {workdir}, which should name a run directory: {e}") from None
+    name = text.strip()
+    if not name or "\n" in name or os.sep in name or name in (".", ".."):
+        raise TfvaeError(f"{workdir} should hold the name of a run directory beside it (train.py writes it), but "
+                         f"holds {text[:60]!r}; pass --workdir=runs/<run> instead")
+    return os.path.join(os.path.dirname(workdir), name)
 
 
 def load_config(workdir):
@@ -84,6 +109,35 @@ def model_misfit(model, name, config):
     return None
 
 
+def epochs_trained(workdir, log=None):
+    """Epochs the run's newest checkpoint finished (checkpoints/state.json); 0 when it has none.
+
+    When state.json is damaged, the epochs come from history.csv's last row instead, and ``log`` (if given)
+    gets one line saying so: the exported models can still be used, though train.py can't resume the run.
+    """
+    from tfvae.training.checkpoints import Checkpointer
+    from tfvae.training.rundir import read_history
+
+    checkpointer = Checkpointer(workdir)
+    if not os.path.lexists(checkpointer.state_path) and not os.path.lexists(os.path.join(workdir, "decoder.keras")):
+        return 0  # no checkpoint yet
+    try:
+        if os.path.lexists(checkpointer.state_path):
+            return checkpointer.read_state()["epoch"]
+        problem = "is missing"
+    except TfvaeError:
+        problem = integrity.read_json_problem(checkpointer.state_path) or "is damaged"
+    try:
+        epochs = max((int(row["epoch"]) for row in read_history(os.path.join(workdir, "history.csv"))), default=0)
+    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError, csv.Error):
+        epochs = 0
+    if log:
+        source = f"history.csv's last row ({epochs})" if epochs else "nowhere: reported as 0"
+        log(f"{checkpointer.state_path} {problem}: the epochs trained are taken from {source}; the models are "
+            "used as they are (train.py needs state.json to resume this run)")
+    return epochs
+
+
 def load_test_data(config):
     """Test images in [0, 1] and labels (or None) of the run's dataset, loaded as training loaded them."""
     from tfvae import training
@@ -92,29 +146,42 @@ def load_test_data(config):
     return dataset.x_test.astype("float32") / 255.0, dataset.y_test, dataset
 
 
-def sample_to_png(workdir, mode, n, output="", seed=0, label=None):
-    """Writes the picture of ``mode`` (see sampling.picture, plus "scatter") and returns its path."""
-    config = load_config(workdir)
-    num_classes = config.num_classes if config.model == "cvae" else 0
-    if label is not None:
-        if not num_classes:
-            raise TfvaeError(f"--label needs a cvae run; {workdir} holds a {config.model}")
-        if label >= num_classes:
-            raise TfvaeError(f"--label={label} but the run has {num_classes} classes (0..{num_classes - 1})")
-    output = output or os.path.join(workdir, f"{mode}.png")
+def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise=""):
+    """Writes the picture of ``mode`` (see api.Run.picture, plus "scatter" and "denoise") and returns its path.
+
+    ``mode="projector"`` writes the Projector's files instead (``tfvae.projector``) and returns their directory.
+    "denoise" draws ``max(n // 3, 1)`` groups of ``n`` test images: the clean images, their copies corrupted by
+    ``noise`` (default the run's ``--noise``; seeded by ``seed``) and the run's reconstructions of the noisy copies.
+    """
+    from tfvae import api, projector
+
+    run = api.load(workdir)
+    if mode == "projector":
+        return projector.write_projector(run)
+    output = output or os.path.join(run.workdir, f"{mode}.png")
     if os.path.isdir(output):
         raise TfvaeError(f"{output} is a directory, not a picture; pass another --output or move it away")
-    decoder = load_model_file(workdir, "decoder", config) if mode != "scatter" else None
-    images = labels = encoder = None
-    if mode in ("reconstruct", "interpolate", "scatter"):
-        encoder = load_model_file(workdir, "encoder", config)
-        images, labels, _ = load_test_data(config)
+    if mode == "denoise":
+        return sampling.save_png(output, _denoise_picture(run, n, seed, noise))
     if mode == "scatter":
-        cond = sampling.one_hot(labels, num_classes) if num_classes else None
-        z = sampling.encode_mean(encoder, images, cond)
-        title = f"{config.model} z{config.latent} on {config.dataset}: test-set latent means"
-        return sampling.save_scatter(output, z, labels, list(config.class_names) or None, title)
-    pic = sampling.picture(mode, n, decoder, encoder=encoder, images=images, labels=labels,
-                           num_classes=num_classes, label=label, seed=seed)
-    return sampling.save_png(output, pic)
+        run.check_label(label)
+        z, _, labels = run.test_codes()
+        title = f"{run.config.model} z{run.latent_dim} on {run.config.dataset}: test-set latent means"
+        return sampling.save_scatter(output, z, labels, list(run.config.class_names) or None, title)
+    return sampling.save_png(output, run.picture(mode, n, label=label, seed=seed))
 
+
+def _denoise_picture(run, n, seed, noise):
+    from tfvae import data as data_lib
+
+    spec = data_lib.parse_noise(noise or run.config.noise)
+    if spec is None:
+        raise TfvaeError(f"--mode=denoise needs a corruption: {run.workdir} was trained without --noise; pass one, "
+                         "e.g. --noise=gaussian:0.3")
+    x, y = run.test_data()
+    count = min(max(n // 3, 1) * n, len(x))
+    pick = np.sort(np.random.default_rng(seed).choice(len(x), size=count, replace=False))
+    clean = x[pick]
+    noisy = data_lib.corrupt_array(clean, spec, seed)
+    denoised = run.reconstruct(noisy, y[pick] if run.conditional else None)
+    return sampling.denoise_rows(clean, noisy, denoised, min(n, count))

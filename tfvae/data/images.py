@@ -12,23 +12,32 @@ import re
 import zlib
 
 import numpy as np
+from PIL import Image
 
 from tfvae.data.base import DataError
+
+# Pillow's guard against decompression bombs (images of more pixels are refused), as it was when tfvae was
+# imported: the default of --max_image_pixels.
+DEFAULT_MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageFiles:
-    """Image files that stay on disk and stand for the uint8 array (N, H, W, C) they decode to.
+    """Image files that stand for the uint8 array (N, H, W, C) they decode to.
 
     ``len()``, ``shape``, ``dtype`` and slicing ``x[a:b]`` (still on disk) work as on that array;
     ``np.asarray(x)``, ``x[i]`` and ``x.astype(...)`` decode (meant for small subsets). `make_pipeline` decodes
-    batches while it serves them.
+    batches while it serves them. With a ``cache`` (see `cache.py`), image i is row ``rows[i]`` of the folder's
+    decode cache, read instead of decoded; without one it is decoded from ``paths[i]`` every time.
     """
 
     paths: tuple
     image_size: int
     channels: int
     binarize_seed: int | None = None  # Set by `binarize_static`: pixels ~ Bernoulli(x / 255), fixed per image.
+    max_image_pixels: int | None = None  # See `_decode_image`.
+    cache: object = dataclasses.field(default=None, compare=False, repr=False)  # a cache.CacheFile
+    rows: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
     shape = property(lambda self: (len(self.paths), self.image_size, self.image_size, self.channels))
     dtype = np.dtype(np.uint8)
@@ -39,7 +48,7 @@ class ImageFiles:
 
     def __getitem__(self, key):
         if isinstance(key, slice):
-            return dataclasses.replace(self, paths=self.paths[key])
+            return dataclasses.replace(self, paths=self.paths[key], rows=None if self.rows is None else self.rows[key])
         indices = np.arange(len(self.paths))[key]
         return self.decode(int(indices)) if np.ndim(indices) == 0 else self.decode_batch(indices)
 
@@ -52,27 +61,36 @@ class ImageFiles:
 
     def decode(self, index):
         """Decodes image ``index``; DataError if it can't be decoded any more (changed since it was checked)."""
-        path = self.paths[index]
-        try:
-            image = _decode_image(path, self.image_size, self.channels)
-        except Exception as e:  # noqa: BLE001 - reported as a DataError naming the file
-            raise DataError(f"{path} could not be decoded any more ({_skip_reason(path, e)}); was it changed "
-                            "or removed after training started? Fix or remove it and run the same command again"
-                            ) from None
-        if self.binarize_seed is not None:  # One fixed draw per file, whatever its position.
-            rng = np.random.default_rng([self.binarize_seed, zlib.crc32(path.encode("utf-8", "surrogateescape"))])
-            noise = rng.integers(0, 255, image.shape, np.uint8)
-            image = np.where(noise < image, 255, 0).astype(np.uint8)
-        return image
+        return self.decode_batch([index])[0]
 
     def decode_batch(self, indices):
         """Decodes the images at ``indices`` into a uint8 array (len(indices), H, W, C)."""
-        return np.stack([self.decode(int(i)) for i in indices]).reshape((-1, *self.shape[1:]))
+        indices = np.asarray(indices, np.int64).reshape(-1)
+        if self.cache is not None:
+            images = self.cache.read(self.rows[indices])
+        else:
+            images = np.empty((len(indices), *self.shape[1:]), np.uint8)
+            for k, i in enumerate(indices):
+                images[k] = self._decode_file(self.paths[i])
+        if self.binarize_seed is not None:  # One fixed draw per file, whatever its position.
+            for k, i in enumerate(indices):
+                crc = zlib.crc32(self.paths[i].encode("utf-8", "surrogateescape"))
+                noise = np.random.default_rng([self.binarize_seed, crc]).integers(0, 255, images[k].shape, np.uint8)
+                images[k] = np.where(noise < images[k], 255, 0)
+        return images
+
+    def _decode_file(self, path):
+        try:
+            return _decode_image(path, self.image_size, self.channels, self.max_image_pixels)
+        except Exception as e:  # noqa: BLE001 - reported as a DataError naming the file
+            raise DataError(f"{path} could not be decoded any more ({_skip_reason(path, e, self.max_image_pixels)});"
+                            " was it changed or removed after training started? Fix or remove it and run the same "
+                            "command again") from None
 
 
-def _skip_reason(path, error):
-    """Why ``path`` can't be used, in a few words."""
-    from PIL import Image, UnidentifiedImageError
+def _skip_reason(path, error, max_image_pixels=None):
+    """Why ``path`` can't be used, in a few words (``max_image_pixels``: the limit `_decode_image` applied)."""
+    from PIL import UnidentifiedImageError
 
     if isinstance(error, OSError) and error.errno == errno.ELOOP:
         return "a symlink loop"
@@ -86,18 +104,32 @@ def _skip_reason(path, error):
         return "not an image PIL can read"
     if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         size = re.search(r"\((\d+) pixels\)", str(error))
-        return (f"too large ({size.group(1) if size else 'too many'} pixels; Pillow's limit is "
-                f"{Image.MAX_IMAGE_PIXELS}, a guard against decompression bombs)")
+        pixels = size.group(1) if size else "too many"
+        limit = DEFAULT_MAX_IMAGE_PIXELS if max_image_pixels is None else max_image_pixels
+        admit = f"; --max_image_pixels={pixels} admits it" if size else ""
+        if limit == DEFAULT_MAX_IMAGE_PIXELS:
+            return f"too large ({pixels} pixels; Pillow's limit is {limit}, a guard against decompression bombs{admit})"
+        return f"too large ({pixels} pixels; the limit is --max_image_pixels={limit}{admit})"
     text = str(error).splitlines()[0] if str(error) else ""
     return f"corrupt or truncated ({type(error).__name__}{': ' + text if text else ''})"
 
 
-def _decode_image(path, image_size, channels):
-    """Decodes one image file to uint8 (image_size, image_size, channels), center-cropped to a square."""
-    from PIL import Image, ImageOps  # Only the folder source needs Pillow.
+def _decode_image(path, image_size, channels, max_image_pixels=None):
+    """Decodes one image file to uint8 (image_size, image_size, channels), center-cropped to a square.
 
+    Images of more than ``max_image_pixels`` pixels (None: `DEFAULT_MAX_IMAGE_PIXELS`; 0: no limit) raise
+    ``PIL.Image.DecompressionBombError``. A limit above Pillow's raises Pillow's process-wide guard
+    (``Image.MAX_IMAGE_PIXELS``) to it, since ``Image.open`` itself refuses images of twice that guard.
+    """
+    from PIL import ImageOps
+
+    limit = DEFAULT_MAX_IMAGE_PIXELS if max_image_pixels is None else max_image_pixels
+    if not limit:
+        Image.MAX_IMAGE_PIXELS = None
+    elif Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit
     with Image.open(path) as img:  # Raises DecompressionBombError above 2 * Image.MAX_IMAGE_PIXELS pixels.
-        if img.width * img.height > Image.MAX_IMAGE_PIXELS:  # Pillow only warns between 1x and 2x.
+        if limit and img.width * img.height > limit:  # Pillow only warns between 1x and 2x its guard.
             raise Image.DecompressionBombError(f"Image size ({img.width * img.height} pixels) exceeds limit")
         img.draft(None, (image_size, image_size))  # JPEG only: decode at a reduced scale, much faster.
         img = ImageOps.exif_transpose(img)

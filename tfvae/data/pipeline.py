@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tfvae.data import noise as noise_lib
 from tfvae.data.images import ImageFiles
 
 BINARIZE_MODES = ("none", "static", "dynamic")
@@ -12,7 +13,7 @@ BINARIZE_MODES = ("none", "static", "dynamic")
 
 def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *, shuffle: bool,
                   binarize: str = "none", seed: int = 0, drop_remainder: bool = False, repeat: bool = False,
-                  skip_batches: int = 0) -> tf.data.Dataset:
+                  skip_batches: int = 0, noise=None) -> tf.data.Dataset:
     """Builds a tf.data pipeline of batches of float images in [0, 1] and one-hot labels.
 
     Args:
@@ -30,10 +31,12 @@ def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *,
         repeat: serve the epochs one after the other as one endless stream (each epoch ends with its own
             incomplete batch, if any); its order depends only on `seed`.
         skip_batches: start the stream this many batches in, without decoding or preparing them.
+        noise: a `tfvae.data.noise.Noise`, or None: each batch then also carries "input", the images corrupted
+            with fresh noise drawn from the batch's seed (after dynamic binarization), while "image" stays clean.
 
     Returns:
         A dataset of dicts {"image": float32 (B, H, W, C)} plus "label": float32 (B, num_classes) when y is
-        given.
+        given, and "input" (the corrupted images) when noise is given.
 
     Raises:
         ValueError: unknown `binarize`, or labels without a positive `num_classes`.
@@ -64,6 +67,8 @@ def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *,
     if skip_batches:
         ds = ds.skip(skip_batches)
 
+    corruption = noise  # ("noise" is a local name in prepare)
+
     def prepare(batch, noise_seed):
         if files is not None:
             pixels = tf.numpy_function(files.decode_batch, [batch["index"]], tf.uint8, stateful=False)
@@ -73,6 +78,9 @@ def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *,
             noise = tf.random.stateless_uniform(tf.shape(image), seed=noise_seed)
             image = tf.cast(noise < image, tf.float32)
         out = {"image": image}
+        if corruption is not None:  # a seed of its own, so that the binarization draws stay those of a plain run
+            out["input"] = noise_lib.corrupt(image, corruption,
+                                             tf.random.experimental.stateless_fold_in(noise_seed, 1))
         if "label" in batch:
             out["label"] = tf.one_hot(batch["label"], num_classes, dtype=tf.float32)
         return out

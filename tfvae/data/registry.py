@@ -14,7 +14,7 @@ DATASETS = ("mnist", "fashion_mnist", "folder")
 
 def load_dataset(name: str, data_dir: str | None = None, image_size: int | None = None,
                  channels: int | None = None, max_examples: int = 0, download: bool = True,
-                 seed: int = 0) -> Dataset:
+                 seed: int = 0, *, cache_dir: str = "", max_image_pixels: int | None = None, log=print) -> Dataset:
     """Loads a dataset as uint8 arrays.
 
     Args:
@@ -29,6 +29,11 @@ def load_dataset(name: str, data_dir: str | None = None, image_size: int | None 
             and the first min(len(test), max(max_examples // 6, 64)) test examples.
         download: whether mnist/fashion_mnist may be downloaded with keras.datasets when not found locally.
         seed: unused by the current sources (their splits are fixed); kept so callers can pass their seed.
+        cache_dir: folder only: where the decode cache lives ("": $TFVAE_CACHE, else ~/.cache/tfvae; "none":
+            no cache, every image is decoded each time it is served). See `tfvae.data.cache`.
+        max_image_pixels: folder only: images of more pixels are skipped as possible decompression bombs
+            (None: Pillow's limit, `DEFAULT_MAX_IMAGE_PIXELS`; 0: no limit).
+        log: where the folder source's progress lines and notices go (None: nowhere).
 
     Returns:
         A `Dataset`; `source` says which source was actually used.
@@ -42,6 +47,8 @@ def load_dataset(name: str, data_dir: str | None = None, image_size: int | None 
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if channels not in (None, 1, 3):
         raise DataError(f"--channels={channels} is not supported; use 1 (grayscale) or 3 (RGB)")
+    if max_image_pixels is not None and max_image_pixels < 0:
+        raise DataError(f"--max_image_pixels={max_image_pixels} must be 0 (no limit) or a positive number of pixels")
     if image_size is not None and image_size < 1:
         raise DataError(f"--image_size={image_size} must be a positive number of pixels")
     if data_dir is not None:
@@ -52,7 +59,8 @@ def load_dataset(name: str, data_dir: str | None = None, image_size: int | None 
             raise DataError(f"--data_dir {data_dir} is not a directory; pass the directory that holds it")
 
     if name == "folder":
-        dataset = _cap(_load_folder(data_dir, image_size or 64, channels or 3), max_examples)
+        dataset = _cap(_load_folder(data_dir, image_size or 64, channels or 3, max_image_pixels=max_image_pixels,
+                                    cache_dir=cache_dir, log=log), max_examples)
     else:
         loader = _load_mnist if name == "mnist" else _load_fashion_mnist
         (x_train, y_train, x_test, y_test), source = loader(data_dir, download)

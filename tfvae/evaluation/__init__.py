@@ -32,6 +32,10 @@ What is measured, and on which images:
 * Anomaly detection (``ood_dataset``): AUROC of telling OOD images from the test set by -ELBO (the
   reconstruction term for a plain autoencoder), and by Serrà et al.'s complexity-corrected score
   -ELBO - L(x), with L(x) the image's PNG length in nats.
+* Denoising (a run trained with ``--noise``, or ``options.noise``): PSNR of seeded noisy copies of the test
+  images, and of the run's reconstructions of them (``denoising.py``).
+* The one-class protocol (`evaluate_one_class`, a run trained with ``--classes``): every test image of every
+  class scored, AUROC of the run's classes against the rest (``one_class.py``; written to one_class.json).
 
 The classifier is cached as ``<cache>/classifiers/<dataset>-<H>x<W>x<C>-<data hash>.keras`` (with a ``.json``
 holding its test accuracy), ``<cache>`` being ``options.cache_dir``, else ``$TFVAE_CACHE``, else
@@ -51,6 +55,8 @@ One job per file:
     score.py        score_folder: per-image scores of a folder to CSV
     compare.py      compare_runs: several runs side by side
     report.py       Markdown tables, report.md, TensorBoard, histograms, JSON
+    denoising.py    denoising_psnr: PSNR of seeded noisy test images and of their reconstructions
+    one_class.py    evaluate_one_class: the one-class protocol (evaluate.py --one_class)
 """
 
 from tfvae.evaluation.classifier import (
@@ -63,8 +69,16 @@ from tfvae.evaluation.classifier import (
     train_classifier,
 )
 from tfvae.evaluation.compare import compare_runs
+from tfvae.evaluation.denoising import denoising_psnr
 from tfvae.evaluation.evaluate import evaluate_run
 from tfvae.evaluation.likelihood import iwae_decoder, iwae_estimate, likelihood_note, per_image_scores
+from tfvae.evaluation.one_class import (
+    ONE_CLASS_SCORES,
+    evaluate_one_class,
+    one_class_aurocs,
+    one_class_markdown,
+    one_class_scores,
+)
 from tfvae.evaluation.ood import load_ood_images, ood_detection
 from tfvae.evaluation.options import (
     CLASSIFIER_BATCH,
@@ -97,7 +111,9 @@ from tfvae.evaluation.samplers import generate, sample_latents
 from tfvae.evaluation.score import SCORE_FIELDS, score_folder
 
 __all__ = [
-    "CLASSIFIER_BATCH", "GRID_SIDE", "IWAE_PRECISIONS", "KNN_K", "MODES", "OOD_COLUMNS", "RUN_COLUMNS",
+    "CLASSIFIER_BATCH", "GRID_SIDE", "IWAE_PRECISIONS", "KNN_K", "MODES", "ONE_CLASS_SCORES", "OOD_COLUMNS",
+    "RUN_COLUMNS", "denoising_psnr", "evaluate_one_class", "one_class_aurocs", "one_class_markdown",
+    "one_class_scores",
     "SAMPLERS", "SAMPLER_COLUMNS", "SCORE_FIELDS", "WORST_COUNT", "EvalOptions", "FeatureClassifier", "Run",
     "build_classifier", "cache_root", "classifier_path", "compare_markdown", "compare_runs", "data_fingerprint",
     "evaluate_run", "generate", "iwae_decoder", "iwae_estimate", "likelihood_note", "load_ood_images",

@@ -13,13 +13,9 @@ import numpy as np
 from scipy import special
 
 from tfvae import files, integrity
+from tfvae.data import cache_root  # the root folders' decode caches share: $TFVAE_CACHE, else ~/.cache/tfvae
 from tfvae.errors import TfvaeError
 from tfvae.evaluation.options import CLASSIFIER_BATCH
-
-
-def cache_root(cache_dir=""):
-    """Where classifiers are cached: ``cache_dir``, else $TFVAE_CACHE, else ~/.cache/tfvae."""
-    return os.path.expanduser(cache_dir or os.environ.get("TFVAE_CACHE") or os.path.join("~", ".cache", "tfvae"))
 
 
 def data_fingerprint(dataset):

@@ -22,6 +22,7 @@ def compare_runs(workdirs, options, log=print):
     """
     if not workdirs:
         raise TfvaeError("--compare needs at least one run directory")
+    workdirs = [runs.resolve_workdir(w) for w in workdirs]
     for workdir in workdirs:  # fail before any long computation
         runs.load_config(workdir)
     out_dir = options.output or os.path.join(os.path.dirname(os.path.abspath(workdirs[0])), "compare")

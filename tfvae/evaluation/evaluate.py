@@ -8,8 +8,10 @@ import time
 
 import numpy as np
 
-from tfvae import metrics, sampling
+from tfvae import data as data_lib
+from tfvae import metrics, runs, sampling
 from tfvae.errors import TfvaeError
+from tfvae.evaluation.denoising import denoising_psnr
 from tfvae.evaluation.likelihood import iwae_estimate, likelihood_note, per_image_scores
 from tfvae.evaluation.ood import ood_detection
 from tfvae.evaluation.options import WORST_COUNT
@@ -57,6 +59,7 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
     shared = {} if shared is None else shared
     started = time.perf_counter()
     seconds = {}
+    workdir = runs.resolve_workdir(workdir)  # "runs/latest" names a run; its results go there
     with _timer(seconds, "load"):
         run = load_run(workdir, log=log)
     out_dir = output or options.output or workdir
@@ -75,7 +78,8 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
         "run": {"model": config.model, "arch": config.arch, "latent": config.latent, "loss": config.loss,
                 "beta": config.beta, "dataset": config.dataset, "data_source": config.data_source,
                 "binarize": config.binarize, "image_shape": list(config.image_shape),
-                "epochs": config.epochs, "epochs_trained": run.epochs_trained, "num_test_images": len(x_test)},
+                "epochs": config.epochs, "epochs_trained": run.epochs_trained, "num_test_images": len(x_test),
+                "test_images": data_lib.describe_test_set(len(x_test), config.classes, config.class_names)},
         "settings": dataclasses.asdict(options), "metrics": {}, "samplers": {}, "floor": {}, "notes": [],
         "figures": {}, "seconds": seconds,
     }
@@ -105,6 +109,12 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
             m["bits_per_dim"] = float(metrics.bits_per_dim(m["iwae_nll"], num_pixels))
     else:
         m["reconstruction"] = float(np.mean(scores["reconstruction_at_mean"]))
+
+    noise = data_lib.parse_noise(options.noise or config.noise)
+    if noise is not None:  # how well the run denoises (the same noisy test images for every run)
+        results["denoising"] = d = denoising_psnr(run, x_test, noise, options.seed, labels, options.batch_size)
+        m["psnr_noisy"], m["psnr_denoised"] = d["psnr_noisy"], d["psnr_denoised"]
+        log(f"denoising {noise}: PSNR {d['psnr_noisy']:.2f} dB noisy, {d['psnr_denoised']:.2f} dB denoised")
 
     # Sample quality, per sampler.
     with _timer(seconds, "sample_quality"):

@@ -46,18 +46,12 @@ def likelihood_note(run):
 
 
 def per_image_scores(run, images, labels, options):
-    """Per-image -ELBO terms (VAE) or the reconstruction term at z_mean (AE), plus reconstructions."""
-    recon, recon_nll = metrics.reconstruct(run.encoder, run.decoder, images, labels, run.likelihood,
-                                           options.batch_size)
-    scores = {"reconstruction_at_mean": recon_nll}
-    if run.variational:
-        scores.update(metrics.likelihood_terms(run.encoder, run.decoder, images, options.elbo_samples,
-                                               labels=labels, likelihood=run.likelihood,
-                                               max_batch=options.batch_size, seed=options.seed))
-        scores["score"] = scores["neg_elbo"]
-    else:
-        scores["score"] = recon_nll
-    return scores, recon
+    """Per-image -ELBO terms (VAE) or the reconstruction term at z_mean (AE), plus reconstructions.
+
+    The same computation as ``tfvae.api.Run.score`` (``Run.score_terms``), with the options' draws and batches.
+    """
+    return run.score_terms(images, labels, samples=options.elbo_samples, seed=options.seed,
+                           batch_size=options.batch_size)
 
 
 def iwae_estimate(run, x_test, labels, scores, options, m, log):

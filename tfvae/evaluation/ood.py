@@ -15,7 +15,8 @@ def load_ood_images(run, options, count):
     """Up to ``count`` OOD images (uint8, the run's image shape): the OOD test split, then its training split."""
     height, _, channels = run.config.image_shape
     dataset = data_lib.load_dataset(options.ood_dataset, options.ood_data_dir or None, image_size=height,
-                                    channels=channels, download=run.config.download)
+                                    channels=channels, download=run.config.download,
+                                    cache_dir=run.config.cache_dir, max_image_pixels=run.config.max_image_pixels)
     x = np.concatenate([dataset.x_test, dataset.x_train])[:count]
     if x.shape[1:] != tuple(run.config.image_shape):
         raise TfvaeError(f"OOD images have shape {x.shape[1:]}, the run's are {tuple(run.config.image_shape)}; "

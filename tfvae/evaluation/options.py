@@ -38,6 +38,8 @@ class EvalOptions:
       cache_dir: "" for $TFVAE_CACHE, else ~/.cache/tfvae.
       gmm_components: components of the ex-post Gaussian mixture.
       output: report directory (evaluate, compare) or CSV path (score); "" for the defaults.
+      noise: corruption of the test images whose denoising is measured (the ``--noise`` grammar of
+        `tfvae.data.parse_noise`); "" for the run's own ``--noise`` (none: no denoising measurement).
     """
 
     num_samples: int = 1000
@@ -55,6 +57,7 @@ class EvalOptions:
     cache_dir: str = ""
     gmm_components: int = 10
     output: str = ""
+    noise: str = ""
 
     def __post_init__(self):
         self.samplers = tuple(self.samplers)
@@ -82,4 +85,5 @@ class EvalOptions:
             raise TfvaeError("--ood_dataset=folder needs --ood_data_dir=PATH (a folder of images)")
         if self.ood_data_dir and not os.path.isdir(self.ood_data_dir):
             raise TfvaeError(f"--ood_data_dir {self.ood_data_dir} is not a directory")
+        data_lib.parse_noise(self.noise)  # NoiseError (a TfvaeError): one line with the grammar
         return self

@@ -14,6 +14,7 @@ RUN_COLUMNS = (
     ("neg_elbo", "-ELBO", ".2f"), ("reconstruction", "recon.", ".2f"), ("kl", "KL", ".2f"),
     ("iwae_nll", "IWAE NLL", ".2f"), ("elbo_gap", "gap", ".2f"),
     ("bits_per_dim", "bits/dim", ".4f"), ("mse", "MSE", ".4f"), ("psnr", "PSNR dB", ".2f"),
+    ("psnr_noisy", "noisy PSNR", ".2f"), ("psnr_denoised", "denoised PSNR", ".2f"),
 )
 SAMPLER_COLUMNS = (
     ("fcd", "FCD", ".2f"), ("inception_score", "IS", ".2f"), ("precision", "precision", ".3f"),
@@ -84,7 +85,8 @@ def write_report(results, path):
     lines = [f"# Evaluation of `{results['workdir']}`\n\n",
              f"{run['model']} ({run['arch']}, latent {run['latent']}, loss {run['loss']}, beta {run['beta']}) "
              f"on {run['dataset']} from {run['data_source']}; binarize={run['binarize']}; "
-             f"{run['epochs_trained']} of {run['epochs']} epochs trained; {run['num_test_images']} test images. "
+             f"{run['epochs_trained']} of {run['epochs']} epochs trained; "
+             f"{run.get('test_images', str(run['num_test_images']) + ' test images')}. "
              f"Evaluated in {results['seconds']['total']:.0f} s.\n", "\n## Likelihood and reconstruction\n\n",
              "Nats per image, lower is better.\n\n| metric | value |\n|---|---|\n"]
     s = results["settings"]
@@ -99,6 +101,10 @@ def write_report(results, path):
         ("MSE per pixel (posterior-mean reconstructions)", m.get("mse"), ".5f"),
         ("PSNR dB", m.get("psnr"), ".2f"),
     ]
+    if "denoising" in results:
+        d = results["denoising"]
+        entries += [(f"PSNR dB of the test images with {d['noise']} noise (seed {d['seed']})", d["psnr_noisy"], ".2f"),
+                    ("PSNR dB of the run's reconstructions of those noisy images", d["psnr_denoised"], ".2f")]
     lines += [f"| {name} | {_fmt(v, f)} |\n" for name, v, f in entries if v is not None]
     lines.append("\n" + "\n".join(f"- {n}" for n in results["notes"]) + "\n")
     worst = os.path.basename(results["figures"]["worst_reconstructions"])

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from tfvae import data as data_lib
-from tfvae import metrics
+from tfvae import metrics, runs
 from tfvae.errors import TfvaeError
 from tfvae.evaluation.likelihood import iwae_decoder, per_image_scores
 from tfvae.evaluation.run import load_run
@@ -29,11 +29,13 @@ def score_folder(workdir, data_dir, options, log=print):
     options.validate()
     if not data_dir:
         raise TfvaeError("--mode=score needs --data_dir=PATH, a folder of images to score")
+    workdir = runs.resolve_workdir(workdir)
     run = load_run(workdir, log=log)
     if run.conditional:
         raise TfvaeError("--mode=score needs an ae or vae run: a cvae's likelihood needs each image's label")
     height, _, channels = run.config.image_shape
-    paths, x_uint8, skipped = data_lib.load_image_files(data_dir, height, channels)
+    paths, x_uint8, skipped = data_lib.load_image_files(data_dir, height, channels,
+                                                        max_image_pixels=run.config.max_image_pixels, log=log)
     if skipped:
         log(f"skipped {len(skipped)} undecodable file(s): {', '.join(skipped[:5])}")
     x = run.model_view(x_uint8, "test")

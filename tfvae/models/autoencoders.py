@@ -2,7 +2,8 @@
 
 Each model joins a functional encoder and decoder (``tfvae.models.networks``) and trains with ``fit`` through
 a custom ``train_step``/``test_step``, so callbacks, progress bars and ``tf.distribute`` work unchanged.
-Batches are dicts: ``{"image": (B, H, W, C) in [0, 1]}`` plus ``"label": (B, K) one-hot`` for the CVAE.
+Batches are dicts: ``{"image": (B, H, W, C) in [0, 1]}`` plus ``"label": (B, K) one-hot`` for the CVAE, and
+``"input"`` for a denoising run: the corrupted images the encoder sees, while the loss scores the clean ``"image"``.
 
 Losses (``tfvae.losses``) are summed over pixels and latent dimensions and averaged over the batch:
 
@@ -44,7 +45,9 @@ class Autoencoder(keras.Model):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
     def _encoder_inputs(self, batch):
-        return [batch["image"], batch["label"]] if self.conditional else batch["image"]
+        # A denoising batch carries the corrupted images as "input"; the loss scores the clean "image".
+        image = batch["input"] if "input" in batch else batch["image"]
+        return [image, batch["label"]] if self.conditional else image
 
     def _decoder_inputs(self, z, batch):
         return [z, batch["label"]] if self.conditional else z
@@ -65,13 +68,10 @@ class Autoencoder(keras.Model):
         Returns:
           dict with ``loss``, ``reconstruction`` and ``kl`` (scalars, float32).
         """
-        reconstruction = losses.reconstruction_loss(batch["image"], out["logits"], self.reconstruction)
-        if self.variational:
-            kl = losses.gaussian_kl(out["z_mean"], out["z_log_var"])
-        else:
-            kl = ops.zeros_like(reconstruction)
-        total = reconstruction + self.beta * kl
-        return {"loss": ops.mean(total), "reconstruction": ops.mean(reconstruction), "kl": ops.mean(kl)}
+        terms = losses.vae_loss(batch["image"], out["logits"], out["z_mean"],
+                                out["z_log_var"] if self.variational else None,
+                                reconstruction=self.reconstruction, beta=self.beta)
+        return {name: ops.mean(value) for name, value in terms.items()}
 
     def _update_trackers(self, terms):
         self.loss_tracker.update_state(terms["loss"])

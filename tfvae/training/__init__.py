@@ -10,6 +10,7 @@ A run directory holds everything a run produces::
     encoder.keras          images [0, 1] (+ one-hot labels) -> {z_mean, z_log_var, z}
     decoder.keras          z (+ one-hot labels) -> logits
     logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures; step = epoch (1, 2, ...)
+                           latent/: the Projector's files and the traversal, after the last epoch (tfvae.projector)
     skipped_files.txt      folder data only: the files that could not be decoded, and why
     .lock                  held (fcntl.flock) by the train.py writing the directory
 

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae import files, integrity, sampling
+from tfvae import files, integrity, projector, sampling
 from tfvae.errors import TfvaeError
 from tfvae.models import networks
 from tfvae.training.checkpoints import Checkpointer, describe_checkpoint
@@ -33,12 +33,17 @@ from tfvae.training.writers import ImageWriter
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
 
 
-def load_data(config):
-    """Loads the dataset named by ``config`` and fills in its image shape, classes and source."""
+def load_data(config, log=print):
+    """Loads the dataset named by ``config`` and fills in its image shape, classes and source.
+
+    A folder is decoded once into its decode cache (``config.cache_dir``), with progress lines to ``log``.
+    """
     dataset = data_lib.load_dataset(
         config.dataset, data_dir=config.data_dir or None, image_size=config.image_size or None,
         channels=config.channels or None, max_examples=config.max_examples, download=config.download,
-        seed=config.seed)
+        seed=config.seed, cache_dir=config.cache_dir, max_image_pixels=config.max_image_pixels, log=log)
+    if config.classes:  # the chosen classes' training and test images (a one-line error for unlabelled data)
+        dataset = data_lib.select_classes(dataset, config.classes)
     if config.binarize == "static":
         dataset.x_train = data_lib.binarize_static(dataset.x_train, seed=config.seed)
         dataset.x_test = data_lib.binarize_static(dataset.x_test, seed=config.seed + 1)
@@ -64,7 +69,7 @@ def pipelines(config, dataset, skip_batches=0):
     ``skip_batches`` batches in; the test pipeline is one pass.
     """
     kwargs = dict(num_classes=dataset.num_classes, batch_size=config.batch_size, binarize=config.binarize,
-                  seed=config.seed)
+                  seed=config.seed, noise=data_lib.parse_noise(config.noise))
     train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, repeat=True,
                                    skip_batches=skip_batches, **kwargs)
     test = data_lib.make_pipeline(dataset.x_test, dataset.y_test, shuffle=False, **kwargs)
@@ -123,10 +128,16 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
 
 def _train(config, strategy, writedir, verbose, log, callbacks):
     keras.utils.set_random_seed(config.seed)
-    dataset = load_data(config)
+    dataset = load_data(config, log)
     config_problem = check_workdir(config)  # again, now that the image shape and classes are known
     log(f"data: {config.dataset} from {dataset.source}; {len(dataset.x_train)} train / "
-        f"{len(dataset.x_test)} test images of shape {config.image_shape}")
+        f"{len(dataset.x_test)} test images of shape {config.image_shape}"
+        + (f"; --classes: training on {data_lib.describe_classes(config.classes, config.class_names)} only, the "
+           f"test metrics cover {data_lib.describe_test_set(len(dataset.x_test), config.classes, config.class_names)}"
+           if config.classes else ""))
+    if config.noise != "none":
+        log(f"noise: the encoder sees {config.noise}-corrupted images (fresh noise each time, training and test "
+            "losses); the loss scores the clean images")
     chief = writedir == config.workdir
 
     # The checkpoint is chosen and loaded before anything is written: a run that can't resume changes nothing.
@@ -213,6 +224,8 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
     if not segments:
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
         export_models(model, writedir)
+    elif writedir == config.workdir:  # the chief, after the last epoch: the latent space for TensorBoard
+        projector.write_after_training(config, dataset, log)
     _, test_ds = pipelines(config, dataset)
     result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),

@@ -1,4 +1,4 @@
-"""The run directory's files: history.csv, skipped_files.txt, the ``latest`` link, saved models, and the check
+"""The run directory's files: history.csv, skipped_files.txt, the ``latest`` file, saved models, and the check
 that a directory holds a run of this architecture (the layout is in the ``tfvae.training`` docstring)."""
 
 import csv
@@ -21,16 +21,17 @@ def atomic_save_model(model, path):
 
 
 def point_latest(workdir):
-    """Makes ``<parent of workdir>/latest`` a relative symlink to ``workdir``."""
+    """Writes ``<parent of workdir>/latest``: one line naming ``workdir`` (``tfvae.runs.resolve_workdir`` reads it).
+
+    A file, not a symlink: TensorBoard walks into symlinked directories, so a ``latest`` link listed the newest
+    run twice under ``tensorboard --logdir runs``. A ``latest`` symlink from an older tfvae is replaced; a run
+    directory that is itself called ``latest`` is left alone.
+    """
     workdir = os.path.abspath(workdir)
-    link = os.path.join(os.path.dirname(workdir), "latest")
-    if os.path.basename(workdir) == "latest":
+    pointer = os.path.join(os.path.dirname(workdir), "latest")
+    if os.path.basename(workdir) == "latest" or (os.path.isdir(pointer) and not os.path.islink(pointer)):
         return
-    tmp = f"{link}.tmp{os.getpid()}"
-    if os.path.lexists(tmp):
-        os.remove(tmp)
-    os.symlink(os.path.basename(workdir), tmp)
-    os.replace(tmp, link)
+    files.atomic_write_text(pointer, os.path.basename(workdir) + "\n")
 
 
 def read_history(path):

@@ -1,0 +1,380 @@
+"""A finished run, from Python: ``tfvae.load(workdir)`` and the methods sample.py and evaluate.py use too.
+
+    import tfvae
+    run = tfvae.load("runs/latest")
+    x, y = run.test_data()                  # the run's test images as training saw them, and class ids
+    z_mean, z_log_var = run.encode(x[:8])   # posterior means and log-variances (None for a plain autoencoder)
+    images = run.decode(z_mean)             # sigmoid of the decoder's logits: float32 in [0, 1]
+
+Conventions of every method:
+
+* Images in: numpy arrays (n, H, W, C), or (n, H, W) for one channel, either uint8 in 0..255 or float in
+  [0, 1]; the run's own image size. They are used as given: a run trained on binarized images
+  (``config.binarize``) expects binary ones. Images out: float32 (n, H, W, C) in [0, 1].
+* Labels are integer class ids, one per image or one int for all. Only a cvae takes them, and it needs them
+  wherever the encoder or decoder runs (``sample`` cycles through the classes when none is given).
+* Latent codes z are float32 (n, latent). Work is done in batches of ``batch_size`` in inference mode, with
+  z = z_mean wherever one code per image is needed.
+* ``encoder.keras`` and ``decoder.keras`` are loaded (with ``safe_mode=True``, by ``tfvae.runs``) the first
+  time a method needs them: drawing prior samples never loads the encoder.
+"""
+
+import os
+
+import numpy as np
+
+from tfvae import runs, sampling
+from tfvae.errors import TfvaeError
+
+BATCH_SIZE = 256
+TRAVERSE_RANGE = (0.05, 0.95)  # prior quantiles a traversal sweeps
+
+
+def load(workdir="runs/latest", batch_size=BATCH_SIZE):
+    """The run in ``workdir`` (a run directory, or the ``latest`` file that names one).
+
+    Raises:
+      TfvaeError: no run there, or a damaged one (one line saying what to do).
+    """
+    workdir = runs.resolve_workdir(workdir)
+    return Run(workdir, runs.load_config(workdir), batch_size=batch_size)
+
+
+class Run:
+    """A trained run: its config, its models, and numpy in / numpy out access to them.
+
+    Attributes:
+      workdir: the run directory.
+      config: its ``tfvae.config.Config``.
+      batch_size: most images or codes per forward pass.
+    """
+
+    def __init__(self, workdir, config, encoder=None, decoder=None, batch_size=BATCH_SIZE):
+        self.workdir, self.config, self.batch_size = workdir, config, batch_size
+        self._encoder, self._decoder = encoder, decoder
+        self._test_data = self._test_codes = None
+
+    # -- what the run is -------------------------------------------------------------------------------
+
+    @property
+    def name(self):
+        """The run directory's name (``latest`` resolved)."""
+        return os.path.basename(os.path.normpath(os.path.realpath(self.workdir)))
+
+    @property
+    def latent_dim(self):
+        """Size of z."""
+        return int(self.config.latent)
+
+    @property
+    def image_shape(self):
+        """(height, width, channels) of the run's images."""
+        return tuple(int(d) for d in self.config.image_shape)
+
+    @property
+    def conditional(self):
+        """Whether the run is a cvae (its encoder and decoder take one-hot labels)."""
+        return self.config.model == "cvae"
+
+    @property
+    def variational(self):
+        """Whether the encoder is a posterior q(z|x) with a variance (vae, cvae), not a plain autoencoder's."""
+        return self.config.model != "ae"
+
+    @property
+    def num_classes(self):
+        """Classes of the run's data (0 when unlabelled)."""
+        return int(self.config.num_classes)
+
+    @property
+    def class_names(self):
+        """Names of the classes, or their ids as strings when the data has none."""
+        return list(self.config.class_names) or [str(i) for i in range(self.num_classes)]
+
+    @property
+    def likelihood(self):
+        """The decoder likelihood the training loss implies (``tfvae.metrics.likelihood_for_loss``)."""
+        from tfvae import metrics  # imported when needed: it pulls in scipy, which sample.py's grid never needs
+
+        return metrics.likelihood_for_loss(self.config.loss)
+
+    @property
+    def epochs_trained(self):
+        """Epochs in the run's last checkpoint (0 when it has none; from history.csv if state.json is damaged)."""
+        return runs.epochs_trained(self.workdir)
+
+    @property
+    def encoder(self):
+        """The Keras encoder: images in [0, 1] (+ one-hot labels) -> {"z_mean", "z_log_var", "z"}."""
+        if self._encoder is None:
+            encoder = runs.load_model_file(self.workdir, "encoder", self.config)
+            outputs = encoder.output
+            has_log_var = isinstance(outputs, dict) and "z_log_var" in outputs
+            if has_log_var != self.variational:
+                raise TfvaeError(f"{self.workdir}: config.json says model={self.config.model} but encoder.keras "
+                                 f"{'has' if has_log_var else 'lacks'} z_log_var; the run directory is "
+                                 "inconsistent")
+            self._encoder = encoder
+        return self._encoder
+
+    @property
+    def decoder(self):
+        """The Keras decoder: z (+ one-hot labels) -> logits."""
+        if self._decoder is None:
+            self._decoder = runs.load_model_file(self.workdir, "decoder", self.config)
+        return self._decoder
+
+    # -- inputs ----------------------------------------------------------------------------------------
+
+    def images(self, images):
+        """``images`` as float32 (n, H, W, C) in [0, 1]; TfvaeError if they can't be the run's images."""
+        x = np.asarray(images)
+        if x.ndim == 3 and self.image_shape[-1] == 1:
+            x = x[..., None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            shape = ", ".join(map(str, self.image_shape))
+            raise TfvaeError(f"images of shape {x.shape}, but the run's are (n, {shape})"
+                             f"{' or (n, H, W)' if self.image_shape[-1] == 1 else ''}")
+        if x.dtype == np.uint8:
+            return x.astype("float32") / 255.0
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TfvaeError(f"images of dtype {x.dtype}: pass uint8 (0..255) or float in [0, 1]")
+        x = x.astype("float32")
+        if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
+            raise TfvaeError(f"float images must lie in [0, 1] (these span {np.nanmin(x):g} to {np.nanmax(x):g}); "
+                             "divide uint8 pixels by 255, or pass them as uint8")
+        return x
+
+    def one_hot(self, labels):
+        """One-hot rows of class ids for a cvae; None for other models (no checks: see ``condition``)."""
+        return sampling.one_hot(labels, self.num_classes) if self.conditional else None
+
+    def condition(self, labels, count):
+        """The networks' label input for ``count`` items: one-hot (count, K) for a cvae, else None.
+
+        Raises:
+          TfvaeError: labels for a run that takes none, none for a cvae, or ids that are not its classes.
+        """
+        if not self.conditional:
+            if labels is not None:
+                raise TfvaeError(f"labels given, but {self.workdir} holds a {self.config.model}: only a cvae "
+                                 "takes labels")
+            return None
+        if labels is None:
+            raise TfvaeError(f"{self.workdir} holds a cvae: pass labels (class ids 0..{self.num_classes - 1})")
+        ids = np.asarray(labels)
+        if ids.ndim == 0:
+            ids = np.full(count, ids)
+        if ids.shape != (count,) or not np.issubdtype(ids.dtype, np.integer):
+            raise TfvaeError(f"labels must be {count} integer class ids (or one int for all); got shape "
+                             f"{ids.shape}, dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_classes):
+            raise TfvaeError(f"label {ids.max() if ids.max() >= self.num_classes else ids.min()} is not a class "
+                             f"of this run (0..{self.num_classes - 1})")
+        return sampling.one_hot(ids, self.num_classes)
+
+    def codes(self, z):
+        """``z`` as float32 (n, latent); TfvaeError for another shape."""
+        z = np.asarray(z, dtype="float32")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise TfvaeError(f"latent codes of shape {z.shape}, but the run's are (n, {self.latent_dim})")
+        return z
+
+    # -- the models, numpy in and out ------------------------------------------------------------------
+
+    def encode(self, images, labels=None):
+        """Posterior means and log-variances of ``images``.
+
+        Returns:
+          (z_mean, z_log_var), float32 (n, latent) each; z_log_var is None for a plain autoencoder.
+        """
+        x = self.images(images)
+        return sampling.encode(self.encoder, x, self.condition(labels, len(x)), self.batch_size)
+
+    def decode(self, z, labels=None):
+        """Images (float32 in [0, 1]) that the decoder makes from codes ``z``: sigmoid of its logits."""
+        z = self.codes(z)
+        return sampling.decode(self.decoder, z, self.condition(labels, len(z)), self.batch_size)
+
+    def sample(self, n, label=None, seed=0):
+        """``n`` images decoded from z ~ N(0, I) (a cvae draws class ``label``, or cycles through the classes)."""
+        z = sampling.prior_samples(n, self.latent_dim, seed)
+        if self.conditional and label is None:
+            label = np.arange(n) % self.num_classes
+        return self.decode(z, label)
+
+    def reconstruct(self, images, labels=None):
+        """The decoded posterior means of ``images``."""
+        z_mean, _ = self.encode(images, labels)
+        return self.decode(z_mean, labels)
+
+    def interpolate(self, a, b, steps=10, label=None):
+        """``steps`` images along the straight line from image ``a``'s code to image ``b``'s (both included).
+
+        Args:
+          a, b: one image each, (H, W, C) or (H, W).
+          steps: images on the line.
+          label: a cvae's class, kept along the line.
+        """
+        ends = np.stack([np.asarray(a), np.asarray(b)])
+        z_mean, _ = self.encode(ends, None if label is None else [label, label])
+        z = sampling.interpolate(z_mean[0], z_mean[1], steps)
+        return self.decode(z, None if label is None else label)
+
+    def score(self, images, labels=None, samples=8, seed=0):
+        """Per-image anomaly score in nats (higher = less like the training data).
+
+        The -ELBO (reconstruction over ``samples`` draws z ~ q(z|x), plus the closed-form KL) for a VAE/CVAE;
+        the reconstruction term -log p(x | z_mean) for a plain autoencoder. It is the score evaluate.py
+        reports (``--mode=score``, OOD AUROC).
+
+        Returns:
+          float64 (n,).
+        """
+        x = self.images(images)
+        return self.score_terms(x, self.condition(labels, len(x)), samples=samples, seed=seed)[0]["score"]
+
+    def score_terms(self, x, cond=None, samples=8, seed=0, batch_size=None):
+        """``score``'s terms for images already in [0, 1] and one-hot labels (evaluate.py calls this).
+
+        Returns:
+          (dict of float64 (n,) arrays: ``score``, ``reconstruction_at_mean`` and for a VAE ``neg_elbo``,
+          ``reconstruction``, ``kl`` and ``nll`` (``samples`` importance samples); the reconstructions (decoded
+          means) as float32 images).
+        """
+        from tfvae import metrics
+
+        batch_size = batch_size or self.batch_size
+        recon, recon_nll = metrics.reconstruct(self.encoder, self.decoder, x, cond, self.likelihood, batch_size)
+        terms = {"reconstruction_at_mean": recon_nll}
+        if self.variational:
+            terms.update(metrics.likelihood_terms(self.encoder, self.decoder, x, samples, labels=cond,
+                                                  likelihood=self.likelihood, max_batch=batch_size, seed=seed))
+            terms["score"] = terms["neg_elbo"]
+        else:
+            terms["score"] = recon_nll
+        return terms, recon
+
+    # -- the run's data and latent space ---------------------------------------------------------------
+
+    def test_data(self):
+        """The run's test images as training saw them (float32 in [0, 1]) and their class ids (or None)."""
+        if self._test_data is None:
+            x, y, _ = runs.load_test_data(self.config)
+            self._test_data = (x, y)
+        return self._test_data
+
+    def set_test_data(self, images, labels):
+        """Uses these test images and class ids instead of loading them again (training passes its own)."""
+        self._test_data = (self.images(images), None if labels is None else np.asarray(labels))
+        self._test_codes = None
+
+    def test_codes(self, limit=None):
+        """(z_mean, z_log_var or None, labels or None) of the first ``limit`` test images (all by default)."""
+        if self._test_codes is None:
+            x, y = self.test_data()
+            self._test_codes = self.encode(x, y if self.conditional else None) + (y,)
+        z_mean, z_log_var, y = self._test_codes
+        return (z_mean[:limit], None if z_log_var is None else z_log_var[:limit], None if y is None else y[:limit])
+
+    def latent_usage(self):
+        """How much each latent dimension is used, averaged over the test images.
+
+        Returns:
+          (values (latent,), what): for a VAE the mean KL(q(z_j|x) || N(0, 1)) per dimension in nats ("KL"),
+          which is ~0 for a dimension the model ignores; for a plain autoencoder the variance of z_mean ("var").
+        """
+        from tfvae import losses
+
+        z_mean, z_log_var, _ = self.test_codes()
+        if z_log_var is None:
+            return z_mean.var(axis=0).astype("float64"), "var"
+        kl = np.asarray(losses.gaussian_kl_per_dim(z_mean, z_log_var), dtype="float64")
+        return kl.mean(axis=0), "KL"
+
+    def traverse(self, n=9, index=None, seed=0, usage=None):
+        """Latent traversals: one row per dimension, sweeping it while the others keep a test image's code.
+
+        Row r sets dimension d_r to ``norm.ppf(linspace(0.05, 0.95, n))`` and keeps the other coordinates at
+        the code (z_mean) of one test image. The dimensions are all of them in order when the latent has at
+        most ``n``; else the ``n`` with the highest ``latent_usage`` (average KL), highest first. A plain
+        autoencoder has no prior: it is swept over the same values, and ranked by the variance of its codes.
+
+        Args:
+          n: images per row, and most rows.
+          index: the test image whose code is kept (default: one drawn with ``seed``).
+          seed: seed of that draw.
+          usage: ``latent_usage()``'s result, if already computed.
+
+        Returns:
+          (picture (rows * H, margin + n * W, C) float32 with each row labelled in a left margin,
+          list of (dimension, usage) per row, what the usage is ("KL" or "var"), the test image's index).
+        """
+        values, what = usage or self.latent_usage()
+        x, y = self.test_data()
+        if index is None:
+            index = int(np.random.default_rng(seed).integers(len(x)))
+        if not 0 <= index < len(x):
+            raise TfvaeError(f"test image {index} asked for, but the run has {len(x)} (0..{len(x) - 1})")
+        dims = list(range(self.latent_dim)) if self.latent_dim <= n else \
+            [int(d) for d in np.argsort(-values, kind="stable")[:n]]
+        z0, _ = self.encode(x[index:index + 1], None if y is None or not self.conditional else y[index:index + 1])
+        z = sampling.traversal_codes(z0[0], dims, n, *TRAVERSE_RANGE)
+        labels = int(y[index]) if self.conditional else None
+        images = self.decode(z, labels)
+        picture = sampling.tile(images, len(dims), n)
+        rows = [(d, float(values[d])) for d in dims]
+        text = [f"z[{d}] {what} {v:.2f}" for d, v in rows]
+        return sampling.label_rows(picture, text, self.image_shape[0]), rows, what, index
+
+    # -- sample.py's pictures --------------------------------------------------------------------------
+
+    def check_label(self, label):
+        """Raises TfvaeError unless ``label`` is None or a class this (cvae) run can draw; sample.py's --label."""
+        if label is not None and not self.conditional:
+            raise TfvaeError(f"--label needs a cvae run; {self.workdir} holds a {self.config.model}")
+        if label is not None and not 0 <= label < self.num_classes:
+            raise TfvaeError(f"--label={label} but the run has {self.num_classes} classes "
+                             f"(0..{self.num_classes - 1})")
+
+    def picture(self, mode, n, label=None, seed=0):
+        """The (H', W', C) float picture of one of sample.py's image modes.
+
+        Args:
+          mode: "grid" (the 2-D manifold over norm.ppf(linspace(0.01, 0.99, n)), else prior samples), "random"
+            (prior samples), "reconstruct" (test images in odd rows, their reconstructions below),
+            "interpolate" (each row walks from one test image's code to another's), "traverse" (see
+            ``traverse``).
+          n: the picture is n x n images.
+          label: the class a cvae draws (grid, random); None: one class per row (grid of a 2-D latent: 0).
+          seed: seed of prior samples and of the choice of test images.
+        """
+        self.check_label(label)
+        rng = np.random.default_rng(seed)
+        if mode in ("grid", "random"):
+            if mode == "grid":
+                z = sampling.latent_grid(n, self.latent_dim, seed)
+                if self.conditional and self.latent_dim == 2 and label is None:
+                    label = 0  # one class per manifold
+            else:
+                z = sampling.prior_samples(n * n, self.latent_dim, seed)
+            labels = None
+            if self.conditional:
+                labels = label if label is not None else (np.arange(n * n) // n) % self.num_classes
+            return sampling.tile(self.decode(z, labels), n, n)
+        if mode == "traverse":
+            return self.traverse(n, seed=seed)[0]
+        x, y = self.test_data()
+        if mode == "reconstruct":
+            rows = max(n // 2, 1)
+            pick = rng.choice(len(x), size=min(rows * n, len(x)), replace=False)
+            labels = y[pick] if self.conditional else None
+            return sampling.tile(sampling.interleave_rows(x[pick], self.reconstruct(x[pick], labels), n),
+                                 2 * rows, n)
+        if mode == "interpolate":
+            ends = rng.choice(len(x), size=(n, 2), replace=True)
+            # A cvae keeps the start image's class along each row.
+            rows = [self.interpolate(x[a], x[b], n, label=int(y[a]) if self.conditional else None)
+                    for a, b in ends]
+            return sampling.tile(np.concatenate(rows), n, n)
+        raise TfvaeError(f"unknown mode {mode!r}")

@@ -73,6 +73,11 @@ flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and sampling noise.
 flags.DEFINE_integer("checkpoint_every_steps", 0, "Also checkpoint every this many steps inside an epoch, so "
                      "that a killed run loses at most that many steps (0: at the end of each epoch only).",
                      lower_bound=0)
+flags.DEFINE_integer("keep_checkpoints", DEFAULTS.keep_checkpoints, "End-of-epoch checkpoints to keep (the "
+                     "newest checkpoint is always kept too); a damaged newest one is skipped on resume for the "
+                     "newest good one.", lower_bound=1)
+flags.DEFINE_boolean("restart", False, "Start the run over: first move everything --workdir holds (e.g. a run "
+                     "whose checkpoints are all damaged) to <workdir>.old-<UTC time>; nothing is deleted.")
 flags.DEFINE_enum("strategy", "auto", config_lib.STRATEGIES, "auto: all GPUs mirrored when there are several, "
                   "else the one GPU, else the CPU; multi_worker: MultiWorkerMirroredStrategy over the cluster in "
                   "TF_CONFIG (run the same command on every host; --batch_size is global).")
@@ -100,7 +105,7 @@ def config_from_flags():
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
         loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
-        strategy=FLAGS.strategy, precision=FLAGS.precision,
+        keep_checkpoints=FLAGS.keep_checkpoints, strategy=FLAGS.strategy, precision=FLAGS.precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
         steps_per_execution=FLAGS.steps_per_execution, intra_op_threads=FLAGS.intra_op_threads,
         inter_op_threads=FLAGS.inter_op_threads, workdir=FLAGS.workdir,
@@ -112,7 +117,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
     try:
         config = config_from_flags()
-        result = training.train(config)
+        result = training.train(config, restart=FLAGS.restart)
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

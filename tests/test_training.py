@@ -62,7 +62,11 @@ def test_resume_continues_from_the_last_finished_epoch(mnist_dir, tmp_path):
     state = json.loads((workdir / "checkpoints" / "state.json").read_text())
     assert {k: state[k] for k in ("epoch", "checkpoint")} == {"epoch": 2, "checkpoint": "ckpt-2.weights.h5"}
     assert len(state["noise"]) == 1  # the sampling layer's noise state, which save_weights leaves out
-    assert sorted(os.listdir(workdir / "checkpoints")) == ["ckpt-2.weights.h5", "state.json"]
+    # The last two end-of-epoch checkpoints are kept (--keep_checkpoints=2), each with its size and sha256.
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["ckpt-1.weights.h5", "ckpt-2.weights.h5", "state.json"]
+    assert [(e["checkpoint"], e["size"]) for e in state["checkpoints"]] == [
+        (f"ckpt-{epoch}.weights.h5", os.path.getsize(workdir / "checkpoints" / f"ckpt-{epoch}.weights.h5"))
+        for epoch in (2, 1)]
     # The optimizer state came back too: 2 epochs x 2 steps (256 examples, batch 128).
     config = tiny_config(mnist_dir, workdir)
     config.image_shape, config.num_classes = (28, 28, 1), 10

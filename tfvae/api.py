@@ -19,7 +19,6 @@ Conventions of every method:
   time a method needs them: drawing prior samples never loads the encoder.
 """
 
-import json
 import os
 
 import numpy as np
@@ -112,19 +111,14 @@ class Run:
 
     @property
     def epochs_trained(self):
-        """Epochs in the run's last checkpoint (0 when it has none)."""
-        path = os.path.join(self.workdir, "checkpoints", "state.json")
-        try:
-            with open(path) as f:
-                return int(json.load(f).get("epoch", 0))
-        except (OSError, ValueError, AttributeError):
-            return 0
+        """Epochs in the run's last checkpoint (0 when it has none; from history.csv if state.json is damaged)."""
+        return runs.epochs_trained(self.workdir)
 
     @property
     def encoder(self):
         """The Keras encoder: images in [0, 1] (+ one-hot labels) -> {"z_mean", "z_log_var", "z"}."""
         if self._encoder is None:
-            encoder = runs.load_model_file(self.workdir, "encoder")
+            encoder = runs.load_model_file(self.workdir, "encoder", self.config)
             outputs = encoder.output
             has_log_var = isinstance(outputs, dict) and "z_log_var" in outputs
             if has_log_var != self.variational:
@@ -138,7 +132,7 @@ class Run:
     def decoder(self):
         """The Keras decoder: z (+ one-hot labels) -> logits."""
         if self._decoder is None:
-            self._decoder = runs.load_model_file(self.workdir, "decoder")
+            self._decoder = runs.load_model_file(self.workdir, "decoder", self.config)
         return self._decoder
 
     # -- inputs ----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 
+from tfvae import integrity
 from tfvae.data import BINARIZE_MODES as BINARIZE
 from tfvae.data import DATASETS, DEFAULT_MAX_IMAGE_PIXELS
 from tfvae.data.noise import parse_noise
@@ -61,6 +62,7 @@ class Config:
     loss: str = "bce"
     seed: int = 0
     checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
+    keep_checkpoints: int = 2  # end-of-epoch checkpoints kept (the newest one, mid-epoch or not, is kept too)
     strategy: str = "auto"
     precision: str = "auto"  # the keras.mixed_precision policy; auto: see training.resolve_precision
     jit_compile: object = "auto"  # True, False or "auto" (Keras: XLA on GPUs, not on CPU-only machines)
@@ -85,8 +87,8 @@ class Config:
         if not self.workdir:
             self.workdir = os.path.join("runs", f"{self.model}-{self.dataset}-z{self.latent}")
 
-    def validate(self):
-        """Raises TfvaeError naming the first bad value and the fix."""
+    def check_values(self):
+        """Raises TfvaeError naming the first value outside its choices, or a size below 1."""
         choices = {"model": MODELS, "arch": ARCHS, "dataset": DATASETS, "loss": RECONSTRUCTION_LOSSES,
                    "binarize": BINARIZE, "strategy": STRATEGIES, "precision": PRECISIONS,
                    "lr_schedule": LR_SCHEDULES}
@@ -108,6 +110,13 @@ class Config:
         for name, value in positive.items():
             if value < 1:
                 raise TfvaeError(f"--{name} must be at least 1 (got {value})")
+        return self
+
+    def validate(self):
+        """Raises TfvaeError naming the first bad value and the fix."""
+        self.check_values()
+        if self.keep_checkpoints < 1:
+            raise TfvaeError(f"--keep_checkpoints must be at least 1 (got {self.keep_checkpoints})")
         if self.learning_rate <= 0:
             raise TfvaeError(f"--learning_rate must be positive (got {self.learning_rate})")
         if self.beta < 0:
@@ -147,14 +156,47 @@ class Config:
         return cls(**{k: v for k, v in json.loads(text).items() if k in fields})
 
     @classmethod
+    def read_file(cls, path):
+        """The Config in the JSON file ``path``, checked field by field.
+
+        Raises:
+          integrity.Unreadable: the file is damaged (missing, a directory, empty, cut short, not text or not
+            JSON) or is no tfvae run's config (not an object, fields missing, of the wrong type or out of range);
+            its message is a phrase for after the path.
+        """
+        data = integrity.read_json(path)
+        if not isinstance(data, dict):
+            raise integrity.Unreadable(f"is not a tfvae run's config (a JSON {type(data).__name__}, not an object)")
+        if "model" not in data:
+            raise integrity.Unreadable("is not a tfvae run's config (no model)")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        try:
+            config = cls(**{k: v for k, v in data.items() if k in fields})
+            config.check_values()
+            if not all(isinstance(d, int) and d > 0 for d in config.image_shape):
+                raise TfvaeError(f"image_shape={list(config.image_shape)}")
+        except (TypeError, ValueError, TfvaeError) as e:
+            raise integrity.Unreadable(f"is not a valid tfvae run's config ({e})") from None
+        return config
+
+    @classmethod
     def load(cls, workdir):
-        """Reads ``<workdir>/config.json``; raises TfvaeError if there is no run there."""
+        """Reads ``<workdir>/config.json``.
+
+        Raises:
+          TfvaeError: there is no run in ``workdir``, or its config.json is damaged (one line naming it and the
+            ways to repair it).
+        """
         path = os.path.join(workdir, "config.json")
-        if not os.path.isfile(path):
+        if not os.path.lexists(path) and not any(
+                os.path.lexists(os.path.join(workdir, name)) for name in ("decoder.keras", "checkpoints")):
             raise TfvaeError(f"no trained run in {workdir} (no config.json); train one first: "
                              "python train.py --model=vae --latent=2")
-        with open(path) as f:
-            return cls.from_json(f.read())
+        try:
+            return cls.read_file(path)
+        except integrity.Unreadable as e:
+            raise TfvaeError(f"{path} {e}; restore it from a copy, or rewrite it by running train.py on {workdir} "
+                             "with the flags the run was trained with") from None
 
 
 def _jsonable(value):

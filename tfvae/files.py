@@ -187,34 +187,46 @@ class RunLock:
 # TensorBoard
 
 
-def truncate_event_files(logdir, last_step):
+def truncate_event_files(logdir, last_step, log=None):
     """Drops TensorBoard summaries with a step above ``last_step`` from the event files under ``logdir``.
 
     A killed run may have written the curves of an epoch it never checkpointed; the resumed run writes that
     epoch again, so its old points go first (and a record cut short by the kill with them). Files that need
-    no change are left untouched.
+    no change are left untouched. A damaged file (cut short, overwritten) keeps the records before the damage;
+    an empty one or a directory in a file's place is left as it is; ``log`` gets one line for each.
 
     Returns:
       the number of summaries dropped.
     """
     import tensorflow as tf
+    from google.protobuf.message import DecodeError
     from tensorflow.core.util import event_pb2
 
     dropped = 0
     for path in sorted(glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True)):
         if _TEMPORARY.search(os.path.basename(path)):
             continue
-        records, changed = [], False
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            what = "is empty (0 bytes): its points are lost" if os.path.isfile(path) else \
+                "is a directory, not a TensorBoard event file; left as it is"
+            if log:
+                log(f"{path} {what}")
+            continue
+        records, changed, read = [], False, 0
         try:
             for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
                 event = event_pb2.Event.FromString(record)
+                read += 1
                 if event.HasField("summary") and event.step > last_step:
                     dropped += len(event.summary.value)
                     changed = True
                 else:
                     records.append(record)
-        except tf.errors.DataLossError:  # the last record was cut short by the kill
+        except (tf.errors.DataLossError, DecodeError):  # cut short by a kill, or damaged
             changed = True
+            if log:
+                log(f"{path} is cut short or damaged after {read} complete record(s) (a kill, or a bad copy): "
+                    "kept those, dropped the rest")
         if changed:
 
             def write(tmp, records=records):

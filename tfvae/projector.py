@@ -91,9 +91,25 @@ def write_end_of_training(run, step, n=9, max_points=MAX_POINTS):
       the directory written, ``<workdir>/logs/latent``.
     """
     logdir = _write_projector_files(run, max_points)
-    write_summaries(run, step, note=not glob.glob(os.path.join(logdir, "events.out.tfevents.*")),
-                    traversal=run.traverse(n)[0])
+    write_summaries(run, step, note=not _has_note(logdir), traversal=run.traverse(n)[0])
     return logdir
+
+
+def _has_note(logdir):
+    """Whether an event file under ``logdir`` holds the Projector note (a resume that fell back to an earlier
+    checkpoint dropped it with the other points after that checkpoint: it is written again)."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.util import event_pb2
+
+    for path in glob.glob(os.path.join(logdir, "events.out.tfevents.*")):
+        try:
+            for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+                if any(v.tag == "projector" for v in event_pb2.Event.FromString(record).summary.value):
+                    return True
+        except (tf.errors.OpError, DecodeError):
+            continue
+    return False
 
 
 def write_after_training(config, dataset, log=print):

@@ -3,12 +3,13 @@
 Models load with ``safe_mode=True`` only: a ``.keras`` file can't run code on load.
 """
 
+import csv
 import os
 
 import keras
 import numpy as np
 
-from tfvae import sampling
+from tfvae import integrity, sampling
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
@@ -43,23 +44,98 @@ def load_config(workdir):
     return Config.load(workdir)
 
 
-def load_model_file(workdir, name):
-    """Loads ``<workdir>/<name>.keras`` with safe_mode=True."""
+def load_model_file(workdir, name, config=None):
+    """Loads ``<workdir>/<name>.keras`` ("encoder" or "decoder") with safe_mode=True and checks that it fits the run.
+
+    The file is checked before Keras reads it (Keras reports a cut-short zip as "File not found"), and the model
+    after: its shapes must be those the run's config.json gives, or the two come from different runs.
+
+    Args:
+      workdir: the run directory.
+      name: "encoder" or "decoder".
+      config: the run's Config; default: read from ``workdir`` when it has a config.json (else not checked).
+
+    Raises:
+      TfvaeError: one line naming the file: missing, damaged, carrying code, or not of this run's shapes.
+    """
     import tfvae.models  # noqa: F401  (registers the custom layers)
 
     path = os.path.join(workdir, f"{name}.keras")
-    if not os.path.isfile(path):
-        raise TfvaeError(f"{workdir} has no {name}.keras yet (was training stopped during its first epoch?); "
-                         "run train.py with the same flags to finish it")
+    rebuild = (f"run train.py on {workdir} with the flags it was trained with, which rebuilds {name}.keras from "
+               "the run's last checkpoint")
+    if not os.path.lexists(path):
+        raise TfvaeError(f"{path} is missing: {workdir} has no {name}.keras yet (was training stopped during its "
+                         f"first epoch?); {rebuild} (or finishes its first epoch)")
+    problem = integrity.keras_archive_problem(path)
+    if problem:
+        raise TfvaeError(f"{path} {problem}; restore it from a copy, or {rebuild}")
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # noqa: BLE001  (a file we cannot trust or read: say so in one line)
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "safe_mode" in str(e) or "arbitrary code" in str(e):
             raise TfvaeError(f"refusing to load {path}: it contains Python code, which could do anything when run "
                              f"(Keras: {reason.split('. ')[0]}); tfvae loads models with safe_mode=True only, so "
                              "retrain it with train.py") from None
-        raise TfvaeError(f"cannot load {path}: {reason}") from None
+        raise TfvaeError(f"cannot load {path}: {reason}; restore it from a copy, or {rebuild}") from None
+    if config is None and os.path.lexists(os.path.join(workdir, "config.json")):
+        config = Config.load(workdir)
+    if config is not None:
+        misfit = model_misfit(model, name, config)
+        if misfit:
+            raise TfvaeError(f"{path} does not fit the run's config.json ({misfit}): the two come from different "
+                             f"runs; restore the run's own config.json, or {rebuild}")
+    return model
+
+
+def model_misfit(model, name, config):
+    """None if ``model`` (the run's "encoder" or "decoder") has the shapes ``config`` gives, else how it differs."""
+    image_shape, latent = tuple(config.image_shape), config.latent
+    first_input = tuple(model.inputs[0].shape[1:])
+    outputs = [tuple(t.shape[1:]) for t in keras.tree.flatten(model.outputs)]
+    if name == "decoder":
+        if first_input != (latent,):
+            return f"it takes codes of shape {first_input}, config.json says latent={latent}"
+        if outputs[0] != image_shape:
+            return f"it draws images of shape {outputs[0]}, config.json says {image_shape}"
+    else:
+        if first_input != image_shape:
+            return f"it takes images of shape {first_input}, config.json says {image_shape}"
+        if any(shape != (latent,) for shape in outputs):
+            return f"it gives codes of shape {outputs[0]}, config.json says latent={latent}"
+    wanted = 2 if config.model == "cvae" else 1
+    if len(model.inputs) != wanted:
+        return f"it takes {len(model.inputs)} input(s), a {config.model}'s {name} takes {wanted}"
+    return None
+
+
+def epochs_trained(workdir, log=None):
+    """Epochs the run's newest checkpoint finished (checkpoints/state.json); 0 when it has none.
+
+    When state.json is damaged, the epochs come from history.csv's last row instead, and ``log`` (if given)
+    gets one line saying so: the exported models can still be used, though train.py can't resume the run.
+    """
+    from tfvae.training.checkpoints import Checkpointer
+    from tfvae.training.rundir import read_history
+
+    checkpointer = Checkpointer(workdir)
+    if not os.path.lexists(checkpointer.state_path) and not os.path.lexists(os.path.join(workdir, "decoder.keras")):
+        return 0  # no checkpoint yet
+    try:
+        if os.path.lexists(checkpointer.state_path):
+            return checkpointer.read_state()["epoch"]
+        problem = "is missing"
+    except TfvaeError:
+        problem = integrity.read_json_problem(checkpointer.state_path) or "is damaged"
+    try:
+        epochs = max((int(row["epoch"]) for row in read_history(os.path.join(workdir, "history.csv"))), default=0)
+    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError, csv.Error):
+        epochs = 0
+    if log:
+        source = f"history.csv's last row ({epochs})" if epochs else "nowhere: reported as 0"
+        log(f"{checkpointer.state_path} {problem}: the epochs trained are taken from {source}; the models are "
+            "used as they are (train.py needs state.json to resume this run)")
+    return epochs
 
 
 def load_test_data(config):
@@ -83,6 +159,8 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise=""):
     if mode == "projector":
         return projector.write_projector(run)
     output = output or os.path.join(run.workdir, f"{mode}.png")
+    if os.path.isdir(output):
+        raise TfvaeError(f"{output} is a directory, not a picture; pass another --output or move it away")
     if mode == "denoise":
         return sampling.save_png(output, _denoise_picture(run, n, seed, noise))
     if mode == "scatter":

@@ -12,7 +12,7 @@ import time
 import numpy as np
 from scipy import special
 
-from tfvae import files
+from tfvae import files, integrity
 from tfvae.data import cache_root  # the root folders' decode caches share: $TFVAE_CACHE, else ~/.cache/tfvae
 from tfvae.errors import TfvaeError
 from tfvae.evaluation.options import CLASSIFIER_BATCH
@@ -119,14 +119,24 @@ def load_or_train_classifier(dataset, cache_dir="", epochs=8, seed=0, log=print)
                          "classifier can be trained")
     path = classifier_path(dataset, cache_dir)
     info_path = path[: -len(".keras")] + ".json"
-    if os.path.isfile(path) and os.path.isfile(info_path):
-        try:
-            model = keras.saving.load_model(path, safe_mode=True)
-            with open(info_path) as f:
-                info = json.load(f)
-            return FeatureClassifier(model, {**info, "path": path}, trained_now=False)
-        except Exception as e:  # noqa: BLE001  (a damaged cache entry is retrained, not fatal)
-            log(f"cannot read the cached classifier {path} ({type(e).__name__}); training it again")
+    for cached in (path, info_path):
+        if os.path.isdir(cached):
+            raise TfvaeError(f"{cached} is a directory, not a cached classifier file; move it away (the classifier "
+                             "is then trained again and cached)")
+    if os.path.lexists(path) or os.path.lexists(info_path):
+        # A damaged cache entry is named and retrained, never fatal: it is a copy of what training gives.
+        problem = integrity.keras_archive_problem(path)
+        where = path
+        if not problem:
+            where, problem = info_path, integrity.read_json_problem(info_path)
+        if not problem:
+            try:
+                model = keras.saving.load_model(path, safe_mode=True)
+                info = integrity.read_json(info_path)
+                return FeatureClassifier(model, {**info, "path": path}, trained_now=False)
+            except Exception as e:  # noqa: BLE001
+                where, problem = path, f"cannot be loaded ({type(e).__name__})"
+        log(f"the cached classifier {where} {problem}; training it again")
     model, info = train_classifier(dataset, epochs, seed=seed, log=log)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     files.atomic_save(path, model.save)

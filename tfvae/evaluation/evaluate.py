@@ -28,6 +28,20 @@ def _timer(seconds, name):
     seconds[name] = round(time.perf_counter() - start, 2)
 
 
+def check_outputs(out_dir, workdir):
+    """Refuses, before any long computation, a report directory where a folder stands in place of a file
+    evaluate.py writes (eval.json, report.md) or a file in place of a folder."""
+    for name in ("eval.json", "report.md"):
+        path = os.path.join(out_dir, name)
+        if os.path.isdir(path):
+            raise TfvaeError(f"{path} is a directory, not a file; move it out of {out_dir} (evaluate.py writes this "
+                             "file there) and run again")
+    for path in (out_dir, os.path.join(workdir, "logs")):
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise TfvaeError(f"{path} is a file, not a directory; move it away (evaluate.py writes there) and "
+                             "run again")
+
+
 def evaluate_run(workdir, options, log=print, shared=None, output=None):
     """Measures one run and writes eval.json, report.md, its PNGs and TensorBoard logs.
 
@@ -47,8 +61,9 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
     seconds = {}
     workdir = runs.resolve_workdir(workdir)  # "runs/latest" names a run; its results go there
     with _timer(seconds, "load"):
-        run = load_run(workdir)
+        run = load_run(workdir, log=log)
     out_dir = output or options.output or workdir
+    check_outputs(out_dir, workdir)
     os.makedirs(out_dir, exist_ok=True)
     config = run.config
     if run.conditional and options.ood_dataset:

@@ -30,7 +30,7 @@ def score_folder(workdir, data_dir, options, log=print):
     if not data_dir:
         raise TfvaeError("--mode=score needs --data_dir=PATH, a folder of images to score")
     workdir = runs.resolve_workdir(workdir)
-    run = load_run(workdir)
+    run = load_run(workdir, log=log)
     if run.conditional:
         raise TfvaeError("--mode=score needs an ae or vae run: a cvae's likelihood needs each image's label")
     height, _, channels = run.config.image_shape

@@ -4,7 +4,9 @@ A run directory holds everything a run produces::
 
     config.json            the resolved Config
     history.csv            one row per finished epoch: losses, test losses, seconds, examples/s
-    checkpoints/           ckpt-<epoch>[-<step>].weights.h5 (model + optimizer + noise state) and state.json
+    checkpoints/           ckpt-<epoch>[-<step>].weights.h5 (model + optimizer state): the newest one and the last
+                           --keep_checkpoints end-of-epoch ones; state.json lists them with their noise state,
+                           size and sha256 (a damaged newest one is skipped on resume for the newest good one)
     encoder.keras          images [0, 1] (+ one-hot labels) -> {z_mean, z_log_var, z}
     decoder.keras          z (+ one-hot labels) -> logits
     logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures; step = epoch (1, 2, ...)
@@ -53,6 +55,7 @@ from tfvae.training.rundir import (
     SKIPPED_FILES,
     atomic_save_model,
     check_workdir,
+    load_history,
     point_latest,
     read_history,
     write_history,
@@ -65,6 +68,7 @@ __all__ = [
     "HISTORY_FIELDS", "MIN_WARMUP_STEPS", "SKIPPED_FILES", "Checkpointer", "ImageWriter", "NonFiniteLoss",
     "RunRecorder", "ScalarWriter", "atomic_save_model", "check_workdir", "configure_runtime", "cpu_has_bfloat16",
     "create_model", "describe_checkpoint", "export_models", "float32_copy", "is_chief", "learning_rate", "load_data",
+    "load_history",
     "make_strategy", "pipelines", "point_latest", "policy_copy", "probe_loss", "read_history", "resolve_precision",
     "set_learning_rate", "steps_per_epoch", "train", "weights_are_finite", "write_history", "write_skipped_files",
 ]

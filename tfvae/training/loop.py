@@ -13,13 +13,20 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae import files, projector, sampling
+from tfvae import files, integrity, projector, sampling
 from tfvae.errors import TfvaeError
 from tfvae.models import networks
 from tfvae.training.checkpoints import Checkpointer, describe_checkpoint
 from tfvae.training.model_setup import create_model, export_models, set_learning_rate
 from tfvae.training.recorder import RunRecorder
-from tfvae.training.rundir import check_workdir, point_latest, read_history, write_skipped_files
+from tfvae.training.rundir import (
+    check_exports,
+    check_run_files,
+    check_workdir,
+    load_history,
+    point_latest,
+    write_skipped_files,
+)
 from tfvae.training.runtime import configure_runtime, is_chief, make_strategy, resolve_precision
 from tfvae.training.writers import ImageWriter
 
@@ -69,7 +76,7 @@ def pipelines(config, dataset, skip_batches=0):
     return train, test
 
 
-def train(config, strategy=None, verbose=None, log=print, callbacks=()):
+def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=False):
     """Trains (or resumes) the run ``config`` describes and writes its run directory.
 
     Holds the run directory's lock throughout: a second train() on the same directory fails at once. Under
@@ -83,6 +90,8 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=()):
       verbose: Keras progress-bar mode; default 1 on a terminal, else 2 (one line per epoch).
       log: where one-line messages go.
       callbacks: more Keras callbacks, run after the run's own (benchmarks use them to time epochs).
+      restart: start the run over: first move everything ``config.workdir`` holds (a damaged run, say) to a
+        new sibling ``<workdir>.old-<UTC time>``, deleting nothing.
 
     Returns:
       dict with the final test ``loss``, ``reconstruction`` and ``kl``, ``epochs`` and ``workdir``.
@@ -96,7 +105,8 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=()):
     strategy = strategy or make_strategy(config.strategy)  # multi_worker: before any other TensorFlow op
     config.precision = resolve_precision(config.precision)  # config.json records the policy actually used
     chief = is_chief(strategy)
-    check_workdir(config)
+    if not restart:
+        check_workdir(config)
     if not chief:
         writedir = tempfile.mkdtemp(prefix="tfvae-worker-")
         try:
@@ -104,6 +114,11 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=()):
         finally:
             shutil.rmtree(writedir, ignore_errors=True)
     with files.RunLock(config.workdir):
+        if restart:
+            aside = integrity.set_aside(config.workdir, keep=(files.LOCK_NAME,))
+            if aside:
+                log(f"--restart: moved what {config.workdir} held to {aside}; starting over")
+        check_run_files(config.workdir)
         removed = files.remove_stale_temporaries(config.workdir, os.path.join(config.workdir, "logs"))
         if removed:
             log(f"removed {len(removed)} unfinished file(s) left by a killed run: "
@@ -114,7 +129,7 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=()):
 def _train(config, strategy, writedir, verbose, log, callbacks):
     keras.utils.set_random_seed(config.seed)
     dataset = load_data(config, log)
-    check_workdir(config)  # again, now that the image shape and classes are known
+    config_problem = check_workdir(config)  # again, now that the image shape and classes are known
     log(f"data: {config.dataset} from {dataset.source}; {len(dataset.x_train)} train / "
         f"{len(dataset.x_test)} test images of shape {config.image_shape}"
         + (f"; --classes: training on {data_lib.describe_classes(config.classes, config.class_names)} only, the "
@@ -123,11 +138,28 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
     if config.noise != "none":
         log(f"noise: the encoder sees {config.noise}-corrupted images (fresh noise each time, training and test "
             "losses); the loss scores the clean images")
+    chief = writedir == config.workdir
+
+    # The checkpoint is chosen and loaded before anything is written: a run that can't resume changes nothing.
+    with strategy.scope():
+        model = create_model(config, len(dataset.x_train))
+    checkpointer = Checkpointer(config.workdir, keep=config.keep_checkpoints)  # every worker resumes from it
+    config_path = os.path.join(config.workdir, "config.json")
+    try:
+        state = checkpointer.restore(model, log=log, repair=chief)
+    except TfvaeError as e:
+        if config_problem and config_problem != "is missing":
+            raise TfvaeError(f"{e} ({config_path} {config_problem} too, so the flags the run was trained with "
+                             "are unknown)") from None
+        raise
+    if config_problem and state and chief:
+        log(f"{config_path} {config_problem}; rewriting it from these flags, which the checkpoint fits")
+
     try:
         os.makedirs(writedir, exist_ok=True)
         skipped = write_skipped_files(writedir, config.data_dir, dataset)
         files.atomic_write_text(os.path.join(writedir, "config.json"), config.to_json())
-        if writedir == config.workdir:
+        if chief:
             point_latest(writedir)
     except OSError as e:
         raise TfvaeError(f"cannot write the run directory {writedir} ({files.describe_os_error(e)}); pass a "
@@ -135,10 +167,6 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
     if skipped:
         log(f"skipped {len(dataset.skipped)} file(s) that could not be decoded; listed in {skipped}")
 
-    with strategy.scope():
-        model = create_model(config, len(dataset.x_train))
-    checkpointer = Checkpointer(config.workdir)  # every worker resumes from the chief's checkpoint
-    state = checkpointer.restore(model)
     initial_epoch, step_in_epoch = state.get("epoch", 0), state.get("step_in_epoch", 0)
     steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
     if step_in_epoch >= steps_per_epoch:  # the data or batch size changed since: start the next epoch afresh
@@ -150,9 +178,13 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
         log(f"resuming {config.workdir} after epoch {initial_epoch}"
             + (f" + {step_in_epoch} of its {steps_per_epoch} steps" if step_in_epoch else ""))
     history_path = os.path.join(writedir, "history.csv")
-    history = [r for r in read_history(history_path) if int(r["epoch"]) <= initial_epoch]
+    # A damaged history.csv or event file loses what can't be read (one line says what); the rest is kept.
     logdir = os.path.join(writedir, "logs")
-    files.truncate_event_files(logdir, initial_epoch)
+    history = load_history(history_path, initial_epoch, log=log, logdir=logdir) if chief else []
+    files.truncate_event_files(logdir, initial_epoch, log=log)
+    finished = initial_epoch >= config.epochs and not step_in_epoch
+    if chief:
+        check_exports(writedir, initial_epoch, finished, log=log)
 
     preview = {"image": dataset.x_test[:8].astype("float32") / 255.0}
     labels = None
@@ -163,7 +195,7 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
                            images=ImageWriter(logdir, preview, sampling.prior_samples(64, config.latent, config.seed),
                                               labels), probe=preview,
                            checkpoint_every_steps=config.checkpoint_every_steps,
-                           learning_rate=config.learning_rate, log=log)
+                           keep_checkpoints=config.keep_checkpoints, learning_rate=config.learning_rate, log=log)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     # A run checkpointed inside an epoch first finishes that epoch, then trains whole epochs.

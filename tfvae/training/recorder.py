@@ -38,13 +38,14 @@ class RunRecorder(keras.callbacks.Callback):
       images: an ``ImageWriter``, or None.
       probe: a batch whose loss checks the weights before each checkpoint, or None.
       checkpoint_every_steps: also checkpoint every this many steps inside an epoch (0: at epoch ends only).
+      keep_checkpoints: end-of-epoch checkpoints kept (see ``Checkpointer``).
       learning_rate: the --learning_rate flag, which advice about the rate names (under a schedule it is the
         peak, not the current rate); default: the optimizer's current rate.
       log: where one-line messages go.
     """
 
     def __init__(self, workdir, num_examples, history, *, batch_size=None, images=None, probe=None,
-                 checkpoint_every_steps=0, learning_rate=None, log=print):
+                 checkpoint_every_steps=0, keep_checkpoints=2, learning_rate=None, log=print):
         super().__init__()
         self.workdir = workdir
         self.num_examples = num_examples
@@ -52,7 +53,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.steps_per_epoch = math.ceil(num_examples / self.batch_size)
         self.history_path = os.path.join(workdir, "history.csv")
         self.rows = history
-        self.checkpointer = Checkpointer(workdir)
+        self.checkpointer = Checkpointer(workdir, keep=keep_checkpoints)
         self.scalars = ScalarWriter(os.path.join(workdir, "logs"))
         self.images = images
         self.probe = probe

@@ -306,3 +306,29 @@ def test_readme_python_example_runs_as_written(trained, monkeypatch, capsys):
     monkeypatch.chdir(trained)  # where runs/latest names the trained run
     exec(compile(code, "README.md", "exec"), {})
     assert "strangest" in capsys.readouterr().out
+
+
+def _point_latest_many_times(workdir, times, failures):
+    try:
+        for _ in range(times):
+            training.point_latest(workdir)
+    except OSError as e:
+        failures.put(repr(e))
+
+
+def test_runs_finishing_at_once_in_one_folder_all_point_latest(tmp_path):
+    # Several train.py in one runs/ folder (a sweep) each write runs/latest; none may fail on another's temporary.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    failures = context.Queue()
+    procs = [context.Process(target=_point_latest_many_times, args=(str(tmp_path / name), 300, failures))
+             for name in ("a", "b", "c")]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0, 0, 0]
+    assert failures.empty(), failures.get()
+    assert (tmp_path / "latest").read_text() in ("a\n", "b\n", "c\n")
+    assert sorted(os.listdir(tmp_path)) == ["latest"]  # no temporary left behind

@@ -32,12 +32,17 @@ _SUFFIXES = (".weights.h5", ".keras")
 # Atomic writes
 
 
-def temporary_path(path):
-    """The temporary name ``path`` is written under before the rename: ``a.tmp.keras``, ``state.json.tmp``."""
+def temporary_path(path, unique=False):
+    """The temporary name ``path`` is written under before the rename: ``a.tmp.keras``, ``state.json.tmp``.
+
+    ``unique=True`` adds this process's id (``a.tmp.123.keras``), for files that processes holding no common lock
+    may write at once (``runs/latest``, the shared caches): each renames only its own temporary.
+    """
+    tag = f".tmp.{os.getpid()}" if unique else ".tmp"
     for suffix in _SUFFIXES:
         if path.endswith(suffix):
-            return f"{path[: -len(suffix)]}.tmp{suffix}"
-    return f"{path}.tmp"
+            return f"{path[: -len(suffix)]}{tag}{suffix}"
+    return f"{path}{tag}"
 
 
 def atomic_save(path, save, label=None, tmp=None):
@@ -64,14 +69,14 @@ def atomic_save(path, save, label=None, tmp=None):
     crash_point(f"{label}-renamed")
 
 
-def atomic_write_text(path, text):
-    """Writes ``text`` to ``path`` atomically (see ``atomic_save``)."""
+def atomic_write_text(path, text, unique=False):
+    """Writes ``text`` to ``path`` atomically (see ``atomic_save``; ``unique``: see ``temporary_path``)."""
 
     def write(tmp):
         with open(tmp, "w", newline="") as f:
             f.write(text)
 
-    atomic_save(path, write)
+    atomic_save(path, write, tmp=temporary_path(path, unique))
 
 
 def _fsync(path):

@@ -291,7 +291,7 @@ class _Build:
             os.replace(self.tmp, self.path)
             files.crash_point("decode-cache-array-renamed")
             files.atomic_write_text(f"{self.stem}.json", json.dumps({
-                **self.meta, "array": os.path.basename(self.path), "failed": failed}))
+                **self.meta, "array": os.path.basename(self.path), "failed": failed}), unique=True)
         except OSError as e:
             self._give_up(files.describe_os_error(e))
             return None

@@ -31,7 +31,8 @@ def point_latest(workdir):
     pointer = os.path.join(os.path.dirname(workdir), "latest")
     if os.path.basename(workdir) == "latest" or (os.path.isdir(pointer) and not os.path.islink(pointer)):
         return
-    files.atomic_write_text(pointer, os.path.basename(workdir) + "\n")
+    # Runs finishing at once in one folder (a sweep) each write it: a temporary of each process's own.
+    files.atomic_write_text(pointer, os.path.basename(workdir) + "\n", unique=True)
 
 
 def read_history(path):

@@ -49,7 +49,7 @@ def main(argv):
 
     try:
         path = runs.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
-                              label=FLAGS.label, noise=FLAGS.noise)
+                                  label=FLAGS.label, noise=FLAGS.noise)
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,6 @@
 """The fit loop: loading the data, the tf.data pipelines, and train(), which trains or resumes a run."""
 
 import errno
-import math
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ from tfvae import files, integrity, projector, sampling
 from tfvae.errors import TfvaeError
 from tfvae.models import networks
 from tfvae.training.checkpoints import Checkpointer, describe_checkpoint
-from tfvae.training.model_setup import create_model, export_models, set_learning_rate
+from tfvae.training.model_setup import create_model, export_models, set_learning_rate, steps_per_epoch
 from tfvae.training.recorder import RunRecorder
 from tfvae.training.rundir import (
     check_exports,
@@ -168,15 +167,15 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
         log(f"skipped {len(dataset.skipped)} file(s) that could not be decoded; listed in {skipped}")
 
     initial_epoch, step_in_epoch = state.get("epoch", 0), state.get("step_in_epoch", 0)
-    steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
-    if step_in_epoch >= steps_per_epoch:  # the data or batch size changed since: start the next epoch afresh
+    steps = steps_per_epoch(config, len(dataset.x_train))
+    if step_in_epoch >= steps:  # the data or batch size changed since: start the next epoch afresh
         step_in_epoch = 0
     if state:
         # The optimizer's state came back with the checkpoint, its learning rate too: the flag wins (a run
         # stopped by a diverging loss is resumed with a lower --learning_rate).
         set_learning_rate(model.optimizer, config.learning_rate)
         log(f"resuming {config.workdir} after epoch {initial_epoch}"
-            + (f" + {step_in_epoch} of its {steps_per_epoch} steps" if step_in_epoch else ""))
+            + (f" + {step_in_epoch} of its {steps} steps" if step_in_epoch else ""))
     history_path = os.path.join(writedir, "history.csv")
     # A damaged history.csv or event file loses what can't be read (one line says what); the rest is kept.
     logdir = os.path.join(writedir, "logs")
@@ -205,9 +204,9 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
     try:
         for first, last, skip in segments:
             recorder.resume_at(first, skip, state.get("metrics") if skip else None)
-            train_ds, test_ds = pipelines(config, dataset, skip_batches=first * steps_per_epoch + skip)
+            train_ds, test_ds = pipelines(config, dataset, skip_batches=first * steps + skip)
             model.fit(train_ds, validation_data=test_ds, epochs=last, initial_epoch=first,
-                      steps_per_epoch=steps_per_epoch - skip, callbacks=[recorder, *callbacks], verbose=verbose,
+                      steps_per_epoch=steps - skip, callbacks=[recorder, *callbacks], verbose=verbose,
                       shuffle=False)
     except OSError as e:  # a full or read-only disk, from our files, h5py or Keras
         raise TfvaeError(_write_error(writedir, checkpointer, files.describe_os_error(e), e.filename)) from None

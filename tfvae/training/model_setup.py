@@ -35,6 +35,7 @@ def learning_rate(config, steps_per_epoch):
 
 
 def steps_per_epoch(config, num_examples):
+    """Optimizer steps in an epoch of ``num_examples`` at ``config.batch_size`` (the last batch may be short)."""
     return -(-num_examples // config.batch_size)
 
 

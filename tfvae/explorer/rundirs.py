@@ -113,5 +113,7 @@ class RunDirectory:
         if name not in runs:
             runs = self.runs(fresh=True)  # a run trained since the last listing
         if name not in runs:
-            raise RunNotFound(f"no run {name!r} under the log directory (runs: {', '.join(sorted(runs)) or 'none'})")
+            names = sorted(runs)
+            listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+            raise RunNotFound(f"no run {name!r} under the log directory (runs: {listed or 'none'})")
         return runs[name]["path"], runs[name]["decoder"]

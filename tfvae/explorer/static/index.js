@@ -63,7 +63,8 @@ export async function render() {
                                   el('label', {text: 'y '}, ydim)]),
         scatter,
         el('div', {id: 'legend', class: 'legend'}),
-        el('div', {class: 'muted', text: 'Move the mouse over the plane to decode the code under it; click a ' +
+        el('div', {class: 'muted', style: `max-width:${PLANE}px`,
+                   text: 'Move the mouse over the plane to decode the code under it; click a ' +
                                          'test point to start from its code (1st click: A, 2nd: B).'}),
       ]),
       el('div', {}, [
@@ -72,13 +73,13 @@ export async function render() {
         el('div', {id: 'labelRow', class: 'row', style: 'display:none'}, [el('label', {text: 'Class '}, label)]),
         el('h3', {id: 'slidersTitle', text: 'Latent dimensions'}),
         el('div', {id: 'sliders'}),
+        el('div', {id: 'pairBox', style: 'display:none'}, [
+          el('h3', {text: 'Interpolation from A to B'}),
+          el('div', {class: 'row'}, [el('span', {text: 'A'}), el('canvas', {id: 'imageA', class: 'pixels'}),
+                                     el('span', {text: 'B'}), el('canvas', {id: 'imageB', class: 'pixels'})]),
+          el('canvas', {id: 'strip', class: 'pixels'}),
+        ]),
       ]),
-    ]),
-    el('div', {id: 'pairBox', style: 'display:none'}, [
-      el('h3', {text: 'Interpolation from A to B'}),
-      el('div', {class: 'row'}, [el('span', {text: 'A'}), el('canvas', {id: 'imageA', class: 'pixels'}),
-                                 el('span', {text: 'B'}), el('canvas', {id: 'imageB', class: 'pixels'})]),
-      el('canvas', {id: 'strip', class: 'pixels'}),
     ]),
   ]));
   window.explorer = {state, toPixel, codeAt, decodeNow: (code) => requestDecode(code)};

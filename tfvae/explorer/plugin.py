@@ -77,7 +77,8 @@ class ExplorerPlugin(base_plugin.TBPlugin):
     def _serve_js(self, request):
         del request  # the one static file
         with open(os.path.join(STATIC, "index.js"), encoding="utf-8") as f:
-            return wrappers.Response(f.read(), content_type="text/javascript")
+            return wrappers.Response(f.read(), content_type="text/javascript",
+                                     headers={"X-Content-Type-Options": "nosniff"})
 
     @wrappers.Request.application
     def _serve_runs(self, request):

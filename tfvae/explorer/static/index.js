@@ -65,7 +65,7 @@ export async function render() {
         el('div', {id: 'legend', class: 'legend'}),
         el('div', {class: 'muted', style: `max-width:${PLANE}px`,
                    text: 'Move the mouse over the plane to decode the code under it; click a ' +
-                                         'test point to start from its code (1st click: A, 2nd: B).'}),
+                         'test point to start from its code (1st click: A, 2nd: B).'}),
       ]),
       el('div', {}, [
         el('h3', {text: 'Decoded'}), decoded,
@@ -118,16 +118,9 @@ export async function render() {
   await selectRun(first);
 }
 
-// The run asked for in the page's URL (?run=NAME), or in TensorBoard's (#latent&run=NAME); null if none.
+// The run asked for in the page's URL (plugin_entry.html?name=latent&run=NAME); null if none.
 function requestedRun() {
-  const own = new URLSearchParams(window.location.search).get('run');
-  if (own !== null) return own;
-  try {
-    const hash = new URLSearchParams(window.parent.location.hash.replace(/^#/, '').replace(/^latent&?/, ''));
-    return hash.get('run');
-  } catch (error) {
-    return null;
-  }
+  return new URLSearchParams(window.location.search).get('run');
 }
 
 async function getJson(url) {

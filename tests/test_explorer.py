@@ -379,6 +379,24 @@ def test_the_mouse_decodes_the_code_under_it_and_a_slider_changes_it(tensorboard
     assert np.abs(moved.astype(int) - as_uint8(run.decode(code))[0, ..., 0]).max() <= 1
     assert np.abs(moved.astype(int) - image.astype(int)).max() > 10  # the image changed
 
+    # Over the codes' PCA plane, the code under the mouse projects to the mouse's place.
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element("id", "plane")).select_by_value("pca")
+    px, py = browser.execute_script("return window.explorer.toPixel(arguments[0]);", target)
+    before = browser.find_element("id", "decoded").get_attribute("data-version")
+    move_to(browser, px, py)
+    wait_for(browser, lambda d: d.find_element("id", "decoded").get_attribute("data-version") != before,
+             "the image under the mouse over the PCA plane")
+    time.sleep(0.5)
+    image, attributes = shown(browser, "decoded")
+    code = code_of(attributes)
+    axes = np.asarray(info["pca"])
+    per_pixel = browser.execute_script(
+        "const b = window.explorer.state.bounds; return [(b.u[1] - b.u[0]) / 440, (b.v[1] - b.v[0]) / 440];")
+    assert np.all(np.abs(axes @ (code[0] - target)) <= 2 * np.asarray(per_pixel))
+    assert np.abs(image.astype(int) - as_uint8(run.decode(code))[0, ..., 0]).max() <= 1
+
 
 def test_two_clicked_test_images_give_their_interpolation(tensorboard_url, browser, runs):
     from selenium.webdriver.common.action_chains import ActionChains

@@ -422,7 +422,7 @@ async function requestDecode(code) {
       canvas.dataset.label = state.info.conditional ? String(state.label) : '';
       canvas.dataset.version = String(state.version);
       document.getElementById('code').textContent =
-          `z = [${code.map((v) => v.toFixed(2)).join(', ')}]` +
+          describeCode(code) +
           (state.info.conditional ? `, class ${state.info.class_names[state.label]}` : '') +
           ` · decoded in ${ms} ms, shown after ${state.lastMs.toFixed(0)} ms`;
     }
@@ -436,6 +436,13 @@ async function requestDecode(code) {
       requestDecode(next);
     }
   }
+}
+
+// z = [..] for a small latent; the most used dimensions' values for a large one.
+function describeCode(code) {
+  if (code.length <= 8) return `z = [${code.map((v) => v.toFixed(2)).join(', ')}]`;
+  const shown = state.info.order.slice(0, 6).map((d) => `z[${d}] = ${code[d].toFixed(2)}`);
+  return `${shown.join(', ')}, … (${code.length} dimensions)`;
 }
 
 async function refreshPair() {

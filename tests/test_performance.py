@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.conftest import REPO, run_script
 from tfvae import flops, runs, training
@@ -179,20 +180,45 @@ def test_history_records_the_scheduled_learning_rate(mnist_dir, tmp_path):
     assert rates[1] == pytest.approx(0.0, abs=1e-7)
 
 
-def test_auto_precision_is_bfloat16_only_on_cpus_with_bfloat16_instructions(monkeypatch):
-    expected = "mixed_bfloat16" if training.cpu_has_bfloat16() else "float32"
-    assert training.resolve_precision("auto") == expected
+def cpu_flags():
+    """The CPU feature flags of every "flags" line in /proc/cpuinfo, read here rather than by tfvae."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return set()
+    return {flag for line in lines if line.partition(":")[0].strip() == "flags"
+            for flag in line.partition(":")[2].split()}
+
+
+def expected_auto_precision():
+    """What --precision=auto promises (training/runtime.py): mixed_bfloat16 on a CPU-only machine whose CPU has
+    native bfloat16 dot products (AVX512_BF16 or AMX-BF16) and whose oneDNN is on, else float32."""
+    native = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    onednn_off = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("0", "false")
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    return "mixed_bfloat16" if native and not onednn_off and not gpu else "float32"
+
+
+def test_auto_precision_is_bfloat16_exactly_when_the_cpu_flags_say_so(monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert training.cpu_has_bfloat16() == bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    assert training.resolve_precision("auto") == expected_auto_precision()
     assert training.resolve_precision("mixed_float16") == "mixed_float16"
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # without oneDNN, bfloat16 convolutions are emulated
     assert training.resolve_precision("auto") == "float32"
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
-    monkeypatch.setattr(training.runtime, "cpu_has_bfloat16", lambda: False)  # where resolve_precision looks it up
+    # Both answers on every machine, whatever its CPU: where resolve_precision looks the flags up.
+    monkeypatch.setattr(training.runtime, "cpu_has_bfloat16", lambda: False)
     assert training.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(training.runtime, "cpu_has_bfloat16", lambda: True)
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert training.resolve_precision("auto") == ("float32" if gpu else "mixed_bfloat16")
 
 
 def test_run_directory_records_the_resolved_precision(mnist_dir, tmp_path):
     training.train(tiny_config(mnist_dir, tmp_path / "run", precision="auto", max_examples=128), verbose=0, log=quiet)
-    assert Config.load(str(tmp_path / "run")).precision == training.resolve_precision("auto")
+    assert Config.load(str(tmp_path / "run")).precision == expected_auto_precision()
 
 
 def test_bad_speed_settings_are_clear_errors():

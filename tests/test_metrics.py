@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 from scipy import special, stats
 
+from tests.conftest import monte_carlo_elbo_terms
 from tfvae import losses, metrics
 from tfvae.models import build_model
 
@@ -61,33 +62,13 @@ def test_iwae_approaches_the_exact_likelihood_and_bounds_the_elbo(tiny_vae, like
     # IWAE >= ELBO: -ELBO is well above the NLL for this mismatched encoder.
     assert np.mean(terms[1000]["neg_elbo"]) > nll[1000] + 2.0
     # The -ELBO's terms against plain Monte Carlo done here (numpy draws, the log-likelihood written out).
-    recon, recon_se, kl = brute_force_elbo_terms(model, images, likelihood)
+    out = model.encoder(images, training=False)
+    recon, spread, kl = monte_carlo_elbo_terms(out["z_mean"], out["z_log_var"], model.decoder, images, likelihood,
+                                               draws=4000)
     np.testing.assert_allclose(terms[1000]["kl"], kl, rtol=1e-4, atol=1e-4)
-    se = np.hypot(recon_se, recon_se * 2.0)  # this estimate's 4000 draws, and the code's 1000
+    se = spread * math.sqrt(1 / 4000 + 1 / 1000)  # this estimate's draws, and the code's
     assert np.all(np.abs(terms[1000]["reconstruction"] - recon) < 4 * se + 1e-3), (terms[1000]["reconstruction"], recon)
     assert np.all(np.abs(terms[1000]["neg_elbo"] - (recon + kl)) < 4 * se + 1e-3)
-
-
-def brute_force_elbo_terms(model, images, likelihood, draws=4000, seed=7):
-    """Per image: -E_q[log p(x|z)] by plain Monte Carlo (its own numpy draws, the decoder called directly,
-    log p(x|z) written out from the likelihood's formula), the estimate's standard error, and the closed-form
-    KL(q(z|x) || N(0, I))."""
-    out = model.encoder(images, training=False)
-    mean, log_var = np.asarray(out["z_mean"], "float64"), np.asarray(out["z_log_var"], "float64")
-    n, latent = mean.shape
-    eps = np.random.default_rng(seed).standard_normal((n, draws, latent))
-    z = mean[:, None] + np.exp(0.5 * log_var)[:, None] * eps
-    logits = model.decoder.predict(z.reshape(-1, latent).astype("float32"), batch_size=8192, verbose=0)
-    logits = logits.astype("float64").reshape(n, draws, -1)
-    x = images.reshape(n, 1, -1).astype("float64")
-    if likelihood == "bernoulli":  # log p(x|z) = sum over pixels of x log s(l) + (1 - x) log(1 - s(l))
-        log_px = -np.sum(np.logaddexp(0.0, logits) - x * logits, axis=-1)
-    else:  # N(x; sigmoid(l), 1/2) per pixel, the variance loss=mse implies
-        variance = 0.5
-        squared = np.sum((x - 1 / (1 + np.exp(-logits))) ** 2, axis=-1)
-        log_px = -squared / (2 * variance) - 0.5 * x.shape[-1] * math.log(2 * math.pi * variance)
-    kl = 0.5 * np.sum(mean ** 2 + np.exp(log_var) - 1.0 - log_var, axis=1)
-    return -log_px.mean(axis=1), log_px.std(axis=1) / math.sqrt(draws), kl
 
 
 def test_likelihood_terms_do_not_depend_on_the_batching(tiny_vae):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from tests.conftest import REPO, run_script
 from tfvae import flops, runs, training
@@ -79,7 +80,8 @@ def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precisi
         exported = runs.load_model_file(str(tmp_path / precision), name)
         assert {layer.compute_dtype for layer in exported.layers} == {"float32"}, name
     path = runs.sample_to_png(str(tmp_path / precision), "grid", 3, output=str(tmp_path / f"{precision}.png"))
-    assert os.path.getsize(path) > 0
+    picture = np.asarray(Image.open(path).convert("L"), "float64")
+    assert picture.shape == (3 * 28, 3 * 28) and picture.std() > 1.0  # a 3x3 grid of digits, not a blank
 
 
 def test_mixed_precision_test_loss_is_within_one_percent_of_float32(mnist_dir, tmp_path):

@@ -11,14 +11,19 @@ import pytest
 from PIL import Image
 
 import tfvae
-from tests.conftest import REPO, monte_carlo_elbo_terms, run_script
-from tests.test_scripts import assert_one_line_error, event_tags
-from tfvae import data as data_lib
+from tests.conftest import (
+    EVALUATE,
+    REPO,
+    assert_one_line_error,
+    event_tags,
+    monte_carlo_elbo_terms,
+    run_script,
+    synthetic_dataset,
+)
 from tfvae import evaluation, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
-EVALUATE = os.path.join(REPO, "evaluate.py")
 # Small enough to keep each evaluation to seconds.
 FAST = ["--num_samples=4", "--num_images=32", "--sample_count=64", "--classifier_epochs=1", "--elbo_samples=2",
         "--batch_size=256"]
@@ -47,17 +52,6 @@ def image_folder(tmp_path_factory):
         Image.fromarray(rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)).save(folder / f"noise{i}.png")
     (folder / "notes.png").write_text("not an image")
     return folder
-
-
-def synthetic_dataset(count=256, side=8):
-    """Two classes that a classifier learns in one epoch: bright left half vs bright right half."""
-    rng = np.random.default_rng(0)
-    y = np.arange(count) % 2
-    x = rng.integers(0, 60, size=(count, side, side, 1)).astype(np.uint8)
-    for i, label in enumerate(y):
-        x[i, :, label * side // 2:(label + 1) * side // 2] += 180
-    half = count // 2
-    return data_lib.Dataset("synthetic", "test data", x[:half], y[:half], x[half:], y[half:], ["left", "right"])
 
 
 def test_classifier_is_trained_once_then_loaded_from_the_cache(tmp_path):

@@ -6,6 +6,7 @@ traceback, and that a stopped attempt changed nothing in the directory. The read
 library calls the scripts make) except where the command line itself is tested.
 """
 
+import functools
 import glob
 import hashlib
 import json
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO, run_scripts
+from tests.conftest import REPO, TINY_MLP, event_steps, run_scripts, synthetic_dataset, tiny_run_config
 from tfvae import evaluation, files, integrity, runs, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
@@ -63,13 +64,7 @@ def tree(workdir):
     return found
 
 
-def tiny_config(mnist_dir, workdir, **overrides):
-    """An MLP VAE on 64 digits, 2 steps of 32 per epoch."""
-    fields = dict(model="vae", arch="mlp", hidden=16, dataset="mnist", data_dir=mnist_dir, download=False,
-                  epochs=EPOCHS, batch_size=32, max_examples=64, steps_per_execution=1, workdir=str(workdir),
-                  strategy="default")
-    fields.update(overrides)
-    return Config(**fields)
+tiny_config = functools.partial(tiny_run_config, **TINY_MLP, epochs=EPOCHS)  # 2 epochs of 2 steps
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +91,6 @@ def run_copy(finished_run, tmp_path):
     workdir = str(tmp_path / "run")
     shutil.copytree(finished_run, workdir, symlinks=True)
     return workdir
-
-
-def event_steps(workdir):
-    """{"train/epoch_loss": [steps...], ...}: every point in the run's TensorBoard files, duplicates included."""
-    steps = {}
-    for path in glob.glob(os.path.join(workdir, "logs", "*", "events.out.tfevents.*")):
-        for record in tf.data.TFRecordDataset(path):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                steps.setdefault(f"{os.path.basename(os.path.dirname(path))}/{value.tag}", []).append(event.step)
-    return {tag: sorted(s) for tag, s in steps.items()}
 
 
 def event_file(workdir, split="train"):
@@ -381,7 +365,6 @@ def test_a_directory_in_place_of_eval_json_is_refused_before_computing(run_copy,
 
 
 def test_a_damaged_classifier_cache_entry_is_named_and_trained_again(tmp_path):
-    from tests.test_evaluate import synthetic_dataset
 
     dataset = synthetic_dataset(count=64)
     cache = str(tmp_path / "cache")

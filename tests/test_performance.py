@@ -1,5 +1,6 @@
 """Speed settings: the FLOP counter, precision policies, jit_compile, learning-rate schedules, thread flags."""
 
+import functools
 import math
 import os
 
@@ -9,18 +10,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import REPO, run_script
+from tests.conftest import REPO, run_script, tiny_run_config
 from tfvae import flops, runs, training
 from tfvae.config import Config
 from tfvae.models import build_model
 
-
-def tiny_config(mnist_dir, workdir, **overrides):
-    fields = dict(model="vae", dataset="mnist", data_dir=mnist_dir, download=False, epochs=1, batch_size=64,
-                  max_examples=256, workdir=str(workdir), strategy="default", image_shape=(28, 28, 1),
-                  num_classes=10)
-    fields.update(overrides)
-    return Config(**fields)
+tiny_config = functools.partial(tiny_run_config, batch_size=64, max_examples=256, image_shape=(28, 28, 1),
+                                num_classes=10)
 
 
 def quiet(*_):

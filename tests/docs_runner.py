@@ -36,6 +36,7 @@ from absl import flags  # noqa: E402
 FLAGS = flags.FLAGS
 SCRIPTS = ("train.py", "sample.py", "evaluate.py")
 SEPARATORS = {"&&", "||", ";", "|", "&"}
+UNPARSABLE = "<unparsable>"
 # evaluate.py on a tiny run: a handful of images and importance samples, a 1-epoch feature classifier.
 EVALUATE_OVERRIDES = ["--num_samples=4", "--num_images=16", "--sample_count=64", "--classifier_epochs=1",
                       "--elbo_samples=2", "--batch_size=256"]
@@ -118,6 +119,8 @@ def run_command(tokens, scripts, data, page_name):
     if not tokens:
         raise Failed("an environment assignment without a command")
     program, args = tokens[0], tokens[1:]
+    if program == UNPARSABLE:
+        raise Failed(f"the block does not parse as shell: {args[0]}")
     requires, extras = setup_cfg()
     if program == "pip":
         if args[:1] != ["install"]:
@@ -240,8 +243,8 @@ def main(plan_path, results_path):
             else:
                 try:
                     commands = list(statements(block["code"]))
-                except ValueError as e:
-                    commands = [["<unparsable>", str(e)]]
+                except ValueError as e:  # e.g. an unclosed quote
+                    commands = [[UNPARSABLE, str(e)]]
                 for tokens in commands:
                     steps.append({"line": block["line"], "lang": block["lang"], "code": shlex.join(tokens),
                                   "tokens": tokens})

@@ -1,6 +1,6 @@
 """The one-class protocol on all ten Fashion-MNIST classes, beside published results.
 
-    python benchmarks/one_class.py                                  # the recorded configuration (see README)
+    python benchmarks/one_class.py --model=ae --latent=16 --epochs=8 --budget_minutes=24  # docs/results_one_class.md
     python benchmarks/one_class.py --model=vae --latent=8 --epochs=10 --normal_classes=0,6 --budget_minutes=5
 
 For each normal class c: ``training.train`` (the function train.py calls; every train.py flag applies) on the

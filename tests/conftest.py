@@ -20,6 +20,7 @@ TRAIN, SAMPLE, EVALUATE = (os.path.join(REPO, f"{script}.py") for script in ("tr
 # An MLP VAE on 64 digits: 2 steps of 32 per epoch, one step per call (the many short runs of the damage and
 # reliability tests).
 TINY_MLP = dict(arch="mlp", hidden=16, batch_size=32, max_examples=64, steps_per_execution=1)
+TRAINED_LATENT = 4  # the latent size of the `trained` run
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,6 +42,20 @@ def mnist_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("mnist")
     np.savez(directory / "mnist.npz", x_train=x[:512], y_train=y[:512], x_test=x[512:640], y_test=y[512:640])
     return str(directory)
+
+
+@pytest.fixture(scope="session")
+def trained(mnist_dir, tmp_path_factory):
+    """A folder holding runs/vae/ (a VAE trained in-process for 2 epochs on mnist_dir's digits; its end-of-training
+    hook wrote logs/latent) and runs/latest naming it. Shared by tests/test_api.py and tests/test_docs.py."""
+    from tfvae import training
+    from tfvae.config import Config
+
+    root = tmp_path_factory.mktemp("api")
+    config = Config(model="vae", latent=TRAINED_LATENT, data_dir=str(mnist_dir), epochs=2, batch_size=64,
+                    workdir=str(root / "runs" / "vae"))
+    training.train(config, verbose=0, log=lambda message: None)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""The Python API of a finished run, the Projector files as TensorBoard reads them, traversals, vae_loss, and
-the README's Python example. One tiny run (4-D latent, 2 epochs on 512 digits) trained in-process is shared."""
+"""The Python API of a finished run, the Projector files as TensorBoard reads them, traversals and vae_loss, on
+conftest's tiny `trained` run (which tests/test_docs.py's examples share)."""
 
 import glob
 import gzip
@@ -15,23 +15,13 @@ import pytest
 from PIL import Image
 
 import tfvae
-from tests.conftest import REPO, monte_carlo_elbo_terms, run_script
+from tests.conftest import REPO, TRAINED_LATENT, monte_carlo_elbo_terms, run_script
 from tfvae import api, losses, projector, runs, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import build_model
 
-LATENT = 4
-
-
-@pytest.fixture(scope="session")
-def trained(mnist_dir, tmp_path_factory):
-    """runs/vae/ trained for 2 epochs (its end-of-training hook wrote logs/latent), and runs/latest naming it."""
-    root = tmp_path_factory.mktemp("api")
-    config = Config(model="vae", latent=LATENT, data_dir=str(mnist_dir), epochs=2, batch_size=64,
-                    workdir=str(root / "runs" / "vae"))
-    training.train(config, verbose=0, log=lambda message: None)
-    return root
+LATENT = TRAINED_LATENT
 
 
 @pytest.fixture(scope="session")
@@ -304,16 +294,6 @@ def test_vae_loss_closed_form_and_the_models_call_it(monkeypatch):
     out = model.compute_terms({"image": np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype("float32")})
     assert len(calls) == 1 and (calls[0]["reconstruction"], calls[0]["beta"]) == ("bce", 0.5)  # and maybe more
     np.testing.assert_allclose(float(out["loss"]), float(out["reconstruction"]) + 0.5 * float(out["kl"]), rtol=1e-5)
-
-
-def test_readme_python_example_runs_as_written(trained, monkeypatch, capsys):
-    with open(os.path.join(REPO, "README.md")) as f:
-        readme = f.read()
-    section = readme[readme.index("## Python API"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    monkeypatch.chdir(trained)  # where runs/latest names the trained run
-    exec(compile(code, "README.md", "exec"), {})
-    assert "strangest" in capsys.readouterr().out
 
 
 def _point_latest_many_times(workdir, times, failures):

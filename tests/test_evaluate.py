@@ -163,7 +163,7 @@ def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
 def test_compare_ae_and_vae(tiny_runs):
     root, env = tiny_runs
     runs_dir = root / "runs"
-    # Space-separated as in the README; the classifier cached by another evaluation is reused, or trained once.
+    # Space-separated as in docs/evaluation.md; the classifier cached by another evaluation is reused, or trained once.
     proc = run_script([EVALUATE, "--compare", str(runs_dir / "ae"), str(runs_dir / "vae"), *FAST,
                        "--sampler=prior,gmm"], env)
     assert proc.stderr.count("training the feature classifier") <= 1

@@ -1,0 +1,257 @@
+"""Runs the code blocks of the documentation as tests/test_docs.py plans them (its docstring and docs/design.md
+state the convention): ``python tests/docs_runner.py PLAN.json RESULTS.json``.
+
+One process runs every page, so TensorFlow starts once: each script is loaded with `runpy` and called through its
+own ``main`` after its own absl flags have parsed the command, and its flags are removed again before the next
+script defines its own (train.py, sample.py and evaluate.py share flag names such as ``--workdir``).
+"""
+
+import configparser
+import contextlib
+import io
+import json
+import os
+import re
+import runpy
+import shlex
+import shutil
+import sys
+import time
+import traceback
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+# sample.py marks scikit-learn and pyplot absent unless they are already imported (to start faster); evaluate.py,
+# run later in this process, needs them.
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot  # noqa: E402, F401
+import sklearn  # noqa: E402, F401
+from absl import flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+SCRIPTS = ("train.py", "sample.py", "evaluate.py")
+SEPARATORS = {"&&", "||", ";", "|", "&"}
+UNPARSABLE = "<unparsable>"
+# evaluate.py on a tiny run: a handful of images and importance samples, a 1-epoch feature classifier.
+EVALUATE_OVERRIDES = ["--num_samples=4", "--num_images=16", "--sample_count=64", "--classifier_epochs=1",
+                      "--elbo_samples=2", "--batch_size=256"]
+
+
+TRAINED = {}  # a train.py config (flags and overrides) -> (the page, the run directory it wrote in a fresh folder)
+
+
+class Failed(Exception):
+    """A command or block that does not do what the page says."""
+
+
+def setup_cfg():
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(REPO, "setup.cfg"))
+    requires = parser["options"]["install_requires"]
+    extras = {name: value for name, value in parser["options.extras_require"].items()}
+    return requires, extras
+
+
+def requirement_names(text):
+    return {re.split(r"[<>=!\[ ;]", line.strip())[0].lower() for line in text.splitlines()
+            if line.strip() and not line.strip().startswith("#")}
+
+
+def statements(block):
+    """The commands of a shell block: continuation lines joined, comments dropped, split at && || ; | &."""
+    text = block.replace("\\\n", " ")
+    for line in text.splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        tokens = list(lexer)
+        command = []
+        for token in tokens + [";"]:
+            if token in SEPARATORS:
+                if command:
+                    yield command
+                command = []
+            else:
+                command.append(token)
+
+
+class Scripts:
+    """Loads one script at a time into this process, with its own absl flags."""
+
+    def __init__(self):
+        self.flags, self.modules = set(), set()
+
+    def load(self, path):
+        for name in self.flags:
+            if name in FLAGS:
+                delattr(FLAGS, name)
+        for name in self.modules:
+            sys.modules.pop(name, None)
+        flags_before, modules_before = set(FLAGS), set(sys.modules)
+        namespace = runpy.run_path(path, run_name="docs_" + os.path.splitext(os.path.basename(path))[0])
+        if "define_flags" in namespace:  # benchmarks/keras_example.py defines its flags only when run
+            namespace["define_flags"]()
+        self.flags = set(FLAGS) - flags_before
+        self.modules = {m for m in set(sys.modules) - modules_before
+                        if m in ("train", "sample", "evaluate") or m.split(".")[0] == "benchmarks"}
+        return namespace
+
+    def parse(self, argv):
+        """Parses argv with the loaded script's flags; an unknown flag or a bad value raises Failed."""
+        FLAGS.unparse_flags()
+        try:
+            return FLAGS(argv)
+        except flags.Error as e:
+            raise Failed(f"its flags do not parse: {e}") from None
+
+
+def run_command(tokens, scripts, data, page_name):
+    """Checks or runs one command; returns how (a short phrase). Raises Failed."""
+    env = {}
+    while tokens and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", tokens[0]):
+        key, value = tokens.pop(0).split("=", 1)
+        env[key] = value
+    if not tokens:
+        raise Failed("an environment assignment without a command")
+    program, args = tokens[0], tokens[1:]
+    if program == UNPARSABLE:
+        raise Failed(f"the block does not parse as shell: {args[0]}")
+    requires, extras = setup_cfg()
+    if program == "pip":
+        if args[:1] != ["install"]:
+            raise Failed("only `pip install` is documented")
+        for arg in args[1:]:
+            match = re.fullmatch(r"\.(?:\[(.*)\])?", arg)
+            if match:
+                missing = {e for e in (match.group(1) or "").split(",") if e} - set(extras)
+                if missing:
+                    raise Failed(f"setup.cfg has no extra {sorted(missing)}")
+        return "shape only: installs (its extras exist in setup.cfg)"
+    if program == "apt-get":
+        if args[:1] != ["install"] or len(args) < 2:
+            raise Failed("expected `apt-get install PACKAGE...`")
+        return "shape only: installs system packages"
+    if program == "ruff":
+        if "ruff" not in requirement_names(extras["test"]):
+            raise Failed("ruff is not in the test extra")
+        return "shape only: the linter, which CI runs"
+    if program == "tensorboard":
+        if "tensorboard" not in requirement_names(requires) or "--logdir" not in " ".join(args):
+            raise Failed("expected `tensorboard --logdir DIR`, with tensorboard a dependency")
+        return "shape only: starts a server"
+    if program not in ("python", "python3"):
+        raise Failed(f"no rule to check `{program}` (tests/docs_runner.py)")
+    if args[:2] == ["-m", "pytest"]:
+        if "pytest" not in requirement_names(extras["test"]):
+            raise Failed("pytest is not in the test extra")
+        return "shape only: the test suite, which CI runs"
+    if not args or not os.path.isfile(os.path.join(REPO, args[0])):
+        raise Failed(f"no such script {args[:1]}")
+    script, argv = args[0], args[1:]
+    path = os.path.join(REPO, script)
+    namespace = scripts.load(path)
+    if script.startswith("benchmarks/"):
+        scripts.parse([script, *argv])
+        return "flags parsed by the benchmark's own definitions; not run (benchmarks take minutes)"
+    if script not in SCRIPTS:
+        raise Failed(f"no rule to check `python {script}`")
+    if any(a in ("--help", "--helpfull", "--helpshort") for a in argv):
+        return "shape only: prints the flags' help"
+    scripts.parse([script, *argv])  # exactly as written
+    if "TF_CONFIG" in env:
+        from tfvae import cluster
+
+        cluster.parse_tf_config(env["TF_CONFIG"])
+        return "flags parsed, TF_CONFIG checked; not run (it needs the hosts it names)"
+    if env:
+        raise Failed(f"no rule for the environment {sorted(env)}")
+    if script == "train.py":
+        data_dir = data["folder_dir"] if FLAGS.dataset == "folder" else data["mnist_dir"]
+        # Capping the examples also caps the test images (to 64), which --classes would then filter to none.
+        cap = [] if FLAGS.classes else ["--max_examples=64"]
+        overrides = ["--epochs=1", *cap, "--batch_size=32", f"--data_dir={data_dir}"]
+    elif script == "evaluate.py":
+        overrides = list(EVALUATE_OVERRIDES)
+        if FLAGS.ood_dataset:
+            overrides.append(f"--ood_data_dir={data['folder_dir' if FLAGS.ood_dataset == 'folder' else 'mnist_dir']}")
+        if FLAGS.mode == "score":
+            overrides.append(f"--data_dir={data['folder_dir']}")
+    else:
+        overrides = []
+    remaining = scripts.parse([script, *argv, *overrides])
+    if script == "train.py":
+        config = namespace["config_from_flags"]()
+        workdir, key = os.path.abspath(config.workdir), config.to_json()  # relative paths: the same in every folder
+        fresh = not os.path.exists(workdir)
+        if fresh and key in TRAINED:
+            shutil.copytree(TRAINED[key][1], workdir)  # the same command, on the same data, from a fresh folder
+            with open(os.path.join(os.path.dirname(workdir), "latest"), "w") as f:
+                f.write(os.path.basename(workdir) + "\n")
+            return f"the same config ran on tiny data for {TRAINED[key][0]}; its run directory is copied"
+    code = namespace["main"](remaining)
+    if code:
+        raise Failed(f"exit status {code}")
+    if script == "train.py" and fresh:
+        TRAINED.setdefault(key, (page_name, workdir))
+    return "ran on tiny data" + (f" ({' '.join(overrides)})" if overrides else "")
+
+
+def run_page(page, steps, scripts, data):
+    results = []
+    os.chdir(page["cwd"])
+    failed = False
+    for step in steps:
+        result = {"line": step["line"], "lang": step["lang"], "code": step["code"]}
+        results.append(result)
+        if failed:
+            result.update(status="skipped", how="not run: a block before it failed")
+            continue
+        out, start = io.StringIO(), time.perf_counter()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                if step["lang"] == "python":
+                    exec(compile(step["code"], f"{page['name']}:{step['line']}", "exec"), {"__name__": "__main__"})
+                    result["how"] = "executed"
+                else:
+                    result["how"] = run_command(list(step["tokens"]), scripts, data, page["name"])
+            result["status"] = "ok"
+        except Failed as e:
+            result.update(status="failed", how=str(e))
+        except BaseException as e:  # noqa: BLE001 (a SystemExit or a traceback: report it with the page's line)
+            result.update(status="failed", how=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}")
+        result["output"] = out.getvalue()[-3000:]
+        result["seconds"] = round(time.perf_counter() - start, 1)
+        failed = failed or result["status"] == "failed"
+    return results
+
+
+def main(plan_path, results_path):
+    with open(plan_path) as f:
+        plan = json.load(f)
+    scripts = Scripts()
+    results = {}
+    for page in plan["pages"]:
+        steps = []
+        for block in page["blocks"]:
+            if block["lang"] == "python":
+                steps.append({"line": block["line"], "lang": "python", "code": block["code"]})
+            else:
+                try:
+                    commands = list(statements(block["code"]))
+                except ValueError as e:  # e.g. an unclosed quote
+                    commands = [[UNPARSABLE, str(e)]]
+                for tokens in commands:
+                    steps.append({"line": block["line"], "lang": block["lang"], "code": shlex.join(tokens),
+                                  "tokens": tokens})
+        results[page["name"]] = run_page(page, steps, scripts, plan["data"])
+    with open(results_path, "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

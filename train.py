@@ -65,6 +65,8 @@ flags.DEFINE_float("warmup_epochs", DEFAULTS.warmup_epochs, "Epochs of linear le
                    "schedule); at least 200 steps, or a quarter of a shorter run (small data sets need it).",
                    lower_bound=0)
 flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower_bound=0)
+flags.DEFINE_float("recon_weight", 1.0, "Weight of the reconstruction term (1 is the ELBO; 0 trains the KL term "
+                   "alone, the documents' 'KL only' latent space).", lower_bound=0)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder with the fixed variance 1/2, squared error summed over "
                   "pixels; gaussian: Gaussian decoder with one shared variance set to each batch's optimum (its "
@@ -104,6 +106,7 @@ def config_from_flags():
         max_image_pixels=FLAGS.max_image_pixels, binarize=FLAGS.binarize,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
+        recon_weight=FLAGS.recon_weight,
         loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, strategy=FLAGS.strategy, precision=FLAGS.precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,

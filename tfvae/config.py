@@ -59,6 +59,7 @@ class Config:
     lr_schedule: str = "cosine"  # linear warm-up for warmup_epochs, then decay to 0; or "constant"
     warmup_epochs: float = 0.5
     beta: float = 1.0
+    recon_weight: float = 1.0  # weight of the reconstruction term; 0 trains the KL term alone
     loss: str = "bce"
     seed: int = 0
     checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
@@ -121,6 +122,11 @@ class Config:
             raise TfvaeError(f"--learning_rate must be positive (got {self.learning_rate})")
         if self.beta < 0:
             raise TfvaeError(f"--beta must be non-negative (got {self.beta})")
+        if self.recon_weight < 0:
+            raise TfvaeError(f"--recon_weight must be non-negative (got {self.recon_weight})")
+        if self.recon_weight == 0 and (self.beta == 0 or self.model == "ae"):
+            raise TfvaeError("--recon_weight=0 leaves nothing to train without a KL term; use --model=vae with "
+                             "--beta > 0")
         if self.checkpoint_every_steps < 0:
             raise TfvaeError(f"--checkpoint_every_steps must be 0 (epoch ends only) or positive (got "
                              f"{self.checkpoint_every_steps})")

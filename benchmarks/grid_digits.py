@@ -57,8 +57,8 @@ def code_stats(run, n):
     z, _, _ = run.test_codes()
     edge = float(np.abs(sampling.manifold_grid(n)).max())
     inside = float(np.mean(np.all(np.abs(z) <= edge, axis=1)))
-    return {"mean": z.mean(0).round(3).tolist(), "std": z.std(0).round(3).tolist(), "grid_edge": round(edge, 3),
-            "inside_grid": round(inside, 3)}
+    return {"mean": [round(float(m), 3) for m in z.mean(0)], "std": [round(float(s), 3) for s in z.std(0)],
+            "grid_edge": round(edge, 3), "inside_grid": round(inside, 3)}
 
 
 def main(argv):

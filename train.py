@@ -55,7 +55,9 @@ flags.DEFINE_string("noise", "none", "Denoising: the encoder sees corrupted imag
 flags.DEFINE_list("classes", [], "Train (and test) on these class ids only, e.g. --classes=0 or --classes=0,2,4 "
                   "(labelled data sets and folders with one subfolder per class).")
 flags.DEFINE_integer("epochs", 30, "Number of epochs (the Keras example's 30).", lower_bound=1)
-flags.DEFINE_integer("batch_size", 128, "Global batch size (split across replicas).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 0, "Global batch size (split across replicas). 0: the Keras example's 128, "
+                     "or 32 on fewer than 8,500 training images (e.g. the offline MNIST fallback), where 128 gives "
+                     "too few optimizer steps.", lower_bound=0)
 flags.DEFINE_float("learning_rate", DEFAULTS.learning_rate, "Adam learning rate (with --lr_schedule=cosine, the "
                    "peak). The Keras example's recipe is 1e-3 with --lr_schedule=constant.", lower_bound=0)
 flags.DEFINE_enum("lr_schedule", DEFAULTS.lr_schedule, config_lib.LR_SCHEDULES, "cosine: linear warm-up "
@@ -65,6 +67,8 @@ flags.DEFINE_float("warmup_epochs", DEFAULTS.warmup_epochs, "Epochs of linear le
                    "schedule); at least 200 steps, or a quarter of a shorter run (small data sets need it).",
                    lower_bound=0)
 flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower_bound=0)
+flags.DEFINE_float("recon_weight", 1.0, "Weight of the reconstruction term (1 is the ELBO; 0 trains the KL term "
+                   "alone, the documents' 'KL only' latent space).", lower_bound=0)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder with the fixed variance 1/2, squared error summed over "
                   "pixels; gaussian: Gaussian decoder with one shared variance set to each batch's optimum (its "
@@ -104,6 +108,7 @@ def config_from_flags():
         max_image_pixels=FLAGS.max_image_pixels, binarize=FLAGS.binarize,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
+        recon_weight=FLAGS.recon_weight,
         loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, strategy=FLAGS.strategy, precision=FLAGS.precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,

@@ -53,3 +53,15 @@ def test_folder_config_trains_on_a_generated_folder(tmp_path, offline_env):
                        "--epochs=1", f"--workdir={tmp_path / 'run'}"], offline_env)
     assert "final test loss" in proc.stdout
     assert (tmp_path / "run" / "decoder.keras").is_file()
+
+
+def test_recon_weight_zero_needs_a_kl_term():
+    from tfvae.config import Config
+    from tfvae.errors import TfvaeError
+
+    Config(recon_weight=0.0).validate()  # a vae: the KL term alone
+    for bad in (dict(model="ae"), dict(beta=0.0), dict(recon_weight=0.0, model="ae")):
+        with pytest.raises(TfvaeError, match="recon_weight|nothing to train"):
+            Config(**{"recon_weight": 0.0, **bad}).validate()
+    with pytest.raises(TfvaeError, match="--recon_weight must be non-negative"):
+        Config(recon_weight=-1.0).validate()

@@ -102,3 +102,15 @@ def test_optimal_variance_is_floored_at_the_quantisation_noise():
     perfect = losses.optimal_variance(np.zeros(4, "float32"), 12)
     np.testing.assert_allclose(perfect, losses.VARIANCE_MIN)
     np.testing.assert_allclose(losses.VARIANCE_MIN, (1 / 255) ** 2 / 12)
+
+
+def test_recon_weight_scales_the_reconstruction_term_and_zero_drops_it():
+    x = np.zeros((2, 4, 4, 1), "float32")
+    mean, log_var = np.ones((2, 10), "float32"), np.zeros((2, 10), "float32")
+    full = losses.vae_loss(x, np.zeros_like(x), mean, log_var)
+    half = losses.vae_loss(x, np.zeros_like(x), mean, log_var, recon_weight=0.5)
+    np.testing.assert_allclose(half["loss"], 0.5 * np.asarray(full["reconstruction"]) + 5.0, rtol=1e-6)
+    np.testing.assert_allclose(half["reconstruction"], full["reconstruction"])  # logged unweighted
+    inf_logits = np.full_like(x, np.inf)  # a diverged decoder: 0 * inf would be NaN
+    kl_only = losses.vae_loss(np.ones_like(x), -inf_logits, mean, log_var, recon_weight=0.0)
+    np.testing.assert_allclose(kl_only["loss"], [5.0, 5.0], rtol=1e-6)

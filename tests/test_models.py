@@ -85,6 +85,38 @@ def test_beta_weights_the_kl_and_ae_has_none():
     assert float(t["kl"]) == 0.0 and float(t["loss"]) == pytest.approx(float(t["reconstruction"]))
 
 
+def test_recon_weight_weights_the_reconstruction_and_zero_leaves_kl_alone():
+    shape = (28, 28, 1)
+    b = batch_for(shape)
+    half = build_model("vae", shape, 2, recon_weight=0.5, seed=0).compute_terms(b)
+    np.testing.assert_allclose(float(half["loss"]), float(0.5 * half["reconstruction"] + half["kl"]), rtol=1e-5)
+    kl_only = build_model("vae", shape, 2, recon_weight=0.0, seed=0)
+    with tf.GradientTape() as tape:
+        terms = kl_only.compute_terms(b, training=True)
+    np.testing.assert_allclose(float(terms["loss"]), float(terms["kl"]), rtol=1e-6)
+    assert float(terms["reconstruction"]) > 0  # still logged, unweighted
+    grads = tape.gradient(terms["loss"], kl_only.decoder.trainable_weights + kl_only.encoder.trainable_weights)
+    decoder_grads = grads[:len(kl_only.decoder.trainable_weights)]
+    assert all(g is None for g in decoder_grads)  # the reconstruction term's gradient never reaches the decoder
+    assert any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads[len(decoder_grads):])
+
+
+@pytest.mark.filterwarnings("ignore:Gradients do not exist")  # the decoder's: the point of the test
+def test_kl_only_training_collapses_the_codes_onto_the_prior():
+    shape = (8, 8, 1)
+    rng = np.random.default_rng(0)
+    images = (rng.uniform(size=(256, *shape)) > 0.5).astype("float32")
+    model = build_model("vae", shape, 2, arch="mlp", hidden=32, recon_weight=0.0, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(tf.data.Dataset.from_tensor_slices({"image": images}).batch(64).repeat(50), verbose=0, shuffle=False)
+    codes = model.encoder(images)
+    kl = losses.gaussian_kl(codes["z_mean"], codes["z_log_var"]).numpy()
+    assert kl.mean() < 0.01  # every posterior is the prior N(0, I)
+    z = codes["z"].numpy()
+    np.testing.assert_allclose(z.mean(0), [0, 0], atol=0.2)
+    np.testing.assert_allclose(z.std(0), [1, 1], atol=0.2)
+
+
 def test_cvae_needs_classes():
     with pytest.raises(ValueError, match="labelled"):
         build_model("cvae", (28, 28, 1), 2, num_classes=0)

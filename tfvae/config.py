@@ -28,7 +28,8 @@ ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_sh
 class Config:
     """Everything a run needs.
 
-    The model, data, epochs and batch size are the Keras VAE example's (conv, latent 2, 30 epochs, batch 128).
+    The model, data, epochs and batch size are the Keras VAE example's (conv, latent 2, 30 epochs, batch 128);
+    on fewer than 8,500 training images the default batch is 32 (tfvae.training.default_batch_size).
     The optimizer schedule, precision and steps per call were chosen by measurement on a 2-core AVX512_BF16 CPU
     (benchmarks/throughput.py, benchmarks/time_to_quality.py); the comments give the figures.
     """
@@ -50,7 +51,7 @@ class Config:
     noise: str = "none"  # corrupted encoder inputs, clean targets (tfvae.data.noise): gaussian:S, saltpepper:P, mask:P
     classes: tuple = ()  # train and test on these class ids only (labelled data); () = every class
     epochs: int = 30
-    batch_size: int = 128
+    batch_size: int = 0  # 0: 128, or 32 on small data (training.default_batch_size); train() records the size used
     # Adam 5e-3 with a half-epoch warm-up and a cosine decay reaches the Keras example's 10-epoch test loss in
     # 1.5 epochs (0.11 of its time, benchmarks/time_to_quality.py) and ends 30 epochs on Fashion-MNIST better
     # than the example's constant 1e-3 (test loss 259.2 vs 264.4, seed 0). --learning_rate=1e-3
@@ -59,6 +60,7 @@ class Config:
     lr_schedule: str = "cosine"  # linear warm-up for warmup_epochs, then decay to 0; or "constant"
     warmup_epochs: float = 0.5
     beta: float = 1.0
+    recon_weight: float = 1.0  # weight of the reconstruction term; 0 trains the KL term alone
     loss: str = "bce"
     seed: int = 0
     checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
@@ -105,8 +107,10 @@ class Config:
         if classes and classes[0] < 0:
             raise TfvaeError(f"--classes: class ids start at 0 (got {classes[0]})")
         self.classes = tuple(classes)
-        positive = {"latent": self.latent, "epochs": self.epochs, "batch_size": self.batch_size,
-                    "hidden": self.hidden, "steps_per_execution": self.steps_per_execution}
+        if self.batch_size < 0:
+            raise TfvaeError(f"--batch_size must be at least 1, or 0 for the default (got {self.batch_size})")
+        positive = {"latent": self.latent, "epochs": self.epochs, "hidden": self.hidden,
+                    "steps_per_execution": self.steps_per_execution}
         for name, value in positive.items():
             if value < 1:
                 raise TfvaeError(f"--{name} must be at least 1 (got {value})")
@@ -121,6 +125,11 @@ class Config:
             raise TfvaeError(f"--learning_rate must be positive (got {self.learning_rate})")
         if self.beta < 0:
             raise TfvaeError(f"--beta must be non-negative (got {self.beta})")
+        if self.recon_weight < 0:
+            raise TfvaeError(f"--recon_weight must be non-negative (got {self.recon_weight})")
+        if self.recon_weight == 0 and (self.beta == 0 or self.model == "ae"):
+            raise TfvaeError("--recon_weight=0 leaves nothing to train without a KL term; use --model=vae with "
+                             "--beta > 0")
         if self.checkpoint_every_steps < 0:
             raise TfvaeError(f"--checkpoint_every_steps must be 0 (epoch ends only) or positive (got "
                              f"{self.checkpoint_every_steps})")

@@ -12,7 +12,9 @@ for numerical stability. The KL term has the closed form
     KL = -1/2 * sum_j (1 + log_var_j - mu_j^2 - exp(log_var_j)).
 
 Every function here returns one value per example (summed over pixels or latent dimensions); the model
-averages over the batch. beta weights the KL term (beta-VAE; beta = 1 is the ELBO).
+averages over the batch. beta weights the KL term (beta-VAE; beta = 1 is the ELBO) and ``recon_weight`` the
+reconstruction term: 1 is the ELBO, 0 trains the KL term alone (the documents' "KL only" latent space, where
+every posterior collapses onto the prior and the decoder gets no gradient).
 
 Gaussian decoders
 -----------------
@@ -149,8 +151,10 @@ def gaussian_kl(z_mean, z_log_var):
     return ops.sum(gaussian_kl_per_dim(z_mean, z_log_var), axis=-1)
 
 
-def vae_loss(x, logits, z_mean=None, z_log_var=None, *, reconstruction="bce", beta=1.0, variance=None):
-    """The documents' ``vae_loss``, per image: reconstruction + beta * KL (the negative ELBO for beta = 1).
+def vae_loss(x, logits, z_mean=None, z_log_var=None, *, reconstruction="bce", beta=1.0, variance=None,
+             recon_weight=1.0):
+    """The documents' ``vae_loss``, per image: recon_weight * reconstruction + beta * KL (the negative ELBO for
+    recon_weight = beta = 1).
 
     The Keras post writes it as ``xent_loss = original_dim * binary_crossentropy(x, x_decoded_mean)`` (the
     mean over pixels times 784, i.e. the sum) plus ``kl_loss = -0.5 * K.sum(1 + z_log_var - K.square(z_mean)
@@ -166,10 +170,15 @@ def vae_loss(x, logits, z_mean=None, z_log_var=None, *, reconstruction="bce", be
       reconstruction: "bce", "mse" or "gaussian" (see ``reconstruction_loss``).
       beta: weight of the KL term.
       variance: the shared variance of a "gaussian" decoder; None: the batch's optimum (``optimal_variance``).
+      recon_weight: weight of the reconstruction term; 0 leaves it out of ``loss`` altogether (it is still
+        returned, unweighted, as ``reconstruction``), so no gradient of it reaches the decoder.
 
     Returns:
-      dict of (batch,) float32 tensors: ``loss``, ``reconstruction`` and ``kl`` (zeros without z_log_var).
+      dict of (batch,) float32 tensors: ``loss``, ``reconstruction`` (unweighted) and ``kl`` (unweighted; zeros
+      without z_log_var).
     """
     recon = reconstruction_loss(x, logits, reconstruction, variance=variance)
     kl = ops.zeros_like(recon) if z_log_var is None else gaussian_kl(z_mean, z_log_var)
-    return {"loss": recon + beta * kl, "reconstruction": recon, "kl": kl}
+    # A weight of 0 drops the term rather than multiplying it by 0: 0 * inf (a diverged decoder) would be NaN.
+    loss = (recon_weight * recon if recon_weight else ops.zeros_like(recon)) + (beta * kl if beta else 0.0)
+    return {"loss": loss, "reconstruction": recon, "kl": kl}

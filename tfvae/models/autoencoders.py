@@ -7,7 +7,10 @@ Batches are dicts: ``{"image": (B, H, W, C) in [0, 1]}`` plus ``"label": (B, K) 
 
 Losses (``tfvae.losses``) are summed over pixels and latent dimensions and averaged over the batch:
 
-    loss = mean_batch(reconstruction + beta * KL)        (the plain autoencoder has no KL term)
+    loss = mean_batch(recon_weight * reconstruction + beta * KL)   (the plain autoencoder has no KL term)
+
+recon_weight = 0 trains the KL term alone (the documents' "KL only" latent space); the logged
+``reconstruction`` is always the unweighted term.
 
 With ``reconstruction="gaussian"`` the decoder ends in a ``DecoderVariance`` layer. A training step scores its
 batch with the batch's own optimal variance (its mean squared error per pixel) and moves the layer's running
@@ -37,12 +40,13 @@ class Autoencoder(keras.Model):
     variational = False
     conditional = False
 
-    def __init__(self, encoder, decoder, *, reconstruction="bce", beta=1.0, **kwargs):
+    def __init__(self, encoder, decoder, *, reconstruction="bce", beta=1.0, recon_weight=1.0, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
         self.reconstruction = reconstruction
         self.beta = beta
+        self.recon_weight = recon_weight
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
@@ -100,7 +104,8 @@ class Autoencoder(keras.Model):
                 stored = ops.convert_to_tensor(self.variance_layer.variance)
                 variance = ops.where(stored > 0, stored, batch_variance)
         terms = losses.vae_loss(x, out["logits"], out["z_mean"], out["z_log_var"] if self.variational else None,
-                                reconstruction=self.reconstruction, beta=self.beta, variance=variance)
+                                reconstruction=self.reconstruction, beta=self.beta, variance=variance,
+                                recon_weight=self.recon_weight)
         return {**{name: ops.mean(value) for name, value in terms.items()}, **extra}
 
     def _update_trackers(self, terms):
@@ -165,7 +170,7 @@ _CLASSES = {"ae": Autoencoder, "vae": VAE, "cvae": CVAE}
 
 
 def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
-                reconstruction="bce", beta=1.0, seed=None):
+                reconstruction="bce", beta=1.0, recon_weight=1.0, seed=None):
     """Builds an ``ae``, ``vae`` or ``cvae`` with matching encoder and decoder.
 
     Args:
@@ -177,6 +182,7 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
       reconstruction: "bce" (Bernoulli decoder), "mse" (Gaussian decoder with variance 1/2) or "gaussian"
         (Gaussian decoder with a calibrated shared variance; the decoder gets a ``DecoderVariance`` layer).
       beta: weight of the KL term.
+      recon_weight: weight of the reconstruction term (0: the KL term alone).
       seed: seed of the sampling noise.
 
     Returns:
@@ -191,4 +197,4 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
     common = dict(arch=arch, filters=tuple(filters), hidden=hidden, num_classes=num_classes)
     encoder = networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
     decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian", **common)
-    return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, name=kind)
+    return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight, name=kind)

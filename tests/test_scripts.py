@@ -13,7 +13,7 @@ from PIL import Image
 
 import tfvae  # noqa: F401  (registers the custom layers)
 from tests.conftest import REPO, run_script, run_scripts
-from tfvae import runs
+from tfvae import pictures
 
 TRAIN = os.path.join(REPO, "train.py")
 SAMPLE = os.path.join(REPO, "sample.py")
@@ -80,7 +80,7 @@ def test_train_then_sample_end_to_end(cli_run, mnist_dir, offline_env, tmp_path)
 
     for mode, size in [("random", (4 * 28, 4 * 28)), ("reconstruct", (4 * 28, 4 * 28)),
                        ("interpolate", (4 * 28, 4 * 28)), ("scatter", None)]:
-        path = runs.sample_to_png(str(workdir), mode, 4, output=str(tmp_path / f"{mode}.png"))
+        path = pictures.sample_to_png(str(workdir), mode, 4, output=str(tmp_path / f"{mode}.png"))
         if size:
             assert Image.open(path).size == size
         else:

@@ -19,7 +19,8 @@ Conventions of every method:
   time a method needs them: drawing prior samples never loads the encoder.
 * Every forward pass goes through the Run's one ``tfvae.inference.Inference``: compiled, batched, and freed
   with the Run. sample.py's pictures, the Projector and every evaluation step use these same methods.
-* Errors are ``TfvaeError``s naming the argument that was wrong (``label=3``, ``noise=None``), one line each.
+* Errors are ``TfvaeError``s naming the argument that was wrong (``labels given, but ...``), one line each;
+  ``tfvae.errors.ArgumentError`` carries its name, so that a script can say its flag instead.
 
 The test set. ``test_data()`` is what evaluation scores: the test images as the model sees them. With
 ``binarize=none`` the grey levels; with ``binarize=static`` the fixed binary copy training used (one
@@ -35,7 +36,7 @@ import numpy as np
 
 from tfvae import data as data_lib
 from tfvae import losses, metrics, rundir, sampling
-from tfvae.errors import TfvaeError
+from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.inference import BATCH_SIZE, Inference
 
 TRAVERSE_RANGE = (0.05, 0.95)  # prior quantiles a traversal sweeps
@@ -168,16 +169,16 @@ class Run:
             x = x[..., None]
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
             shape = ", ".join(map(str, self.image_shape))
-            raise TfvaeError(f"images of shape {x.shape}, but the run's are (n, {shape})"
-                             f"{' or (n, H, W)' if self.image_shape[-1] == 1 else ''}")
+            raise ArgumentError("images", f"images of shape {x.shape}, but the run's are (n, {shape})"
+                                          f"{' or (n, H, W)' if self.image_shape[-1] == 1 else ''}")
         if x.dtype == np.uint8:
             return x.astype("float32") / 255.0
         if not np.issubdtype(x.dtype, np.floating):
-            raise TfvaeError(f"images of dtype {x.dtype}: pass uint8 (0..255) or float in [0, 1]")
+            raise ArgumentError("images", f"images of dtype {x.dtype}: pass uint8 (0..255) or float in [0, 1]")
         x = x.astype("float32")
         if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
-            raise TfvaeError(f"float images must lie in [0, 1] (these span {np.nanmin(x):g} to {np.nanmax(x):g}); "
-                             "divide uint8 pixels by 255, or pass them as uint8")
+            raise ArgumentError("images", f"float images must lie in [0, 1] (these span {np.nanmin(x):g} to "
+                                          f"{np.nanmax(x):g}); divide uint8 pixels by 255, or pass them as uint8")
         return x
 
     def one_hot(self, labels):
@@ -192,28 +193,28 @@ class Run:
         """
         if not self.conditional:
             if labels is not None:
-                raise TfvaeError(f"labels given, but {self.workdir} holds a {self.config.model}: only a cvae "
-                                 "takes labels")
+                raise ArgumentError("labels", f"labels given, but {self.workdir} holds a {self.config.model}: "
+                                              "only a cvae takes labels")
             return None
         if labels is None:
-            raise TfvaeError(f"labels=None, but {self.workdir} holds a cvae: pass labels (class ids "
-                             f"0..{self.num_classes - 1})")
+            raise ArgumentError("labels", f"labels=None, but {self.workdir} holds a cvae: pass labels (class ids "
+                                          f"0..{self.num_classes - 1})")
         ids = np.asarray(labels)
         if ids.ndim == 0:
             ids = np.full(count, ids)
         if ids.shape != (count,) or not np.issubdtype(ids.dtype, np.integer):
-            raise TfvaeError(f"labels must be {count} integer class ids (or one int for all); got shape "
-                             f"{ids.shape}, dtype {ids.dtype}")
+            raise ArgumentError("labels", f"labels must be {count} integer class ids (or one int for all); got "
+                                          f"shape {ids.shape}, dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_classes):
-            raise TfvaeError(f"label {ids.max() if ids.max() >= self.num_classes else ids.min()} is not a class "
-                             f"of this run (0..{self.num_classes - 1})")
+            bad = ids.max() if ids.max() >= self.num_classes else ids.min()
+            raise ArgumentError("labels", f"label {bad} is not a class of this run (0..{self.num_classes - 1})")
         return sampling.one_hot(ids, self.num_classes)
 
     def codes(self, z):
         """``z`` as float32 (n, latent); TfvaeError for another shape."""
         z = np.asarray(z, dtype="float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise TfvaeError(f"latent codes of shape {z.shape}, but the run's are (n, {self.latent_dim})")
+            raise ArgumentError("z", f"latent codes of shape {z.shape}, but the run's are (n, {self.latent_dim})")
         return z
 
     # -- the models, numpy in and out ------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 
 from tfvae import data as data_lib
 from tfvae import metrics, sampling
-from tfvae.errors import TfvaeError
+from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.evaluation.denoising import denoising_psnr
 from tfvae.evaluation.likelihood import iwae_estimate, likelihood_note, per_image_scores
 from tfvae.evaluation.ood import ood_detection
@@ -67,8 +67,9 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
     os.makedirs(out_dir, exist_ok=True)
     config = run.config
     if run.conditional and options.ood_dataset:
-        raise TfvaeError("--ood_dataset needs an ae or vae run: a cvae's likelihood needs the label, which "
-                         "out-of-distribution images don't have")
+        raise ArgumentError("ood_dataset", f"ood_dataset={options.ood_dataset!r} given, but {workdir} holds a "
+                                           "cvae: OOD detection needs an ae or vae run (a cvae's likelihood needs "
+                                           "the label, which out-of-distribution images don't have)")
     x_test_uint8 = run.dataset.x_test
     x_test, y_test = run.test_data()
     labels = run.one_hot(y_test)

@@ -3,7 +3,7 @@
 import os
 
 from tfvae import files
-from tfvae.errors import TfvaeError
+from tfvae.errors import ArgumentError, TfvaeError
 
 LATEST = "latest"
 
@@ -24,8 +24,8 @@ def resolve_workdir(workdir):
         raise TfvaeError(f"cannot read {workdir}, which should name a run directory: {e}") from None
     name = text.strip()
     if not name or "\n" in name or os.sep in name or name in (".", ".."):
-        raise TfvaeError(f"{workdir} should hold the name of a run directory beside it (train.py writes it), but "
-                         f"holds {text[:60]!r}; pass --workdir=runs/<run> instead")
+        raise ArgumentError("workdir", f"{workdir} should hold the name of a run directory beside it (train.py "
+                                       f"writes it), but holds {text[:60]!r}; pass workdir='runs/<run>' instead")
     return os.path.join(os.path.dirname(workdir), name)
 
 

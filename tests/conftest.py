@@ -52,9 +52,10 @@ def run_script(args, env, cwd=None, check=True):
 
 def run_scripts(commands, env, cwd=None, check=True):
     """Runs several ``python <script> <args>`` at once (each is mostly TensorFlow's start-up, which a second core
-    overlaps); returns their CompletedProcesses in order."""
-    procs = [subprocess.Popen([sys.executable, *args], cwd=cwd or REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for args in commands]
+    overlaps); returns their CompletedProcesses in order. ``cwd``: one folder for all, or a list, one per command."""
+    cwds = cwd if isinstance(cwd, list) else [cwd] * len(commands)
+    procs = [subprocess.Popen([sys.executable, *args], cwd=where or REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args, where in zip(commands, cwds)]
     done = []
     for args, proc in zip(commands, procs):
         try:

@@ -1,6 +1,7 @@
 """The Python API of a finished run, the Projector files as TensorBoard reads them, traversals, vae_loss, and
 the README's Python example. One tiny run (4-D latent, 2 epochs on 512 digits) trained in-process is shared."""
 
+import gc
 import glob
 import gzip
 import io
@@ -8,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import weakref
 from statistics import NormalDist
 
 import numpy as np
@@ -334,3 +336,17 @@ def test_runs_finishing_at_once_in_one_folder_all_point_latest(tmp_path):
     assert (tmp_path / "latest").read_text() in ("a\n", "b\n", "c\n")
     assert sorted(os.listdir(tmp_path)) == ["latest"]  # no temporary left behind
 
+
+def test_a_run_no_longer_referenced_is_freed_with_its_models(trained):
+    """Every compiled path (encode, decode, the -ELBO's reconstruction and IWAE draws) is the Run's own: once the
+    Run is dropped nothing keeps it or its models alive."""
+    run = tfvae.load(str(trained / "runs" / "latest"))
+    x, _ = run.test_data()
+    z_mean, _ = run.encode(x[:16])
+    assert run.decode(z_mean).shape == x[:16].shape
+    assert np.isfinite(run.score(x[:16], samples=4)).all()
+    assert np.isfinite(run.likelihood_terms(x[:16], num_samples=4)["nll"]).all()
+    refs = [weakref.ref(run), weakref.ref(run.decoder), weakref.ref(run.encoder)]
+    del run
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None, None]

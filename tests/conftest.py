@@ -1,5 +1,7 @@
 """Shared fixtures. Two logical CPU devices are configured before TensorFlow starts, for the 2-replica test."""
 
+import collections
+import glob
 import os
 import subprocess
 import sys
@@ -14,6 +16,10 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN, SAMPLE, EVALUATE = (os.path.join(REPO, f"{script}.py") for script in ("train", "sample", "evaluate"))
+# An MLP VAE on 64 digits: 2 steps of 32 per epoch, one step per call (the many short runs of the damage and
+# reliability tests).
+TINY_MLP = dict(arch="mlp", hidden=16, batch_size=32, max_examples=64, steps_per_execution=1)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -70,3 +76,115 @@ def run_scripts(commands, env, cwd=None, check=True):
                 other.kill()
             raise AssertionError(f"{args} failed ({proc.returncode}):\n{stdout}\n{stderr}")
     return done
+
+
+def monte_carlo_elbo_terms(z_mean, z_log_var, decoder, images, likelihood="bernoulli", variance=0.5, draws=1024,
+                           seed=7):
+    """The -ELBO's terms per image, computed here independently of tfvae's loss and metrics code.
+
+    -E_q[log p(x|z)] by plain Monte Carlo (numpy draws z = mean + exp(log_var / 2) eps, the decoder called
+    directly, log p(x|z) written out from the likelihood's formula) and the closed-form KL(q(z|x) || N(0, I)).
+
+    Returns:
+      (reconstruction, spread, kl): float64 arrays of shape (n,); ``spread`` is the standard deviation of
+      log p(x|z) over the draws, so an estimate from k draws has the standard error spread / sqrt(k).
+    """
+    mean, log_var = np.asarray(z_mean, "float64"), np.asarray(z_log_var, "float64")
+    n, latent = mean.shape
+    eps = np.random.default_rng(seed).standard_normal((n, draws, latent))
+    z = mean[:, None] + np.exp(0.5 * log_var)[:, None] * eps
+    logits = decoder.predict(z.reshape(-1, latent).astype("float32"), batch_size=8192, verbose=0)
+    logits = np.asarray(logits, "float64").reshape(n, draws, -1)
+    x = np.asarray(images, "float64").reshape(n, 1, -1)
+    if likelihood == "bernoulli":  # sum over pixels of x log s(l) + (1 - x) log(1 - s(l))
+        log_px = -np.sum(np.logaddexp(0.0, logits) - x * logits, axis=-1)
+    elif likelihood == "gaussian":  # N(x; sigmoid(l), variance) per pixel
+        squared = np.sum((x - 1 / (1 + np.exp(-logits))) ** 2, axis=-1)
+        log_px = -squared / (2 * variance) - 0.5 * x.shape[-1] * np.log(2 * np.pi * variance)
+    else:
+        raise ValueError(likelihood)
+    kl = 0.5 * np.sum(mean ** 2 + np.exp(log_var) - 1.0 - log_var, axis=1)
+    return -log_px.mean(axis=1), log_px.std(axis=1), kl
+
+
+def tiny_run_config(mnist_dir, workdir, **overrides):
+    """A Config for a tiny in-process run: a VAE on the ``mnist_dir`` digits, one epoch, one device, no download;
+    ``overrides`` set the rest (each test file binds its own with functools.partial)."""
+    from tfvae.config import Config
+
+    fields = dict(model="vae", dataset="mnist", data_dir=mnist_dir, download=False, epochs=1, workdir=str(workdir),
+                  strategy="default")
+    fields.update(overrides)
+    return Config(**fields)
+
+
+@pytest.fixture
+def eager():
+    """Runs train steps eagerly: no tracing, so that many short runs take a second each, not three.
+
+    (The tests that need graph mode, for speed or to see retracing, don't use it; train.py never does.)"""
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL in-process: a BaseException, so no ``except Exception`` in Keras or tfvae stops it."""
+
+
+def kill_at(monkeypatch, point, nth=1):
+    """Makes the ``nth`` passage through ``files.crash_point(point)`` raise Killed."""
+    from tfvae import files
+
+    hits = collections.Counter()
+
+    def crash_point(name):
+        hits[name] += 1
+        if name == point and hits[name] == nth:
+            raise Killed(point)
+
+    monkeypatch.setattr(files, "crash_point", crash_point)
+
+
+def event_steps(workdir):
+    """{"train/epoch_loss": [steps...], ...}: every point in the run's TensorBoard files, duplicates included."""
+    steps = collections.defaultdict(list)
+    for path in glob.glob(os.path.join(workdir, "logs", "*", "events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                steps[f"{os.path.basename(os.path.dirname(path))}/{value.tag}"].append(event.step)
+    return {tag: sorted(s) for tag, s in steps.items()}
+
+
+def event_tags(logdir):
+    """Scalar and image tags written to TensorBoard event files under ``logdir``."""
+    tags = set()
+    for path in glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags.add(f"{os.path.basename(os.path.dirname(path))}/{value.tag}")
+    return tags
+
+
+def assert_one_line_error(proc, *fragments):
+    """A script that failed with one line of error (holding each of ``fragments``) and no traceback."""
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower() and "cuInit" not in ln]
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], proc.stderr
+
+
+def synthetic_dataset(count=256, side=8):
+    """Two classes that a classifier learns in one epoch: bright left half vs bright right half."""
+    from tfvae import data as data_lib
+
+    rng = np.random.default_rng(0)
+    y = np.arange(count) % 2
+    x = rng.integers(0, 60, size=(count, side, side, 1)).astype(np.uint8)
+    for i, label in enumerate(y):
+        x[i, :, label * side // 2:(label + 1) * side // 2] += 180
+    half = count // 2
+    return data_lib.Dataset("synthetic", "test data", x[:half], y[:half], x[half:], y[half:], ["left", "right"])

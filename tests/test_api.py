@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import tfvae
-from tests.conftest import REPO, run_script
+from tests.conftest import REPO, monte_carlo_elbo_terms, run_script
 from tfvae import api, losses, pictures, projector, rundir, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
@@ -95,12 +95,20 @@ def test_encode_decode_sample_reconstruct_interpolate(run):
 
 def test_score_is_the_elbo_and_flags_noise(run):
     x, _ = run.test_data()
-    scores = run.score(x[:32], samples=4, seed=0)
-    terms, _ = run.score_terms(x[:32], samples=4, seed=0)
-    np.testing.assert_allclose(scores, terms["reconstruction"] + terms["kl"], rtol=1e-6)
-    z_mean, z_log_var = run.encode(x[:32])
+    x, samples, draws = x[:16], 64, 1024
+    scores = run.score(x, samples=samples, seed=0)
+    terms, _ = run.score_terms(x, samples=samples, seed=0)
+    z_mean, z_log_var = run.encode(x)
     kl = 0.5 * np.sum(np.square(z_mean) + np.exp(z_log_var) - 1 - z_log_var, axis=1)
     np.testing.assert_allclose(terms["kl"], kl, rtol=1e-4, atol=1e-4)
+    # The score is the -ELBO: the closed-form KL plus -E_q[log p(x|z)], here by plain Monte Carlo with numpy draws
+    # through the decoder and the Bernoulli log-likelihood written out.
+    recon, spread, _ = monte_carlo_elbo_terms(z_mean, z_log_var, run.decoder, x, draws=draws, seed=3)
+    tolerance = 4 * spread * math.sqrt(1 / draws + 1 / samples) + 1e-3  # both estimates' standard errors
+    assert np.all(np.abs(scores - (kl + recon)) < tolerance), (scores, kl + recon)
+    # The IWAE NLL is a tighter bound than the -ELBO: their gap is not negative beyond its standard error.
+    gap = terms["neg_elbo"] - terms["nll"]
+    assert gap.mean() > -3 * gap.std(ddof=1) / math.sqrt(len(gap)), gap
     noise = np.random.default_rng(0).uniform(size=(32, 28, 28, 1)).astype("float32")
     assert np.median(run.score(noise)) > 2 * np.median(scores)  # the anomaly score: noise is far stranger
 

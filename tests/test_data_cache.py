@@ -8,10 +8,9 @@ import re
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
-from tests.test_reliability import Killed, kill_at
+from tests.conftest import Killed, kill_at
 from tfvae import data, training
 from tfvae.config import Config
 from tfvae.data import cache as cache_lib
@@ -182,13 +181,6 @@ def test_cached_and_streamed_folders_serve_the_same_batches(tmp_path):
     # Slices (max_examples) keep the rows of the files they keep.
     np.testing.assert_array_equal(np.asarray(cached.x_train[3:9]), np.asarray(streamed.x_train[3:9]))
     np.testing.assert_array_equal(cached.x_train[[4, 1]], streamed.x_train[[4, 1]])
-
-
-@pytest.fixture
-def eager():
-    tf.config.run_functions_eagerly(True)
-    yield
-    tf.config.run_functions_eagerly(False)
 
 
 def test_a_killed_cached_run_resumes_to_the_weights_of_a_streamed_run(tmp_path, monkeypatch, eager):

@@ -10,12 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_script
+from tests.conftest import REPO, TRAIN, run_script
 from tfvae import training
 from tfvae.errors import TfvaeError
 
 JOB = os.path.join(REPO, "tests", "multi_worker_job.py")
-TRAIN = os.path.join(REPO, "train.py")
 
 
 def free_ports(count):

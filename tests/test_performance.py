@@ -1,24 +1,22 @@
 """Speed settings: the FLOP counter, precision policies, jit_compile, learning-rate schedules, thread flags."""
 
+import functools
 import math
 import os
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
-from tests.conftest import REPO, run_script
+from tests.conftest import REPO, run_script, tiny_run_config
 from tfvae import flops, pictures, rundir, training
 from tfvae.config import Config
 from tfvae.models import build_model
 
-
-def tiny_config(mnist_dir, workdir, **overrides):
-    fields = dict(model="vae", dataset="mnist", data_dir=mnist_dir, download=False, epochs=1, batch_size=64,
-                  max_examples=256, workdir=str(workdir), strategy="default", image_shape=(28, 28, 1),
-                  num_classes=10)
-    fields.update(overrides)
-    return Config(**fields)
+tiny_config = functools.partial(tiny_run_config, batch_size=64, max_examples=256, image_shape=(28, 28, 1),
+                                num_classes=10)
 
 
 def quiet(*_):
@@ -78,7 +76,8 @@ def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precisi
         exported = rundir.load_model_file(str(tmp_path / precision), name)
         assert {layer.compute_dtype for layer in exported.layers} == {"float32"}, name
     path = pictures.sample_to_png(str(tmp_path / precision), "grid", 3, output=str(tmp_path / f"{precision}.png"))
-    assert os.path.getsize(path) > 0
+    picture = np.asarray(Image.open(path).convert("L"), "float64")
+    assert picture.shape == (3 * 28, 3 * 28) and picture.std() > 1.0  # a 3x3 grid of digits, not a blank
 
 
 def test_mixed_precision_test_loss_is_within_one_percent_of_float32(mnist_dir, tmp_path):
@@ -179,20 +178,45 @@ def test_history_records_the_scheduled_learning_rate(mnist_dir, tmp_path):
     assert rates[1] == pytest.approx(0.0, abs=1e-7)
 
 
-def test_auto_precision_is_bfloat16_only_on_cpus_with_bfloat16_instructions(monkeypatch):
-    expected = "mixed_bfloat16" if training.cpu_has_bfloat16() else "float32"
-    assert training.resolve_precision("auto") == expected
+def cpu_flags():
+    """The CPU feature flags of every "flags" line in /proc/cpuinfo, read here rather than by tfvae."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return set()
+    return {flag for line in lines if line.partition(":")[0].strip() == "flags"
+            for flag in line.partition(":")[2].split()}
+
+
+def expected_auto_precision():
+    """What --precision=auto promises (training/runtime.py): mixed_bfloat16 on a CPU-only machine whose CPU has
+    native bfloat16 dot products (AVX512_BF16 or AMX-BF16) and whose oneDNN is on, else float32."""
+    native = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    onednn_off = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("0", "false")
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    return "mixed_bfloat16" if native and not onednn_off and not gpu else "float32"
+
+
+def test_auto_precision_is_bfloat16_exactly_when_the_cpu_flags_say_so(monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert training.cpu_has_bfloat16() == bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    assert training.resolve_precision("auto") == expected_auto_precision()
     assert training.resolve_precision("mixed_float16") == "mixed_float16"
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # without oneDNN, bfloat16 convolutions are emulated
     assert training.resolve_precision("auto") == "float32"
     monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
-    monkeypatch.setattr(training.runtime, "cpu_has_bfloat16", lambda: False)  # where resolve_precision looks it up
+    # Both answers on every machine, whatever its CPU: where resolve_precision looks the flags up.
+    monkeypatch.setattr(training.runtime, "cpu_has_bfloat16", lambda: False)
     assert training.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(training.runtime, "cpu_has_bfloat16", lambda: True)
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert training.resolve_precision("auto") == ("float32" if gpu else "mixed_bfloat16")
 
 
 def test_run_directory_records_the_resolved_precision(mnist_dir, tmp_path):
     training.train(tiny_config(mnist_dir, tmp_path / "run", precision="auto", max_examples=128), verbose=0, log=quiet)
-    assert Config.load(str(tmp_path / "run")).precision == training.resolve_precision("auto")
+    assert Config.load(str(tmp_path / "run")).precision == expected_auto_precision()
 
 
 def test_bad_speed_settings_are_clear_errors():

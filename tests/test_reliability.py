@@ -2,6 +2,7 @@
 
 import collections
 import csv
+import functools
 import glob
 import json
 import os
@@ -14,62 +15,27 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import REPO, run_script
-from tfvae import files, rundir, training
+from tests.conftest import REPO, SAMPLE, TINY_MLP, TRAIN, Killed, event_steps, kill_at, run_script, tiny_run_config
+from tfvae import rundir, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Even though the `tf.config.experimental_run_functions_eagerly`")
-TRAIN = os.path.join(REPO, "train.py")
-SAMPLE = os.path.join(REPO, "sample.py")
 
 
-def tiny_config(mnist_dir, workdir, **overrides):
-    """An MLP VAE on 64 digits: 2 steps of 32 per epoch, a checkpoint after every step (one step per call)."""
-    fields = dict(model="vae", arch="mlp", hidden=16, dataset="mnist", data_dir=mnist_dir, download=False,
-                  epochs=4, batch_size=32, max_examples=64, binarize="dynamic", checkpoint_every_steps=1,
-                  steps_per_execution=1, workdir=str(workdir), strategy="default")
-    fields.update(overrides)
-    return Config(**fields)
+# An MLP VAE on 64 digits: 2 steps of 32 per epoch, a checkpoint after every step (one step per call).
+tiny_config = functools.partial(tiny_run_config, **TINY_MLP, epochs=4, binarize="dynamic", checkpoint_every_steps=1)
 
 
 def quiet_train(config, **kwargs):
     return training.train(config, verbose=0, log=lambda *_: None, **kwargs)
 
 
-class Killed(BaseException):
-    """Stands for SIGKILL in-process: a BaseException, so no ``except Exception`` in Keras or tfvae stops it."""
-
-
-def kill_at(monkeypatch, point, nth=1):
-    """Makes the ``nth`` passage through ``files.crash_point(point)`` raise Killed."""
-    hits = collections.Counter()
-
-    def crash_point(name):
-        hits[name] += 1
-        if name == point and hits[name] == nth:
-            raise Killed(point)
-
-    monkeypatch.setattr(files, "crash_point", crash_point)
-
-
 def history(workdir):
     with open(os.path.join(workdir, "history.csv")) as f:
         return list(csv.DictReader(f))
-
-
-def event_steps(workdir):
-    """{"train/epoch_loss": [steps...], ...}: every point in the run's TensorBoard files, duplicates included."""
-    steps = collections.defaultdict(list)
-    for path in glob.glob(os.path.join(workdir, "logs", "*", "events.out.tfevents.*")):
-        for record in tf.data.TFRecordDataset(path):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                steps[f"{os.path.basename(os.path.dirname(path))}/{value.tag}"].append(event.step)
-    return {tag: sorted(s) for tag, s in steps.items()}
 
 
 def temporaries(workdir):
@@ -105,16 +71,6 @@ KILLS = [
     ("encoder.keras-tmp-written", 1),  # epoch 2 committed, encoder.keras half-way, no decoder.keras
     ("step-end", 1),                   # epoch 3, one step in, before that step's checkpoint
 ]
-
-
-@pytest.fixture
-def eager():
-    """Runs train steps eagerly: no tracing, so that the many short runs here take a second each, not three.
-
-    (The tests that need graph mode, for speed or to see retracing, don't use it; train.py never does.)"""
-    tf.config.run_functions_eagerly(True)
-    yield
-    tf.config.run_functions_eagerly(False)
 
 
 def test_a_run_killed_at_every_moment_ends_as_if_never_killed(mnist_dir, tmp_path, monkeypatch, eager):

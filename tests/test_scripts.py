@@ -1,7 +1,6 @@
 """train.py and sample.py as a user runs them: one tiny run end to end, same-seed runs, and the CLI errors."""
 
 import csv
-import glob
 import json
 import os
 import shutil
@@ -12,28 +11,13 @@ import pytest
 from PIL import Image
 
 import tfvae  # noqa: F401  (registers the custom layers)
-from tests.conftest import REPO, run_script, run_scripts
+from tests.conftest import REPO, SAMPLE, TRAIN, assert_one_line_error, event_tags, run_script, run_scripts
 from tfvae import pictures, training
 from tfvae.config import Config
 
-TRAIN = os.path.join(REPO, "train.py")
-SAMPLE = os.path.join(REPO, "sample.py")
 EVALUATE = os.path.join(REPO, "evaluate.py")
 # evaluate.py kept to seconds: few samples, images and classifier epochs.
 FAST_EVAL = ["--num_samples=4", "--num_images=32", "--sample_count=16", "--classifier_epochs=1", "--elbo_samples=2"]
-
-
-def event_tags(logdir):
-    """Scalar and image tags written to TensorBoard event files under ``logdir``."""
-    import tensorflow as tf
-
-    tags = set()
-    for path in glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                tags.add(f"{os.path.basename(os.path.dirname(path))}/{value.tag}")
-    return tags
-
 
 @pytest.fixture(scope="module")
 def cli_run(mnist_dir, offline_env, tmp_path_factory):
@@ -154,15 +138,6 @@ def test_same_seed_in_new_processes_gives_the_same_weights(mnist_dir, offline_en
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
     assert any(not np.array_equal(x, y) for x, y in zip(a, c))
-
-
-def assert_one_line_error(proc, *fragments):
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower() and "cuInit" not in ln]
-    assert len(lines) == 1, proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], proc.stderr
 
 
 FLAG_ERRORS = [

@@ -1,6 +1,7 @@
 """Training in-process: 2-replica equivalence, resume, run-directory checks, the library's errors."""
 
 import csv
+import functools
 import json
 import os
 
@@ -10,17 +11,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.conftest import tiny_run_config
 from tfvae import training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import build_model
 
-
-def tiny_config(mnist_dir, workdir, **overrides):
-    fields = dict(model="vae", dataset="mnist", data_dir=mnist_dir, download=False, epochs=1, batch_size=128,
-                  max_examples=256, workdir=str(workdir), strategy="default")
-    fields.update(overrides)
-    return Config(**fields)
+tiny_config = functools.partial(tiny_run_config, batch_size=128, max_examples=256)
 
 
 def _one_sgd_step(strategy, weights, batch):

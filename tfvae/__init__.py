@@ -9,8 +9,8 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
 ``lint-imports`` (run by .ci/run) checks it::
 
     pictures                     sample.py's pictures of a Run (grids, reconstructions, denoising, scatter)
-    evaluation | projector       built on a Run: the metrics of a run, its latent space for TensorBoard
-      | explorer                 (and the TensorBoard latent explorer, where it is installed)
+    evaluation | projector       built on a Run: the metrics of a run, its latent space for TensorBoard,
+      | explorer                 the TensorBoard plugin that explores it interactively
     api | training               a finished run (Run, load) | the fit loop, which writes a run directory
                                  (it knows nothing of api or projector: train.py passes the Projector as a hook)
     inference | rundir           the one compiled, batched forward path a Run owns | the run directory's

@@ -121,8 +121,6 @@ class Run:
     def variance(self):
         """The Gaussian decoder's shared variance: the one a ``loss=gaussian`` run was trained with (kept in its
         decoder's ``DecoderVariance`` layer), 1/2 for ``loss=mse``; None for ``bce``."""
-        from tfvae import metrics
-
         try:
             return metrics.decoder_variance(self.decoder, self.config.loss)
         except ValueError as e:

@@ -55,6 +55,7 @@ import tensorflow as tf
 from scipy import special
 
 from tfvae import losses
+from tfvae.models import networks
 
 LOG_2PI = math.log(2.0 * math.pi)
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -85,8 +86,6 @@ def decoder_variance(decoder, loss):
         return None
     if loss == "mse":
         return GAUSSIAN_VARIANCE
-    from tfvae.models import networks
-
     layer = networks.variance_layer(decoder)
     if layer is None:
         raise ValueError(f"a loss={loss} run's decoder needs a DecoderVariance layer; this one has none")

@@ -77,7 +77,7 @@ def main(argv):
     if len(argv) > 1 and not FLAGS.compare:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
     from tfvae import evaluation  # after flag parsing, so --help is instant
-    from tfvae.errors import TfvaeError
+    from tfvae.errors import TfvaeError, flag_message
 
     try:
         options = options_from_flags().validate()
@@ -102,7 +102,7 @@ def main(argv):
             logs = os.path.join(os.path.relpath(results["workdir"]), "logs", "eval")  # runs/latest resolved
             print(f"wrote {out}/eval.json and {out}/report.md; TensorBoard: {logs}")
     except TfvaeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {flag_message(e, {'workdirs': 'compare'})}", file=sys.stderr)
         return 2
     return 0
 

@@ -44,14 +44,14 @@ def main(argv):
     # so it marks them absent; only the scatter plot needs pyplot.
     for unused in ("sklearn",) + (() if FLAGS.mode == "scatter" else ("matplotlib.pyplot",)):
         sys.modules.setdefault(unused, None)
-    from tfvae import runs  # after flag parsing, so --help is instant
-    from tfvae.errors import TfvaeError
+    from tfvae import pictures  # after flag parsing, so --help is instant
+    from tfvae.errors import TfvaeError, flag_message
 
     try:
-        path = runs.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
-                                  label=FLAGS.label, noise=FLAGS.noise)
+        path = pictures.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
+                                      label=FLAGS.label, noise=FLAGS.noise)
     except TfvaeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {flag_message(e, {'n': 'grid'})}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
     if FLAGS.mode == "projector":  # <runs>/<run>/logs/latent

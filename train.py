@@ -16,7 +16,7 @@ os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")  # and its C++ start-up notice
 from absl import app, flags  # noqa: E402
 
 from tfvae import config as config_lib  # noqa: E402
-from tfvae import training  # noqa: E402
+from tfvae import projector, training  # noqa: E402
 from tfvae.errors import TfvaeError  # noqa: E402
 
 DEFAULTS = config_lib.Config()  # the flags' defaults are the Config's
@@ -122,7 +122,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
     try:
         config = config_from_flags()
-        result = training.train(config, restart=FLAGS.restart)
+        # After the last epoch: the test set's latent space for TensorBoard's Projector, and a traversal.
+        result = training.train(config, restart=FLAGS.restart, on_finished=projector.write_after_training)
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

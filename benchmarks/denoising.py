@@ -34,7 +34,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     from tfvae import data as data_lib
-    from tfvae import evaluation, runs, training
+    from tfvae import evaluation, pictures, training
 
     noises = [data_lib.parse_noise(n) for n in (FLAGS.test_noise or [FLAGS.noise])]
     if any(n is None for n in noises):
@@ -50,7 +50,7 @@ def main(argv):
         print(f"{name}: {config.model} latent {config.latent}, {result['epochs']} epochs, --noise={noise}; test loss "
               f"{result['loss']:.2f}; {seconds[name]:.0f} s", flush=True)
     loaded = {name: evaluation.load_run(w) for name, w in workdirs.items()}
-    clean = loaded["plain"].model_view(loaded["plain"].dataset.x_test, "test")
+    clean, _ = loaded["plain"].test_data()
     lines = ["| test noise | noisy input | plain run's output | denoising run's output |", "|---|---|---|---|"]
     for noise in noises:
         psnr = {name: evaluation.denoising_psnr(run, clean, noise, FLAGS.test_seed) for name, run in loaded.items()}
@@ -59,8 +59,8 @@ def main(argv):
     print("\nPSNR against the clean test images (mean over the 10,000 images; higher is better):\n")
     print("\n".join(lines))
     for name, out in (("denoising", "denoise.png"), ("plain", "denoise_plain.png")):
-        path = runs.sample_to_png(workdirs[name], "denoise", 8, output=os.path.join(FLAGS.root, out),
-                                  seed=FLAGS.test_seed, noise=str(noises[0]))
+        path = pictures.sample_to_png(workdirs[name], "denoise", 8, output=os.path.join(FLAGS.root, out),
+                                      seed=FLAGS.test_seed, noise=str(noises[0]))
         print(f"wrote {path}")
     print(f"training: plain {seconds['plain']:.0f} s, denoising {seconds['denoising']:.0f} s (shared machine, load "
           f"average {os.getloadavg()[0]:.2f})")

@@ -58,7 +58,10 @@ class QualityProbe:
     """A Keras callback factory: test MSE at z_mean relative to the mean image's, after every epoch."""
 
     def __init__(self, x_test, mean_image):
+        from tfvae.inference import Inference
+
         self.x_test = x_test
+        self.inference = Inference(512)  # compiled once for the training model, measured after every epoch
         self.baseline = float(((x_test - mean_image[None]) ** 2).mean())
         self.epochs = []
 
@@ -74,10 +77,8 @@ class QualityProbe:
         return Callback()
 
     def measure(self, model):
-        from tfvae import metrics
-
-        z, _ = metrics.encode(model.encoder, self.x_test)
-        recon = metrics.sigmoid(metrics.decode_logits(model.decoder, z))
+        z, _ = self.inference.encode(model.encoder, self.x_test)
+        recon = self.inference.decode(model.decoder, z)
         mse = float(((self.x_test - recon) ** 2).mean())
         return {"test_mse": mse, "mse_ratio": mse / self.baseline}
 
@@ -135,14 +136,14 @@ def train_one(loss, workdir, probe, log):
 
 
 def evaluate_one(workdir, log):
-    from tfvae import evaluation, runs
+    from tfvae import evaluation, pictures
 
     options = evaluation.EvalOptions(num_samples=FLAGS.num_samples, sample_count=FLAGS.sample_count,
                                      samplers=("prior", "gmm"), seed=FLAGS.seed, batch_size=256)
     start = time.perf_counter()
     results = evaluation.evaluate_run(workdir, options, log=log)
     for mode, n in (("reconstruct", 8), ("random", 8), ("interpolate", 8)):
-        runs.sample_to_png(workdir, mode, n, output=os.path.join(workdir, f"{mode}.png"), seed=FLAGS.seed)
+        pictures.sample_to_png(workdir, mode, n, output=os.path.join(workdir, f"{mode}.png"), seed=FLAGS.seed)
     log(f"{os.path.basename(workdir)}: evaluated in {time.perf_counter() - start:.0f} s")
     return results
 

@@ -151,7 +151,7 @@ def main(argv):
               f"{second_load:.2f} s")
 
         with strategy.scope():
-            model = training.create_model(base, len(cached.x_train))
+            model = training.create_model(base.with_data(cached.facts), len(cached.x_train))
         streams = {name: training.pipelines(base, dataset)[0] for name, dataset in datasets.items()}
         spe = base.steps_per_execution
 

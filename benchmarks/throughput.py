@@ -155,6 +155,7 @@ def main(argv):
     strategy = training.make_strategy(base.strategy)
     keras.utils.set_random_seed(base.seed)
     dataset = training.load_data(base)
+    base = base.with_data(dataset.facts)  # the shapes and classes create_model builds for
     variants = [("a", base)] + [(name, dataclasses.replace(base, **fields))
                                 for name, fields in parse_compare(FLAGS.compare)]
     models = {}

@@ -132,6 +132,7 @@ def main(argv):
             probe.eval_step = tf.function(lambda batch: model.compute_terms(batch, training=False)["loss"])
 
     result = training.train(config, verbose=0, log=lambda m: print(f"  {m}"), callbacks=[Bind(), probe])
+    config = result["config"]  # the run's own: the precision policy actually used
     print(f"(a) settings: precision={config.precision}, jit_compile={config.jit_compile}, batch {config.batch_size}, "
           f"learning rate {config.learning_rate} ({config.lr_schedule}, warm-up {config.warmup_epochs} epochs), "
           f"{config.epochs}-epoch recipe")

@@ -48,13 +48,13 @@ def mnist_dir(tmp_path_factory):
 def trained(mnist_dir, tmp_path_factory):
     """A folder holding runs/vae/ (a VAE trained in-process for 2 epochs on mnist_dir's digits; its end-of-training
     hook wrote logs/latent) and runs/latest naming it. Shared by tests/test_api.py and tests/test_docs.py."""
-    from tfvae import training
+    from tfvae import projector, training
     from tfvae.config import Config
 
     root = tmp_path_factory.mktemp("api")
     config = Config(model="vae", latent=TRAINED_LATENT, data_dir=str(mnist_dir), epochs=2, batch_size=64,
                     workdir=str(root / "runs" / "vae"))
-    training.train(config, verbose=0, log=lambda message: None)
+    training.train(config, verbose=0, log=lambda message: None, on_finished=projector.write_after_training)
     return root
 
 
@@ -73,9 +73,10 @@ def run_script(args, env, cwd=None, check=True):
 
 def run_scripts(commands, env, cwd=None, check=True):
     """Runs several ``python <script> <args>`` at once (each is mostly TensorFlow's start-up, which a second core
-    overlaps); returns their CompletedProcesses in order."""
-    procs = [subprocess.Popen([sys.executable, *args], cwd=cwd or REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for args in commands]
+    overlaps); returns their CompletedProcesses in order. ``cwd``: one folder for all, or a list, one per command."""
+    cwds = cwd if isinstance(cwd, list) else [cwd] * len(commands)
+    procs = [subprocess.Popen([sys.executable, *args], cwd=where or REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args, where in zip(commands, cwds)]
     done = []
     for args, proc in zip(commands, procs):
         try:

@@ -1,6 +1,7 @@
 """The Python API of a finished run, the Projector files as TensorBoard reads them, traversals and vae_loss, on
 conftest's tiny `trained` run (which tests/test_docs.py's examples share)."""
 
+import gc
 import glob
 import gzip
 import io
@@ -8,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import weakref
 from statistics import NormalDist
 
 import numpy as np
@@ -16,7 +18,7 @@ from PIL import Image
 
 import tfvae
 from tests.conftest import REPO, TRAINED_LATENT, monte_carlo_elbo_terms, run_script
-from tfvae import api, losses, projector, runs, training
+from tfvae import api, losses, pictures, projector, rundir
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import build_model
@@ -34,16 +36,16 @@ def test_latest_is_a_file_naming_the_run_and_load_resolves_it(trained, run, tmp_
     assert os.path.samefile(run.workdir, trained / "runs" / "vae")
     # A latest symlink from an older tfvae still works; a damaged latest file is a one-line error.
     os.symlink(trained / "runs" / "vae", tmp_path / "latest")
-    assert runs.resolve_workdir(str(tmp_path / "latest")) == str(tmp_path / "latest")
+    assert rundir.resolve_workdir(str(tmp_path / "latest")) == str(tmp_path / "latest")
     (tmp_path / "bad").write_text("../../etc\n")
     with pytest.raises(TfvaeError, match="should hold the name of a run directory"):
         tfvae.load(str(tmp_path / "bad"))
     # Training replaces such a symlink with the file, and leaves a run directory called latest alone.
-    training.point_latest(str(tmp_path / "new"))
+    rundir.point_latest(str(tmp_path / "new"))
     assert not os.path.islink(tmp_path / "latest") and (tmp_path / "latest").read_text() == "new\n"
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "latest").mkdir()
-    training.point_latest(str(tmp_path / "other" / "run"))
+    rundir.point_latest(str(tmp_path / "other" / "run"))
     assert (tmp_path / "other" / "latest").is_dir()
 
 
@@ -107,7 +109,7 @@ def test_bad_inputs_are_one_line_errors(run):
              (lambda: run.encode(np.zeros((2, 28, 28, 1), np.int64)), "dtype int64"),
              (lambda: run.encode(x[:2], labels=[1, 2]), "only a cvae takes labels"),
              (lambda: run.decode(np.zeros((2, LATENT + 1))), f"the run's are (n, {LATENT})"),
-             (lambda: run.picture("grid", 3, label=1), "--label needs a cvae run")]
+             (lambda: pictures.picture(run, "grid", 3, label=1), "label=1 given, but")]
     for call, fragment in cases:
         with pytest.raises(TfvaeError) as error:
             call()
@@ -136,11 +138,11 @@ def test_a_cvae_draws_every_picture_with_its_labels(tmp_path):
     rng = np.random.default_rng(0)
     cvae.set_test_data(rng.integers(0, 256, (20, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 20))
     for mode in ("grid", "random", "reconstruct", "interpolate"):
-        assert cvae.picture(mode, 4).shape == (4 * 28, 4 * 28, 1), mode
+        assert pictures.picture(cvae, mode, 4).shape == (4 * 28, 4 * 28, 1), mode
     picture, rows, what, index = cvae.traverse(n=4, index=5)
     assert what == "KL" and [d for d, _ in rows] == [0, 1, 2] and picture.shape[0] == 3 * 28
-    with pytest.raises(TfvaeError, match=re.escape("--label=10 but the run has 10 classes")):
-        cvae.picture("random", 2, label=10)
+    with pytest.raises(TfvaeError, match=re.escape("label=10, but the run has 10 classes (0..9)")):
+        pictures.picture(cvae, "random", 2, label=10)
 
 
 def test_a_plain_autoencoder_scores_by_reconstruction_and_has_no_metadata_without_labels(tmp_path):
@@ -246,7 +248,7 @@ def test_tensorboard_projector_reads_the_codes_and_lists_each_run_once(trained, 
 
     # On demand (sample.py --mode=projector) it is written again from the saved models.
     shutil.rmtree(os.path.join(logdir, "vae", "logs", "latent"))
-    assert runs.sample_to_png(os.path.join(logdir, "latest"), "projector", 0) == os.path.join(
+    assert pictures.sample_to_png(os.path.join(logdir, "latest"), "projector", 0) == os.path.join(
         logdir, "vae", projector.LOGDIR)
     get, _ = tensorboard_client(logdir)
     check_projector(get, "vae/logs/latent", run)
@@ -299,7 +301,7 @@ def test_vae_loss_closed_form_and_the_models_call_it(monkeypatch):
 def _point_latest_many_times(workdir, times, failures):
     try:
         for _ in range(times):
-            training.point_latest(workdir)
+            rundir.point_latest(workdir)
     except OSError as e:
         failures.put(repr(e))
 
@@ -320,3 +322,18 @@ def test_runs_finishing_at_once_in_one_folder_all_point_latest(tmp_path):
     assert failures.empty(), failures.get()
     assert (tmp_path / "latest").read_text() in ("a\n", "b\n", "c\n")
     assert sorted(os.listdir(tmp_path)) == ["latest"]  # no temporary left behind
+
+
+def test_a_run_no_longer_referenced_is_freed_with_its_models(trained):
+    """Every compiled path (encode, decode, the -ELBO's reconstruction and IWAE draws) is the Run's own: once the
+    Run is dropped nothing keeps it or its models alive."""
+    run = tfvae.load(str(trained / "runs" / "latest"))
+    x, _ = run.test_data()
+    z_mean, _ = run.encode(x[:16])
+    assert run.decode(z_mean).shape == x[:16].shape
+    assert np.isfinite(run.score(x[:16], samples=4)).all()
+    assert np.isfinite(run.likelihood_terms(x[:16], num_samples=4)["nll"]).all()
+    refs = [weakref.ref(run), weakref.ref(run.decoder), weakref.ref(run.encoder)]
+    del run
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None, None]

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO, TINY_MLP, event_steps, run_scripts, synthetic_dataset, tiny_run_config
-from tfvae import evaluation, files, integrity, runs, training
+from tfvae import evaluation, files, integrity, pictures, rundir, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
@@ -81,7 +81,7 @@ def finished_run(mnist_dir, tmp_path_factory, eager_mode):
     workdir = tmp_path_factory.mktemp("damage") / "run"
     training.train(tiny_config(mnist_dir, workdir), verbose=0, log=lambda *_: None)
     # A folder run's list of skipped files (this MNIST run has none; train.py removes a stale one).
-    (workdir / training.SKIPPED_FILES).write_text("# 1 file(s) under x could not be used\na.png\tan empty file\n")
+    (workdir / rundir.SKIPPED_FILES).write_text("# 1 file(s) under x could not be used\na.png\tan empty file\n")
     assert sorted(os.listdir(workdir / "checkpoints")) == ["ckpt-1.weights.h5", "ckpt-2.weights.h5", "state.json"]
     return str(workdir)
 
@@ -106,7 +106,7 @@ FILES = {  # name -> how to find it in a run directory
     "decoder.keras": lambda w: os.path.join(w, "decoder.keras"),
     "history.csv": lambda w: os.path.join(w, "history.csv"),
     "events": event_file,
-    "skipped_files.txt": lambda w: os.path.join(w, training.SKIPPED_FILES),
+    "skipped_files.txt": lambda w: os.path.join(w, rundir.SKIPPED_FILES),
 }
 
 # What each reader does with each damaged file: "error" (one line naming the file, nothing changed),
@@ -138,7 +138,7 @@ def read_train(mnist_dir, workdir, log):
 
 
 def read_sample(mnist_dir, workdir, log, output):
-    return runs.sample_to_png(workdir, "reconstruct", 2, output=output)
+    return pictures.sample_to_png(workdir, "reconstruct", 2, output=output)
 
 
 def read_load_run(mnist_dir, workdir, log):
@@ -191,7 +191,7 @@ def test_a_damaged_file(name, kind, reader, run_copy, mnist_dir, tmp_path):
         checkpointer = training.Checkpointer(workdir)
         assert [(e["epoch"], checkpointer.problem(e)) for e in checkpointer.entries()] == [(2, None), (1, None)] \
             or name == "ckpt-1.weights.h5"
-        epochs = [int(r["epoch"]) for r in training.read_history(os.path.join(workdir, "history.csv"))]
+        epochs = [int(r["epoch"]) for r in rundir.read_history(os.path.join(workdir, "history.csv"))]
         assert epochs == [1, 2] or (name == "history.csv" and epochs == sorted(set(epochs)))
 
 
@@ -202,8 +202,8 @@ def test_history_rows_are_rebuilt_from_tensorboard(run_copy, finished_run, mnist
     read_train(mnist_dir, run_copy, messages.append)
     assert f"{path} is empty (0 bytes): rebuilt the rows of epoch(s) 1-2 from the TensorBoard logs (without " \
            "their timings); rewrote it with 2 row(s)" in messages
-    rebuilt = training.read_history(path)
-    original = training.read_history(os.path.join(finished_run, "history.csv"))
+    rebuilt = rundir.read_history(path)
+    original = rundir.read_history(os.path.join(finished_run, "history.csv"))
     for row in (rebuilt, original):
         for r in row:
             for timing in ("seconds", "train_seconds"):
@@ -235,9 +235,9 @@ def test_a_damaged_newest_checkpoint_resumes_exactly_from_the_one_before(run_cop
     for a, b in zip(final_weights(run_copy), final_weights(finished_run), strict=True):
         np.testing.assert_array_equal(a, b)
     # Epoch 2 was written again: history.csv and TensorBoard hold each epoch once, with the same losses.
-    losses = [[r[k] for k in ("epoch", "loss", "val_loss")] for r in training.read_history(
+    losses = [[r[k] for k in ("epoch", "loss", "val_loss")] for r in rundir.read_history(
         os.path.join(run_copy, "history.csv"))]
-    assert losses == [[r[k] for k in ("epoch", "loss", "val_loss")] for r in training.read_history(
+    assert losses == [[r[k] for k in ("epoch", "loss", "val_loss")] for r in rundir.read_history(
         os.path.join(finished_run, "history.csv"))]
     assert event_steps(run_copy)["train/epoch_loss"] == [1, 2]
     assert event_steps(run_copy) == event_steps(finished_run)
@@ -313,7 +313,7 @@ def test_a_config_of_another_run(run_copy, mnist_dir, tmp_path):
     other["latent"] = 3
     open(path, "w").write(json.dumps(other))
     before = tree(run_copy)
-    for call in (lambda: runs.sample_to_png(run_copy, "reconstruct", 2, output=str(tmp_path / "p.png")),
+    for call in (lambda: pictures.sample_to_png(run_copy, "reconstruct", 2, output=str(tmp_path / "p.png")),
                  lambda: evaluation.load_run(run_copy)):
         with pytest.raises(TfvaeError) as raised:
             call()

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae import evaluation, losses, metrics, runs, training
+from tfvae import evaluation, losses, metrics, pictures, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import build_model
@@ -219,7 +219,7 @@ def test_labelled_folders_keep_their_files_on_disk(tmp_path):
 
 def test_denoise_picture_and_psnr(denoising_run, tmp_path):
     workdir, _ = denoising_run
-    path = runs.sample_to_png(workdir, "denoise", 6, output=str(tmp_path / "d.png"), seed=1)
+    path = pictures.sample_to_png(workdir, "denoise", 6, output=str(tmp_path / "d.png"), seed=1)
     from PIL import Image
 
     assert Image.open(path).size == (6 * 28, 2 * 3 * 28)  # 2 groups of clean / noisy / denoised rows
@@ -236,7 +236,7 @@ def test_denoise_picture_and_psnr(denoising_run, tmp_path):
     assert d["psnr_denoised"] > d["psnr_noisy"] + 1.0 and d["mse_denoised"] < d["mse_noisy"], d
     assert d == evaluation.denoising_psnr(run, x, data_lib.parse_noise(NOISE), seed=5)  # seeded
     with pytest.raises(TfvaeError, match="--noise"):
-        runs.sample_to_png(workdir, "denoise", 6, noise="gaussian:0")
+        pictures.sample_to_png(workdir, "denoise", 6, noise="gaussian:0")
 
 
 def test_evaluate_reports_denoising_and_which_test_images(denoising_run, tmp_path):
@@ -306,5 +306,5 @@ def test_one_class_needs_a_run_trained_on_chosen_classes(tmp_path):
     workdir = tmp_path / "all"
     workdir.mkdir()
     (workdir / "config.json").write_text(Config(model="ae", dataset="mnist").to_json())
-    with pytest.raises(TfvaeError, match="--one_class needs a run trained on chosen classes"):
+    with pytest.raises(TfvaeError, match="the one-class protocol needs a run trained on chosen classes"):
         evaluation.evaluate_one_class(str(workdir), evaluation.EvalOptions())

@@ -9,6 +9,7 @@ from scipy import special, stats
 
 from tests.conftest import monte_carlo_elbo_terms
 from tfvae import losses, metrics
+from tfvae.inference import Inference
 from tfvae.models import build_model
 
 # ---------------------------------------------------------------------------------------------------------
@@ -51,7 +52,7 @@ def exact_log_likelihood(decoder, images, likelihood, half_width=6.0, steps=241)
 def test_iwae_approaches_the_exact_likelihood_and_bounds_the_elbo(tiny_vae, likelihood):
     model, images = tiny_vae
     exact = exact_log_likelihood(model.decoder, images, likelihood)
-    terms = {k: metrics.likelihood_terms(model.encoder, model.decoder, images, k, likelihood=likelihood,
+    terms = {k: Inference().likelihood_terms(model.encoder, model.decoder, images, k, likelihood=likelihood,
                                          max_batch=600, seed=1)
              for k in (1, 10, 1000)}
     nll = {k: np.mean(t["nll"]) for k, t in terms.items()}
@@ -73,8 +74,8 @@ def test_iwae_approaches_the_exact_likelihood_and_bounds_the_elbo(tiny_vae, like
 
 def test_likelihood_terms_do_not_depend_on_the_batching(tiny_vae):
     model, images = tiny_vae
-    a = metrics.likelihood_terms(model.encoder, model.decoder, images, 50, max_batch=1000, seed=4)
-    b = metrics.likelihood_terms(model.encoder, model.decoder, images, 50, max_batch=20, seed=4)
+    a = Inference().likelihood_terms(model.encoder, model.decoder, images, 50, max_batch=1000, seed=4)
+    b = Inference().likelihood_terms(model.encoder, model.decoder, images, 50, max_batch=20, seed=4)
     # Different chunking draws different noise: only the estimates agree, not the draws.
     np.testing.assert_allclose(a["kl"], b["kl"], rtol=1e-6)
     assert abs(np.mean(a["nll"]) - np.mean(b["nll"])) < 0.5
@@ -89,8 +90,8 @@ def test_a_bfloat16_decoder_copy_gives_the_float32_likelihood_to_a_fraction_of_a
     copy = training.policy_copy(model.decoder, "mixed_bfloat16")
     assert [layer.compute_dtype for layer in copy.layers][1:-1] == ["bfloat16"] * (len(copy.layers) - 2)
     assert copy.layers[-1].compute_dtype == "float32" and copy.output.dtype == "float32"
-    exact = metrics.likelihood_terms(model.encoder, model.decoder, images, 64, seed=2)
-    fast = metrics.likelihood_terms(model.encoder, copy, images, 64, seed=2)
+    exact = Inference().likelihood_terms(model.encoder, model.decoder, images, 64, seed=2)
+    fast = Inference().likelihood_terms(model.encoder, copy, images, 64, seed=2)
     # Same draws: only bfloat16's rounding (about 2^-8 of each activation) separates the two.
     assert not np.array_equal(fast["nll"], exact["nll"])
     np.testing.assert_allclose(fast["nll"], exact["nll"], atol=0.05)
@@ -114,7 +115,7 @@ def test_bits_per_dim():
 
 def test_reconstruct_and_mse_psnr(tiny_vae):
     model, images = tiny_vae
-    recon, nll = metrics.reconstruct(model.encoder, model.decoder, images)
+    recon, nll = Inference().reconstruct(model.encoder, model.decoder, images)
     assert recon.shape == images.shape and nll.shape == (len(images),) and np.all(nll > 0)
     mse, psnr = metrics.mse_psnr(np.zeros((2, 4, 4, 1)), np.stack([np.full((4, 4, 1), 0.1), np.zeros((4, 4, 1))]))
     np.testing.assert_allclose(mse, [0.01, 0.0], atol=1e-12)

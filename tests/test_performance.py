@@ -11,7 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import REPO, run_script, tiny_run_config
-from tfvae import flops, runs, training
+from tfvae import flops, pictures, rundir, training
 from tfvae.config import Config
 from tfvae.models import build_model
 
@@ -73,9 +73,9 @@ def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precisi
 
     # The exported networks compute in float32 whatever trained them, load with safe_mode and draw pictures.
     for name in ("encoder", "decoder"):
-        exported = runs.load_model_file(str(tmp_path / precision), name)
+        exported = rundir.load_model_file(str(tmp_path / precision), name)
         assert {layer.compute_dtype for layer in exported.layers} == {"float32"}, name
-    path = runs.sample_to_png(str(tmp_path / precision), "grid", 3, output=str(tmp_path / f"{precision}.png"))
+    path = pictures.sample_to_png(str(tmp_path / precision), "grid", 3, output=str(tmp_path / f"{precision}.png"))
     picture = np.asarray(Image.open(path).convert("L"), "float64")
     assert picture.shape == (3 * 28, 3 * 28) and picture.std() > 1.0  # a 3x3 grid of digits, not a blank
 

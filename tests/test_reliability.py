@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO, SAMPLE, TINY_MLP, TRAIN, Killed, event_steps, kill_at, run_script, tiny_run_config
-from tfvae import runs, training
+from tfvae import rundir, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 
@@ -93,7 +93,7 @@ def test_a_run_killed_at_every_moment_ends_as_if_never_killed(mnist_dir, tmp_pat
         assert os.path.isfile(os.path.join(workdir, "checkpoints", state["checkpoint"])), point
         if not os.path.exists(os.path.join(workdir, "decoder.keras")):  # killed before the first export
             with pytest.raises(TfvaeError, match="has no decoder.keras yet .*stopped during its first epoch"):
-                runs.load_model_file(workdir, "decoder")
+                rundir.load_model_file(workdir, "decoder")
     monkeypatch.undo()
     messages = []
     training.train(tiny_config(mnist_dir, workdir, epochs=3), verbose=0, log=messages.append)
@@ -346,7 +346,7 @@ def test_sample_refuses_a_model_file_that_carries_code(offline_env, tmp_path):
     assert f"error: refusing to load {run / 'decoder.keras'}: it contains Python code" in proc.stderr
     assert not marker.exists()
     with pytest.raises(TfvaeError, match="refusing to load .* safe_mode"):
-        runs.load_model_file(str(run), "decoder")
+        rundir.load_model_file(str(run), "decoder")
     assert not marker.exists()
 
 

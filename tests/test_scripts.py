@@ -11,9 +11,13 @@ import pytest
 from PIL import Image
 
 import tfvae  # noqa: F401  (registers the custom layers)
-from tests.conftest import SAMPLE, TRAIN, assert_one_line_error, event_tags, run_script, run_scripts
-from tfvae import runs
+from tests.conftest import REPO, SAMPLE, TRAIN, assert_one_line_error, event_tags, run_script, run_scripts
+from tfvae import pictures, training
+from tfvae.config import Config
 
+EVALUATE = os.path.join(REPO, "evaluate.py")
+# evaluate.py kept to seconds: few samples, images and classifier epochs.
+FAST_EVAL = ["--num_samples=4", "--num_images=32", "--sample_count=16", "--classifier_epochs=1", "--elbo_samples=2"]
 
 @pytest.fixture(scope="module")
 def cli_run(mnist_dir, offline_env, tmp_path_factory):
@@ -64,11 +68,61 @@ def test_train_then_sample_end_to_end(cli_run, mnist_dir, offline_env, tmp_path)
 
     for mode, size in [("random", (4 * 28, 4 * 28)), ("reconstruct", (4 * 28, 4 * 28)),
                        ("interpolate", (4 * 28, 4 * 28)), ("scatter", None)]:
-        path = runs.sample_to_png(str(workdir), mode, 4, output=str(tmp_path / f"{mode}.png"))
+        path = pictures.sample_to_png(str(workdir), mode, 4, output=str(tmp_path / f"{mode}.png"))
         if size:
             assert Image.open(path).size == size
         else:
             assert Image.open(path).size[0] > 100
+
+
+def test_every_script_mode_reads_runs_latest(cli_run, mnist_dir, offline_env, tmp_path):
+    """Every mode of sample.py and evaluate.py that reads a run, with its default --workdir=runs/latest."""
+    quick = tmp_path / "quick"  # a copy of the quickstart's folder: the pictures and reports go there
+    shutil.copytree(cli_run[0] / "runs", quick / "runs")
+    run = quick / "runs" / "vae-mnist-z2"
+    shutil.rmtree(run / "logs" / "latent")  # training's Projector files: sample.py writes them again
+    # A --classes=0 run for --one_class, trained in this process (no start-up) on a shuffled split (the
+    # mnist_dir fixture's digits are sorted by class: its test digits are all ones).
+    digits = np.load(os.path.join(mnist_dir, "mnist.npz"))
+    x = np.concatenate([digits["x_train"], digits["x_test"]])
+    y = np.concatenate([digits["y_train"], digits["y_test"]])
+    pick = np.random.default_rng(0).permutation(len(x))
+    (tmp_path / "digits").mkdir()
+    np.savez(tmp_path / "digits" / "mnist.npz", x_train=x[pick[:512]], y_train=y[pick[:512]], x_test=x[pick[512:]],
+             y_test=y[pick[512:]])
+    picked = tmp_path / "picked"
+    training.train(Config(model="vae", data_dir=str(tmp_path / "digits"), classes=(0,), epochs=1, batch_size=64,
+                          workdir=str(picked / "runs" / "vae-c0")), verbose=0, log=lambda message: None)
+    folder = tmp_path / "to_score"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((28, 28), 80 * i, np.uint8)).save(folder / f"{i}.png")
+    env = dict(offline_env, TFVAE_CACHE=str(tmp_path / "cache"))
+    modes = ["grid", "random", "reconstruct", "interpolate", "scatter", "traverse", "projector", "denoise"]
+    commands = [([SAMPLE, f"--mode={mode}", "--grid=4"] + (["--noise=gaussian:0.3"] if mode == "denoise" else []),
+                 quick) for mode in modes]
+    commands += [([EVALUATE, *FAST_EVAL], quick),
+                 ([EVALUATE, "--mode=score", f"--data_dir={folder}", *FAST_EVAL], quick),
+                 ([EVALUATE, "--one_class", *FAST_EVAL], picked)]
+    # The library's errors name its arguments (label=3, noise); the scripts name their flags.
+    wrong = [([SAMPLE, "--mode=random", "--label=3"], quick), ([SAMPLE, "--mode=denoise"], quick)]
+    procs = []
+    for batch in (commands[:7], commands[7:] + wrong):  # each process is mostly TensorFlow's start-up
+        procs += run_scripts([args for args, _ in batch], env, cwd=[cwd for _, cwd in batch], check=False)
+    for (args, _), proc in zip(commands, procs):
+        failed = proc.returncode != 0 or "Traceback" in proc.stderr or "error:" in proc.stderr
+        assert not failed, (args, proc.stderr[-2000:])
+    assert_one_line_error(procs[-2], "--label=3 given", "holds a vae: only a cvae takes labels")
+    assert_one_line_error(procs[-1], "no --noise given", "--noise=gaussian:0.3")
+    for mode in modes:
+        expected = run / ("logs/latent/projector_config.pbtxt" if mode == "projector" else f"{mode}.png")
+        assert expected.is_file(), mode
+    assert (run / "eval.json").is_file() and (run / "scores.csv").is_file()
+    with open(run / "scores.csv") as f:
+        assert len(list(csv.DictReader(f))) == 3
+    one_class = json.loads((picked / "runs" / "vae-c0" / "one_class.json").read_text())
+    y_test = y[pick[512:]]  # every test image is scored
+    assert (one_class["num_normal"], one_class["num_anomalous"]) == ((y_test == 0).sum(), (y_test != 0).sum())
 
 
 def _final_weights(workdir):

@@ -1,7 +1,30 @@
 """tfvae: autoencoders and variational autoencoders that generate images (Keras 3 on TensorFlow).
 
 Importing the package registers its custom layers, so saved ``encoder.keras``/``decoder.keras`` files load
-with ``keras.saving.load_model(path, safe_mode=True)``.
+with ``keras.saving.load_model(path, safe_mode=True)``. ``tfvae.load("runs/latest")`` gives a finished run
+(``tfvae.api.Run``).
+
+The floors, top first. A module imports only from floors below its own (an import inside a function too), and
+modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`` contract says the same and
+``lint-imports`` (run by .ci/run) checks it::
+
+    pictures                     sample.py's pictures of a Run (grids, reconstructions, denoising, scatter)
+    evaluation | projector       built on a Run: the metrics of a run, its latent space for TensorBoard,
+      | explorer                 the TensorBoard plugin that explores it interactively
+    api | training               a finished run (Run, load) | the fit loop, which writes a run directory
+                                 (it knows nothing of api or projector: train.py passes the Projector as a hook)
+    inference | rundir           the one compiled, batched forward path a Run owns | the run directory's
+                                 on-disk format, read and written: latest, config.json, history.csv,
+                                 checkpoints/state.json, encoder.keras and decoder.keras
+    config | metrics             the run's configuration | the maths of the metrics, over arrays
+    data | models | sampling     datasets and pipelines | networks and model classes | array helpers for
+      | flops | cluster          pictures | FLOP counts | the multi-worker cluster
+    losses                       the objectives
+    files | integrity            atomic writes, locks | checks of files on disk
+    errors                       TfvaeError: one-line messages for the user
+
+The scripts (train.py, sample.py, evaluate.py) sit on top: they parse flags, build a Config or options, call
+one library function and translate its errors into flag names (``tfvae.errors.flag_message``).
 """
 
 import os

@@ -15,29 +15,48 @@ Conventions of every method:
   wherever the encoder or decoder runs (``sample`` cycles through the classes when none is given).
 * Latent codes z are float32 (n, latent). Work is done in batches of ``batch_size`` in inference mode, with
   z = z_mean wherever one code per image is needed.
-* ``encoder.keras`` and ``decoder.keras`` are loaded (with ``safe_mode=True``, by ``tfvae.runs``) the first
+* ``encoder.keras`` and ``decoder.keras`` are loaded (with ``safe_mode=True``, by ``tfvae.rundir``) the first
   time a method needs them: drawing prior samples never loads the encoder.
+* Every forward pass goes through the Run's one ``tfvae.inference.Inference``: compiled, batched, and freed
+  with the Run. sample.py's pictures, the Projector and every evaluation step use these same methods.
+* Errors are ``TfvaeError``s naming the argument that was wrong (``labels given, but ...``), one line each;
+  ``tfvae.errors.ArgumentError`` carries its name, so that a script can say its flag instead.
+
+The test set. ``test_data()`` is what evaluation scores: the test images as the model sees them. With
+``binarize=none`` the grey levels; with ``binarize=static`` the fixed binary copy training used (one
+Bernoulli draw seeded by the run's seed + 1); with ``binarize=dynamic`` one fixed Bernoulli draw seeded by the
+run's seed + 1 as well (training drew fresh ones each epoch). ``test_data(grey=True)`` gives the grey levels
+whatever the binarization (the real images sample quality is measured against); ``train_data()`` the
+training images as the model sees them (the binary copy seeded by the run's seed).
 """
 
 import os
 
 import numpy as np
 
-from tfvae import runs, sampling
-from tfvae.errors import TfvaeError
+from tfvae import data as data_lib
+from tfvae import losses, metrics, rundir, sampling
+from tfvae.errors import ArgumentError, TfvaeError
+from tfvae.inference import BATCH_SIZE, Inference
 
-BATCH_SIZE = 256
 TRAVERSE_RANGE = (0.05, 0.95)  # prior quantiles a traversal sweeps
 
 
-def load(workdir="runs/latest", batch_size=BATCH_SIZE):
+def load(workdir="runs/latest", batch_size=BATCH_SIZE, log=None):
     """The run in ``workdir`` (a run directory, or the ``latest`` file that names one).
+
+    This is where every script and library function resolves a workdir argument (``tfvae.rundir``).
+
+    Args:
+      workdir: the run directory, or a ``latest`` file naming one.
+      batch_size: most images or codes per forward pass.
+      log: where a line about a damaged but usable run directory goes (see ``Run.epochs_trained``).
 
     Raises:
       TfvaeError: no run there, or a damaged one (one line saying what to do).
     """
-    workdir = runs.resolve_workdir(workdir)
-    return Run(workdir, runs.load_config(workdir), batch_size=batch_size)
+    workdir = rundir.resolve_workdir(workdir)
+    return Run(workdir, rundir.load_config(workdir), batch_size=batch_size, log=log)
 
 
 class Run:
@@ -45,14 +64,16 @@ class Run:
 
     Attributes:
       workdir: the run directory.
-      config: its ``tfvae.config.Config``.
+      config: its ``tfvae.config.Config`` (what its flags said and what its data turned out to be).
       batch_size: most images or codes per forward pass.
+      inference: the compiled forward passes of its models (``tfvae.inference.Inference``).
     """
 
-    def __init__(self, workdir, config, encoder=None, decoder=None, batch_size=BATCH_SIZE):
-        self.workdir, self.config, self.batch_size = workdir, config, batch_size
+    def __init__(self, workdir, config, encoder=None, decoder=None, batch_size=BATCH_SIZE, log=None):
+        self.workdir, self.config, self.batch_size, self.log = workdir, config, batch_size, log
         self._encoder, self._decoder = encoder, decoder
-        self._test_data = self._test_codes = None
+        self.inference = Inference(batch_size)
+        self._dataset = self._test_data = self._test_codes = self._epochs_trained = None
 
     # -- what the run is -------------------------------------------------------------------------------
 
@@ -94,16 +115,12 @@ class Run:
     @property
     def likelihood(self):
         """The decoder likelihood the training loss implies (``tfvae.metrics.likelihood_for_loss``)."""
-        from tfvae import metrics  # imported when needed: it pulls in scipy, which sample.py's grid never needs
-
         return metrics.likelihood_for_loss(self.config.loss)
 
     @property
     def variance(self):
         """The Gaussian decoder's shared variance: the one a ``loss=gaussian`` run was trained with (kept in its
         decoder's ``DecoderVariance`` layer), 1/2 for ``loss=mse``; None for ``bce``."""
-        from tfvae import metrics
-
         try:
             return metrics.decoder_variance(self.decoder, self.config.loss)
         except ValueError as e:
@@ -111,14 +128,20 @@ class Run:
 
     @property
     def epochs_trained(self):
-        """Epochs in the run's last checkpoint (0 when it has none; from history.csv if state.json is damaged)."""
-        return runs.epochs_trained(self.workdir)
+        """Epochs in the run's last checkpoint (0 when it has none).
+
+        When state.json is damaged they come from history.csv's last row, and the Run's ``log`` gets one line
+        saying so (once: the value is read once per Run).
+        """
+        if self._epochs_trained is None:
+            self._epochs_trained = rundir.epochs_trained(self.workdir, self.log)
+        return self._epochs_trained
 
     @property
     def encoder(self):
         """The Keras encoder: images in [0, 1] (+ one-hot labels) -> {"z_mean", "z_log_var", "z"}."""
         if self._encoder is None:
-            encoder = runs.load_model_file(self.workdir, "encoder", self.config)
+            encoder = rundir.load_model_file(self.workdir, "encoder", self.config)
             outputs = encoder.output
             has_log_var = isinstance(outputs, dict) and "z_log_var" in outputs
             if has_log_var != self.variational:
@@ -132,7 +155,7 @@ class Run:
     def decoder(self):
         """The Keras decoder: z (+ one-hot labels) -> logits."""
         if self._decoder is None:
-            self._decoder = runs.load_model_file(self.workdir, "decoder", self.config)
+            self._decoder = rundir.load_model_file(self.workdir, "decoder", self.config)
         return self._decoder
 
     # -- inputs ----------------------------------------------------------------------------------------
@@ -144,16 +167,16 @@ class Run:
             x = x[..., None]
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
             shape = ", ".join(map(str, self.image_shape))
-            raise TfvaeError(f"images of shape {x.shape}, but the run's are (n, {shape})"
-                             f"{' or (n, H, W)' if self.image_shape[-1] == 1 else ''}")
+            raise ArgumentError("images", f"images of shape {x.shape}, but the run's are (n, {shape})"
+                                          f"{' or (n, H, W)' if self.image_shape[-1] == 1 else ''}")
         if x.dtype == np.uint8:
             return x.astype("float32") / 255.0
         if not np.issubdtype(x.dtype, np.floating):
-            raise TfvaeError(f"images of dtype {x.dtype}: pass uint8 (0..255) or float in [0, 1]")
+            raise ArgumentError("images", f"images of dtype {x.dtype}: pass uint8 (0..255) or float in [0, 1]")
         x = x.astype("float32")
         if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
-            raise TfvaeError(f"float images must lie in [0, 1] (these span {np.nanmin(x):g} to {np.nanmax(x):g}); "
-                             "divide uint8 pixels by 255, or pass them as uint8")
+            raise ArgumentError("images", f"float images must lie in [0, 1] (these span {np.nanmin(x):g} to "
+                                          f"{np.nanmax(x):g}); divide uint8 pixels by 255, or pass them as uint8")
         return x
 
     def one_hot(self, labels):
@@ -168,44 +191,50 @@ class Run:
         """
         if not self.conditional:
             if labels is not None:
-                raise TfvaeError(f"labels given, but {self.workdir} holds a {self.config.model}: only a cvae "
-                                 "takes labels")
+                raise ArgumentError("labels", f"labels given, but {self.workdir} holds a {self.config.model}: "
+                                              "only a cvae takes labels")
             return None
         if labels is None:
-            raise TfvaeError(f"{self.workdir} holds a cvae: pass labels (class ids 0..{self.num_classes - 1})")
+            raise ArgumentError("labels", f"labels=None, but {self.workdir} holds a cvae: pass labels (class ids "
+                                          f"0..{self.num_classes - 1})")
         ids = np.asarray(labels)
         if ids.ndim == 0:
             ids = np.full(count, ids)
         if ids.shape != (count,) or not np.issubdtype(ids.dtype, np.integer):
-            raise TfvaeError(f"labels must be {count} integer class ids (or one int for all); got shape "
-                             f"{ids.shape}, dtype {ids.dtype}")
+            raise ArgumentError("labels", f"labels must be {count} integer class ids (or one int for all); got "
+                                          f"shape {ids.shape}, dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_classes):
-            raise TfvaeError(f"label {ids.max() if ids.max() >= self.num_classes else ids.min()} is not a class "
-                             f"of this run (0..{self.num_classes - 1})")
+            bad = ids.max() if ids.max() >= self.num_classes else ids.min()
+            raise ArgumentError("labels", f"label {bad} is not a class of this run (0..{self.num_classes - 1})")
         return sampling.one_hot(ids, self.num_classes)
 
     def codes(self, z):
         """``z`` as float32 (n, latent); TfvaeError for another shape."""
         z = np.asarray(z, dtype="float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise TfvaeError(f"latent codes of shape {z.shape}, but the run's are (n, {self.latent_dim})")
+            raise ArgumentError("z", f"latent codes of shape {z.shape}, but the run's are (n, {self.latent_dim})")
         return z
 
     # -- the models, numpy in and out ------------------------------------------------------------------
 
-    def encode(self, images, labels=None):
+    def encode(self, images, labels=None, batch_size=None):
         """Posterior means and log-variances of ``images``.
+
+        Args:
+          images: the run's images (see the module docstring).
+          labels: class ids, for a cvae.
+          batch_size: images per forward pass (default ``self.batch_size``).
 
         Returns:
           (z_mean, z_log_var), float32 (n, latent) each; z_log_var is None for a plain autoencoder.
         """
         x = self.images(images)
-        return sampling.encode(self.encoder, x, self.condition(labels, len(x)), self.batch_size)
+        return self.inference.encode(self.encoder, x, self.condition(labels, len(x)), batch_size)
 
-    def decode(self, z, labels=None):
+    def decode(self, z, labels=None, batch_size=None):
         """Images (float32 in [0, 1]) that the decoder makes from codes ``z``: sigmoid of its logits."""
         z = self.codes(z)
-        return sampling.decode(self.decoder, z, self.condition(labels, len(z)), self.batch_size)
+        return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size)
 
     def sample(self, n, label=None, seed=0):
         """``n`` images decoded from z ~ N(0, I) (a cvae draws class ``label``, or cycles through the classes)."""
@@ -253,33 +282,87 @@ class Run:
           ``reconstruction``, ``kl`` and ``nll`` (``samples`` importance samples); the reconstructions (decoded
           means) as float32 images).
         """
-        from tfvae import metrics
-
         batch_size = batch_size or self.batch_size
-        variance = self.variance or metrics.GAUSSIAN_VARIANCE  # the Gaussian decoder's (unused by bce)
-        recon, recon_nll = metrics.reconstruct(self.encoder, self.decoder, x, cond, self.likelihood, batch_size,
-                                               variance=variance)
+        recon, recon_nll = self.reconstruction(x, cond, batch_size)
         terms = {"reconstruction_at_mean": recon_nll}
         if self.variational:
-            terms.update(metrics.likelihood_terms(self.encoder, self.decoder, x, samples, labels=cond,
-                                                  likelihood=self.likelihood, variance=variance,
-                                                  max_batch=batch_size, seed=seed))
+            terms.update(self.likelihood_terms(x, cond, samples, max_batch=batch_size, seed=seed))
             terms["score"] = terms["neg_elbo"]
         else:
             terms["score"] = recon_nll
         return terms, recon
 
+    def reconstruction(self, x, cond=None, batch_size=None):
+        """Decoded posterior means of images already in [0, 1] (one-hot ``cond`` for a cvae).
+
+        Returns:
+          (reconstructions float32 in [0, 1], -log p(x | z_mean) per image in nats, float64).
+        """
+        variance = self.variance or metrics.GAUSSIAN_VARIANCE  # the Gaussian decoder's (unused by bce)
+        return self.inference.reconstruct(self.encoder, self.decoder, x, cond, self.likelihood, variance, batch_size)
+
+    def likelihood_terms(self, x, cond=None, num_samples=8, max_batch=1024, seed=0, decoder=None, progress=None):
+        """Per-image -ELBO terms and the IWAE NLL of images in [0, 1] (``Inference.likelihood_terms``).
+
+        Args:
+          x: images already in [0, 1]; cond: one-hot labels for a cvae.
+          num_samples: importance samples per image.
+          max_batch: most codes decoded per call.
+          seed: seed of the draws.
+          decoder: another copy of the run's decoder to compute with (e.g. in bfloat16); default the run's.
+          progress: optional callable(done_images, total_images).
+
+        Raises:
+          TfvaeError: the run is a plain autoencoder, which defines no likelihood.
+        """
+        if not self.variational:
+            raise TfvaeError(f"{self.workdir} holds an ae, which defines no likelihood: only a vae or cvae has one")
+        return self.inference.likelihood_terms(
+            self.encoder, decoder or self.decoder, x, num_samples, labels=cond, likelihood=self.likelihood,
+            variance=self.variance or metrics.GAUSSIAN_VARIANCE, max_batch=max_batch, seed=seed, progress=progress)
+
     # -- the run's data and latent space ---------------------------------------------------------------
 
-    def test_data(self):
-        """The run's test images as training saw them (float32 in [0, 1]) and their class ids (or None)."""
+    @property
+    def dataset(self):
+        """The run's dataset as its config names it, in grey levels whatever its binarization (uint8)."""
+        if self._dataset is None:
+            self._dataset = data_lib.load_configured(self.config, log=self.log or print, binarize=False)
+        return self._dataset
+
+    def model_view(self, x_uint8, split="test"):
+        """uint8 images as the model sees them, float32 in [0, 1]: for a binarized run, one fixed binary copy
+        (seeded by the run's seed for ``split="train"``, seed + 1 for ``"test"``; see the module docstring)."""
+        if self.config.binarize == "none":
+            return x_uint8.astype("float32") / 255.0
+        seed = self.config.seed + (1 if split == "test" else 0)
+        return data_lib.binarize_static(x_uint8, seed=seed).astype("float32") / 255.0
+
+    def model_view_uint8(self, x_uint8, split="test"):
+        """``model_view`` as uint8 0..255."""
+        return np.rint(self.model_view(x_uint8, split) * 255.0).astype(np.uint8)
+
+    def test_data(self, grey=False):
+        """The run's test images and their class ids (or None): the test set evaluation scores.
+
+        Args:
+          grey: the grey levels instead, whatever the run's binarization.
+
+        Returns:
+          (float32 images (n, H, W, C) in [0, 1], int class ids (n,) or None); see the module docstring.
+        """
+        if grey:
+            return self.dataset.x_test.astype("float32") / 255.0, self.dataset.y_test
         if self._test_data is None:
-            x, y, _ = runs.load_test_data(self.config)
-            self._test_data = (x, y)
+            self._test_data = (self.model_view(self.dataset.x_test, "test"), self.dataset.y_test)
         return self._test_data
 
+    def train_data(self):
+        """The run's training images as the model sees them (float32 in [0, 1]) and their class ids (or None)."""
+        return self.model_view(self.dataset.x_train, "train"), self.dataset.y_train
+
     def set_test_data(self, images, labels):
-        """Uses these test images and class ids instead of loading them again (training passes its own)."""
+        """Uses these test images (as the model sees them) and class ids instead of loading them."""
         self._test_data = (self.images(images), None if labels is None else np.asarray(labels))
         self._test_codes = None
 
@@ -298,8 +381,6 @@ class Run:
           (values (latent,), what): for a VAE the mean KL(q(z_j|x) || N(0, 1)) per dimension in nats ("KL"),
           which is ~0 for a dimension the model ignores; for a plain autoencoder the variance of z_mean ("var").
         """
-        from tfvae import losses
-
         z_mean, z_log_var, _ = self.test_codes()
         if z_log_var is None:
             return z_mean.var(axis=0).astype("float64"), "var"
@@ -340,55 +421,3 @@ class Run:
         rows = [(d, float(values[d])) for d in dims]
         text = [f"z[{d}] {what} {v:.2f}" for d, v in rows]
         return sampling.label_rows(picture, text, self.image_shape[0]), rows, what, index
-
-    # -- sample.py's pictures --------------------------------------------------------------------------
-
-    def check_label(self, label):
-        """Raises TfvaeError unless ``label`` is None or a class this (cvae) run can draw; sample.py's --label."""
-        if label is not None and not self.conditional:
-            raise TfvaeError(f"--label needs a cvae run; {self.workdir} holds a {self.config.model}")
-        if label is not None and not 0 <= label < self.num_classes:
-            raise TfvaeError(f"--label={label} but the run has {self.num_classes} classes "
-                             f"(0..{self.num_classes - 1})")
-
-    def picture(self, mode, n, label=None, seed=0):
-        """The (H', W', C) float picture of one of sample.py's image modes.
-
-        Args:
-          mode: "grid" (the 2-D manifold over norm.ppf(linspace(0.01, 0.99, n)), else prior samples), "random"
-            (prior samples), "reconstruct" (test images in odd rows, their reconstructions below),
-            "interpolate" (each row walks from one test image's code to another's), "traverse" (see
-            ``traverse``).
-          n: the picture is n x n images.
-          label: the class a cvae draws (grid, random); None: one class per row (grid of a 2-D latent: 0).
-          seed: seed of prior samples and of the choice of test images.
-        """
-        self.check_label(label)
-        rng = np.random.default_rng(seed)
-        if mode in ("grid", "random"):
-            if mode == "grid":
-                z = sampling.latent_grid(n, self.latent_dim, seed)
-                if self.conditional and self.latent_dim == 2 and label is None:
-                    label = 0  # one class per manifold
-            else:
-                z = sampling.prior_samples(n * n, self.latent_dim, seed)
-            labels = None
-            if self.conditional:
-                labels = label if label is not None else (np.arange(n * n) // n) % self.num_classes
-            return sampling.tile(self.decode(z, labels), n, n)
-        if mode == "traverse":
-            return self.traverse(n, seed=seed)[0]
-        x, y = self.test_data()
-        if mode == "reconstruct":
-            rows = max(n // 2, 1)
-            pick = rng.choice(len(x), size=min(rows * n, len(x)), replace=False)
-            labels = y[pick] if self.conditional else None
-            return sampling.tile(sampling.interleave_rows(x[pick], self.reconstruct(x[pick], labels), n),
-                                 2 * rows, n)
-        if mode == "interpolate":
-            ends = rng.choice(len(x), size=(n, 2), replace=True)
-            # A cvae keeps the start image's class along each row.
-            rows = [self.interpolate(x[a], x[b], n, label=int(y[a]) if self.conditional else None)
-                    for a, b in ends]
-            return sampling.tile(np.concatenate(rows), n, n)
-        raise TfvaeError(f"unknown mode {mode!r}")

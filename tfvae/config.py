@@ -1,6 +1,8 @@
 """The resolved run configuration: a plain dataclass built once from flags and passed down.
 
-It is written to ``<workdir>/config.json`` and read back by sample.py and for resuming.
+Nothing below the scripts changes a Config it is given. A run's Config is the flags' Config plus what its data
+turned out to be (``with_data``, a new Config); that one is written to ``<workdir>/config.json``, its fields
+flat, and read back by sample.py, evaluate.py and for resuming.
 """
 
 import dataclasses
@@ -9,7 +11,7 @@ import os
 
 from tfvae import integrity
 from tfvae.data import BINARIZE_MODES as BINARIZE
-from tfvae.data import DATASETS, DEFAULT_MAX_IMAGE_PIXELS
+from tfvae.data import DATASETS, DEFAULT_MAX_IMAGE_PIXELS, DataFacts
 from tfvae.data.noise import parse_noise
 from tfvae.errors import TfvaeError
 from tfvae.losses import RECONSTRUCTION_LOSSES
@@ -72,7 +74,7 @@ class Config:
     intra_op_threads: int = 0  # 0: TensorFlow's default (one per core)
     inter_op_threads: int = 0
     workdir: str = ""  # "": runs/<model>-<dataset>-z<latent>
-    # Filled in once the data is loaded:
+    # What the data turned out to be (DataFacts): set in the run's Config by with_data, never by a flag.
     image_shape: tuple = ()
     num_classes: int = 0
     num_examples: int = 0  # training images (a learning-rate schedule counts steps per epoch from it)
@@ -152,6 +154,14 @@ class Config:
         if self.dataset == "folder" and not self.data_dir:
             raise TfvaeError("--dataset=folder needs --data_dir=PATH (a folder of PNG/JPEG images)")
         return self
+
+    def with_data(self, facts):
+        """A copy of this Config that records ``facts`` (a ``tfvae.data.DataFacts``): the run's Config."""
+        return dataclasses.replace(self, **{k: getattr(facts, k) for k in DataFacts.FIELDS})
+
+    def data_facts(self):
+        """The DataFacts this (run's) Config records."""
+        return DataFacts(**{k: getattr(self, k) for k in DataFacts.FIELDS})
 
     def architecture(self):
         return {k: _jsonable(getattr(self, k)) for k in ARCHITECTURE_FIELDS}

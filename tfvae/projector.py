@@ -25,7 +25,8 @@ import os
 
 import numpy as np
 
-from tfvae import files, sampling
+from tfvae import api, files, sampling
+from tfvae.errors import TfvaeError
 
 LOGDIR = os.path.join("logs", "latent")
 MAX_POINTS = 10000
@@ -113,22 +114,26 @@ def _has_note(logdir):
 
 
 def write_after_training(config, dataset, log=print):
-    """Training's hook after its last epoch (chief only): ``write_end_of_training`` for the run just trained.
+    """The hook train.py gives training for after the last epoch (``train(on_finished=...)``, chief only):
+    ``write_end_of_training`` for the run just trained.
 
     The models are read back through ``tfvae.api`` from the exported float32 files, as sample.py reads them;
-    the test images are the ones training used. A failure is reported, not raised: the run itself is complete.
+    the test images are the data training loaded, as ``Run.test_data`` defines them. A failure is reported, not
+    raised: the run itself is complete.
+
+    Args:
+      config: the run's Config (as written to its config.json).
+      dataset: the data it trained on (``tfvae.training.load_data``).
+      log: where the warning about a failure goes.
 
     Returns:
       the directory written, or None.
     """
-    from tfvae import api
-    from tfvae.config import Config
-    from tfvae.errors import TfvaeError
-
     try:
-        run = api.Run(config.workdir, Config.from_json(config.to_json()))
+        run = api.Run(config.workdir, config)
         labels = None if dataset.y_test is None else dataset.y_test[:MAX_POINTS]
-        run.set_test_data(dataset.x_test[:MAX_POINTS], labels)  # the traversal's KL uses these too
+        # Static copies are drawn again identically; a dynamic run's test set is its one fixed draw.
+        run.set_test_data(run.model_view(dataset.x_test)[:MAX_POINTS], labels)  # the traversal's KL uses them
         return write_end_of_training(run, step=config.epochs)
     except (OSError, TfvaeError) as e:
         log(f"warning: could not write the latent space to TensorBoard ({e}); python sample.py --mode=projector "

@@ -1,6 +1,7 @@
-"""Pictures from a trained model: latent grids, prior samples, reconstructions, interpolations, scatter.
+"""Arrays for pictures of a latent space: latent grids, prior samples, interpolations, tiles, the scatter plot.
 
-Pure functions from arrays to arrays; ``save_png``/``save_scatter`` write files. The 2-D latent manifold is
+Pure functions from arrays to arrays (no model runs here: forward passes are ``tfvae.inference``'s);
+``save_png``/``save_scatter`` write files. The 2-D latent manifold is
 the documents' figure: z on ``scipy.stats.norm.ppf(linspace(0.01, 0.99, n))`` along both axes, so that
 equal steps in the picture are equal steps in prior probability.
 """
@@ -35,41 +36,6 @@ def latent_grid(n, latent_dim, seed=0):
 
 def one_hot(labels, num_classes):
     return np.eye(num_classes, dtype="float32")[np.asarray(labels)]
-
-
-def _sigmoid(x):
-    """sigmoid(x) without overflow warnings for large |x| (exp(-log(1 + exp(-x))))."""
-    return np.exp(-np.logaddexp(0.0, -x))
-
-
-def decode(decoder, z, labels=None, batch_size=256):
-    """Images (float32 in [0, 1]) that ``decoder`` makes from ``z`` (and one-hot ``labels`` for a CVAE)."""
-    # Direct calls, not predict(): a picture's few hundred codes take milliseconds, predict's tracing ~1 s.
-    logits = np.concatenate([
-        np.asarray(decoder(z[i:i + batch_size] if labels is None else [z[i:i + batch_size],
-                                                                      labels[i:i + batch_size]], training=False))
-        for i in range(0, len(z), batch_size)])
-    return _sigmoid(logits)
-
-
-def encode(encoder, images, labels=None, batch_size=256):
-    """Posterior means and log-variances of ``images`` (float32 in [0, 1]) and one-hot ``labels`` for a CVAE.
-
-    Returns:
-      (z_mean, z_log_var) as float32 arrays (n, latent); z_log_var is None for a deterministic encoder.
-    """
-    # Direct calls, not predict(): predict's tracing costs ~1 s, more than encoding a whole test set.
-    means, log_vars = [], []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        out = encoder(x if labels is None else [x, labels[i:i + batch_size]], training=False)
-        means.append(np.asarray(out["z_mean"], dtype="float32"))
-        if "z_log_var" in out:
-            log_vars.append(np.asarray(out["z_log_var"], dtype="float32"))
-    if not means:
-        latent = int(encoder.outputs[0].shape[-1])
-        return np.zeros((0, latent), "float32"), None
-    return np.concatenate(means), (np.concatenate(log_vars) if log_vars else None)
 
 
 def interpolate(z_start, z_end, steps):

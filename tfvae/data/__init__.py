@@ -30,7 +30,7 @@ fix, so that scripts can print it instead of a traceback.
 
 Layout, one job per file (every public name is importable from ``tfvae.data``):
 
-* ``base.py``: `DataError` and `Dataset`.
+* ``base.py``: `DataError`, `Dataset` and `DataFacts` (what loading found: shapes, classes, source).
 * ``registry.py``: `load_dataset` and the names in `DATASETS`; caps and resizes what the sources return.
 * ``mnist.py``: the mnist and fashion_mnist sources and their fallbacks (it reads `DEBIAN_FASHION_MNIST_DIR`,
   so a test or caller that changes it does so in ``tfvae.data.mnist``); ``formats.py``: IDX and .npz parsing.
@@ -41,11 +41,13 @@ Layout, one job per file (every public name is importable from ``tfvae.data``):
 * ``pipeline.py``: `make_pipeline`, `binarize_static` and `BINARIZE_MODES`.
 * ``noise.py``: ``--noise`` (`parse_noise`) and the seeded corruption of a denoising run's inputs (`corrupt`).
 * ``classes.py``: ``--classes``, the chosen classes' subset of a labelled `Dataset` (`select_classes`).
+* ``configured.py``: `load_configured`, the dataset a run's config names, as its training loads it.
 """
 
-from tfvae.data.base import DataError, Dataset
+from tfvae.data.base import DataError, DataFacts, Dataset
 from tfvae.data.cache import cache_root
 from tfvae.data.classes import describe_classes, describe_test_set, select_classes
+from tfvae.data.configured import load_configured
 from tfvae.data.folder import IMAGE_EXTENSIONS, load_image_files
 from tfvae.data.images import DEFAULT_MAX_IMAGE_PIXELS, ImageFiles
 from tfvae.data.mnist import DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASS_NAMES
@@ -54,6 +56,7 @@ from tfvae.data.pipeline import BINARIZE_MODES, binarize_static, make_pipeline
 from tfvae.data.registry import DATASETS, load_dataset
 
 __all__ = ["BINARIZE_MODES", "DATASETS", "DEBIAN_FASHION_MNIST_DIR", "DEFAULT_MAX_IMAGE_PIXELS",
-           "FASHION_MNIST_CLASS_NAMES", "IMAGE_EXTENSIONS", "NOISE_KINDS", "DataError", "Dataset", "ImageFiles",
-           "Noise", "NoiseError", "binarize_static", "cache_root", "corrupt", "corrupt_array", "describe_classes",
-           "describe_test_set", "load_dataset", "load_image_files", "make_pipeline", "parse_noise", "select_classes"]
+           "FASHION_MNIST_CLASS_NAMES", "IMAGE_EXTENSIONS", "NOISE_KINDS", "DataError", "DataFacts", "Dataset",
+           "ImageFiles", "Noise", "NoiseError", "binarize_static", "cache_root", "corrupt", "corrupt_array",
+           "describe_classes", "describe_test_set", "load_configured", "load_dataset", "load_image_files",
+           "make_pipeline", "parse_noise", "select_classes"]

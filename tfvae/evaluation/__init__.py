@@ -12,7 +12,9 @@
 
 ``compare_runs(workdirs, options)`` evaluates several runs and lays them side by side, one row per run and
 sampler, with one image grid per row; ``score_folder(workdir, data_dir, options)`` writes per-image scores of a
-folder of the user's images to CSV. The maths of every metric is in ``tfvae.metrics``.
+folder of the user's images to CSV. The maths of every metric is in ``tfvae.metrics``; every forward pass is
+the run's own (``tfvae.api.Run``, through its one ``tfvae.inference.Inference``), and the test images are
+``Run.test_data()``'s.
 
 What is measured, and on which images:
 
@@ -48,7 +50,7 @@ holding its test accuracy), ``<cache>`` being ``options.cache_dir``, else ``$TFV
 One job per file:
 
     options.py      EvalOptions and the constants it checks against
-    run.py          Run, load_run: a run directory's config, models and images as the model sees them
+    run.py          load_run: a ``tfvae.api.Run`` with its models, data and epochs loaded up front
     classifier.py   the feature classifier, its cache and the data fingerprint
     samplers.py     latent codes from the prior or the Gaussian mixture, and the images they decode to
     likelihood.py   per-image -ELBO terms, the IWAE NLL, what the numbers are comparable with
@@ -109,7 +111,7 @@ from tfvae.evaluation.report import (
     write_report,
     write_tensorboard,
 )
-from tfvae.evaluation.run import Run, load_run
+from tfvae.evaluation.run import load_run
 from tfvae.evaluation.samplers import generate, sample_latents
 from tfvae.evaluation.score import SCORE_FIELDS, score_folder
 
@@ -117,7 +119,7 @@ __all__ = [
     "CLASSIFIER_BATCH", "GRID_SIDE", "IWAE_PRECISIONS", "KNN_K", "MODES", "ONE_CLASS_SCORES", "OOD_COLUMNS",
     "RUN_COLUMNS", "denoising_psnr", "evaluate_one_class", "one_class_aurocs", "one_class_markdown",
     "one_class_scores",
-    "SAMPLERS", "SAMPLER_COLUMNS", "SCORE_FIELDS", "WORST_COUNT", "EvalOptions", "FeatureClassifier", "Run",
+    "SAMPLERS", "SAMPLER_COLUMNS", "SCORE_FIELDS", "WORST_COUNT", "EvalOptions", "FeatureClassifier",
     "build_classifier", "cache_root", "classifier_path", "compare_markdown", "compare_runs", "data_fingerprint",
     "evaluate_run", "generate", "iwae_decoder", "iwae_estimate", "likelihood_note", "load_ood_images",
     "load_or_train_classifier", "load_run", "markdown_table", "ood_detection", "per_image_scores",

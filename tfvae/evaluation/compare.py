@@ -5,8 +5,8 @@ import json
 import os
 import shutil
 
-from tfvae import runs
-from tfvae.errors import TfvaeError
+from tfvae import api
+from tfvae.errors import ArgumentError
 from tfvae.evaluation.evaluate import evaluate_run
 from tfvae.evaluation.report import SAMPLER_COLUMNS, compare_markdown, table_row, write_json
 
@@ -21,10 +21,8 @@ def compare_runs(workdirs, options, log=print):
       (report path, list of table rows).
     """
     if not workdirs:
-        raise TfvaeError("--compare needs at least one run directory")
-    workdirs = [runs.resolve_workdir(w) for w in workdirs]
-    for workdir in workdirs:  # fail before any long computation
-        runs.load_config(workdir)
+        raise ArgumentError("workdirs", "no workdirs given: comparing needs at least one run directory")
+    workdirs = [api.load(w).workdir for w in workdirs]  # resolved, and each a run: fail before any long step
     out_dir = options.output or os.path.join(os.path.dirname(os.path.abspath(workdirs[0])), "compare")
     os.makedirs(out_dir, exist_ok=True)
     shared, rows, all_results = {}, [], []

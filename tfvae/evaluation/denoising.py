@@ -14,7 +14,7 @@ def denoising_psnr(run, images, noise, seed=0, labels=None, batch_size=512):
     against the clean images; the reconstruction decodes the posterior mean of the noisy copy.
 
     Args:
-      run: a loaded run (`tfvae.evaluation.Run`).
+      run: a `tfvae.api.Run`.
       images: clean float images in [0, 1], as the model sees them.
       noise: a `tfvae.data.Noise`.
       seed: seed of the test noise.
@@ -26,7 +26,7 @@ def denoising_psnr(run, images, noise, seed=0, labels=None, batch_size=512):
       ``mse_denoised`` (per-pixel MSE, mean over images).
     """
     noisy = data_lib.corrupt_array(images, noise, seed)
-    denoised, _ = metrics.reconstruct(run.encoder, run.decoder, noisy, labels, run.likelihood, batch_size)
+    denoised, _ = run.reconstruction(noisy, labels, batch_size)
     mse_noisy, psnr_noisy = metrics.mse_psnr(images, noisy)
     mse_denoised, psnr_denoised = metrics.mse_psnr(images, denoised)
     return {"noise": str(noise), "seed": seed, "num_images": len(images),

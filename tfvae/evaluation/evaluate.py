@@ -9,8 +9,8 @@ import time
 import numpy as np
 
 from tfvae import data as data_lib
-from tfvae import metrics, runs, sampling
-from tfvae.errors import TfvaeError
+from tfvae import metrics, sampling
+from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.evaluation.denoising import denoising_psnr
 from tfvae.evaluation.likelihood import iwae_estimate, likelihood_note, per_image_scores
 from tfvae.evaluation.ood import ood_detection
@@ -46,7 +46,7 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
     """Measures one run and writes eval.json, report.md, its PNGs and TensorBoard logs.
 
     Args:
-      workdir: the run directory.
+      workdir: the run directory, or a ``latest`` file naming one.
       options: EvalOptions.
       log: where progress lines go.
       shared: a dict kept across calls (classifiers and real-image features per dataset, for --compare).
@@ -59,18 +59,19 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
     shared = {} if shared is None else shared
     started = time.perf_counter()
     seconds = {}
-    workdir = runs.resolve_workdir(workdir)  # "runs/latest" names a run; its results go there
     with _timer(seconds, "load"):
         run = load_run(workdir, log=log)
+    workdir = run.workdir  # "runs/latest" resolved: the results go to the run it names
     out_dir = output or options.output or workdir
     check_outputs(out_dir, workdir)
     os.makedirs(out_dir, exist_ok=True)
     config = run.config
     if run.conditional and options.ood_dataset:
-        raise TfvaeError("--ood_dataset needs an ae or vae run: a cvae's likelihood needs the label, which "
-                         "out-of-distribution images don't have")
-    x_test_uint8, y_test = run.dataset.x_test, run.dataset.y_test
-    x_test = run.model_view(x_test_uint8, "test")
+        raise ArgumentError("ood_dataset", f"ood_dataset={options.ood_dataset!r} given, but {workdir} holds a "
+                                           "cvae: OOD detection needs an ae or vae run (a cvae's likelihood needs "
+                                           "the label, which out-of-distribution images don't have)")
+    x_test_uint8 = run.dataset.x_test
+    x_test, y_test = run.test_data()
     labels = run.one_hot(y_test)
     num_pixels = math.prod(config.image_shape)
     results = {

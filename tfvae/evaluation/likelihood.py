@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from tfvae import metrics, training
+from tfvae import training
 
 
 def _progress_logger(log, what, every=30.0):
@@ -75,10 +75,9 @@ def iwae_estimate(run, x_test, labels, scores, options, m, log):
     count = min(options.num_images or n, n)
     subset = np.sort(np.random.default_rng(options.seed).permutation(n)[:count])
     log(f"IWAE: {count} test images x {options.num_samples} importance samples")
-    terms = metrics.likelihood_terms(
-        run.encoder, iwae_decoder(run, options), x_test[subset], options.num_samples,
-        labels=None if labels is None else labels[subset], likelihood=run.likelihood,
-        variance=run.variance or metrics.GAUSSIAN_VARIANCE, max_batch=options.iwae_batch, seed=options.seed + 1,
+    terms = run.likelihood_terms(
+        x_test[subset], None if labels is None else labels[subset], options.num_samples,
+        max_batch=options.iwae_batch, seed=options.seed + 1, decoder=iwae_decoder(run, options),
         progress=_progress_logger(log, f"IWAE k={options.num_samples}"))
     m["iwae_nll"] = float(np.mean(terms["nll"]))
     m["iwae_nll_sem"] = float(np.std(terms["nll"]) / math.sqrt(count)) if count > 1 else 0.0

@@ -22,19 +22,19 @@ normal. The scores, each higher for more anomalous images, are the run's:
   in nats.
 """
 
+import dataclasses
 import math
 import os
 import time
 
 import numpy as np
 
+from tfvae import api, metrics
 from tfvae import data as data_lib
-from tfvae import metrics, runs
-from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.evaluation.likelihood import per_image_scores
 from tfvae.evaluation.report import write_json
-from tfvae.evaluation.run import load_run
+from tfvae.evaluation.run import prepare
 
 ONE_CLASS_SCORES = ("reconstruction", "reconstruction_excess", "squared_error", "neg_elbo", "neg_elbo_excess",
                     "complexity")
@@ -97,7 +97,7 @@ def evaluate_one_class(workdir, options, log=print):
     """Runs the one-class protocol on a run trained with ``--classes``; writes ``<output>/one_class.json``.
 
     Args:
-      workdir: the run directory.
+      workdir: the run directory, or a ``latest`` file naming one.
       options: `tfvae.evaluation.EvalOptions` (batch_size, elbo_samples, seed, output are used).
       log: where progress lines go.
 
@@ -109,16 +109,17 @@ def evaluate_one_class(workdir, options, log=print):
     """
     started = time.perf_counter()
     options.validate()
-    config = runs.load_config(workdir)
+    run = api.load(workdir, log=log)
+    workdir, config = run.workdir, run.config
     if not config.classes:
-        raise TfvaeError(f"--one_class needs a run trained on chosen classes (train.py --classes=0); {workdir} was "
-                         "trained on every class")
+        raise TfvaeError(f"the one-class protocol needs a run trained on chosen classes (train.py --classes=0); "
+                         f"{workdir} was trained on every class")
     if config.model == "cvae":
-        raise TfvaeError("--one_class needs an ae or vae run: a cvae's scores need each image's true label")
-    run = load_run(workdir)
-    every = Config.from_json(config.to_json())
-    every.classes, every.binarize = (), "none"
-    _, _, dataset = runs.load_test_data(every)  # the whole test set, every class
+        raise TfvaeError("the one-class protocol needs an ae or vae run: a cvae's scores need each image's true "
+                         "label")
+    prepare(run)
+    every = dataclasses.replace(config, classes=())  # the whole test set, every class
+    dataset = data_lib.load_configured(every, log=log, binarize=False)
     is_normal = np.isin(dataset.y_test, config.classes)
     names = list(config.class_names)
     log(f"one-class protocol on {workdir}: {len(is_normal)} {config.dataset} test images, {int(is_normal.sum())} "

@@ -6,8 +6,8 @@ import os
 import numpy as np
 
 from tfvae import data as data_lib
-from tfvae import metrics, runs
-from tfvae.errors import TfvaeError
+from tfvae import metrics
+from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.evaluation.likelihood import iwae_decoder, per_image_scores
 from tfvae.evaluation.run import load_run
 
@@ -28,11 +28,12 @@ def score_folder(workdir, data_dir, options, log=print):
     """
     options.validate()
     if not data_dir:
-        raise TfvaeError("--mode=score needs --data_dir=PATH, a folder of images to score")
-    workdir = runs.resolve_workdir(workdir)
+        raise ArgumentError("data_dir", "no data_dir given: scoring needs a folder of images, e.g. "
+                                        "data_dir='my_images'")
     run = load_run(workdir, log=log)
+    workdir = run.workdir
     if run.conditional:
-        raise TfvaeError("--mode=score needs an ae or vae run: a cvae's likelihood needs each image's label")
+        raise TfvaeError("scoring a folder needs an ae or vae run: a cvae's likelihood needs each image's label")
     height, _, channels = run.config.image_shape
     paths, x_uint8, skipped = data_lib.load_image_files(data_dir, height, channels,
                                                         max_image_pixels=run.config.max_image_pixels, log=log)
@@ -41,10 +42,8 @@ def score_folder(workdir, data_dir, options, log=print):
     x = run.model_view(x_uint8, "test")
     scores, recon = per_image_scores(run, x, None, options)
     if run.variational:
-        scores["iwae_nll"] = metrics.likelihood_terms(run.encoder, iwae_decoder(run, options), x,
-                                                      options.num_samples, likelihood=run.likelihood,
-                                                      variance=run.variance or metrics.GAUSSIAN_VARIANCE,
-                                                      max_batch=options.iwae_batch, seed=options.seed + 1)["nll"]
+        scores["iwae_nll"] = run.likelihood_terms(x, None, options.num_samples, max_batch=options.iwae_batch,
+                                                  seed=options.seed + 1, decoder=iwae_decoder(run, options))["nll"]
     mse, psnr = metrics.mse_psnr(x, recon)
     png = metrics.png_length_nats(run.model_view_uint8(x_uint8, "test"), binary=run.config.binarize != "none")
     test = run.dataset.x_test

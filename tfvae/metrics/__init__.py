@@ -4,7 +4,7 @@ Every function returns plain numpy values; the reductions are explicit (sums ove
 dimensions, then one value per image, then means over images where a function says so). One file per kind,
 each with its maths in its docstring:
 
-    likelihood.py   log p(x|z), the ELBO and the importance-weighted NLL, bits/dim, MSE and PSNR
+    likelihood.py   log p(x|z), the ELBO's and the importance-weighted NLL's maths, bits/dim, MSE and PSNR
     quality.py      Fréchet distance, Inception Score, k-NN precision and recall in classifier features
     anomaly.py      AUROC, PNG length and Serrà et al.'s complexity-corrected score
     mixture.py      the ex-post Gaussian mixture of latent codes (scikit-learn)
@@ -21,14 +21,12 @@ from tfvae.metrics.likelihood import (
     PSNR_MSE_FLOOR,
     bits_per_dim,
     bits_per_dim_8bit,
-    decode_logits,
     decoder_log_prob,
     decoder_variance,
-    encode,
+    importance_log_weights,
+    importance_sampled_nll,
     likelihood_for_loss,
-    likelihood_terms,
     mse_psnr,
-    reconstruct,
     sigmoid,
 )
 from tfvae.metrics.mixture import GaussianMixture, fit_gaussian_mixture
@@ -44,9 +42,8 @@ from tfvae.metrics.quality import (
 
 __all__ = [
     "GAUSSIAN_VARIANCE", "LIKELIHOODS", "LOG_2PI", "PIXEL_LEVELS", "PSNR_MSE_FLOOR", "GaussianMixture", "auroc",
-    "bits_per_dim", "bits_per_dim_8bit", "complexity_corrected_score", "decode_logits", "decoder_log_prob",
-    "decoder_variance", "encode", "fit_gaussian_mixture",
+    "bits_per_dim", "bits_per_dim_8bit", "complexity_corrected_score", "decoder_log_prob", "decoder_variance",
+    "fit_gaussian_mixture", "importance_log_weights", "importance_sampled_nll",
     "frechet_distance", "frechet_distance_of_features", "gaussian_stats", "inception_score", "knn_radii",
-    "likelihood_for_loss", "likelihood_terms", "manifold_coverage", "mse_psnr", "png_length_nats",
-    "precision_recall", "reconstruct", "sigmoid",
+    "likelihood_for_loss", "manifold_coverage", "mse_psnr", "png_length_nats", "precision_recall", "sigmoid",
 ]

@@ -1,18 +1,6 @@
-"""Training: strategy choice, data, the fit loop, checkpoints with resume, and the run directory.
+"""Training: strategy choice, data, the fit loop, checkpoints with resume; it writes the run directory.
 
-A run directory holds everything a run produces::
-
-    config.json            the resolved Config
-    history.csv            one row per finished epoch: losses, test losses, seconds, examples/s
-    checkpoints/           ckpt-<epoch>[-<step>].weights.h5 (model + optimizer state): the newest one and the last
-                           --keep_checkpoints end-of-epoch ones; state.json lists them with their noise state,
-                           size and sha256 (a damaged newest one is skipped on resume for the newest good one)
-    encoder.keras          images [0, 1] (+ one-hot labels) -> {z_mean, z_log_var, z}
-    decoder.keras          z (+ one-hot labels) -> logits
-    logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures; step = epoch (1, 2, ...)
-                           latent/: the Projector's files and the traversal, after the last epoch (tfvae.projector)
-    skipped_files.txt      folder data only: the files that could not be decoded, and why
-    .lock                  held (fcntl.flock) by the train.py writing the directory
+The run directory's files and their formats are ``tfvae.rundir``'s; this package writes them.
 
 Running the same command again resumes where the last checkpoint left off: after the last finished epoch, or
 with ``--checkpoint_every_steps`` inside an epoch, skipping the batches already trained on. The training data
@@ -29,12 +17,14 @@ anything of its epoch is written.
 The package, one job per module (each imports only the ones listed above it)::
 
     runtime.py       the tf.distribute strategy, which process is the chief, thread pools, the precision policy
-    rundir.py        the run directory's files: history.csv, skipped_files.txt, ``latest``, saved models
-    checkpoints.py   Checkpointer (weights, optimizer and noise state; resume), finiteness probes
+    checkpoints.py   Checkpointer (weights, optimizer and noise state into the files tfvae.rundir lists; resume)
     model_setup.py   create_model: precision, Adam and its learning-rate schedule; the float32 export
     writers.py       TensorBoard scalars and images
     recorder.py      RunRecorder, the callback that checks each step and writes each epoch in the order above
     loop.py          load_data, pipelines and train(), the fit loop with resume
+
+Training imports neither ``tfvae.api`` nor ``tfvae.projector``: work after the last epoch (train.py writes the
+Projector's files) is a hook the caller passes, ``train(config, on_finished=...)``.
 """
 
 from tfvae.training.checkpoints import Checkpointer, describe_checkpoint, probe_loss, weights_are_finite
@@ -52,25 +42,13 @@ from tfvae.training.model_setup import (
     steps_per_epoch,
 )
 from tfvae.training.recorder import NonFiniteLoss, RunRecorder
-from tfvae.training.rundir import (
-    HISTORY_FIELDS,
-    SKIPPED_FILES,
-    atomic_save_model,
-    check_workdir,
-    load_history,
-    point_latest,
-    read_history,
-    write_history,
-    write_skipped_files,
-)
 from tfvae.training.runtime import configure_runtime, cpu_has_bfloat16, is_chief, make_strategy, resolve_precision
 from tfvae.training.writers import ImageWriter, ScalarWriter
 
 __all__ = [
-    "HISTORY_FIELDS", "MIN_WARMUP_STEPS", "SKIPPED_FILES", "Checkpointer", "ImageWriter", "NonFiniteLoss",
-    "RunRecorder", "ScalarWriter", "atomic_save_model", "check_workdir", "configure_runtime", "cpu_has_bfloat16",
-    "create_model", "default_batch_size", "describe_checkpoint", "export_models", "float32_copy", "is_chief",
-    "learning_rate", "load_data", "load_history", "make_strategy", "pipelines", "point_latest", "policy_copy",
-    "probe_loss", "read_history", "resolve_precision", "resolved_batch_size", "set_learning_rate",
-    "steps_per_epoch", "train", "weights_are_finite", "write_history", "write_skipped_files",
+    "MIN_WARMUP_STEPS", "Checkpointer", "ImageWriter", "NonFiniteLoss", "RunRecorder", "ScalarWriter",
+    "configure_runtime", "cpu_has_bfloat16", "create_model", "default_batch_size", "describe_checkpoint",
+    "export_models", "float32_copy", "is_chief", "learning_rate", "load_data", "make_strategy", "pipelines",
+    "policy_copy", "probe_loss", "resolve_precision", "resolved_batch_size", "set_learning_rate", "steps_per_epoch",
+    "train", "weights_are_finite",
 ]

@@ -1,5 +1,6 @@
 """The fit loop: loading the data, the tf.data pipelines, and train(), which trains or resumes a run."""
 
+import dataclasses
 import errno
 import os
 import re
@@ -12,9 +13,18 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae import files, integrity, projector, sampling
+from tfvae import files, integrity, sampling
 from tfvae.errors import TfvaeError
 from tfvae.models import networks
+from tfvae.rundir import (
+    check_exports,
+    check_run_files,
+    check_workdir,
+    load_history,
+    point_latest,
+    write_config,
+    write_skipped_files,
+)
 from tfvae.training.checkpoints import Checkpointer, describe_checkpoint
 from tfvae.training.model_setup import (
     create_model,
@@ -24,14 +34,6 @@ from tfvae.training.model_setup import (
     steps_per_epoch,
 )
 from tfvae.training.recorder import RunRecorder
-from tfvae.training.rundir import (
-    check_exports,
-    check_run_files,
-    check_workdir,
-    load_history,
-    point_latest,
-    write_skipped_files,
-)
 from tfvae.training.runtime import configure_runtime, is_chief, make_strategy, resolve_precision
 from tfvae.training.writers import ImageWriter
 
@@ -39,26 +41,18 @@ _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 
 def load_data(config, log=print):
-    """Loads the dataset named by ``config`` and fills in its image shape, classes and source.
+    """Loads the dataset named by ``config``, as training uses it (``--classes``, ``--binarize=static``).
 
     A folder is decoded once into its decode cache (``config.cache_dir``), with progress lines to ``log``.
+    ``config`` is left as it is: what the data turned out to be is ``dataset.facts`` (a DataFacts), which
+    ``config.with_data`` records in the run's Config.
+
+    Raises:
+      TfvaeError: the data can't be had, its images don't fit ``config.arch``, or a cvae's data has no labels.
     """
-    dataset = data_lib.load_dataset(
-        config.dataset, data_dir=config.data_dir or None, image_size=config.image_size or None,
-        channels=config.channels or None, max_examples=config.max_examples, download=config.download,
-        seed=config.seed, cache_dir=config.cache_dir, max_image_pixels=config.max_image_pixels, log=log)
-    if config.classes:  # the chosen classes' training and test images (a one-line error for unlabelled data)
-        dataset = data_lib.select_classes(dataset, config.classes)
-    if config.binarize == "static":
-        dataset.x_train = data_lib.binarize_static(dataset.x_train, seed=config.seed)
-        dataset.x_test = data_lib.binarize_static(dataset.x_test, seed=config.seed + 1)
-    config.image_shape = tuple(dataset.image_shape)
-    config.num_classes = dataset.num_classes
-    config.num_examples = len(dataset.x_train)
-    config.class_names = tuple(dataset.class_names or ())
-    config.data_source = dataset.source
+    dataset = data_lib.load_configured(config, log)
     try:
-        networks.check_image_shape(config.image_shape, config.arch, config.filters)
+        networks.check_image_shape(dataset.image_shape, config.arch, config.filters)
     except ValueError as e:
         raise TfvaeError(str(e)) from None
     if config.model == "cvae" and not dataset.num_classes:
@@ -81,7 +75,7 @@ def pipelines(config, dataset, skip_batches=0):
     return train, test
 
 
-def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=False):
+def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=False, on_finished=None):
     """Trains (or resumes) the run ``config`` describes and writes its run directory.
 
     Holds the run directory's lock throughout: a second train() on the same directory fails at once. Under
@@ -90,22 +84,27 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
     multi-worker saving recipe), and every worker resumes from the checkpoint in ``config.workdir``.
 
     Args:
-      config: a Config; validated here and completed with the data's shape and source.
+      config: a Config (left as it is: the run's own, written to config.json, is a checked copy with the
+        precision used and the data's facts, ``Config.with_data``).
       strategy: a tf.distribute strategy; default ``make_strategy(config.strategy)``.
       verbose: Keras progress-bar mode; default 1 on a terminal, else 2 (one line per epoch).
       log: where one-line messages go.
       callbacks: more Keras callbacks, run after the run's own (benchmarks use them to time epochs).
       restart: start the run over: first move everything ``config.workdir`` holds (a damaged run, say) to a
         new sibling ``<workdir>.old-<UTC time>``, deleting nothing.
+      on_finished: called as ``on_finished(config, dataset)`` by the chief after the run's last epoch, with
+        the run's Config and the data it trained on, once encoder.keras and decoder.keras are written
+        (train.py writes the Projector's files there); its failures are its own to report.
 
     Returns:
-      dict with the final test ``loss``, ``reconstruction`` and ``kl``, ``epochs`` and ``workdir``.
+      dict with the final test ``loss``, ``reconstruction`` and ``kl``, ``epochs``, ``workdir`` and the run's
+      ``config``.
 
     Raises:
       TfvaeError: bad flags or data, a run directory in use or not writable, a non-finite loss
         (``NonFiniteLoss``): each a one-line message; the last checkpoint is kept.
     """
-    config.validate()
+    config = dataclasses.replace(config).validate()  # the caller's Config stays what the flags said
     configure_runtime(config, log)  # before anything starts TensorFlow's runtime
     strategy = strategy or make_strategy(config.strategy)  # multi_worker: before any other TensorFlow op
     config.precision = resolve_precision(config.precision)  # config.json records the policy actually used
@@ -115,7 +114,7 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
     if not chief:
         writedir = tempfile.mkdtemp(prefix="tfvae-worker-")
         try:
-            return _train(config, strategy, writedir, verbose, log, list(callbacks))
+            return _train(config, strategy, writedir, verbose, log, list(callbacks), None)
         finally:
             shutil.rmtree(writedir, ignore_errors=True)
     with files.RunLock(config.workdir):
@@ -128,13 +127,15 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
         if removed:
             log(f"removed {len(removed)} unfinished file(s) left by a killed run: "
                 f"{', '.join(os.path.basename(p) for p in removed)}")
-        return _train(config, strategy, config.workdir, verbose, log, list(callbacks))
+        return _train(config, strategy, config.workdir, verbose, log, list(callbacks), on_finished)
 
 
-def _train(config, strategy, writedir, verbose, log, callbacks):
+def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     keras.utils.set_random_seed(config.seed)
     dataset = load_data(config, log)
-    config.batch_size = resolved_batch_size(config, len(dataset.x_train))  # config.json records the size used
+    # The run's Config, as config.json records it: what the data turned out to be, and the batch size used.
+    config = dataclasses.replace(config.with_data(dataset.facts),
+                                 batch_size=resolved_batch_size(config, len(dataset.x_train)))
     config_problem = check_workdir(config)  # again, now that the image shape and classes are known
     log(f"data: {config.dataset} from {dataset.source}; {len(dataset.x_train)} train / "
         f"{len(dataset.x_test)} test images of shape {config.image_shape}"
@@ -164,7 +165,7 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
     try:
         os.makedirs(writedir, exist_ok=True)
         skipped = write_skipped_files(writedir, config.data_dir, dataset)
-        files.atomic_write_text(os.path.join(writedir, "config.json"), config.to_json())
+        write_config(writedir, config)
         if chief:
             point_latest(writedir)
     except OSError as e:
@@ -230,12 +231,12 @@ def _train(config, strategy, writedir, verbose, log, callbacks):
     if not segments:
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
         export_models(model, writedir)
-    elif writedir == config.workdir:  # the chief, after the last epoch: the latent space for TensorBoard
-        projector.write_after_training(config, dataset, log)
+    elif writedir == config.workdir and on_finished is not None:  # the chief, after the last epoch
+        on_finished(config, dataset)
     _, test_ds = pipelines(config, dataset)
     result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),
-            "workdir": config.workdir}
+            "workdir": config.workdir, "config": config}
 
 
 def _write_error(workdir, checkpointer, reason, filename=None):

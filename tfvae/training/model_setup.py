@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from tfvae.models import build_model
-from tfvae.training.rundir import atomic_save_model
+from tfvae.rundir import save_model
 from tfvae.training.runtime import resolve_precision
 
 MIN_WARMUP_STEPS = 200
@@ -106,8 +106,8 @@ def export_models(model, workdir):
     The variables are float32 under every policy; computing in float32 too gives sample.py and evaluate.py
     full-precision logits (likelihoods are sums of hundreds of per-pixel terms) on any device.
     """
-    atomic_save_model(float32_copy(model.encoder), os.path.join(workdir, "encoder.keras"))
-    atomic_save_model(float32_copy(model.decoder), os.path.join(workdir, "decoder.keras"))
+    save_model(float32_copy(model.encoder), os.path.join(workdir, "encoder.keras"))
+    save_model(float32_copy(model.decoder), os.path.join(workdir, "decoder.keras"))
 
 
 def float32_copy(network):

@@ -9,9 +9,9 @@ import tensorflow as tf
 
 from tfvae import files
 from tfvae.errors import TfvaeError
+from tfvae.rundir import write_history
 from tfvae.training.checkpoints import Checkpointer, describe_checkpoint, probe_loss, weights_are_finite
 from tfvae.training.model_setup import export_models
-from tfvae.training.rundir import write_history
 from tfvae.training.writers import ScalarWriter
 
 

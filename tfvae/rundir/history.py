@@ -1,5 +1,4 @@
-"""The run directory's files: history.csv, skipped_files.txt, the ``latest`` file, saved models, and the check
-that a directory holds a run of this architecture (the layout is in the ``tfvae.training`` docstring)."""
+"""history.csv: one row per finished epoch, and its repair from the TensorBoard scalars when it is damaged."""
 
 import csv
 import glob
@@ -7,32 +6,9 @@ import io
 import os
 
 from tfvae import files, integrity
-from tfvae.config import Config
-from tfvae.errors import TfvaeError
 
-SKIPPED_FILES = "skipped_files.txt"
 HISTORY_FIELDS = ("epoch", "loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl",
                   "learning_rate", "seconds", "train_seconds", "examples_per_sec")
-
-
-def atomic_save_model(model, path):
-    """Saves a ``.keras`` file through a temporary name so a kill never leaves a half-written file."""
-    files.atomic_save(path, model.save)
-
-
-def point_latest(workdir):
-    """Writes ``<parent of workdir>/latest``: one line naming ``workdir`` (``tfvae.runs.resolve_workdir`` reads it).
-
-    A file, not a symlink: TensorBoard walks into symlinked directories, so a ``latest`` link listed the newest
-    run twice under ``tensorboard --logdir runs``. A ``latest`` symlink from an older tfvae is replaced; a run
-    directory that is itself called ``latest`` is left alone.
-    """
-    workdir = os.path.abspath(workdir)
-    pointer = os.path.join(os.path.dirname(workdir), "latest")
-    if os.path.basename(workdir) == "latest" or (os.path.isdir(pointer) and not os.path.islink(pointer)):
-        return
-    # Runs finishing at once in one folder (a sweep) each write it: a temporary of each process's own.
-    files.atomic_write_text(pointer, os.path.basename(workdir) + "\n", unique=True)
 
 
 def read_history(path):
@@ -50,71 +26,6 @@ def write_history(path, rows):
             writer.writerows(rows)
 
     files.atomic_save(path, write)
-
-
-def write_skipped_files(workdir, data_dir, dataset):
-    """Lists the data files that could not be used in ``<workdir>/skipped_files.txt`` (removes it if none).
-
-    Returns:
-      the file's path, or None when nothing was skipped.
-    """
-    path = os.path.join(workdir, SKIPPED_FILES)
-    if not dataset.skipped:
-        if os.path.exists(path):
-            os.remove(path)
-        return None
-    lines = [f"# {len(dataset.skipped)} file(s) under {data_dir} could not be used (path<TAB>reason); fix or "
-             "delete them and run again to include them"]
-    lines += [f"{rel}\t{dataset.skip_reasons.get(rel, 'could not be decoded')}" for rel in dataset.skipped]
-    files.atomic_write_text(path, "\n".join(lines) + "\n")
-    return path
-
-
-def check_workdir(config):
-    """Refuses a run directory that already holds a run of another architecture.
-
-    Returns:
-      None, or what is wrong with the directory's config.json ("is missing", "is cut short (...)", ...):
-      train() then rewrites it from the flags, once the checkpoint has shown that it fits them.
-    """
-    path = os.path.join(config.workdir, "config.json")
-    try:
-        previous = Config.read_file(path)
-    except integrity.Unreadable as e:
-        return str(e)
-    mine, theirs = config.architecture(), previous.architecture()
-    # image_shape and num_classes are known only after the data is loaded; compare them once both are.
-    diffs = [k for k in mine if mine[k] != theirs[k] and mine[k] not in ((), [], 0)]
-    if diffs:
-        described = ", ".join(f"{k}={theirs[k]} (asked {mine[k]})" for k in diffs)
-        raise TfvaeError(f"{config.workdir} holds a different run ({described}); pass another --workdir, "
-                         "or the same flags to resume it")
-    return None
-
-
-# The files train.py writes at the top of a run directory (and in checkpoints/): a directory in their place is
-# refused before anything is written.
-RUN_FILES = ("config.json", "history.csv", "encoder.keras", "decoder.keras", SKIPPED_FILES,
-             os.path.join("checkpoints", "state.json"))
-RUN_FOLDERS = ("checkpoints", "logs")
-
-
-def check_run_files(workdir):
-    """Refuses a run directory where a folder stands in place of a file train.py writes, or the reverse.
-
-    Raises:
-      TfvaeError: one line naming the path and what to do.
-    """
-    for rel in RUN_FILES:
-        path = os.path.join(workdir, rel)
-        if os.path.isdir(path):
-            raise TfvaeError(f"{path} is a directory, not a file; move it out of {workdir} (train.py writes this "
-                             "file there) and run again")
-    for rel in RUN_FOLDERS:
-        path = os.path.join(workdir, rel)
-        if os.path.lexists(path) and not os.path.isdir(path):
-            raise TfvaeError(f"{path} is a file, not a directory; move it out of {workdir} (train.py writes this "
-                             "folder there) and run again")
 
 
 def load_history(path, epochs, log=print, logdir=None):
@@ -207,16 +118,3 @@ def _ranges(numbers):
         else:
             spans.append([n, n])
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
-
-
-def check_exports(workdir, epochs, finished, log=print):
-    """Says in one line per file when encoder.keras or decoder.keras is damaged; train() then rebuilds it
-    (``finished``: now, from the checkpoint; else at the end of the next epoch)."""
-    if epochs < 1:
-        return
-    for name in ("encoder", "decoder"):
-        path = os.path.join(workdir, f"{name}.keras")
-        problem = integrity.keras_archive_problem(path)
-        if problem:
-            when = "rebuilding it from the checkpoint" if finished else "it is rewritten at the end of the next epoch"
-            log(f"{path} {problem}; {when}")

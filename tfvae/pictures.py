@@ -1,0 +1,127 @@
+"""sample.py's pictures of a trained run: grids, samples, reconstructions, interpolations, traversals, the
+latent scatter plot, denoising rows, and the Projector's files.
+
+Everything here takes a ``tfvae.api.Run`` and goes through its methods (its one inference path); the array
+helpers are ``tfvae.sampling``'s. Errors name this module's arguments (``label=3``, ``noise=None``); sample.py
+writes them as its flags.
+"""
+
+import os
+
+import numpy as np
+
+from tfvae import api, projector, sampling
+from tfvae import data as data_lib
+from tfvae.errors import ArgumentError
+
+MODES = ("grid", "random", "reconstruct", "interpolate", "scatter", "traverse", "projector", "denoise")
+
+
+def check_label(run, label):
+    """Raises ArgumentError unless ``label`` is None or a class this (cvae) run can draw."""
+    if label is not None and not run.conditional:
+        raise ArgumentError("label", f"label={label} given, but {run.workdir} holds a {run.config.model}: only a "
+                                     "cvae takes labels")
+    if label is not None and not 0 <= label < run.num_classes:
+        raise ArgumentError("label", f"label={label}, but the run has {run.num_classes} classes "
+                                     f"(0..{run.num_classes - 1})")
+
+
+def picture(run, mode, n, label=None, seed=0):
+    """The (H', W', C) float picture of one of the image modes.
+
+    Args:
+      run: a ``tfvae.api.Run``.
+      mode: "grid" (the 2-D manifold over norm.ppf(linspace(0.01, 0.99, n)), else prior samples), "random"
+        (prior samples), "reconstruct" (test images in odd rows, their reconstructions below),
+        "interpolate" (each row walks from one test image's code to another's), "traverse" (see
+        ``Run.traverse``).
+      n: the picture is n x n images.
+      label: the class a cvae draws (grid, random); None: one class per row (grid of a 2-D latent: 0).
+      seed: seed of prior samples and of the choice of test images.
+
+    Raises:
+      ArgumentError: a label the run can't draw, or an unknown mode.
+    """
+    check_label(run, label)
+    rng = np.random.default_rng(seed)
+    if mode in ("grid", "random"):
+        if mode == "grid":
+            z = sampling.latent_grid(n, run.latent_dim, seed)
+            if run.conditional and run.latent_dim == 2 and label is None:
+                label = 0  # one class per manifold
+        else:
+            z = sampling.prior_samples(n * n, run.latent_dim, seed)
+        labels = None
+        if run.conditional:
+            labels = label if label is not None else (np.arange(n * n) // n) % run.num_classes
+        return sampling.tile(run.decode(z, labels), n, n)
+    if mode == "traverse":
+        return run.traverse(n, seed=seed)[0]
+    x, y = run.test_data()
+    if mode == "reconstruct":
+        rows = max(n // 2, 1)
+        pick = rng.choice(len(x), size=min(rows * n, len(x)), replace=False)
+        labels = y[pick] if run.conditional else None
+        return sampling.tile(sampling.interleave_rows(x[pick], run.reconstruct(x[pick], labels), n), 2 * rows, n)
+    if mode == "interpolate":
+        ends = rng.choice(len(x), size=(n, 2), replace=True)
+        # A cvae keeps the start image's class along each row.
+        rows = [run.interpolate(x[a], x[b], n, label=int(y[a]) if run.conditional else None) for a, b in ends]
+        return sampling.tile(np.concatenate(rows), n, n)
+    raise ArgumentError("mode", f"mode={mode!r} is not a picture; choose one of {', '.join(MODES)}")
+
+
+def denoise_picture(run, n, seed=0, noise=None):
+    """Groups of three rows ``n`` images wide: ``max(n // 3, 1)`` groups of clean test images, their copies
+    corrupted by ``noise`` (a spec such as ``"gaussian:0.3"``; default the run's own) seeded by ``seed``, and the
+    run's reconstructions of the noisy copies.
+
+    Raises:
+      ArgumentError: no noise given, and the run was trained without one.
+    """
+    spec = data_lib.parse_noise(noise or run.config.noise)
+    if spec is None:
+        raise ArgumentError("noise", f"no noise given, and {run.workdir} was trained without noise: pass a "
+                                     "corruption such as noise='gaussian:0.3'")
+    x, y = run.test_data()
+    count = min(max(n // 3, 1) * n, len(x))
+    pick = np.sort(np.random.default_rng(seed).choice(len(x), size=count, replace=False))
+    clean = x[pick]
+    noisy = data_lib.corrupt_array(clean, spec, seed)
+    denoised = run.reconstruct(noisy, y[pick] if run.conditional else None)
+    return sampling.denoise_rows(clean, noisy, denoised, min(n, count))
+
+
+def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise=""):
+    """Writes the picture of ``mode`` (see ``picture``, plus "scatter" and "denoise") and returns its path.
+
+    ``mode="projector"`` writes the Projector's files instead (``tfvae.projector``) and returns their directory.
+
+    Args:
+      workdir: the run directory, or a ``latest`` file naming one.
+      mode: one of ``MODES``.
+      n: the picture is n x n images (denoise: n wide, see ``denoise_picture``).
+      output: the PNG to write; default ``<run>/<mode>.png``.
+      seed: seed of prior samples, of the choice of test images, and of the noise.
+      label: the class a cvae draws.
+      noise: denoise's corruption (default the run's own).
+    """
+    if mode not in MODES:
+        raise ArgumentError("mode", f"mode={mode!r} is not a picture; choose one of {', '.join(MODES)}")
+    run = api.load(workdir)
+    if mode == "projector":
+        return projector.write_projector(run)
+    output = output or os.path.join(run.workdir, f"{mode}.png")
+    if os.path.isdir(output):
+        raise ArgumentError("output", f"output={output!r} is a directory, not a picture; pass another output "
+                                      "or move it away")
+    if mode == "denoise":
+        return sampling.save_png(output, denoise_picture(run, n, seed, noise))
+    if mode == "scatter":
+        check_label(run, label)
+        z, _, labels = run.test_codes()
+        title = f"{run.config.model} z{run.latent_dim} on {run.config.dataset}: test-set latent means"
+        return sampling.save_scatter(output, z, labels, list(run.config.class_names) or None, title)
+    return sampling.save_png(output, picture(run, mode, n, label=label, seed=seed))
+

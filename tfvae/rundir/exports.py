@@ -1,0 +1,96 @@
+"""The exported models, encoder.keras and decoder.keras: writing them, and loading them with their checks.
+
+Models load with ``safe_mode=True`` only: a ``.keras`` file can't run code on load.
+"""
+
+import os
+
+import keras
+
+from tfvae import files, integrity
+from tfvae.config import Config
+from tfvae.errors import TfvaeError
+from tfvae.models import layers as _layers  # noqa: F401  (registers the custom layers the files hold)
+
+MODEL_NAMES = ("encoder", "decoder")
+
+
+def save_model(model, path):
+    """Saves a ``.keras`` file through a temporary name so a kill never leaves a half-written file."""
+    files.atomic_save(path, model.save)
+
+
+def load_model_file(workdir, name, config=None):
+    """Loads ``<workdir>/<name>.keras`` ("encoder" or "decoder") with safe_mode=True and checks that it fits the run.
+
+    The file is checked before Keras reads it (Keras reports a cut-short zip as "File not found"), and the model
+    after: its shapes must be those the run's config.json gives, or the two come from different runs.
+
+    Args:
+      workdir: the run directory.
+      name: "encoder" or "decoder".
+      config: the run's Config; default: read from ``workdir`` when it has a config.json (else not checked).
+
+    Raises:
+      TfvaeError: one line naming the file: missing, damaged, carrying code, or not of this run's shapes.
+    """
+    path = os.path.join(workdir, f"{name}.keras")
+    rebuild = (f"run train.py on {workdir} with the flags it was trained with, which rebuilds {name}.keras from "
+               "the run's last checkpoint")
+    if not os.path.lexists(path):
+        raise TfvaeError(f"{path} is missing: {workdir} has no {name}.keras yet (was training stopped during its "
+                         f"first epoch?); {rebuild} (or finishes its first epoch)")
+    problem = integrity.keras_archive_problem(path)
+    if problem:
+        raise TfvaeError(f"{path} {problem}; restore it from a copy, or {rebuild}")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # noqa: BLE001  (a file we cannot trust or read: say so in one line)
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "safe_mode" in str(e) or "arbitrary code" in str(e):
+            raise TfvaeError(f"refusing to load {path}: it contains Python code, which could do anything when run "
+                             f"(Keras: {reason.split('. ')[0]}); tfvae loads models with safe_mode=True only, so "
+                             "retrain it with train.py") from None
+        raise TfvaeError(f"cannot load {path}: {reason}; restore it from a copy, or {rebuild}") from None
+    if config is None and os.path.lexists(os.path.join(workdir, "config.json")):
+        config = Config.load(workdir)
+    if config is not None:
+        misfit = model_misfit(model, name, config)
+        if misfit:
+            raise TfvaeError(f"{path} does not fit the run's config.json ({misfit}): the two come from different "
+                             f"runs; restore the run's own config.json, or {rebuild}")
+    return model
+
+
+def model_misfit(model, name, config):
+    """None if ``model`` (the run's "encoder" or "decoder") has the shapes ``config`` gives, else how it differs."""
+    image_shape, latent = tuple(config.image_shape), config.latent
+    first_input = tuple(model.inputs[0].shape[1:])
+    outputs = [tuple(t.shape[1:]) for t in keras.tree.flatten(model.outputs)]
+    if name == "decoder":
+        if first_input != (latent,):
+            return f"it takes codes of shape {first_input}, config.json says latent={latent}"
+        if outputs[0] != image_shape:
+            return f"it draws images of shape {outputs[0]}, config.json says {image_shape}"
+    else:
+        if first_input != image_shape:
+            return f"it takes images of shape {first_input}, config.json says {image_shape}"
+        if any(shape != (latent,) for shape in outputs):
+            return f"it gives codes of shape {outputs[0]}, config.json says latent={latent}"
+    wanted = 2 if config.model == "cvae" else 1
+    if len(model.inputs) != wanted:
+        return f"it takes {len(model.inputs)} input(s), a {config.model}'s {name} takes {wanted}"
+    return None
+
+
+def check_exports(workdir, epochs, finished, log=print):
+    """Says in one line per file when encoder.keras or decoder.keras is damaged; train() then rebuilds it
+    (``finished``: now, from the checkpoint; else at the end of the next epoch)."""
+    if epochs < 1:
+        return
+    for name in ("encoder", "decoder"):
+        path = os.path.join(workdir, f"{name}.keras")
+        problem = integrity.keras_archive_problem(path)
+        if problem:
+            when = "rebuilding it from the checkpoint" if finished else "it is rewritten at the end of the next epoch"
+            log(f"{path} {problem}; {when}")

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 
-from tfvae import files, sampling
+from tfvae import files, metrics, sampling
 
 # Metrics that don't depend on the sampler, then those that do; (key, table header, format).
 RUN_COLUMNS = (
@@ -146,7 +146,8 @@ def perception_markdown(results):
     their reconstructions and of each sampler's samples, with the ratios to the real images'."""
     m, s = results["metrics"], results["settings"]
     rows = [(f"real test images ({results['run']['num_test_images']})", m["real_sharpness"],
-             m["real_colourfulness"], 1.0, 1.0 if m["real_colourfulness"] > 0 else None),
+             m["real_colourfulness"], metrics.ratio(m["real_sharpness"], m["real_sharpness"]),
+             metrics.ratio(m["real_colourfulness"], m["real_colourfulness"])),
             ("their reconstructions", m["recon_sharpness"], m["recon_colourfulness"], m["recon_sharpness_ratio"],
              m["recon_colourfulness_ratio"])]
     rows += [(f"{sampler} samples ({s['sample_count']})", e["sharpness"], e["colourfulness"], e["sharpness_ratio"],

@@ -13,7 +13,8 @@ training set's mean image (1.0: no better than the mean image). The probe's own 
 time is the run's history.csv ``seconds`` (training, validation, checkpoint and export).
 
 Then each run is evaluated by ``evaluation.evaluate_run`` (evaluate.py's metrics: -ELBO, IWAE NLL, MSE/PSNR,
-FCD/IS/precision/recall of prior and GMM samples in a classifier trained on the folder's labels) and pictured
+FCD/IS/precision/recall of prior and GMM samples in a classifier trained on the folder's labels, and the
+sharpness and colourfulness of the reconstructions and samples as ratios to the real test images') and pictured
 (reconstructions, prior samples, interpolations). ``<output>/report.md`` and ``report.json`` hold the table and
 the time each run takes to reach the reference run's final quality (``--reference``, default the mse run: the
 folder config's old recipe).
@@ -109,9 +110,9 @@ def make_config(loss, workdir):
 
 def history_seconds(workdir):
     """Per-epoch wall seconds and training images/s from the run's history.csv."""
-    from tfvae import training
+    from tfvae import rundir
 
-    rows = training.read_history(os.path.join(workdir, "history.csv"))
+    rows = rundir.read_history(os.path.join(workdir, "history.csv"))
     return [float(r["seconds"]) for r in rows], [float(r["examples_per_sec"]) for r in rows]
 
 
@@ -165,11 +166,13 @@ def summarise(names, output):
                 results = json.load(f)
             m = results["metrics"]
             row.update({k: m.get(k) for k in ("mse", "psnr", "kl", "neg_elbo", "iwae_nll", "bits_per_dim",
-                                              "decoder_variance")})
+                                              "decoder_variance", "recon_sharpness_ratio",
+                                              "recon_colourfulness_ratio")})
             row["loss"] = results["run"]["loss"]
             for sampler, entry in results["samplers"].items():
                 row.update({f"{sampler}_{k}": entry.get(k) for k in ("fcd", "inception_score", "precision",
-                                                                      "recall")})
+                                                                      "recall", "sharpness_ratio",
+                                                                      "colourfulness_ratio")})
             row["floor"] = results.get("floor")
         rows.append(row)
     reference = next((r for r in rows if r["run"] == FLAGS.reference), None)
@@ -240,9 +243,12 @@ def _cell(value, spec):
 
 
 def markdown(rows):
+    """The report's table, one row per run. "S/C" cells are the sharpness / colourfulness ratios to the real
+    test images' (evaluate.py's ``recon_*_ratio`` and each sampler's ``*_ratio``; 1.0: as the real pictures)."""
     head = ("| run | epochs | s/epoch | test MSE | MSE / mean image's | PSNR dB | KL | -ELBO | bits/dim | "
-            "prior FCD | prior IS | prior P/R | GMM FCD | GMM IS | GMM P/R | time to reference quality |\n"
-            "|" + "---|" * 16 + "\n")
+            "recon. S/C | prior FCD | prior IS | prior P/R | prior S/C | GMM FCD | GMM IS | GMM P/R | GMM S/C | "
+            "time to reference quality |\n"
+            "|" + "---|" * 19 + "\n")
     lines = []
     for r in rows:
         likelihood = r.get("loss") in ("mse", "gaussian")  # bce on colour pixels is no normalised likelihood
@@ -252,10 +258,13 @@ def markdown(rows):
             f"{r['mse_ratio']:.3f} | {_cell(r.get('psnr'), '.2f')} | {_cell(r.get('kl'), '.1f')} | "
             f"{_cell(r.get('neg_elbo') if likelihood else None, '.0f')} | "
             f"{_cell(r.get('bits_per_dim') if likelihood else None, '.3f')} | "
+            f"{_cell(r.get('recon_sharpness_ratio'), '.2f')}/{_cell(r.get('recon_colourfulness_ratio'), '.2f')} | "
             f"{_cell(r.get('prior_fcd'), '.2f')} | {_cell(r.get('prior_inception_score'), '.2f')} | "
             f"{_cell(r.get('prior_precision'), '.2f')}/{_cell(r.get('prior_recall'), '.2f')} | "
+            f"{_cell(r.get('prior_sharpness_ratio'), '.2f')}/{_cell(r.get('prior_colourfulness_ratio'), '.2f')} | "
             f"{_cell(r.get('gmm_fcd'), '.2f')} | {_cell(r.get('gmm_inception_score'), '.2f')} | "
             f"{_cell(r.get('gmm_precision'), '.2f')}/{_cell(r.get('gmm_recall'), '.2f')} | "
+            f"{_cell(r.get('gmm_sharpness_ratio'), '.2f')}/{_cell(r.get('gmm_colourfulness_ratio'), '.2f')} | "
             + ("not reached" if to_target is None and "target_ratio" in r else
                f"{_cell(to_target, '.0f')} s ({r.get('epochs_to_target')} ep.)") + " |\n")
     return head + "".join(lines)

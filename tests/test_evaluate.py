@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -130,6 +131,15 @@ def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
         assert set(entry) >= {"fcd", "inception_score", "precision", "recall", "grid"}
         assert_shares_of(64, entry["precision"], entry["recall"])  # 64 generated vs 64 real test images
         assert entry["fcd"] >= -1e-6
+    # What a person sees: grey digits have no colour, so no colourfulness ratio (None, never a division by 0).
+    assert m["real_colourfulness"] == 0.0 and m["recon_colourfulness"] == 0.0
+    assert m["recon_colourfulness_ratio"] is None
+    assert m["real_sharpness"] > 0 and m["recon_sharpness_ratio"] == pytest.approx(
+        m["recon_sharpness"] / m["real_sharpness"])
+    for sampler in ("prior", "gmm"):
+        entry = results["samplers"][sampler]
+        assert entry["colourfulness"] == 0.0 and entry["colourfulness_ratio"] is None
+        assert entry["sharpness_ratio"] == pytest.approx(entry["sharpness"] / m["real_sharpness"])
     # Uniform noise is far stranger than digits: every noise image scores above (almost) every test digit.
     assert results["ood"]["num_out"] == 8 and m["ood_auroc"] > 0.9
     assert results["classifier"]["path"].startswith(str(root / "cache"))
@@ -141,8 +151,13 @@ def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
     for name in figures:
         assert Image.open(workdir / name).size[0] > 0
     assert Image.open(workdir / "eval_samples_prior.png").size == (10 * 28, 10 * 28)
+    section = report.split("## What a person sees")[1].split("\n## ")[0]
+    their = next(line for line in section.splitlines() if line.startswith("| their reconstructions |"))
+    assert their.rstrip().endswith("| — |")  # the colourfulness ratio of grey images: undefined
     tags = event_tags(str(workdir / "logs" / "eval"))
     assert "prior/eval/iwae_nll" in tags and "gmm/eval/fcd" in tags
+    assert "prior/eval/recon_sharpness_ratio" in tags and "gmm/eval/sharpness_ratio" in tags
+    assert "prior/eval/colourfulness_ratio" not in tags  # None is no scalar
     assert any(t.endswith("_hparams_/session_start_info") for t in tags), sorted(tags)
 
     # Score mode (through the API: the CLI is the same few lines): one CSV row per decodable image.
@@ -182,6 +197,10 @@ def test_compare_ae_and_vae(tiny_runs):
         own = json.loads((runs_dir / row["model"] / "eval.json").read_text())
         assert row["mse"] == own["metrics"]["mse"] and 0.0 < row["mse"] < 0.25
         assert row["fcd"] == own["samplers"][row["sampler"]]["fcd"] and row["fcd"] >= -1e-6
+        assert row["sharpness_ratio"] == own["samplers"][row["sampler"]]["sharpness_ratio"] > 0
+        assert row["recon_sharpness_ratio"] == own["metrics"]["recon_sharpness_ratio"] > 0
+        assert row["colourfulness_ratio"] is None and row["recon_colourfulness_ratio"] is None  # grey digits
+    assert "sharpness / real" in report and "colourfulness / real" not in report  # no column of only None
 
 
 def test_evaluate_errors(tiny_runs, tmp_path):
@@ -269,6 +288,25 @@ def test_evaluate_a_folder_run_with_a_gaussian_decoder(folder_run, image_folder)
         grid = np.asarray(Image.open(workdir / f"eval_samples_{sampler}.png").convert("RGB"), "float64")
         assert grid.shape == (10 * 16, 10 * 16, 3)
         assert np.abs(grid[..., 0] - grid[..., 2]).mean() > 1.0  # colour, not grey levels
+    # What a person sees: the ratios are the run's own reconstructions' mean sharpness and colourfulness over
+    # the real test images', recomputed here through the API.
+    run = tfvae.load(str(workdir))
+    x, _ = run.test_data()
+    recon = run.reconstruct(x)
+    for measure in ("sharpness", "colourfulness"):
+        real = float(np.mean(getattr(metrics, measure)(x)))
+        ours = float(np.mean(getattr(metrics, measure)(recon)))
+        assert m[f"real_{measure}"] == pytest.approx(real) and real > 0
+        assert m[f"recon_{measure}"] == pytest.approx(ours, rel=1e-4)
+        assert m[f"recon_{measure}_ratio"] == pytest.approx(ours / real, rel=1e-4)
+        for sampler in ("prior", "gmm"):
+            entry = results["samplers"][sampler]
+            assert entry[f"{measure}_ratio"] == pytest.approx(entry[measure] / real) and entry[measure] > 0
+    # Four epochs on 90 pictures: blurred discs, duller than the saturated originals.
+    assert m["recon_sharpness_ratio"] < 1.0 and m["recon_colourfulness_ratio"] < 1.0
+    report = (workdir / "report.md").read_text()
+    assert "## What a person sees" in report and "| their reconstructions |" in report
+    assert "recon. sharpness / real" in proc.stdout and "colourfulness / real" in proc.stdout
     # Noise images are out of distribution for discs on white: their -ELBO is far above the test images'.
     assert results["ood"]["num_out"] == min(8, results["ood"]["num_in"]) and m["ood_auroc"] > 0.9
     shown = min(8, results["run"]["num_test_images"])  # the worst test images above their reconstructions
@@ -284,3 +322,20 @@ def test_evaluate_a_folder_run_with_a_gaussian_decoder(folder_run, image_folder)
     for row in rows:
         assert float(row["test_percentile"]) == 100.0  # above every test image's -ELBO
         assert np.isfinite(float(row["iwae_nll"])) and float(row["mse"]) > m["mse"]
+
+    # benchmarks/folder_recipes.py's table (--notrain --noevaluate: the report of runs already evaluated) shows
+    # the ratios of this run's eval.json as sharpness/colourfulness cells.
+    bench = root / "bench"
+    shutil.copytree(workdir, bench / "gaussian", symlinks=True)
+    (bench / "gaussian" / "quality.json").write_text(json.dumps({"epochs": [{"epoch": 4, "mse_ratio": 0.5}]}))
+    proc = run_script([os.path.join(REPO, "benchmarks", "folder_recipes.py"), f"--data_dir={root / 'images'}",
+                       f"--output={bench}", "--notrain", "--noevaluate", "--reference=gaussian"], env)
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    cells = dict(zip([c.strip() for c in table[0].split("|")[1:-1]], [c.strip() for c in table[1].split("|")[1:-1]]))
+    samplers = results["samplers"]
+    assert cells["recon. S/C"] == f"{m['recon_sharpness_ratio']:.2f}/{m['recon_colourfulness_ratio']:.2f}"
+    assert cells["prior S/C"] == (f"{samplers['prior']['sharpness_ratio']:.2f}/"
+                                  f"{samplers['prior']['colourfulness_ratio']:.2f}")
+    assert cells["GMM S/C"] == f"{samplers['gmm']['sharpness_ratio']:.2f}/{samplers['gmm']['colourfulness_ratio']:.2f}"
+    row = json.loads((bench / "report.json").read_text())[0]
+    assert row["recon_colourfulness_ratio"] == m["recon_colourfulness_ratio"]

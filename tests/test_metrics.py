@@ -291,3 +291,117 @@ def test_gaussian_likelihood_with_a_trained_variance_and_its_8bit_bits_per_dim()
     np.testing.assert_allclose(approx_bits, exact_bits, atol=1e-3)
     # A density of 1 (uniform on [0, 1]) is log2(255) bits per 8-bit pixel.
     np.testing.assert_allclose(metrics.bits_per_dim_8bit(0.0, 48), math.log2(255.0))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What a person sees: sharpness and colourfulness
+
+
+def slow_sharpness(image):
+    """Mean |4-neighbour Laplacian| of one (H, W, C) image in [0, 1], pixel by pixel on the 0..255 scale."""
+    height, width, channels = image.shape
+    grey = [[0.0] * width for _ in range(height)]
+    for i in range(height):
+        for j in range(width):
+            if channels == 1:
+                grey[i][j] = 255.0 * float(image[i, j, 0])
+            else:
+                r, g, b = (255.0 * float(v) for v in image[i, j])
+                grey[i][j] = 0.299 * r + 0.587 * g + 0.114 * b
+    total = 0.0
+    for i in range(1, height - 1):
+        for j in range(1, width - 1):
+            total += abs(grey[i - 1][j] + grey[i + 1][j] + grey[i][j - 1] + grey[i][j + 1] - 4 * grey[i][j])
+    return total / ((height - 2) * (width - 2))
+
+
+def slow_colourfulness(image):
+    """Hasler & Suesstrunk's M of one (H, W, 3) image in [0, 1], by plain sums on the 0..255 scale."""
+    rg, yb = [], []
+    for row in image:
+        for r, g, b in row:
+            r, g, b = 255.0 * float(r), 255.0 * float(g), 255.0 * float(b)
+            rg.append(r - g)
+            yb.append((r + g) / 2 - b)
+
+    def mean(v):
+        return sum(v) / len(v)
+
+    def variance(v):
+        return sum((a - mean(v)) ** 2 for a in v) / len(v)
+
+    return math.sqrt(variance(rg) + variance(yb)) + 0.3 * math.sqrt(mean(rg) ** 2 + mean(yb) ** 2)
+
+
+def test_sharpness_of_hand_made_images():
+    flat = np.full((2, 5, 7, 3), 0.4)
+    np.testing.assert_allclose(metrics.sharpness(flat), 0.0, atol=1e-9)
+    checker = (np.indices((6, 6)).sum(axis=0) % 2).astype("float32")[None, ..., None]
+    # Every interior pixel differs from its 4 neighbours by 1 (255): |Laplacian| = 4 x 255.
+    np.testing.assert_allclose(metrics.sharpness(checker), [1020.0])
+    # A white/black checkerboard in colour has the same luma (0.299 + 0.587 + 0.114 = 1).
+    np.testing.assert_allclose(metrics.sharpness(np.repeat(checker, 3, axis=-1)), [1020.0], rtol=1e-6)
+    # One bright interior pixel of 1 in a 3x3 grey image: the one interior Laplacian is -4 x 255.
+    dot = np.zeros((1, 3, 3, 1))
+    dot[0, 1, 1, 0] = 1.0
+    np.testing.assert_allclose(metrics.sharpness(dot), [1020.0])
+    # On the border it counts only through its interior neighbour: a 3x4 image, pixel (0, 1) lit.
+    edge = np.zeros((1, 3, 4, 1))
+    edge[0, 0, 1, 0] = 1.0
+    np.testing.assert_allclose(metrics.sharpness(edge), [255.0 / 2])  # interior (1,1): 255; (1,2): 0
+    # A vertical step from 0 to 1: the columns either side of it respond +-255, of 4 interior columns.
+    step = np.zeros((1, 4, 6, 1))
+    step[..., 3:, :] = 1.0
+    np.testing.assert_allclose(metrics.sharpness(step), [2 * 255.0 / 4])
+    with pytest.raises(ValueError, match="at least 3x3"):
+        metrics.sharpness(np.zeros((1, 2, 5, 1)))
+    with pytest.raises(ValueError, match="C = 1 or 3"):
+        metrics.sharpness(np.zeros((1, 5, 5, 4)))
+
+
+def test_colourfulness_of_hand_made_images():
+    red = np.zeros((1, 4, 4, 3))
+    red[..., 0] = 1.0
+    # rg = 255, yb = 127.5 everywhere: no spread, M = 0.3 sqrt(255^2 + 127.5^2).
+    np.testing.assert_allclose(metrics.colourfulness(red), [0.3 * math.sqrt(255.0 ** 2 + 127.5 ** 2)])
+    assert metrics.colourfulness(red)[0] == pytest.approx(85.53, abs=0.01)
+    # Half red, half green: rg = +-255 (mean 0, std 255), yb = 127.5 (std 0): M = 255 + 0.3 x 127.5.
+    red_green = red.copy()
+    red_green[:, 2:] = [0.0, 1.0, 0.0]
+    np.testing.assert_allclose(metrics.colourfulness(red_green), [255.0 + 0.3 * 127.5])
+    # Grey in three equal channels, and grey images (C = 1): 0.
+    np.testing.assert_allclose(metrics.colourfulness(np.full((2, 4, 4, 3), 0.7)), 0.0, atol=1e-9)
+    np.testing.assert_array_equal(metrics.colourfulness(np.random.default_rng(0).uniform(size=(3, 4, 4, 1))),
+                                  np.zeros(3))
+
+
+def test_perception_matches_slow_loops_on_random_images():
+    rng = np.random.default_rng(1)
+    colour = rng.uniform(size=(5, 7, 9, 3)).astype("float32")
+    grey = rng.uniform(size=(4, 6, 5, 1)).astype("float32")
+    np.testing.assert_allclose(metrics.sharpness(colour), [slow_sharpness(x) for x in colour], rtol=1e-9)
+    np.testing.assert_allclose(metrics.sharpness(grey), [slow_sharpness(x) for x in grey], rtol=1e-9)
+    np.testing.assert_allclose(metrics.colourfulness(colour), [slow_colourfulness(x) for x in colour], rtol=1e-9)
+    # More images than one vectorised chunk: the same values image by image.
+    many = rng.uniform(size=(600, 4, 4, 3))
+    np.testing.assert_allclose(metrics.sharpness(many)[[0, 255, 256, 599]],
+                               [slow_sharpness(many[i]) for i in (0, 255, 256, 599)], rtol=1e-9)
+    np.testing.assert_allclose(metrics.colourfulness(many)[[0, 511, 512, 599]],
+                               [slow_colourfulness(many[i]) for i in (0, 511, 512, 599)], rtol=1e-9)
+
+
+def test_perception_ratios_and_their_undefined_case():
+    rng = np.random.default_rng(2)
+    real, fake = rng.uniform(size=(6, 8, 8, 3)), 0.5 + 0.1 * rng.uniform(size=(4, 8, 8, 3))
+    real_means = metrics.perception(real)
+    assert set(real_means) == {"sharpness", "colourfulness"}
+    out = metrics.perception(fake, real_means)
+    assert out["sharpness"] == pytest.approx(float(np.mean(metrics.sharpness(fake))))
+    assert out["sharpness_ratio"] == pytest.approx(out["sharpness"] / real_means["sharpness"])
+    assert out["colourfulness_ratio"] == pytest.approx(out["colourfulness"] / real_means["colourfulness"])
+    assert 0 < out["sharpness_ratio"] < 1  # a tenth of the contrast: less sharp
+    grey_real = metrics.perception(real[..., :1])
+    grey_out = metrics.perception(fake[..., :1], grey_real)
+    assert grey_out["colourfulness"] == 0.0 and grey_out["colourfulness_ratio"] is None
+    assert grey_out["sharpness_ratio"] is not None
+    assert metrics.ratio(3.0, 0.0) is None and metrics.ratio(3.0, 2.0) == 1.5

@@ -27,6 +27,10 @@ What is measured, and on which images:
   with) give densities of [0, 1] pixels; their bits/dim are those of the 8-bit images
   (``metrics.bits_per_dim_8bit``).
 * Reconstruction: per-image MSE and PSNR of the decoded posterior means, on the same images.
+* What a person sees (``metrics.perception``): the mean sharpness (4-neighbour Laplacian) and colourfulness
+  (Hasler & Suesstrunk 2003) of the reconstructions and of each sampler's samples, and their ratios to the real
+  test images' (in grey levels, whatever the binarization); a ratio is None where the real images' mean is 0
+  (the colourfulness of grey images).
 * Sample quality: ``sample_count`` images from each sampler (``prior``: z ~ N(0, I), for a plain autoencoder
   the documents' "random vector into the decoder"; ``gmm``: a 10-component Gaussian mixture fitted to the
   training set's posterior means, Ghosh et al. 2020), decoded to Bernoulli means (grey levels), against as
@@ -102,6 +106,7 @@ from tfvae.evaluation.report import (
     SAMPLER_COLUMNS,
     compare_markdown,
     markdown_table,
+    perception_markdown,
     result_rows,
     save_histograms,
     save_picture,
@@ -123,6 +128,7 @@ __all__ = [
     "build_classifier", "cache_root", "classifier_path", "compare_markdown", "compare_runs", "data_fingerprint",
     "evaluate_run", "generate", "iwae_decoder", "iwae_estimate", "likelihood_note", "load_ood_images",
     "load_or_train_classifier", "load_run", "markdown_table", "ood_detection", "per_image_scores",
-    "result_rows", "sample_latents", "sample_quality", "save_histograms", "save_picture", "scalar_metrics",
+    "perception_markdown", "result_rows", "sample_latents", "sample_quality", "save_histograms", "save_picture",
+    "scalar_metrics",
     "score_folder", "table_row", "train_classifier", "write_json", "write_report", "write_tensorboard",
 ]

@@ -94,6 +94,11 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
         scores, recon = per_image_scores(run, x_test, labels, options)
     mse, psnr = metrics.mse_psnr(x_test, recon)
     m["mse"], m["psnr"] = float(np.mean(mse)), float(np.mean(psnr))
+    # What a person sees: sharpness and colourfulness of the reconstructions, as ratios to the real test images'
+    # (in their grey levels, also for a binarized run: the pictures, not the copy the model scored).
+    real = metrics.perception(x_test if config.binarize == "none" else run.test_data(grey=True)[0])
+    m["real_sharpness"], m["real_colourfulness"] = real["sharpness"], real["colourfulness"]
+    m.update({f"recon_{k}": v for k, v in metrics.perception(recon, real).items()})
     worst = np.argsort(-mse, kind="stable")[:WORST_COUNT]
     cols = min(8, len(worst))
     picture = sampling.tile(sampling.interleave_rows(x_test[worst], recon[worst], cols),

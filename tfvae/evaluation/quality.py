@@ -1,4 +1,5 @@
-"""Sample quality of a run: FCD, Inception Score and k-NN precision/recall per sampler, and the real-data floor."""
+"""Sample quality of a run: FCD, Inception Score and k-NN precision/recall per sampler, and the real-data floor;
+each sampler's sharpness and colourfulness as ratios to the real test images' (``metrics.perception``)."""
 
 import numpy as np
 
@@ -22,6 +23,10 @@ def _real_features(run, classifier, options, shared):
     return shared[key]
 
 
+def _times(value):
+    return "—" if value is None else f"{value:.2f}"
+
+
 def _quality(real_feats, fake_feats, fake_probs):
     splits = 10 if len(fake_probs) >= 1000 else 1
     is_mean, is_std = metrics.inception_score(fake_probs, splits)
@@ -31,7 +36,9 @@ def _quality(real_feats, fake_feats, fake_probs):
 
 
 def sample_quality(run, options, results, shared, out_dir, log):
-    """Per sampler: a sample grid and, when the data has labels, FCD, IS and precision/recall; plus the floor.
+    """Per sampler: a sample grid, the samples' sharpness and colourfulness (means, and ratios to the real test
+    images' from ``results["metrics"]``, which ``evaluate_run`` measured first) and, when the data has labels,
+    FCD, IS and precision/recall; plus the floor.
 
     Args:
       run: the loaded Run.
@@ -41,6 +48,8 @@ def sample_quality(run, options, results, shared, out_dir, log):
       out_dir: where the sample grids go.
       log: where progress lines go.
     """
+    m = results["metrics"]
+    real = {"sharpness": m["real_sharpness"], "colourfulness": m["real_colourfulness"]}  # evaluate_run's
     classifier = None
     if run.dataset.num_classes and run.dataset.y_train is not None:
         key = ("classifier", data_fingerprint(run.dataset), options.cache_dir)
@@ -71,9 +80,12 @@ def sample_quality(run, options, results, shared, out_dir, log):
         if classifier is not None:
             fake_feats, fake_probs = classifier.features_and_probs(images, options.batch_size)
             entry = _quality(test_feats, fake_feats, fake_probs)
+        entry.update(metrics.perception(images, real))
         grid = sampling.tile(images[: GRID_SIDE * GRID_SIDE], GRID_SIDE, GRID_SIDE)
         entry["grid"] = save_picture(out_dir, f"eval_samples_{sampler}.png", grid)
         results["samplers"][sampler] = entry
         if classifier is not None:
             log(f"{sampler} sampler: FCD {entry['fcd']:.2f}, IS {entry['inception_score']:.2f}, "
                 f"precision {entry['precision']:.3f}, recall {entry['recall']:.3f}")
+        log(f"{sampler} sampler: sharpness x{_times(entry['sharpness_ratio'])}, colourfulness "
+            f"x{_times(entry['colourfulness_ratio'])} the real images'")

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 
-from tfvae import files, sampling
+from tfvae import files, metrics, sampling
 
 # Metrics that don't depend on the sampler, then those that do; (key, table header, format).
 RUN_COLUMNS = (
@@ -15,10 +15,13 @@ RUN_COLUMNS = (
     ("iwae_nll", "IWAE NLL", ".2f"), ("elbo_gap", "gap", ".2f"),
     ("bits_per_dim", "bits/dim", ".4f"), ("mse", "MSE", ".4f"), ("psnr", "PSNR dB", ".2f"),
     ("psnr_noisy", "noisy PSNR", ".2f"), ("psnr_denoised", "denoised PSNR", ".2f"),
+    ("recon_sharpness_ratio", "recon. sharpness / real", ".2f"),
+    ("recon_colourfulness_ratio", "recon. colourfulness / real", ".2f"),
 )
 SAMPLER_COLUMNS = (
     ("fcd", "FCD", ".2f"), ("inception_score", "IS", ".2f"), ("precision", "precision", ".3f"),
-    ("recall", "recall", ".3f"),
+    ("recall", "recall", ".3f"), ("sharpness_ratio", "sharpness / real", ".2f"),
+    ("colourfulness_ratio", "colourfulness / real", ".2f"),
 )
 OOD_COLUMNS = (("ood_auroc", "OOD AUROC", ".3f"), ("ood_auroc_complexity", "OOD AUROC corrected", ".3f"))
 
@@ -58,7 +61,8 @@ def compare_markdown(rows, all_results, options):
             f"{len(all_results)} run(s); {options.sample_count} generated images per sampler, IWAE with "
             f"k={options.num_samples} on {options.num_images or 'all'} test images; nats per image (lower is "
             "better) for -ELBO and NLL. FCD, IS and precision/recall use a classifier trained here, not "
-            "Inception: not comparable with published FID.\n\n",
+            "Inception: not comparable with published FID. Sharpness and colourfulness are ratios to the real test "
+            "images' (1.0: as sharp, as colourful; — where the real images' value is 0).\n\n",
             markdown_table(rows, columns, grid_dir=""), "\n## Runs\n\n"]
     for r in all_results:
         run = r["run"]
@@ -109,6 +113,7 @@ def write_report(results, path):
     lines.append("\n" + "\n".join(f"- {n}" for n in results["notes"]) + "\n")
     worst = os.path.basename(results["figures"]["worst_reconstructions"])
     lines.append(f"\nWorst-reconstructed test images (odd rows) above their reconstructions:\n\n![]({worst})\n")
+    lines.append(perception_markdown(results))
     lines.append("\n## Sample quality\n\n")
     if "classifier" in results:
         c = results["classifier"]
@@ -134,6 +139,29 @@ def write_report(results, path):
     with open(path, "w") as f:
         f.write("".join(lines))
     return path
+
+
+def perception_markdown(results):
+    """report.md's section on what a person sees: sharpness and colourfulness of the real test images, of
+    their reconstructions and of each sampler's samples, with the ratios to the real images'."""
+    m, s = results["metrics"], results["settings"]
+    rows = [(f"real test images ({results['run']['num_test_images']})", m["real_sharpness"],
+             m["real_colourfulness"], metrics.ratio(m["real_sharpness"], m["real_sharpness"]),
+             metrics.ratio(m["real_colourfulness"], m["real_colourfulness"])),
+            ("their reconstructions", m["recon_sharpness"], m["recon_colourfulness"], m["recon_sharpness_ratio"],
+             m["recon_colourfulness_ratio"])]
+    rows += [(f"{sampler} samples ({s['sample_count']})", e["sharpness"], e["colourfulness"], e["sharpness_ratio"],
+              e["colourfulness_ratio"]) for sampler, e in results["samplers"].items()]
+    lines = ["\n## What a person sees\n\n",
+             "Mean sharpness (absolute 4-neighbour Laplacian of the BT.601 grey image, interior pixels) and "
+             "colourfulness (Hasler & Suesstrunk 2003: about 0 not colourful, 33 moderately, 59 quite, 109 "
+             "extremely), both on the 0..255 scale, and their ratios to the real test images' (1.0: as sharp, as "
+             "colourful; — where the real images' value is 0, e.g. the colourfulness of grey images).\n\n",
+             "| images | sharpness | colourfulness | sharpness / real | colourfulness / real |\n"
+             "|---|---|---|---|---|\n"]
+    lines += [f"| {name} | {_fmt(a, '.2f')} | {_fmt(b, '.2f')} | {_fmt(c, '.2f')} | {_fmt(d, '.2f')} |\n"
+              for name, a, b, c, d in rows]
+    return "".join(lines)
 
 
 def scalar_metrics(results, sampler):

@@ -7,6 +7,7 @@ each with its maths in its docstring:
     likelihood.py   log p(x|z), the ELBO's and the importance-weighted NLL's maths, bits/dim, MSE and PSNR
     quality.py      Fréchet distance, Inception Score, k-NN precision and recall in classifier features
     anomaly.py      AUROC, PNG length and Serrà et al.'s complexity-corrected score
+    perception.py   what a person sees: sharpness (Laplacian) and colourfulness (Hasler & Suesstrunk 2003)
     mixture.py      the ex-post Gaussian mixture of latent codes (scikit-learn)
 
 Every public name is importable from here: ``from tfvae import metrics; metrics.auroc(...)``.
@@ -30,6 +31,7 @@ from tfvae.metrics.likelihood import (
     sigmoid,
 )
 from tfvae.metrics.mixture import GaussianMixture, fit_gaussian_mixture
+from tfvae.metrics.perception import colourfulness, perception, ratio, sharpness
 from tfvae.metrics.quality import (
     frechet_distance,
     frechet_distance_of_features,
@@ -46,4 +48,5 @@ __all__ = [
     "fit_gaussian_mixture", "importance_log_weights", "importance_sampled_nll",
     "frechet_distance", "frechet_distance_of_features", "gaussian_stats", "inception_score", "knn_radii",
     "likelihood_for_loss", "manifold_coverage", "mse_psnr", "png_length_nats", "precision_recall", "sigmoid",
+    "colourfulness", "perception", "ratio", "sharpness",
 ]

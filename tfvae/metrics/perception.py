@@ -27,8 +27,8 @@ With rg = R - G and yb = (R + G) / 2 - B per pixel (0..255),
 
     M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2),
 
-means and (population, ddof = 0) standard deviations over the image's pixels. Their scale: about 0 not
-colourful, 15 slightly, 33 moderately, 45 averagely, 59 quite, 82 highly, 109 extremely colourful. A pure red
+means and (population, ddof = 0) standard deviations over the image's pixels, on the paper's 0..255 scale
+(0: not colourful; the paper maps its seven rated categories onto this scale). A pure red
 image scores 0.3 x 255 x sqrt(1.25) = 85.5. Grey images (C = 1) have colourfulness 0 by definition (R = G = B
 gives rg = yb = 0), so a ratio of grey images' colourfulness is undefined (``ratio`` returns None).
 """

@@ -92,7 +92,7 @@ class GaussianMixtureSampler:
 
     @classmethod
     def fit(cls, codes, seed=0, components=GMM_COMPONENTS):
-        """Fits ``components`` full-covariance Gaussians to ``codes`` (n, d) by EM (``metrics.fit_gaussian_mixture``)."""
+        """Fits ``components`` full-covariance Gaussians to ``codes`` by EM (``metrics.fit_gaussian_mixture``)."""
         gmm = metrics.fit_gaussian_mixture(codes, components, seed=seed)
         return cls(gmm.weights, gmm.means, gmm.covariances)
 

@@ -202,7 +202,7 @@ class TwoStageSampler:
 
         @tf.function
         def run_epoch(batches, first_step):
-            # One pass in one call: the Python loop of per-step calls costs more than the tiny networks' maths.
+            # Many updates in one call: the Python loop of per-step calls costs more than the tiny networks' maths.
             loss, kl = tf.constant(0.0), tf.constant(0.0)
             for i in tf.range(tf.shape(batches)[0]):
                 loss, kl = step(batches[i], tf.stack([tf.constant(seed, tf.int64), first_step + tf.cast(i, tf.int64)]))
@@ -210,12 +210,14 @@ class TwoStageSampler:
 
         rng = np.random.default_rng(seed)
         per_epoch = max(count // batch_size, 1)
+        per_call = per_epoch * max(1, 256 // per_epoch)  # whole passes, at least 256 updates a call for few codes
         losses, done = [], 0
         started = time.perf_counter()
         while done < steps:
-            take = min(per_epoch, steps - done)
-            order = rng.permutation(count)[:take * batch_size]
-            batches = tf.constant(c[order].reshape(take, batch_size, d))
+            take = min(per_call, steps - done)
+            passes = -(-take // per_epoch)
+            order = np.concatenate([rng.permutation(count)[:per_epoch * batch_size] for _ in range(passes)])
+            batches = tf.constant(c[order[:take * batch_size]].reshape(take, batch_size, d))
             loss, kl = run_epoch(batches, tf.constant(done, tf.int64))
             done += take
             losses.append((done, float(loss), float(kl)))

@@ -5,6 +5,7 @@
     x, y = run.test_data()                  # the run's test images as training saw them, and class ids
     z_mean, z_log_var = run.encode(x[:8])   # posterior means and log-variances (None for a plain autoencoder)
     images = run.decode(z_mean)             # sigmoid of the decoder's logits: float32 in [0, 1]
+    new = run.sample(16, sampler="gmm")     # codes from a mixture fitted to the training codes (saved in samplers/)
 
 Conventions of every method:
 
@@ -273,7 +274,8 @@ class Run:
 
         A fitted sampler (gmm, two_stage) is read from ``<workdir>/samplers/<name>.npz`` when it is there, was
         fitted to the run's present encoder.keras and with these ``settings``; else it is fitted now (seed 0),
-        saved there, and the Run's ``log`` gets one line saying so.
+        saved there (a run directory that can't be written keeps none: the line says so), and the Run's ``log``
+        (default print) gets one line saying so.
 
         Args:
           name: one of ``tfvae.samplers.SAMPLERS``; default ``default_sampler``.
@@ -315,8 +317,12 @@ class Run:
         seconds = time.perf_counter() - started
         meta = {"latent": self.latent_dim, "codes": len(codes), "encoder_sha256": fingerprint,
                 "settings": {**fitted.settings(), **settings}, "seconds": round(seconds, 3)}
-        rundir.save_sampler(self.workdir, name, fitted.state(), meta)
-        log(f"fitted the {name} sampler to {len(codes):,} training codes in {seconds:.1f} s; wrote {path}")
+        try:
+            rundir.save_sampler(self.workdir, name, fitted.state(), meta)
+            saved_to = f"wrote {path}"
+        except TfvaeError as e:  # e.g. someone else's read-only run: sample anyway, and say why nothing was kept
+            saved_to = f"not saved: {e}"
+        log(f"fitted the {name} sampler to {len(codes):,} training codes in {seconds:.1f} s; {saved_to}")
         self._samplers[key] = fitted
         return fitted
 

@@ -59,7 +59,7 @@ def save_sampler(workdir, name, arrays, meta):
                          **{k: np.asarray(v) for k, v in arrays.items()})
 
         files.atomic_save(path, write, tmp=files.temporary_path(path, unique=True))
-    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+    except OSError as e:  # a read-only directory or file system, a file where the folder goes, a full disk
         raise TfvaeError(f"cannot write {path} ({files.describe_os_error(e)}); make {os.path.dirname(path)} a "
                          "writable folder, or move what is there away") from None
     return path

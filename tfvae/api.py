@@ -251,6 +251,7 @@ class Run:
           sampler: "prior" (z ~ N(0, I)), "gmm" or "two_stage" (densities fitted to the training codes; see
             ``sampler``); default ``default_sampler``: the prior for a vae or cvae, gmm for an ae.
         """
+        self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
         z = self.sampler(sampler).sample(n, seed)
         if self.conditional and label is None:
             label = np.arange(n) % self.num_classes

@@ -62,6 +62,7 @@ def picture(run, mode, n, label=None, seed=0, sampler=None):
             if run.conditional and label is None:
                 label = 0  # one class per manifold
         else:
+            run.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
             z = run.sampler(sampler).sample(n * n, seed)
         labels = None
         if run.conditional:

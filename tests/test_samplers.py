@@ -141,3 +141,17 @@ def test_evaluate_py_reports_fcd_for_two_stage(ae_run, tmp_path, offline_env):
     # The saved second stage is the one Run.sample draws from.
     meta = rundir.load_sampler(str(workdir), "two_stage", 4)[1]
     assert meta["codes"] == 256 and meta["settings"]["hidden"] == 64
+
+
+def test_a_sampler_of_another_encoder_is_fitted_again(ae_run, tmp_path):
+    workdir = copy_of(ae_run, tmp_path)
+    fitted = tfvae.load(str(workdir), log=lambda message: None).sampler("gmm")
+    # As if the run had trained further since: the file names another encoder.keras.
+    meta = rundir.load_sampler(str(workdir), "gmm", 4)[1]
+    rundir.save_sampler(str(workdir), "gmm", fitted.state(), dict(meta, encoder_sha256="0" * 64))
+    lines = []
+    refitted = tfvae.load(str(workdir), log=lines.append).sampler("gmm")
+    assert "was fitted to another encoder.keras (the run has trained since): fitting it again" in lines[0]
+    assert rundir.load_sampler(str(workdir), "gmm", 4)[1]["encoder_sha256"] == rundir.encoder_fingerprint(
+        str(workdir))
+    np.testing.assert_allclose(refitted.sample(5, seed=0), fitted.sample(5, seed=0), atol=1e-4)  # same codes, fit

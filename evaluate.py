@@ -2,6 +2,7 @@
 
     python evaluate.py                                        # runs/latest -> eval.json, report.md, PNGs
     python evaluate.py --sampler=prior,gmm --num_images=1000  # both samplers; IWAE on 1000 test images
+    python evaluate.py --sampler=prior,gmm,two_stage          # and a second-stage VAE fitted to the codes
     python evaluate.py --compare runs/ae-fashion_mnist-z2 runs/vae-fashion_mnist-z2 --sampler=prior,gmm
     python evaluate.py --ood_dataset=mnist                    # AUROC of telling MNIST from the run's test set
     python evaluate.py --mode=score --data_dir=my_images      # per-image scores -> <workdir>/scores.csv
@@ -35,8 +36,10 @@ flags.DEFINE_enum("iwae_precision", "float32", ["float32", "mixed_bfloat16"], "m
                   "within 0.01 nats of float32's here).")
 flags.DEFINE_integer("sample_count", 10000, "Generated images (and as many real ones) for FCD, IS and "
                      "precision/recall.", lower_bound=1)
-flags.DEFINE_list("sampler", ["prior"], "prior: z ~ N(0, I); gmm: a Gaussian mixture fitted to the training set's "
-                  "codes. Comma-separated for several.")
+flags.DEFINE_list("sampler", ["prior"], "prior: z ~ N(0, I); gmm: a 10-component Gaussian mixture fitted to the "
+                  "training images' codes; two_stage: a second small VAE fitted to them (Dai & Wipf 2019). "
+                  "Comma-separated for several. A fitted one is saved in <workdir>/samplers/ and reused, as "
+                  "sample.py --sampler does. The default, prior, is every model's here, so that runs compare alike.")
 flags.DEFINE_integer("elbo_samples", 8, "Draws per image of the -ELBO's reconstruction term.", lower_bound=1)
 flags.DEFINE_string("ood_dataset", "", "mnist, fashion_mnist or folder: score these images as out-of-distribution "
                     "against the run's test set (AUROC).")

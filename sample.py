@@ -4,6 +4,7 @@
     python sample.py --mode=reconstruct             # test images above their reconstructions
     python sample.py --mode=scatter                 # test-set latent means coloured by class
     python sample.py --mode=random --label=3        # a CVAE's samples of class 3
+    python sample.py --mode=random --sampler=gmm    # codes from a mixture fitted to the training codes (saved)
     python sample.py --mode=traverse --grid 9       # one row per latent dimension, the highest KL first
     python sample.py --mode=projector               # test-set codes for TensorBoard's Projector (logs/latent)
     python sample.py --mode=denoise                 # rows of clean / noisy / denoised test images
@@ -30,7 +31,12 @@ flags.DEFINE_enum("mode", "grid", MODES, "grid: the 2-D latent manifold over nor
 flags.DEFINE_integer("grid", 15, "The picture is grid x grid images.", lower_bound=1)
 flags.DEFINE_integer("label", None, "CVAE only: the class to draw (default: one class per row).", lower_bound=0)
 flags.DEFINE_string("output", "", "PNG path (default <workdir>/<mode>.png).")
-flags.DEFINE_integer("seed", 0, "Seed for prior samples and the choice of test images.")
+flags.DEFINE_integer("seed", 0, "Seed of the samples and of the choice of test images.")
+flags.DEFINE_enum("sampler", None, ["prior", "gmm", "two_stage"], "What draws the codes of --mode=random and of "
+                  "--mode=grid beyond a 2-D latent: prior (N(0, I)), gmm (a 10-component Gaussian mixture fitted "
+                  "to the training images' codes) or two_stage (a second small VAE fitted to them). Default: prior "
+                  "for a vae or cvae, gmm for an ae. A fitted one is saved in <workdir>/samplers/ on first use and "
+                  "reused after.")
 flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 FLAGS = flags.FLAGS
 
@@ -45,11 +51,14 @@ def main(argv):
     for unused in ("sklearn",) + (() if FLAGS.mode == "scatter" else ("matplotlib.pyplot",)):
         sys.modules.setdefault(unused, None)
     from tfvae import pictures  # after flag parsing, so --help is instant
+
+    if sys.modules.get("sklearn", "") is None:  # keras has imported without it; fitting a gmm sampler imports it
+        del sys.modules["sklearn"]
     from tfvae.errors import TfvaeError, flag_message
 
     try:
         path = pictures.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
-                                      label=FLAGS.label, noise=FLAGS.noise)
+                                      label=FLAGS.label, noise=FLAGS.noise, sampler=FLAGS.sampler)
     except TfvaeError as e:
         print(f"error: {flag_message(e, {'n': 'grid'})}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@
     x, y = run.test_data()                  # the run's test images as training saw them, and class ids
     z_mean, z_log_var = run.encode(x[:8])   # posterior means and log-variances (None for a plain autoencoder)
     images = run.decode(z_mean)             # sigmoid of the decoder's logits: float32 in [0, 1]
+    new = run.sample(16, sampler="gmm")     # codes from a mixture fitted to the training codes (saved in samplers/)
 
 Conventions of every method:
 
@@ -31,11 +32,13 @@ training images as the model sees them (the binary copy seeded by the run's seed
 """
 
 import os
+import time
 
 import numpy as np
 
 from tfvae import data as data_lib
 from tfvae import losses, metrics, rundir, sampling
+from tfvae import samplers as samplers_lib
 from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.inference import BATCH_SIZE, Inference
 
@@ -73,7 +76,8 @@ class Run:
         self.workdir, self.config, self.batch_size, self.log = workdir, config, batch_size, log
         self._encoder, self._decoder = encoder, decoder
         self.inference = Inference(batch_size)
-        self._dataset = self._test_data = self._test_codes = self._epochs_trained = None
+        self._dataset = self._test_data = self._test_codes = self._epochs_trained = self._train_codes = None
+        self._samplers = {}
 
     # -- what the run is -------------------------------------------------------------------------------
 
@@ -236,12 +240,92 @@ class Run:
         z = self.codes(z)
         return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size)
 
-    def sample(self, n, label=None, seed=0):
-        """``n`` images decoded from z ~ N(0, I) (a cvae draws class ``label``, or cycles through the classes)."""
-        z = sampling.prior_samples(n, self.latent_dim, seed)
+    def sample(self, n, label=None, seed=0, sampler=None):
+        """``n`` images decoded from codes drawn by ``sampler`` (a cvae draws class ``label``, or cycles through
+        the classes).
+
+        Args:
+          n: how many.
+          label: a cvae's class (default: the classes in turn, 0, 1, ..., K - 1, 0, ...).
+          seed: seed of the draws.
+          sampler: "prior" (z ~ N(0, I)), "gmm" or "two_stage" (densities fitted to the training codes; see
+            ``sampler``); default ``default_sampler``: the prior for a vae or cvae, gmm for an ae.
+        """
+        self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
+        z = self.sampler(sampler).sample(n, seed)
         if self.conditional and label is None:
             label = np.arange(n) % self.num_classes
         return self.decode(z, label)
+
+    @property
+    def default_sampler(self):
+        """The sampler used when none is named: "prior" for a vae or cvae, "gmm" for a plain autoencoder."""
+        return samplers_lib.default_sampler(self.config.model)
+
+    def train_codes(self):
+        """Posterior means (float32 (n, latent)) of the run's training images as the model sees them (a cvae's
+        with their labels): what the fitted samplers are fitted to."""
+        if self._train_codes is None:
+            x, y = self.train_data()
+            self._train_codes = self.encode(x, y if self.conditional else None)[0]
+        return self._train_codes
+
+    def sampler(self, name=None, **settings):
+        """The sampler ``name`` of this run, fitted to its training codes (``tfvae.samplers``).
+
+        A fitted sampler (gmm, two_stage) is read from ``<workdir>/samplers/<name>.npz`` when it is there, was
+        fitted to the run's present encoder.keras and with these ``settings``; else it is fitted now (seed 0),
+        saved there (a run directory that can't be written keeps none: the line says so), and the Run's ``log``
+        (default print) gets one line saying so.
+
+        Args:
+          name: one of ``tfvae.samplers.SAMPLERS``; default ``default_sampler``.
+          settings: passed to the fit, e.g. ``components=10`` for gmm, ``steps`` for two_stage.
+
+        Returns:
+          an object whose ``sample(n, seed)`` gives float32 (n, latent) codes.
+
+        Raises:
+          ArgumentError: an unknown name. TfvaeError: a damaged sampler file (one line: delete it to refit).
+        """
+        name = name or self.default_sampler
+        if name not in samplers_lib.SAMPLERS:
+            raise ArgumentError("sampler", f"sampler={name!r} is not a sampler; choose one of "
+                                           f"{', '.join(samplers_lib.SAMPLERS)}")
+        kind = samplers_lib.CLASSES[name]
+        if not kind.fitted:
+            return kind(self.latent_dim)
+        key = (name, tuple(sorted(settings.items())))
+        if key in self._samplers:
+            return self._samplers[key]
+        log = self.log or print
+        path = rundir.sampler_path(self.workdir, name)
+        fingerprint = rundir.encoder_fingerprint(self.workdir)
+        saved = rundir.load_sampler(self.workdir, name, self.latent_dim, kind.required)
+        if saved is not None:
+            arrays, meta = saved
+            asked = {k: v for k, v in settings.items() if meta.get("settings", {}).get(k) != v}
+            if meta.get("encoder_sha256") != fingerprint:
+                log(f"{path} was fitted to another encoder.keras (the run has trained since): fitting it again")
+            elif asked:
+                log(f"{path} was fitted with other settings than {asked}: fitting it again")
+            else:
+                self._samplers[key] = samplers_lib.sampler_from_state(name, arrays, meta.get("settings"))
+                return self._samplers[key]
+        codes = self.train_codes()
+        started = time.perf_counter()
+        fitted = samplers_lib.fit_sampler(name, codes, seed=0, **settings)
+        seconds = time.perf_counter() - started
+        meta = {"latent": self.latent_dim, "codes": len(codes), "encoder_sha256": fingerprint,
+                "settings": {**fitted.settings(), **settings}, "seconds": round(seconds, 3)}
+        try:
+            rundir.save_sampler(self.workdir, name, fitted.state(), meta)
+            saved_to = f"wrote {path}"
+        except TfvaeError as e:  # e.g. someone else's read-only run: sample anyway, and say why nothing was kept
+            saved_to = f"not saved: {e}"
+        log(f"fitted the {name} sampler to {len(codes):,} training codes in {seconds:.1f} s; {saved_to}")
+        self._samplers[key] = fitted
+        return fitted
 
     def reconstruct(self, images, labels=None):
         """The decoded posterior means of ``images``."""

@@ -8,6 +8,7 @@ zip, h5py gives a page of HDF5 errors), so each reader here looks first and name
 * ``file_problem``: missing, a directory, not a regular file, empty;
 * ``keras_archive_problem``: a ``.keras`` file that is not a complete zip archive holding a model;
 * ``h5_problem``: a ``.weights.h5`` file that is not a complete HDF5 file;
+* ``npz_problem``: an ``.npz`` file that is not a complete zip archive of ``.npy`` arrays;
 * ``fingerprint`` / ``fingerprint_problem``: the size and sha256 recorded when a checkpoint was committed;
 * ``read_json``: JSON text that is cut short, not text, or not JSON.
 
@@ -76,6 +77,31 @@ def keras_archive_problem(path):
     missing = sorted({"config.json", "model.weights.h5"} - names)
     if missing:
         return f"is a zip archive but not a Keras model (no {' or '.join(missing)} in it)"
+    return None
+
+
+def npz_problem(path, required=()):
+    """None if ``path`` is a complete ``.npz`` archive (every member's CRC checked) holding ``required`` arrays."""
+    problem = file_problem(path)
+    if problem:
+        return problem
+    try:
+        if not zipfile.is_zipfile(path):
+            if _head(path, 4) == ZIP_SIGNATURE:
+                return "is cut short (a zip archive without its end)"
+            return "is not an .npz archive (overwritten with other bytes?)"
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            names = {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
+        return f"is a damaged zip archive ({e})"
+    except OSError as e:
+        return f"cannot be read ({os.strerror(e.errno) if e.errno else e})"
+    if bad:
+        return f"is damaged (its member {bad} fails its checksum)"
+    missing = sorted(set(required) - names)
+    if missing:
+        return f"is a zip archive but lacks the arrays {', '.join(missing)}"
     return None
 
 

@@ -27,31 +27,43 @@ def check_label(run, label):
                                      f"(0..{run.num_classes - 1})")
 
 
-def picture(run, mode, n, label=None, seed=0):
+def draws_samples(run, mode):
+    """Whether ``mode`` draws codes from a sampler: "random", and "grid" of a latent other than 2-D."""
+    return mode == "random" or (mode == "grid" and run.latent_dim != 2)
+
+
+def picture(run, mode, n, label=None, seed=0, sampler=None):
     """The (H', W', C) float picture of one of the image modes.
 
     Args:
       run: a ``tfvae.api.Run``.
-      mode: "grid" (the 2-D manifold over norm.ppf(linspace(0.01, 0.99, n)), else prior samples), "random"
-        (prior samples), "reconstruct" (test images in odd rows, their reconstructions below),
+      mode: "grid" (the 2-D manifold over norm.ppf(linspace(0.01, 0.99, n)), else samples), "random"
+        (samples), "reconstruct" (test images in odd rows, their reconstructions below),
         "interpolate" (each row walks from one test image's code to another's), "traverse" (see
         ``Run.traverse``).
       n: the picture is n x n images.
       label: the class a cvae draws (grid, random); None: one class per row (grid of a 2-D latent: 0).
-      seed: seed of prior samples and of the choice of test images.
+      seed: seed of the samples and of the choice of test images.
+      sampler: what draws the samples' codes (``Run.sampler``: "prior", "gmm", "two_stage"); default the
+        run's own (``Run.default_sampler``: the prior for a vae or cvae, gmm for an ae, fitted and saved in the
+        run directory on first use).
 
     Raises:
-      ArgumentError: a label the run can't draw, or an unknown mode.
+      ArgumentError: a label the run can't draw, a sampler for a mode that draws no samples, or an unknown mode.
     """
     check_label(run, label)
+    if sampler and not draws_samples(run, mode):
+        raise ArgumentError("sampler", f"sampler={sampler} given, but the {mode} picture draws no samples: a "
+                                       "sampler is for the random picture, and the grid of a latent other than 2-D")
     rng = np.random.default_rng(seed)
     if mode in ("grid", "random"):
-        if mode == "grid":
-            z = sampling.latent_grid(n, run.latent_dim, seed)
-            if run.conditional and run.latent_dim == 2 and label is None:
+        if not draws_samples(run, mode):
+            z = sampling.manifold_grid(n)
+            if run.conditional and label is None:
                 label = 0  # one class per manifold
         else:
-            z = sampling.prior_samples(n * n, run.latent_dim, seed)
+            run.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
+            z = run.sampler(sampler).sample(n * n, seed)
         labels = None
         if run.conditional:
             labels = label if label is not None else (np.arange(n * n) // n) % run.num_classes
@@ -93,7 +105,7 @@ def denoise_picture(run, n, seed=0, noise=None):
     return sampling.denoise_rows(clean, noisy, denoised, min(n, count))
 
 
-def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise=""):
+def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise="", sampler=None, log=print):
     """Writes the picture of ``mode`` (see ``picture``, plus "scatter" and "denoise") and returns its path.
 
     ``mode="projector"`` writes the Projector's files instead (``tfvae.projector``) and returns their directory.
@@ -106,10 +118,15 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise=""):
       seed: seed of prior samples, of the choice of test images, and of the noise.
       label: the class a cvae draws.
       noise: denoise's corruption (default the run's own).
+      sampler: the sampler of "random" and "grid" (see ``picture``).
+      log: where the line about fitting a sampler goes.
     """
     if mode not in MODES:
         raise ArgumentError("mode", f"mode={mode!r} is not a picture; choose one of {', '.join(MODES)}")
-    run = api.load(workdir)
+    run = api.load(workdir, log=log)
+    if sampler and mode in ("projector", "denoise", "scatter"):
+        raise ArgumentError("sampler", f"sampler={sampler} given, but the {mode} picture draws no samples: a "
+                                       "sampler is for the random picture, and the grid of a latent other than 2-D")
     if mode == "projector":
         return projector.write_projector(run)
     output = output or os.path.join(run.workdir, f"{mode}.png")
@@ -123,5 +140,5 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise=""):
         z, _, labels = run.test_codes()
         title = f"{run.config.model} z{run.latent_dim} on {run.config.dataset}: test-set latent means"
         return sampling.save_scatter(output, z, labels, list(run.config.class_names) or None, title)
-    return sampling.save_png(output, picture(run, mode, n, label=label, seed=seed))
+    return sampling.save_png(output, picture(run, mode, n, label=label, seed=seed, sampler=sampler))
 

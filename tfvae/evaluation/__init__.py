@@ -33,7 +33,9 @@ What is measured, and on which images:
   (the colourfulness of grey images).
 * Sample quality: ``sample_count`` images from each sampler (``prior``: z ~ N(0, I), for a plain autoencoder
   the documents' "random vector into the decoder"; ``gmm``: a 10-component Gaussian mixture fitted to the
-  training set's posterior means, Ghosh et al. 2020), decoded to Bernoulli means (grey levels), against as
+  training set's posterior means, Ghosh et al. 2020; ``two_stage``: a second small VAE fitted to them, Dai &
+  Wipf 2019; the fitted ones are the run's own, saved in ``samplers/`` and shared with sample.py, see
+  ``tfvae.samplers``), decoded to Bernoulli means (grey levels), against as
   many real grey-level test images, in the features of a small classifier trained here once per dataset
   (Inception weights can't be downloaded offline). FCD (Fréchet distance in those features), a classifier
   Inception Score and k-NN precision/recall (k = 3). The floor is the same metrics for real test images
@@ -56,7 +58,7 @@ One job per file:
     options.py      EvalOptions and the constants it checks against
     run.py          load_run: a ``tfvae.api.Run`` with its models, data and epochs loaded up front
     classifier.py   the feature classifier, its cache and the data fingerprint
-    samplers.py     latent codes from the prior or the Gaussian mixture, and the images they decode to
+    samplers.py     latent codes from the run's samplers (``Run.sampler``), and the images they decode to
     likelihood.py   per-image -ELBO terms, the IWAE NLL, what the numbers are comparable with
     quality.py      FCD, IS and k-NN precision/recall per sampler, and the real-data floor
     ood.py          OOD images and the AUROCs against them

@@ -5,8 +5,8 @@ import os
 
 from tfvae import data as data_lib
 from tfvae.errors import TfvaeError
+from tfvae.samplers import GMM_COMPONENTS, SAMPLERS
 
-SAMPLERS = ("prior", "gmm")
 MODES = ("evaluate", "score")
 KNN_K = 3  # Kynkäänniemi et al. 2019
 GRID_SIDE = 10  # sample grids are GRID_SIDE x GRID_SIDE images
@@ -28,7 +28,9 @@ class EvalOptions:
       iwae_precision: "float32", or "mixed_bfloat16" to run the IWAE's decoder passes in bfloat16 (logits
         still float32): 1.4x faster on an AVX512_BF16 CPU, mean NLL within 0.01 nats here.
       sample_count: generated (and real) images for the sample-quality metrics.
-      samplers: names from SAMPLERS.
+      samplers: names from SAMPLERS (``tfvae.samplers``: prior, gmm, two_stage); the default is the prior for
+        every model, so that the runs of a comparison are measured alike (``Run.sampler``'s default, used by
+        sample.py and ``Run.sample``, is gmm for an ae).
       elbo_samples: draws per image of the -ELBO's reconstruction term.
       ood_dataset: "" (none) or a name from tfvae.data.DATASETS.
       ood_data_dir: where the OOD data lives ("": the dataset's usual places).
@@ -55,7 +57,7 @@ class EvalOptions:
     seed: int = 0
     classifier_epochs: int = 8
     cache_dir: str = ""
-    gmm_components: int = 10
+    gmm_components: int = GMM_COMPONENTS
     output: str = ""
     noise: str = ""
 

@@ -1,26 +1,29 @@
-"""Latent codes from a sampler (the prior or the ex-post Gaussian mixture) and the images they decode to."""
+"""Latent codes from a run's sampler (``tfvae.api.Run.sampler``) and the images they decode to.
+
+The samplers are the run's own (``tfvae.samplers``): the prior, or a density fitted to the training images'
+posterior means and saved in the run directory (``samplers/<name>.npz``) on first use, by evaluate.py,
+sample.py or ``Run.sample`` alike. So evaluate.py scores the very samples sample.py draws.
+"""
 
 import numpy as np
 
-from tfvae import metrics, sampling
-from tfvae.errors import TfvaeError
-from tfvae.evaluation.options import SAMPLERS
+from tfvae.samplers import GMM_COMPONENTS
 
 
-def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=10):
-    """``count`` latent codes from ``sampler`` ("prior" or "gmm"), plus the mixture (or None).
+def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM_COMPONENTS):
+    """``count`` latent codes from ``sampler`` ("prior", "gmm" or "two_stage"), plus the sampler.
 
-    The mixture is fitted to the posterior means of the run's training images (``Run.train_data``).
+    A fitted sampler is read from the run directory, or fitted to the posterior means of the run's training
+    images (``Run.train_codes``) with seed 0 and saved there (``Run.sampler``). ``batch_size`` is unused (the
+    codes are encoded with the Run's batch size); it is kept for callers.
+
+    Raises:
+      ArgumentError: an unknown sampler. TfvaeError: a damaged sampler file.
     """
-    latent = run.latent_dim
-    if sampler == "prior":
-        return sampling.prior_samples(count, latent, seed), None
-    if sampler == "gmm":
-        x_train, y_train = run.train_data()
-        codes, _ = run.encode(x_train, y_train if run.conditional else None, batch_size=batch_size)
-        gmm = metrics.fit_gaussian_mixture(codes, gmm_components, seed=seed)
-        return gmm.sample(count, seed=seed), gmm
-    raise TfvaeError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    del batch_size
+    settings = {"components": gmm_components} if sampler == "gmm" and gmm_components != GMM_COMPONENTS else {}
+    fitted = run.sampler(sampler, **settings)
+    return fitted.sample(count, seed), fitted
 
 
 def generate(run, z, batch_size=512):

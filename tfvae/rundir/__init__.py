@@ -13,6 +13,8 @@ A run directory holds everything a run produces::
     decoder.keras          z (+ one-hot labels) -> logits
     logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures; step = epoch (1, 2, ...)
                            latent/: the Projector's files and the traversal, after the last epoch (tfvae.projector)
+    samplers/<name>.npz    a sampler fitted to the training codes after training (gmm, two_stage), written on
+                           its first use by sample.py, evaluate.py or ``Run.sample`` (see samplers.py)
     skipped_files.txt      folder data only: the files that could not be decoded, and why
     .lock                  held (fcntl.flock) by the train.py writing the directory
 
@@ -25,8 +27,10 @@ One job per module (each imports only the ones listed above it)::
     history.py       history.csv, and its repair from the TensorBoard scalars
     state.py         checkpoints/state.json (``CheckpointState``), ``epochs_trained``
     exports.py       encoder.keras and decoder.keras: ``save_model``, ``load_model_file`` and their checks
+    samplers.py      samplers/<name>.npz: ``save_sampler``, ``load_sampler`` and their checks
 
-What writes them, and in which order, is ``tfvae.training``'s (its docstring); ``tfvae.load`` reads them.
+What writes them, and in which order, is ``tfvae.training``'s (its docstring); ``tfvae.load`` reads them (and
+writes the fitted samplers, ``tfvae.api.Run.sampler``).
 """
 
 from tfvae.rundir.config_file import (
@@ -42,10 +46,12 @@ from tfvae.rundir.config_file import (
 from tfvae.rundir.exports import MODEL_NAMES, check_exports, load_model_file, model_misfit, save_model
 from tfvae.rundir.history import HISTORY_FIELDS, history_from_events, load_history, read_history, write_history
 from tfvae.rundir.latest import LATEST, point_latest, resolve_workdir
+from tfvae.rundir.samplers import SAMPLER_DIR, encoder_fingerprint, load_sampler, sampler_path, save_sampler
 from tfvae.rundir.state import CheckpointState, describe_checkpoint, epochs_trained, restart_advice
 
 __all__ = [
-    "HISTORY_FIELDS", "LATEST", "MODEL_NAMES", "RUN_FILES", "RUN_FOLDERS", "SKIPPED_FILES", "CheckpointState",
+    "HISTORY_FIELDS", "LATEST", "MODEL_NAMES", "RUN_FILES", "RUN_FOLDERS", "SAMPLER_DIR", "SKIPPED_FILES",
+    "CheckpointState", "encoder_fingerprint", "load_sampler", "sampler_path", "save_sampler",
     "check_exports", "check_run_files", "check_workdir", "describe_checkpoint", "epochs_trained",
     "history_from_events", "load_config", "load_history", "load_model_file", "model_misfit", "point_latest",
     "read_history", "resolve_workdir", "restart_advice", "save_model", "write_config", "write_history",

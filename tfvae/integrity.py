@@ -55,25 +55,34 @@ def _head(path, size):
         return f.read(size)
 
 
-def keras_archive_problem(path):
-    """None if ``path`` is a complete ``.keras`` zip archive (every member's CRC checked), else what is wrong."""
+def _zip_members(path, kind):
+    """(problem, None) if ``path`` is not a complete zip archive (every member's CRC checked), else (None, its
+    member names); ``kind`` names what the file should be ("a .keras zip archive", "an .npz archive")."""
     problem = file_problem(path)
     if problem:
-        return problem
+        return problem, None
     try:
         if not zipfile.is_zipfile(path):
             if _head(path, 4) == ZIP_SIGNATURE:
-                return "is cut short (a zip archive without its end)"
-            return "is not a .keras zip archive (overwritten with other bytes?)"
+                return "is cut short (a zip archive without its end)", None
+            return f"is not {kind} (overwritten with other bytes?)", None
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
             names = set(archive.namelist())
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
-        return f"is a damaged zip archive ({e})"
+        return f"is a damaged zip archive ({e})", None
     except OSError as e:
-        return f"cannot be read ({os.strerror(e.errno) if e.errno else e})"
+        return f"cannot be read ({os.strerror(e.errno) if e.errno else e})", None
     if bad:
-        return f"is damaged (its member {bad} fails its checksum)"
+        return f"is damaged (its member {bad} fails its checksum)", None
+    return None, names
+
+
+def keras_archive_problem(path):
+    """None if ``path`` is a complete ``.keras`` zip archive (every member's CRC checked), else what is wrong."""
+    problem, names = _zip_members(path, "a .keras zip archive")
+    if problem:
+        return problem
     missing = sorted({"config.json", "model.weights.h5"} - names)
     if missing:
         return f"is a zip archive but not a Keras model (no {' or '.join(missing)} in it)"
@@ -82,24 +91,10 @@ def keras_archive_problem(path):
 
 def npz_problem(path, required=()):
     """None if ``path`` is a complete ``.npz`` archive (every member's CRC checked) holding ``required`` arrays."""
-    problem = file_problem(path)
+    problem, names = _zip_members(path, "an .npz archive")
     if problem:
         return problem
-    try:
-        if not zipfile.is_zipfile(path):
-            if _head(path, 4) == ZIP_SIGNATURE:
-                return "is cut short (a zip archive without its end)"
-            return "is not an .npz archive (overwritten with other bytes?)"
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-            names = {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
-        return f"is a damaged zip archive ({e})"
-    except OSError as e:
-        return f"cannot be read ({os.strerror(e.errno) if e.errno else e})"
-    if bad:
-        return f"is damaged (its member {bad} fails its checksum)"
-    missing = sorted(set(required) - names)
+    missing = sorted(set(required) - {name[:-4] for name in names if name.endswith(".npy")})
     if missing:
         return f"is a zip archive but lacks the arrays {', '.join(missing)}"
     return None

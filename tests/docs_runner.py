@@ -57,6 +57,12 @@ def setup_cfg():
     return requires, extras
 
 
+def _has_import_contract():
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(REPO, "setup.cfg"))
+    return "importlinter" in parser and any(section.startswith("importlinter:contract:") for section in parser)
+
+
 def requirement_names(text):
     return {re.split(r"[<>=!\[ ;]", line.strip())[0].lower() for line in text.splitlines()
             if line.strip() and not line.strip().startswith("#")}
@@ -133,13 +139,19 @@ def run_command(tokens, scripts, data, page_name):
                     raise Failed(f"setup.cfg has no extra {sorted(missing)}")
         return "shape only: installs (its extras exist in setup.cfg)"
     if program == "apt-get":
+        if args == ["update"]:
+            return "shape only: refreshes the package lists"
         if args[:1] != ["install"] or len(args) < 2:
-            raise Failed("expected `apt-get install PACKAGE...`")
+            raise Failed("expected `apt-get update` or `apt-get install PACKAGE...`")
         return "shape only: installs system packages"
     if program == "ruff":
         if "ruff" not in requirement_names(extras["test"]):
             raise Failed("ruff is not in the test extra")
         return "shape only: the linter, which CI runs"
+    if program == "lint-imports":
+        if "import-linter" not in requirement_names(extras["test"]) or not _has_import_contract():
+            raise Failed("lint-imports needs import-linter in the test extra and an [importlinter] contract")
+        return "shape only: the floors' import contract, which CI checks"
     if program == "tensorboard":
         if "tensorboard" not in requirement_names(requires) or "--logdir" not in " ".join(args):
             raise Failed("expected `tensorboard --logdir DIR`, with tensorboard a dependency")

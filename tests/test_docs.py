@@ -84,6 +84,13 @@ def test_readme_is_a_front_door_that_links_every_page():
     assert {p for p in PAGES if p.startswith("docs")} <= linked, "docs pages the README does not link"
 
 
+def test_ci_runs_the_readmes_test_command_verbatim():
+    blocks = re.findall(r"```bash\n(.*?)```", read("README.md"), re.S)
+    commands = [line for line in blocks[0].splitlines() if line and not line.startswith("#")]
+    assert len(commands) == 2, "the quickstart is two commands: the main job, then the tests"
+    assert commands[1] in read(".ci/run").splitlines()
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_relative_links_and_images_resolve(page):
     for target in LINK.findall(prose(page)):

@@ -32,12 +32,11 @@ training images as the model sees them (the binary copy seeded by the run's seed
 """
 
 import os
-import time
 
 import numpy as np
 
+from tfvae import arguments, losses, metrics, rundir, sampler_store, sampling
 from tfvae import data as data_lib
-from tfvae import losses, metrics, rundir, sampling
 from tfvae import samplers as samplers_lib
 from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.inference import BATCH_SIZE, Inference
@@ -165,23 +164,8 @@ class Run:
     # -- inputs ----------------------------------------------------------------------------------------
 
     def images(self, images):
-        """``images`` as float32 (n, H, W, C) in [0, 1]; TfvaeError if they can't be the run's images."""
-        x = np.asarray(images)
-        if x.ndim == 3 and self.image_shape[-1] == 1:
-            x = x[..., None]
-        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
-            shape = ", ".join(map(str, self.image_shape))
-            raise ArgumentError("images", f"images of shape {x.shape}, but the run's are (n, {shape})"
-                                          f"{' or (n, H, W)' if self.image_shape[-1] == 1 else ''}")
-        if x.dtype == np.uint8:
-            return x.astype("float32") / 255.0
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ArgumentError("images", f"images of dtype {x.dtype}: pass uint8 (0..255) or float in [0, 1]")
-        x = x.astype("float32")
-        if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
-            raise ArgumentError("images", f"float images must lie in [0, 1] (these span {np.nanmin(x):g} to "
-                                          f"{np.nanmax(x):g}); divide uint8 pixels by 255, or pass them as uint8")
-        return x
+        """``images`` as float32 (n, H, W, C) in [0, 1] (``tfvae.arguments.images``)."""
+        return arguments.images(images, self.image_shape)
 
     def one_hot(self, labels):
         """One-hot rows of class ids for a cvae; None for other models (no checks: see ``condition``)."""
@@ -191,33 +175,14 @@ class Run:
         """The networks' label input for ``count`` items: one-hot (count, K) for a cvae, else None.
 
         Raises:
-          TfvaeError: labels for a run that takes none, none for a cvae, or ids that are not its classes.
+          ArgumentError: labels for a run that takes none, none for a cvae, or ids that are not its classes.
         """
-        if not self.conditional:
-            if labels is not None:
-                raise ArgumentError("labels", f"labels given, but {self.workdir} holds a {self.config.model}: "
-                                              "only a cvae takes labels")
-            return None
-        if labels is None:
-            raise ArgumentError("labels", f"labels=None, but {self.workdir} holds a cvae: pass labels (class ids "
-                                          f"0..{self.num_classes - 1})")
-        ids = np.asarray(labels)
-        if ids.ndim == 0:
-            ids = np.full(count, ids)
-        if ids.shape != (count,) or not np.issubdtype(ids.dtype, np.integer):
-            raise ArgumentError("labels", f"labels must be {count} integer class ids (or one int for all); got "
-                                          f"shape {ids.shape}, dtype {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.num_classes):
-            bad = ids.max() if ids.max() >= self.num_classes else ids.min()
-            raise ArgumentError("labels", f"label {bad} is not a class of this run (0..{self.num_classes - 1})")
-        return sampling.one_hot(ids, self.num_classes)
+        return arguments.condition(labels, count, self.num_classes if self.conditional else None,
+                                   f"{self.workdir} holds a {self.config.model}")
 
     def codes(self, z):
-        """``z`` as float32 (n, latent); TfvaeError for another shape."""
-        z = np.asarray(z, dtype="float32")
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ArgumentError("z", f"latent codes of shape {z.shape}, but the run's are (n, {self.latent_dim})")
-        return z
+        """``z`` as float32 (n, latent); ArgumentError for another shape."""
+        return arguments.codes(z, self.latent_dim)
 
     # -- the models, numpy in and out ------------------------------------------------------------------
 
@@ -292,40 +257,13 @@ class Run:
         if name not in samplers_lib.SAMPLERS:
             raise ArgumentError("sampler", f"sampler={name!r} is not a sampler; choose one of "
                                            f"{', '.join(samplers_lib.SAMPLERS)}")
-        kind = samplers_lib.CLASSES[name]
-        if not kind.fitted:
-            return kind(self.latent_dim)
+        if not samplers_lib.CLASSES[name].fitted:
+            return samplers_lib.CLASSES[name](self.latent_dim)
         key = (name, tuple(sorted(settings.items())))
-        if key in self._samplers:
-            return self._samplers[key]
-        log = self.log or print
-        path = rundir.sampler_path(self.workdir, name)
-        fingerprint = rundir.encoder_fingerprint(self.workdir)
-        saved = rundir.load_sampler(self.workdir, name, self.latent_dim, kind.required)
-        if saved is not None:
-            arrays, meta = saved
-            asked = {k: v for k, v in settings.items() if meta.get("settings", {}).get(k) != v}
-            if meta.get("encoder_sha256") != fingerprint:
-                log(f"{path} was fitted to another encoder.keras (the run has trained since): fitting it again")
-            elif asked:
-                log(f"{path} was fitted with other settings than {asked}: fitting it again")
-            else:
-                self._samplers[key] = samplers_lib.sampler_from_state(name, arrays, meta.get("settings"))
-                return self._samplers[key]
-        codes = self.train_codes()
-        started = time.perf_counter()
-        fitted = samplers_lib.fit_sampler(name, codes, seed=0, **settings)
-        seconds = time.perf_counter() - started
-        meta = {"latent": self.latent_dim, "codes": len(codes), "encoder_sha256": fingerprint,
-                "settings": {**fitted.settings(), **settings}, "seconds": round(seconds, 3)}
-        try:
-            rundir.save_sampler(self.workdir, name, fitted.state(), meta)
-            saved_to = f"wrote {path}"
-        except TfvaeError as e:  # e.g. someone else's read-only run: sample anyway, and say why nothing was kept
-            saved_to = f"not saved: {e}"
-        log(f"fitted the {name} sampler to {len(codes):,} training codes in {seconds:.1f} s; {saved_to}")
-        self._samplers[key] = fitted
-        return fitted
+        if key not in self._samplers:
+            self._samplers[key] = sampler_store.load_or_fit(self.workdir, name, self.latent_dim, self.train_codes,
+                                                            settings, self.log or print)
+        return self._samplers[key]
 
     def reconstruct(self, images, labels=None):
         """The decoded posterior means of ``images``."""

@@ -1,0 +1,53 @@
+"""A run's fitted samplers, read from its run directory or fitted and written there: ``load_or_fit``.
+
+The fitting is ``tfvae.samplers``'; the files' format and checks are ``tfvae.rundir``'s. A saved sampler is used
+only while it was fitted to the run's present ``encoder.keras`` and with the settings asked for.
+"""
+
+import time
+
+from tfvae import rundir
+from tfvae import samplers as samplers_lib
+from tfvae.errors import TfvaeError
+
+
+def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
+    """The fitted sampler ``name`` of the run in ``workdir``.
+
+    Args:
+      workdir: the run directory.
+      name: a fitted sampler's name ("gmm", "two_stage").
+      latent_dim: size of the run's codes.
+      train_codes: a function giving the training codes to fit to (called only when a fit is needed).
+      settings: passed to the fit, e.g. ``components=10``.
+      log: gets one line when a sampler is fitted, and why.
+
+    Raises:
+      TfvaeError: a damaged sampler file (one line: delete it to refit).
+    """
+    kind = samplers_lib.CLASSES[name]
+    path = rundir.sampler_path(workdir, name)
+    fingerprint = rundir.encoder_fingerprint(workdir)
+    saved = rundir.load_sampler(workdir, name, latent_dim, kind.required)
+    if saved is not None:
+        arrays, meta = saved
+        asked = {k: v for k, v in settings.items() if meta.get("settings", {}).get(k) != v}
+        if meta.get("encoder_sha256") != fingerprint:
+            log(f"{path} was fitted to another encoder.keras (the run has trained since): fitting it again")
+        elif asked:
+            log(f"{path} was fitted with other settings than {asked}: fitting it again")
+        else:
+            return samplers_lib.sampler_from_state(name, arrays, meta.get("settings"))
+    codes = train_codes()
+    started = time.perf_counter()
+    fitted = samplers_lib.fit_sampler(name, codes, seed=0, **settings)
+    seconds = time.perf_counter() - started
+    meta = {"latent": latent_dim, "codes": len(codes), "encoder_sha256": fingerprint,
+            "settings": {**fitted.settings(), **settings}, "seconds": round(seconds, 3)}
+    try:
+        rundir.save_sampler(workdir, name, fitted.state(), meta)
+        saved_to = f"wrote {path}"
+    except TfvaeError as e:  # e.g. someone else's read-only run: sample anyway, and say why nothing was kept
+        saved_to = f"not saved: {e}"
+    log(f"fitted the {name} sampler to {len(codes):,} training codes in {seconds:.1f} s; {saved_to}")
+    return fitted

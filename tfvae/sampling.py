@@ -83,14 +83,24 @@ def save_png(path, picture):
     return path
 
 
+def principal_plane(z):
+    """The codes' mean and their first two principal axes, (latent,) and (2, latent) unit vectors (the identity's
+    first two rows, zero-padded, when fewer than two codes or a 1-D latent give no plane)."""
+    z = np.asarray(z, dtype="float64")
+    mean = z.mean(axis=0)
+    if len(z) < 2 or z.shape[1] < 2:
+        return mean, np.eye(2, z.shape[1])
+    _, _, vt = np.linalg.svd(z - mean, full_matrices=False)
+    return mean, vt[:2]
+
+
 def project_2d(z):
     """z itself when 2-D, else its projection on the first two principal components."""
     z = np.asarray(z, dtype="float64")
     if z.shape[1] <= 2:
         return np.pad(z, ((0, 0), (0, 2 - z.shape[1]))), ("z[0]", "z[1]")
-    centred = z - z.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:2].T, ("PC 1", "PC 2")
+    mean, axes = principal_plane(z)
+    return (z - mean) @ axes.T, ("PC 1", "PC 2")
 
 
 def save_scatter(path, z, labels=None, class_names=None, title=""):

@@ -12,23 +12,11 @@ import threading
 import numpy as np
 
 import tfvae
+from tfvae import sampling
 
 MAX_RUNS = 4  # loaded runs kept at once
 MAX_POINTS = 2000  # test codes sent to the page (the first ones of the test set)
 SLIDERS = 16  # latent dimensions given a slider, highest usage first
-
-
-def _plane_axes(z):
-    """The codes' mean and their first two principal axes (2, latent) (unit vectors, zero-padded)."""
-    mean = z.mean(axis=0)
-    if len(z) < 2:
-        axes = np.eye(2, z.shape[1])
-    else:
-        _, _, vt = np.linalg.svd(z - mean, full_matrices=False)
-        axes = vt[:2] if len(vt) >= 2 else np.eye(2, z.shape[1])
-    if axes.shape[0] < 2:
-        axes = np.vstack([axes, np.zeros((2 - axes.shape[0], z.shape[1]))])
-    return mean, axes
 
 
 def describe(run, name):
@@ -43,7 +31,7 @@ def describe(run, name):
     lo, hi = lo - 0.25 * span, hi + 0.25 * span
     if run.variational:  # the prior's +-3 sigma at least
         lo, hi = np.minimum(lo, -3.0), np.maximum(hi, 3.0)
-    mean, axes = _plane_axes(z)
+    mean, axes = sampling.principal_plane(z)
     return {
         "run": name,
         "model": run.config.model,

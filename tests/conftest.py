@@ -67,13 +67,29 @@ def offline_env(tmp_path_factory):
 
 
 def run_script(args, env, cwd=None, check=True):
-    """Runs ``python <script> <args>`` from the repo; returns the CompletedProcess (text output)."""
+    """Runs ``python <script> <args>`` from the repo, inside this process (tests/script_runner.py: the same flags,
+    output and exit status without TensorFlow's start-up); returns the CompletedProcess (text output)."""
     return run_scripts([args], env, cwd=cwd, check=check)[0]
 
 
 def run_scripts(commands, env, cwd=None, check=True):
-    """Runs several ``python <script> <args>`` at once (each is mostly TensorFlow's start-up, which a second core
-    overlaps); returns their CompletedProcesses in order. ``cwd``: one folder for all, or a list, one per command."""
+    """``run_script`` for each command in turn. ``cwd``: one folder for all, or a list, one per command."""
+    from tests import script_runner
+
+    cwds = cwd if isinstance(cwd, list) else [cwd] * len(commands)
+    done = []
+    for args, where in zip(commands, cwds):
+        where = str(where or REPO)
+        proc = script_runner.run_script([os.path.join(where, args[0]), *args[1:]], env, where)
+        done.append(proc)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return done
+
+
+def run_processes(commands, env, cwd=None, check=True):
+    """Runs several ``python <script> <args>`` as new processes, at once (each is mostly TensorFlow's start-up,
+    which a second core overlaps), for what only a fresh interpreter shows; returns their CompletedProcesses."""
     cwds = cwd if isinstance(cwd, list) else [cwd] * len(commands)
     procs = [subprocess.Popen([sys.executable, *args], cwd=where or REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for args, where in zip(commands, cwds)]

@@ -22,7 +22,9 @@ from tfvae.errors import TfvaeError  # noqa: E402
 DEFAULTS = config_lib.Config()  # the flags' defaults are the Config's
 
 flags.DEFINE_enum("model", "vae", config_lib.MODELS, "ae: plain autoencoder; vae: variational autoencoder; "
-                  "cvae: VAE conditioned on the class label.")
+                  "cvae: VAE conditioned on the class label; rae: regularized autoencoder (RAE-L2, Ghosh et al. "
+                  "2020; sampled from a mixture fitted to its codes); wae: Wasserstein autoencoder with an MMD "
+                  "penalty (Tolstikhin et al. 2018; sampled from N(0, I)).")
 flags.DEFINE_enum("arch", "conv", config_lib.ARCHS, "conv: the Keras example's Conv2D/Conv2DTranspose "
                   "networks; mlp: the PyTorch example's dense 784-400-20 networks.")
 flags.DEFINE_integer("latent", 2, "Size of the latent code z.", lower_bound=1)
@@ -69,6 +71,10 @@ flags.DEFINE_float("warmup_epochs", DEFAULTS.warmup_epochs, "Epochs of linear le
 flags.DEFINE_float("beta", 1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower_bound=0)
 flags.DEFINE_float("recon_weight", 1.0, "Weight of the reconstruction term (1 is the ELBO; 0 trains the KL term "
                    "alone, the documents' 'KL only' latent space).", lower_bound=0)
+flags.DEFINE_float("penalty_weight", 0.0, "rae: weight beta_z of 1/2 |z|^2; wae: weight lambda of the MMD "
+                   "between the codes and N(0, I); 0: the model's default (rae 1e-2, wae 100).", lower_bound=0)
+flags.DEFINE_float("decoder_l2", 0.0, "rae: weight lambda of the L2 penalty on the decoder's kernels; 0: the "
+                   "default (1e-3).", lower_bound=0)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder with the fixed variance 1/2, squared error summed over "
                   "pixels; gaussian: Gaussian decoder with one shared variance set to each batch's optimum (its "
@@ -108,7 +114,7 @@ def config_from_flags():
         max_image_pixels=FLAGS.max_image_pixels, binarize=FLAGS.binarize,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
-        recon_weight=FLAGS.recon_weight,
+        recon_weight=FLAGS.recon_weight, penalty_weight=FLAGS.penalty_weight, decoder_l2=FLAGS.decoder_l2,
         loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, strategy=FLAGS.strategy, precision=FLAGS.precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
@@ -127,8 +133,9 @@ def main(argv):
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    regulariser = f"penalty {result['penalty']:.4g}" if "penalty" in result else f"KL {result['kl']:.2f}"
     print(f"final test loss {result['loss']:.2f} (reconstruction {result['reconstruction']:.2f}, "
-          f"KL {result['kl']:.2f}) after {result['epochs']} epoch(s)")
+          f"{regulariser}) after {result['epochs']} epoch(s)")
     print(f"wrote {config.workdir}: encoder.keras, decoder.keras, history.csv, config.json, checkpoints/, logs/")
     print(f"next: python sample.py --workdir={config.workdir} --grid 15; tensorboard --logdir "
           f"{os.path.dirname(os.path.abspath(config.workdir))}")

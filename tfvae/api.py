@@ -102,8 +102,9 @@ class Run:
 
     @property
     def variational(self):
-        """Whether the encoder is a posterior q(z|x) with a variance (vae, cvae), not a plain autoencoder's."""
-        return self.config.model != "ae"
+        """Whether the encoder is a posterior q(z|x) with a variance (vae, cvae), not a deterministic
+        autoencoder's (ae, rae, wae)."""
+        return self.config.model in ("vae", "cvae")
 
     @property
     def num_classes(self):
@@ -214,7 +215,7 @@ class Run:
           label: a cvae's class (default: the classes in turn, 0, 1, ..., K - 1, 0, ...).
           seed: seed of the draws.
           sampler: "prior" (z ~ N(0, I)), "gmm" or "two_stage" (densities fitted to the training codes; see
-            ``sampler``); default ``default_sampler``: the prior for a vae or cvae, gmm for an ae.
+            ``sampler``); default ``default_sampler``: the prior for a vae, cvae or wae, gmm for an ae or rae.
         """
         self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
         z = self.sampler(sampler).sample(n, seed)
@@ -224,7 +225,7 @@ class Run:
 
     @property
     def default_sampler(self):
-        """The sampler used when none is named: "prior" for a vae or cvae, "gmm" for a plain autoencoder."""
+        """The sampler used when none is named: "prior" for a vae, cvae or wae, "gmm" for an ae or rae."""
         return samplers_lib.default_sampler(self.config.model)
 
     def train_codes(self):
@@ -338,7 +339,8 @@ class Run:
           TfvaeError: the run is a plain autoencoder, which defines no likelihood.
         """
         if not self.variational:
-            raise TfvaeError(f"{self.workdir} holds an ae, which defines no likelihood: only a vae or cvae has one")
+            raise TfvaeError(f"{self.workdir} holds an {self.config.model}, a deterministic autoencoder, which "
+                             "defines no likelihood: only a vae or cvae has one")
         return self.inference.likelihood_terms(
             self.encoder, decoder or self.decoder, x, num_samples, labels=cond, likelihood=self.likelihood,
             variance=self.variance or metrics.GAUSSIAN_VARIANCE, max_batch=max_batch, seed=seed, progress=progress)

@@ -63,6 +63,10 @@ class Config:
     warmup_epochs: float = 0.5
     beta: float = 1.0
     recon_weight: float = 1.0  # weight of the reconstruction term; 0 trains the KL term alone
+    # rae and wae (tfvae.models.regularized): the weight of the regulariser of the codes (rae: beta_z on 1/2 |z|^2,
+    # wae: lambda on MMD^2) and the rae's weight decay of its decoder's kernels; 0: the module's default.
+    penalty_weight: float = 0.0
+    decoder_l2: float = 0.0
     loss: str = "bce"
     seed: int = 0
     checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
@@ -129,7 +133,10 @@ class Config:
             raise TfvaeError(f"--beta must be non-negative (got {self.beta})")
         if self.recon_weight < 0:
             raise TfvaeError(f"--recon_weight must be non-negative (got {self.recon_weight})")
-        if self.recon_weight == 0 and (self.beta == 0 or self.model == "ae"):
+        if min(self.penalty_weight, self.decoder_l2) < 0:
+            raise TfvaeError("--penalty_weight and --decoder_l2 must be 0 (the model's default) or positive (got "
+                             f"{self.penalty_weight} and {self.decoder_l2})")
+        if self.recon_weight == 0 and (self.beta == 0 or self.model in ("ae", "rae", "wae")):
             raise TfvaeError("--recon_weight=0 leaves nothing to train without a KL term; use --model=vae with "
                              "--beta > 0")
         if self.checkpoint_every_steps < 0:

@@ -45,8 +45,8 @@ def picture(run, mode, n, label=None, seed=0, sampler=None):
       label: the class a cvae draws (grid, random); None: one class per row (grid of a 2-D latent: 0).
       seed: seed of the samples and of the choice of test images.
       sampler: what draws the samples' codes (``Run.sampler``: "prior", "gmm", "two_stage"); default the
-        run's own (``Run.default_sampler``: the prior for a vae or cvae, gmm for an ae, fitted and saved in the
-        run directory on first use).
+        run's own (``Run.default_sampler``: the prior for a vae, cvae or wae, gmm for an ae or rae, fitted and
+        saved in the run directory on first use).
 
     Raises:
       ArgumentError: a label the run can't draw, a sampler for a mode that draws no samples, or an unknown mode.

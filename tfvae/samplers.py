@@ -11,7 +11,8 @@ training images as the model sees them (``Run.train_codes``; a cvae's encoder ta
 a plain autoencoder mu(x) is its code.
 
 ``prior``: p(z) = N(0, I); nothing is fitted. It is the density a VAE's KL term pulls the aggregate posterior
-q(z) = (1/n) sum_i q(z | x_i) towards, so it is a VAE's (and a cvae's) default. A plain autoencoder has no prior:
+q(z) = (1/n) sum_i q(z | x_i) towards, so it is a VAE's (and a cvae's) default, and the one a WAE's MMD term pulls
+its codes towards, so a wae's too (``tfvae.models.regularized``). A plain autoencoder has no prior:
 N(0, I) is the documents' "random vector into the decoder", usually far from where its codes lie.
 
 ``gmm`` (Ghosh et al. 2020, "From variational to deterministic autoencoders", ex-post density estimation):
@@ -20,7 +21,8 @@ codes by EM (``tfvae.metrics.fit_gaussian_mixture``: scikit-learn, k-means initi
 the component counts from Multinomial(n, w), then each component's draws, exactly as scikit-learn's
 ``GaussianMixture.sample`` with ``random_state=seed`` does (so a saved mixture gives the draws the fitted
 estimator gives), shuffled by a generator seeded with ``seed``. A plain autoencoder's default: it has no
-prior, and its codes are wherever the encoder put them.
+prior, and its codes are wherever the encoder put them; and a regularized autoencoder's (rae), which the paper
+made to be sampled this way.
 
 ``two_stage`` (Dai & Wipf 2019, "Diagnosing and enhancing VAE models"): a second, small VAE fitted to the codes.
 The codes are first standardised, c = (z - shift) / scale per dimension (shift, scale: their mean and
@@ -58,8 +60,9 @@ GMM_COMPONENTS = 10
 
 
 def default_sampler(model):
-    """The sampler a model is sampled with when none is named: "prior" for a vae or cvae, "gmm" for an ae."""
-    return "gmm" if model == "ae" else "prior"
+    """The sampler a model is sampled with when none is named: "gmm" for an ae and an rae (made to be sampled
+    ex post: neither has a prior), "prior" for a vae, cvae and wae (each pulls its codes towards N(0, I))."""
+    return "gmm" if model in ("ae", "rae") else "prior"
 
 
 class Prior:

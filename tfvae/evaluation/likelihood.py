@@ -26,8 +26,10 @@ def likelihood_note(run):
     """One line on what the run's likelihood numbers mean and what they are comparable with."""
     config = run.config
     if not run.variational:
-        return ("A plain autoencoder defines no density p(x): no ELBO or NLL; only its reconstruction term "
-                "-log p(x|z_mean) (in nats) and MSE/PSNR.")
+        kind = {"rae": "A regularized autoencoder (rae)", "wae": "A Wasserstein autoencoder (wae)"}.get(
+            config.model, "A plain autoencoder")
+        return (f"{kind} defines no density p(x): its encoder is deterministic (no posterior q(z|x), so no ELBO or "
+                "NLL); only its reconstruction term -log p(x|z_mean) (in nats) and MSE/PSNR.")
     if config.loss == "gaussian":
         note = (f"loss=gaussian: a Gaussian decoder with the shared variance {run.variance:.4g} it was trained "
                 "with (the running average of its training batches' optimal variance, stored in decoder.keras); "

@@ -30,7 +30,7 @@ class EvalOptions:
       sample_count: generated (and real) images for the sample-quality metrics.
       samplers: names from SAMPLERS (``tfvae.samplers``: prior, gmm, two_stage); the default is the prior for
         every model, so that the runs of a comparison are measured alike (``Run.sampler``'s default, used by
-        sample.py and ``Run.sample``, is gmm for an ae).
+        sample.py and ``Run.sample``, is gmm for an ae or rae).
       elbo_samples: draws per image of the -ELBO's reconstruction term.
       ood_dataset: "" (none) or a name from tfvae.data.DATASETS.
       ood_data_dir: where the OOD data lives ("": the dataset's usual places).

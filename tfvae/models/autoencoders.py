@@ -1,4 +1,5 @@
-"""The model family: plain autoencoder, VAE and conditional VAE.
+"""The plain autoencoder, the VAE and the conditional VAE (the RAE and WAE build on the first:
+``tfvae.models.regularized``; ``tfvae.models.family`` builds any of them by name).
 
 Each model joins a functional encoder and decoder (``tfvae.models.networks``) and trains with ``fit`` through
 a custom ``train_step``/``test_step``, so callbacks, progress bars and ``tf.distribute`` work unchanged.
@@ -30,8 +31,6 @@ from keras import ops
 
 from tfvae import losses
 from tfvae.models import networks
-
-MODELS = ("ae", "vae", "cvae")
 
 
 class Autoencoder(keras.Model):
@@ -164,37 +163,3 @@ class CVAE(VAE):
     """Conditional VAE: encoder and decoder both see the one-hot class label."""
 
     conditional = True
-
-
-_CLASSES = {"ae": Autoencoder, "vae": VAE, "cvae": CVAE}
-
-
-def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
-                reconstruction="bce", beta=1.0, recon_weight=1.0, seed=None):
-    """Builds an ``ae``, ``vae`` or ``cvae`` with matching encoder and decoder.
-
-    Args:
-      kind: one of MODELS.
-      image_shape: (height, width, channels).
-      latent_dim: size of z.
-      arch, filters, hidden: see ``networks.build_encoder``.
-      num_classes: number of classes; required (> 0) for ``cvae``, ignored otherwise.
-      reconstruction: "bce" (Bernoulli decoder), "mse" (Gaussian decoder with variance 1/2) or "gaussian"
-        (Gaussian decoder with a calibrated shared variance; the decoder gets a ``DecoderVariance`` layer).
-      beta: weight of the KL term.
-      recon_weight: weight of the reconstruction term (0: the KL term alone).
-      seed: seed of the sampling noise.
-
-    Returns:
-      An uncompiled ``Autoencoder``/``VAE``/``CVAE``.
-    """
-    if kind not in _CLASSES:
-        raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
-    cls = _CLASSES[kind]
-    if cls.conditional and num_classes < 1:
-        raise ValueError("cvae needs labelled data (num_classes > 0)")
-    num_classes = num_classes if cls.conditional else 0
-    common = dict(arch=arch, filters=tuple(filters), hidden=hidden, num_classes=num_classes)
-    encoder = networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
-    decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian", **common)
-    return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight, name=kind)

@@ -9,6 +9,17 @@ from tfvae import files, integrity
 
 HISTORY_FIELDS = ("epoch", "loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl",
                   "learning_rate", "seconds", "train_seconds", "examples_per_sec")
+# Columns only some models log (an rae's or wae's regulariser), each written after the column named with it.
+OPTIONAL_FIELDS = {"penalty": "kl", "val_penalty": "val_kl"}
+
+
+def history_fields(rows):
+    """The columns of history.csv for ``rows``: HISTORY_FIELDS, plus each OPTIONAL_FIELDS column a row holds."""
+    fields = list(HISTORY_FIELDS)
+    for name, after in OPTIONAL_FIELDS.items():
+        if any(name in row for row in rows):
+            fields.insert(fields.index(after) + 1, name)
+    return fields
 
 
 def read_history(path):
@@ -21,7 +32,7 @@ def read_history(path):
 def write_history(path, rows):
     def write(tmp):
         with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+            writer = csv.DictWriter(f, fieldnames=history_fields(rows), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
 
@@ -100,7 +111,7 @@ def history_from_events(logdir, epochs):
                         continue
                     for value in event.summary.value:
                         name = prefix + value.tag.removeprefix("epoch_")
-                        if value.tag.startswith("epoch_") and name in HISTORY_FIELDS:
+                        if value.tag.startswith("epoch_") and (name in HISTORY_FIELDS or name in OPTIONAL_FIELDS):
                             number = (float(tf.make_ndarray(value.tensor)) if value.HasField("tensor")
                                       else value.simple_value)
                             rows.setdefault(event.step, {"epoch": str(event.step)})[name] = f"{number:.6g}"

@@ -97,8 +97,8 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
         (train.py writes the Projector's files there); its failures are its own to report.
 
     Returns:
-      dict with the final test ``loss``, ``reconstruction`` and ``kl``, ``epochs``, ``workdir`` and the run's
-      ``config``.
+      dict with the final test ``loss``, ``reconstruction`` and ``kl`` (and an rae's or wae's ``penalty``),
+      ``epochs``, ``workdir`` and the run's ``config``.
 
     Raises:
       TfvaeError: bad flags or data, a run directory in use or not writable, a non-finite loss

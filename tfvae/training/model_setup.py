@@ -80,6 +80,7 @@ def create_model(config, num_examples=None):
         model = build_model(config.model, config.image_shape, config.latent, arch=config.arch,
                             filters=config.filters, hidden=config.hidden, num_classes=config.num_classes,
                             reconstruction=config.loss, beta=config.beta, recon_weight=config.recon_weight,
+                            penalty_weight=config.penalty_weight or None, decoder_l2=config.decoder_l2 or None,
                             seed=config.seed)
     finally:
         keras.mixed_precision.set_global_policy(previous)

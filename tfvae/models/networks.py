@@ -75,7 +75,8 @@ def build_encoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
         z = Sampling(seed=seed, name="z", dtype="float32")([z_mean, z_log_var])
         outputs = {"z_mean": z_mean, "z_log_var": z_log_var, "z": z}
     else:
-        outputs = {"z_mean": z_mean, "z": layers.Identity(name="z")(z_mean)}
+        # float32 like the heads: under mixed precision an Identity layer would compute (and round z) in float16.
+        outputs = {"z_mean": z_mean, "z": layers.Identity(name="z", dtype="float32")(z_mean)}
     return keras.Model(inputs if num_classes else image, outputs, name=name)
 
 

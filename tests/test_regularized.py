@@ -147,9 +147,19 @@ def test_config_checks_the_penalty_weights(tmp_path):
             Config(model="rae", workdir=str(tmp_path), **bad).validate()
     with pytest.raises(TfvaeError, match="--recon_weight=0 leaves nothing to train"):
         Config(model="wae", recon_weight=0.0, workdir=str(tmp_path)).validate()
-    config = Config(model="rae", latent=2, image_shape=(8, 8, 1), arch="mlp", penalty_weight=0.5, decoder_l2=0.25)
+    import train  # the script's flags reach the Config, and the Config the model
+
+    train.FLAGS.unparse_flags()
+    train.FLAGS(["train.py", "--model=rae", "--penalty_weight=0.5", "--decoder_l2=0.25"])
+    try:
+        config = train.config_from_flags()
+    finally:
+        train.FLAGS.unparse_flags()
+    config.latent, config.image_shape, config.arch = 2, (8, 8, 1), "mlp"
     model = training.create_model(config)
-    assert (model.penalty_weight, model.decoder_l2) == (0.5, 0.25)
+    assert (model.name, model.penalty_weight, model.decoder_l2) == ("rae", 0.5, 0.25)
+    default = training.create_model(Config(model="wae", latent=2, image_shape=(8, 8, 1), arch="mlp"))
+    assert default.penalty_weight == reg.WAE_WEIGHT  # 0: the module's default
 
 
 def test_a_wae_killed_mid_epoch_resumes_exactly(mnist_dir, tmp_path, monkeypatch, eager):
@@ -170,6 +180,8 @@ def test_a_wae_killed_mid_epoch_resumes_exactly(mnist_dir, tmp_path, monkeypatch
             np.testing.assert_array_equal(a, b)
     columns = ("epoch", "loss", "reconstruction", "kl", "penalty", "val_penalty")
     assert [[r[k] for k in columns] for r in history(workdir)] == [[r[k] for k in columns] for r in history(reference)]
+    run = api.load(workdir)  # a wae is sampled from its prior
+    assert run.default_sampler == "prior" and run.sample(2, seed=0).shape == (2, 28, 28, 1)
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +220,18 @@ def test_a_trained_rae_loads_samples_and_logs_its_penalty(rae_run, tmp_path, off
     out = tmp_path / "gmm.png"
     proc = run_script([SAMPLE, f"--workdir={workdir}", "--mode=random", "--grid=2", f"--output={out}"], offline_env)
     assert out.is_file() and "gmm" in proc.stdout, proc.stdout  # the rae's default sampler
+
+
+def test_evaluating_an_rae_reports_reconstruction_and_says_why_there_is_no_likelihood(rae_run, tmp_path):
+    from tfvae import evaluation
+
+    workdir, _ = rae_run
+    options = evaluation.EvalOptions(num_samples=4, num_images=32, sample_count=64, classifier_epochs=1,
+                                     elbo_samples=2, batch_size=256, samplers=("prior", "gmm"),
+                                     output=str(tmp_path / "eval"))
+    results = evaluation.evaluate_run(workdir, options, log=lambda *_: None)
+    m = results["metrics"]
+    assert m["reconstruction"] > 0 and 0.0 < m["mse"] < 0.25
+    assert "neg_elbo" not in m and "iwae_nll" not in m and "kl" not in m
+    assert any(note.startswith("A regularized autoencoder (rae) defines no density") for note in results["notes"])
+    assert set(results["samplers"]) == {"prior", "gmm"}

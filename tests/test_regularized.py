@@ -145,6 +145,10 @@ def test_config_checks_the_penalty_weights(tmp_path):
     for bad in (dict(penalty_weight=-1.0), dict(decoder_l2=-0.1)):
         with pytest.raises(TfvaeError, match="--penalty_weight and --decoder_l2 must be 0"):
             Config(model="rae", workdir=str(tmp_path), **bad).validate()
+    with pytest.raises(TfvaeError, match="--penalty_weight weights the penalty of --model=rae or wae; a vae has none"):
+        Config(model="vae", penalty_weight=1.0, workdir=str(tmp_path)).validate()
+    with pytest.raises(TfvaeError, match="--decoder_l2 weights the decoder penalty of --model=rae; a wae has none"):
+        Config(model="wae", decoder_l2=1.0, workdir=str(tmp_path)).validate()
     with pytest.raises(TfvaeError, match="--recon_weight=0 leaves nothing to train"):
         Config(model="wae", recon_weight=0.0, workdir=str(tmp_path)).validate()
     import train  # the script's flags reach the Config, and the Config the model

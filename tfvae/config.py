@@ -136,6 +136,10 @@ class Config:
         if min(self.penalty_weight, self.decoder_l2) < 0:
             raise TfvaeError("--penalty_weight and --decoder_l2 must be 0 (the model's default) or positive (got "
                              f"{self.penalty_weight} and {self.decoder_l2})")
+        if self.penalty_weight and self.model not in ("rae", "wae"):
+            raise TfvaeError(f"--penalty_weight weights the penalty of --model=rae or wae; a {self.model} has none")
+        if self.decoder_l2 and self.model != "rae":
+            raise TfvaeError(f"--decoder_l2 weights the decoder penalty of --model=rae; a {self.model} has none")
         if self.recon_weight == 0 and (self.beta == 0 or self.model in ("ae", "rae", "wae")):
             raise TfvaeError("--recon_weight=0 leaves nothing to train without a KL term; use --model=vae with "
                              "--beta > 0")

@@ -5,6 +5,7 @@ import csv
 import functools
 import json
 import os
+import re
 import shutil
 
 import keras
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import SAMPLE, TINY_MLP, Killed, event_tags, kill_at, run_script, tiny_run_config
+from tests.conftest import SAMPLE, TINY_MLP, TRAIN, Killed, event_tags, kill_at, run_script, tiny_run_config
 from tfvae import api, rundir, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
@@ -151,15 +152,7 @@ def test_config_checks_the_penalty_weights(tmp_path):
         Config(model="wae", decoder_l2=1.0, workdir=str(tmp_path)).validate()
     with pytest.raises(TfvaeError, match="--recon_weight=0 leaves nothing to train"):
         Config(model="wae", recon_weight=0.0, workdir=str(tmp_path)).validate()
-    import train  # the script's flags reach the Config, and the Config the model
-
-    train.FLAGS.unparse_flags()
-    train.FLAGS(["train.py", "--model=rae", "--penalty_weight=0.5", "--decoder_l2=0.25"])
-    try:
-        config = train.config_from_flags()
-    finally:
-        train.FLAGS.unparse_flags()
-    config.latent, config.image_shape, config.arch = 2, (8, 8, 1), "mlp"
+    config = Config(model="rae", latent=2, image_shape=(8, 8, 1), arch="mlp", penalty_weight=0.5, decoder_l2=0.25)
     model = training.create_model(config)
     assert (model.name, model.penalty_weight, model.decoder_l2) == ("rae", 0.5, 0.25)
     default = training.create_model(Config(model="wae", latent=2, image_shape=(8, 8, 1), arch="mlp"))
@@ -189,19 +182,28 @@ def test_a_wae_killed_mid_epoch_resumes_exactly(mnist_dir, tmp_path, monkeypatch
 
 
 @pytest.fixture(scope="module")
-def rae_run(mnist_dir, tmp_path_factory):
-    """A conv rae trained in-process for one epoch on mnist_dir's digits (TINY_MLP's sizes, conv networks)."""
+def rae_run(mnist_dir, offline_env, tmp_path_factory):
+    """A conv rae trained by train.py for one epoch of 2 steps on mnist_dir's digits, with its penalty flags."""
     workdir = str(tmp_path_factory.mktemp("rae") / "rae")
-    result = quiet_train(tiny_config(mnist_dir, workdir, model="rae", arch="conv", hidden=16))
-    return workdir, result
+    proc = run_script([TRAIN, "--model=rae", "--latent=2", f"--data_dir={mnist_dir}", "--download=false",
+                       "--epochs=1", "--batch_size=32", "--max_examples=64", "--steps_per_execution=1",
+                       "--strategy=default", "--penalty_weight=0.02", "--decoder_l2=0.002", f"--workdir={workdir}"],
+                      offline_env)
+    return workdir, proc
 
 
 def test_a_trained_rae_loads_samples_and_logs_its_penalty(rae_run, tmp_path, offline_env):
-    workdir, result = rae_run
-    assert result["penalty"] > 0 and result["kl"] == 0.0
-    assert result["loss"] == pytest.approx(result["reconstruction"] + result["penalty"], rel=1e-5)
+    workdir, proc = rae_run
+    assert re.search(r"final test loss [\d.]+ \(reconstruction [\d.]+, penalty [\d.]+\)", proc.stdout), proc.stdout
+    config = Config.load(workdir)  # the flags reached the run's config, and the config the model
+    model = training.create_model(config)
+    assert (config.penalty_weight, model.penalty_weight, model.decoder_l2) == (0.02, 0.02, 0.002)
     rows = history(workdir)
     assert list(rows[0])[:5] == ["epoch", "loss", "reconstruction", "kl", "penalty"] and "val_penalty" in rows[0]
+    for prefix in ("", "val_"):
+        row = {k: float(rows[0][prefix + k]) for k in ("loss", "reconstruction", "kl", "penalty")}
+        assert row["penalty"] > 0 and row["kl"] == 0.0
+        assert row["loss"] == pytest.approx(row["reconstruction"] + row["penalty"], rel=1e-5)
     assert {"train/epoch_penalty", "validation/epoch_penalty"} <= event_tags(os.path.join(workdir, "logs"))
     # A damaged history.csv is rebuilt from TensorBoard with its penalty column.
     copy = str(tmp_path / "copy")

@@ -12,10 +12,11 @@ import pytest
 
 import tfvae
 from tests.conftest import SAMPLE, TINY_MLP, assert_one_line_error, event_tags, run_scripts, tiny_run_config
-from tfvae import losses, training
+from tfvae import evaluation, losses, training
 from tfvae.api import Run
 from tfvae.config import Config
 from tfvae.errors import ArgumentError, TfvaeError, flag_message
+from tfvae.evaluation import likelihood
 from tfvae.inference import Inference
 from tfvae.models import VampPrior, build_model, vamp
 
@@ -91,6 +92,8 @@ def test_one_pseudo_input_encoded_to_the_standard_normal_is_the_vae():
     closed = float(losses.gaussian_kl(out["z_mean"][:1], out["z_log_var"][:1])[0])
     assert abs(estimates.mean() - closed) < 4 * estimates.std() / math.sqrt(len(estimates)), (estimates.mean(), closed)
     assert closed > 0.05  # the image's posterior is not the prior: the check can fail
+    noise = np.random.default_rng(1).standard_normal((5, LATENT)).astype("float32")
+    np.testing.assert_allclose(model.prior_codes(noise), noise, atol=1e-5)  # TensorBoard's samples: N(0, I) draws
     # The IWAE with this prior is the VAE's, draw for draw.
     inference = Inference()
     x = np.repeat(images, 3, axis=0)
@@ -137,7 +140,7 @@ def test_a_vamp_run_resumes_exactly_and_exports_its_prior(vamp_run):
     fresh = build_model("vamp", (28, 28, 1), LATENT, arch="mlp", hidden=16, pseudo_inputs=K, seed=0)
     assert not np.allclose(layer.images(), fresh.encoder.get_layer("pseudo_inputs").images(), atol=1e-4)
     tags = event_tags(str(resumed / "logs"))
-    assert {"train/epoch_kl", "validation/epoch_kl"} <= tags, sorted(tags)
+    assert {"train/epoch_kl", "validation/epoch_kl", "images/samples"} <= tags, sorted(tags)
 
 
 def test_the_learned_sampler_draws_from_the_pseudo_inputs_posteriors(vamp_run):
@@ -178,6 +181,14 @@ def test_a_vamp_runs_likelihood_uses_its_prior(vamp_run):
     np.testing.assert_allclose(terms["neg_elbo"], terms["reconstruction"] + terms["kl"], rtol=1e-9)
     assert np.all(terms["nll"] <= terms["neg_elbo"] + 1e-3)  # the IWAE bound is at least the ELBO's
     assert run.score(x).shape == (4,)
+    # evaluate.py's likelihood steps: the same terms, and a note that says which prior they use.
+    options = evaluation.EvalOptions(num_samples=64, num_images=4, elbo_samples=64)
+    scores, _ = likelihood.per_image_scores(run, x, None, options)
+    assert abs(np.mean(scores["kl"]) - np.mean(kl)) < 4 * np.mean(spread) / math.sqrt(64) + 1e-3
+    m = {}
+    likelihood.iwae_estimate(run, x, None, scores, options, m, log=lambda line: None)
+    assert m["iwae_nll"] <= m["iwae_neg_elbo"] + 1e-3 and m["iwae_num_images"] == 4
+    assert "VampPrior" in likelihood.likelihood_note(run)
 
 
 def test_sample_py_learned_and_a_vamp_encoder_that_lost_its_prior(vamp_run, offline_env, tmp_path):

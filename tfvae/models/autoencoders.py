@@ -120,6 +120,12 @@ class Autoencoder(keras.Model):
         del out
         return None
 
+    def prior_codes(self, noise):
+        """Draws of the model's prior made from fixed standard-normal ``noise`` (n, latent), so that TensorBoard's
+        samples follow a learned prior as it trains: the noise itself for N(0, I) (and for an ae, which has none).
+        """
+        return noise
+
     @classmethod
     def learned_prior(cls, run):
         """The model's own learned prior p(z) in a trained run, or None when it has none (the prior is N(0, I)).

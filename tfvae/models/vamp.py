@@ -176,6 +176,13 @@ class VampVAE(VAE):
         prior = self.encoder(out[PSEUDO_INPUTS_LAYER], training=training)
         return {**out, "prior_mean": prior["z_mean"], "prior_log_var": prior["z_log_var"]}
 
+    def prior_codes(self, noise):
+        """Draw i of the current VampPrior: component i mod K, z = m_k + exp(v_k / 2) * noise_i."""
+        prior = self.encoder(self.pseudo_inputs(noise), training=False)  # PseudoInputs ignores what it is given
+        k = np.arange(len(noise)) % self.pseudo_inputs.count
+        means, log_vars = ops.take(prior["z_mean"], k, axis=0), ops.take(prior["z_log_var"], k, axis=0)
+        return means + ops.exp(0.5 * log_vars) * ops.cast(noise, means.dtype)
+
     def kl_estimate(self, out):
         return vamp_kl(out["z"], out["z_mean"], out["z_log_var"], out["prior_mean"], out["prior_log_var"])
 

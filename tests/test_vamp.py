@@ -9,6 +9,7 @@ import shutil
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 import tfvae
 from tests.conftest import SAMPLE, TINY_MLP, assert_one_line_error, event_tags, run_scripts, tiny_run_config
@@ -208,3 +209,23 @@ def test_sample_py_learned_and_a_vamp_encoder_that_lost_its_prior(vamp_run, offl
     assert learned.returncode == 0 and out.is_file(), learned.stderr
     assert "fitted" not in learned.stdout and not os.path.exists(workdir / "samplers")  # nothing to fit or save
     assert_one_line_error(refused, "encoder.keras does not fit", "lacks pseudo-inputs")
+
+
+def test_a_conv_vamp_on_a_colour_folder_with_a_gaussian_decoder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    workdir = tmp_path / "run"
+    config = Config(model="vamp", dataset="folder", data_dir=str(folder), image_size=8, channels=3, latent=2,
+                    filters=(4,), hidden=8, pseudo_inputs=4, loss="gaussian", epochs=1, batch_size=8,
+                    strategy="default", workdir=str(workdir), steps_per_execution=1)
+    training.train(config, verbose=0, log=lambda m: None)
+    run = tfvae.load(str(workdir))
+    assert run.learned_prior.means.shape == (4, 2) and run.encoder.get_layer("pseudo_inputs").images().shape == (
+        4, 8, 8, 3)
+    assert run.sample(3).shape == (3, 8, 8, 3)
+    x, _ = run.test_data()
+    terms = run.likelihood_terms(x[:2], num_samples=8)
+    assert run.likelihood == "gaussian" and np.isfinite(terms["nll"]).all() and np.isfinite(terms["kl"]).all()

@@ -163,6 +163,10 @@ def test_the_learned_sampler_draws_from_the_pseudo_inputs_posteriors(vamp_run):
     images = run.sample(8, seed=2)
     assert images.shape == (8, 28, 28, 1) and 0 <= images.min() and images.max() <= 1
     np.testing.assert_allclose(images, run.decode(prior.sample(8, seed=2)), rtol=1e-6)
+    # evaluate.py --sampler=learned draws the same codes (tfvae.evaluation.sample_latents); options accept it.
+    codes, sampler = evaluation.sample_latents(run, "learned", 8, seed=2)
+    assert sampler is prior and np.array_equal(codes, prior.sample(8, seed=2))
+    evaluation.EvalOptions(samplers=("prior", "learned")).validate()
     assert not os.path.exists(vamp_run[0] / "samplers")  # nothing fitted, nothing saved
 
 

@@ -146,6 +146,16 @@ def test_a_vamp_run_resumes_exactly_and_exports_its_prior(vamp_run):
     assert {"train/epoch_kl", "validation/epoch_kl", "images/samples"} <= tags, sorted(tags)
 
 
+def test_another_number_of_pseudo_inputs_is_another_run(vamp_run, mnist_dir, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(vamp_run[0], workdir)
+    config = tiny_run_config(mnist_dir, workdir, model="vamp", latent=LATENT, pseudo_inputs=K + 1, epochs=3,
+                             **TINY_MLP)
+    with pytest.raises(TfvaeError, match=f"holds a different run.*pseudo_inputs={K} \\(asked {K + 1}\\)"):
+        training.train(config, verbose=0, log=lambda m: None)
+    assert "pseudo_inputs" not in Config(model="vae").architecture()  # only a vamp's shape depends on it
+
+
 def test_the_learned_sampler_draws_from_the_pseudo_inputs_posteriors(vamp_run):
     run = tfvae.load(str(vamp_run[0]))
     assert run.default_sampler == "learned"

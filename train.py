@@ -22,7 +22,8 @@ from tfvae.errors import TfvaeError  # noqa: E402
 DEFAULTS = config_lib.Config()  # the flags' defaults are the Config's
 
 flags.DEFINE_enum("model", "vae", config_lib.MODELS, "ae: plain autoencoder; vae: variational autoencoder; "
-                  "cvae: VAE conditioned on the class label.")
+                  "cvae: VAE conditioned on the class label; vamp: VAE with a VampPrior (a mixture of the posteriors "
+                  "of --pseudo_inputs learned images).")
 flags.DEFINE_enum("arch", "conv", config_lib.ARCHS, "conv: the Keras example's Conv2D/Conv2DTranspose "
                   "networks; mlp: the PyTorch example's dense 784-400-20 networks.")
 flags.DEFINE_integer("latent", 2, "Size of the latent code z.", lower_bound=1)
@@ -30,6 +31,9 @@ flags.DEFINE_list("filters", ["32", "64"], "Conv2D filters of each stride-2 enco
                   "them); image sides must be divisible by 2**len(filters).")
 flags.DEFINE_integer("hidden", 0, "Units of the dense layer before z (0: 16 for conv, 400 for mlp).",
                      lower_bound=0)
+flags.DEFINE_integer("pseudo_inputs", DEFAULTS.pseudo_inputs, "--model=vamp: the VampPrior's number of learned "
+                     "pseudo-inputs K (Tomczak & Welling used 500 on MNIST; each step encodes them beside the batch).",
+                     lower_bound=1)
 flags.DEFINE_enum("dataset", "mnist", config_lib.DATASETS, "mnist, fashion_mnist, or folder (images under "
                   "--data_dir).")
 flags.DEFINE_string("data_dir", "", "Folder with the data: IDX or .npz files for mnist/fashion_mnist, any tree "
@@ -103,6 +107,7 @@ FLAGS = flags.FLAGS
 def config_from_flags():
     return config_lib.Config(
         model=FLAGS.model, arch=FLAGS.arch, latent=FLAGS.latent, filters=FLAGS.filters, hidden=FLAGS.hidden,
+        pseudo_inputs=FLAGS.pseudo_inputs,
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, download=FLAGS.download, image_size=FLAGS.image_size,
         channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, cache_dir=FLAGS.cache_dir,
         max_image_pixels=FLAGS.max_image_pixels, binarize=FLAGS.binarize,

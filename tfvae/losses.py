@@ -44,6 +44,7 @@ from keras import ops
 
 RECONSTRUCTION_LOSSES = ("bce", "mse", "gaussian")
 VARIANCE_MIN = 1.0 / (12.0 * 255.0**2)  # uniform noise over one 8-bit step of [0, 1] pixels
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def bernoulli_nll(x, logits):
@@ -151,8 +152,33 @@ def gaussian_kl(z_mean, z_log_var):
     return ops.sum(gaussian_kl_per_dim(z_mean, z_log_var), axis=-1)
 
 
+def diagonal_gaussian_log_prob(z, mean, log_var):
+    """log N(z; mean, diag(exp(log_var))), summed over the last (latent) axis; the arguments broadcast.
+
+    Returns:
+      float32 tensor of the broadcast shape without its last axis, in nats.
+    """
+    z, mean, log_var = (ops.cast(t, "float32") for t in (z, mean, log_var))
+    return -0.5 * ops.sum(LOG_2PI + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1)
+
+
+def mixture_log_prob(z, means, log_vars):
+    """log p(z) of the uniform mixture (1/K) sum_k N(z; means_k, diag(exp(log_vars_k))): a log-sum-exp over k.
+
+    Args:
+      z: codes, (..., latent).
+      means, log_vars: the K components, (K, latent) each.
+
+    Returns:
+      float32 tensor (...), in nats.
+    """
+    z = ops.cast(z, "float32")
+    per_component = diagonal_gaussian_log_prob(z[..., None, :], means, log_vars)  # (..., K)
+    return ops.logsumexp(per_component, axis=-1) - ops.log(ops.cast(ops.shape(means)[0], "float32"))
+
+
 def vae_loss(x, logits, z_mean=None, z_log_var=None, *, reconstruction="bce", beta=1.0, variance=None,
-             recon_weight=1.0):
+             recon_weight=1.0, kl=None):
     """The documents' ``vae_loss``, per image: recon_weight * reconstruction + beta * KL (the negative ELBO for
     recon_weight = beta = 1).
 
@@ -172,13 +198,17 @@ def vae_loss(x, logits, z_mean=None, z_log_var=None, *, reconstruction="bce", be
       variance: the shared variance of a "gaussian" decoder; None: the batch's optimum (``optimal_variance``).
       recon_weight: weight of the reconstruction term; 0 leaves it out of ``loss`` altogether (it is still
         returned, unweighted, as ``reconstruction``), so no gradient of it reaches the decoder.
+      kl: a per-example KL term (batch,) to use instead of the closed form against N(0, I), for a model whose
+        prior is another density (``tfvae.models.vamp``: a Monte-Carlo estimate).
 
     Returns:
       dict of (batch,) float32 tensors: ``loss``, ``reconstruction`` (unweighted) and ``kl`` (unweighted; zeros
       without z_log_var).
     """
     recon = reconstruction_loss(x, logits, reconstruction, variance=variance)
-    kl = ops.zeros_like(recon) if z_log_var is None else gaussian_kl(z_mean, z_log_var)
+    if kl is None:
+        kl = ops.zeros_like(recon) if z_log_var is None else gaussian_kl(z_mean, z_log_var)
+    kl = ops.cast(kl, "float32")
     # A weight of 0 drops the term rather than multiplying it by 0: 0 * inf (a diverged decoder) would be NaN.
     loss = (recon_weight * recon if recon_weight else ops.zeros_like(recon)) + (beta * kl if beta else 0.0)
     return {"loss": loss, "reconstruction": recon, "kl": kl}

@@ -47,6 +47,9 @@ def likelihood_note(run):
                 "comparable with published binarized NLLs only for the same dataset, binarization and k.")
     if run.conditional:
         note += " CVAE: conditional on the true label, log p(x|y)."
+    if run.model_class.has_learned_prior:
+        note += (f" {config.model}: p(z) is the model's learned prior (a vamp's VampPrior), in the IWAE weights and "
+                 "the KL, which has no closed form: the mean of log q(z|x) - log p(z) over the -ELBO's draws.")
     return note
 
 

@@ -16,7 +16,10 @@ the evidence lower bound is
 
     log p(x) ~= log (1/K) sum_k w_k,   log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
 
-computed with a log-sum-exp (``importance_log_weights``, ``importance_sampled_nll``). Its expectation is
+computed with a log-sum-exp (``importance_log_weights``, ``importance_sampled_nll``). log p(z) is N(0, I)'s unless
+the model has a prior of its own (``importance_log_weights``'s ``prior``: the VampPrior's mixture density of
+``tfvae.models.vamp``); then the -ELBO's KL has no closed form and is the Monte-Carlo mean of
+log q(z_k|x) - log p(z_k) over the same K draws. Its expectation is
 a lower bound on log p(x) that never decreases with K and tends to log p(x) as K grows; for K = 1 it is the
 ELBO. The NLL it gives, -log p(x), is reported in nats per image (lower is better) and, on binary images, in
 bits per dimension: NLL / (D ln 2).
@@ -120,7 +123,8 @@ def sigmoid(logits):
     return special.expit(logits)
 
 
-def importance_log_weights(x, z, eps, log_var, logits, likelihood="bernoulli", variance=GAUSSIAN_VARIANCE):
+def importance_log_weights(x, z, eps, log_var, logits, likelihood="bernoulli", variance=GAUSSIAN_VARIANCE,
+                           prior=None):
     """The two parts of the importance weights log w_k of K draws z_k = mean + sigma * eps_k per image.
 
     Args:
@@ -130,13 +134,18 @@ def importance_log_weights(x, z, eps, log_var, logits, likelihood="bernoulli", v
       log_var: the posterior log-variances, (n, latent).
       logits: the decoder's logits of the draws, (n * K, H, W, C), image-major.
       likelihood, variance: the decoder's likelihood (``decoder_log_prob``).
+      prior: the model's own prior, an object whose ``log_prob(z)`` maps codes (..., latent) to log p(z) (...) as
+        a tensor; None: N(0, I).
 
     Returns:
       (log p(x|z_k), log p(z_k) - log q(z_k|x)), float32 tensors (n, K).
     """
     batch, k = tf.shape(z)[0], tf.shape(z)[1]
     log_px = tf.reshape(decoder_log_prob(tf.repeat(x, k, axis=0), logits, likelihood, variance), (batch, k))
-    log_pz = -0.5 * tf.reduce_sum(LOG_2PI + tf.square(z), axis=-1)
+    if prior is None:
+        log_pz = -0.5 * tf.reduce_sum(LOG_2PI + tf.square(z), axis=-1)
+    else:
+        log_pz = tf.cast(prior.log_prob(z), tf.float32)
     # q(z|x) at its own draw: (z - mean)^2 / var = eps^2.
     log_qz = -0.5 * tf.reduce_sum(LOG_2PI + log_var[:, None, :] + tf.square(eps), axis=-1)
     return log_px, log_pz - log_qz

@@ -67,6 +67,12 @@ def model_misfit(model, name, config):
     image_shape, latent = tuple(config.image_shape), config.latent
     first_input = tuple(model.inputs[0].shape[1:])
     outputs = [tuple(t.shape[1:]) for t in keras.tree.flatten(model.outputs)]
+    named = model.output if isinstance(model.output, dict) else {}
+    if "pseudo_inputs" in named:  # a vamp's encoder also gives its (K, H, W, C) pseudo-inputs (tfvae.models.vamp)
+        if tuple(named["pseudo_inputs"].shape[1:]) != image_shape:
+            return (f"its pseudo-inputs have shape {tuple(named['pseudo_inputs'].shape[1:])}, config.json says "
+                    f"{image_shape}")
+        outputs = [tuple(t.shape[1:]) for key, t in named.items() if key != "pseudo_inputs"]
     if name == "decoder":
         if first_input != (latent,):
             return f"it takes codes of shape {first_input}, config.json says latent={latent}"
@@ -80,6 +86,8 @@ def model_misfit(model, name, config):
     wanted = 2 if config.model == "cvae" else 1
     if len(model.inputs) != wanted:
         return f"it takes {len(model.inputs)} input(s), a {config.model}'s {name} takes {wanted}"
+    if name == "encoder" and ("pseudo_inputs" in named) != (config.model == "vamp"):
+        return f"it {'has' if 'pseudo_inputs' in named else 'lacks'} pseudo-inputs, config.json says a {config.model}"
     return None
 
 

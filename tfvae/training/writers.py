@@ -30,7 +30,8 @@ class ScalarWriter:
 
 
 class ImageWriter:
-    """Writes reconstructions of fixed test images and decoded fixed prior samples to TensorBoard."""
+    """Writes reconstructions of fixed test images and decoded fixed prior samples to TensorBoard (``model.prior_codes``
+    of fixed noise: N(0, I) draws, or a learned prior's)."""
 
     def __init__(self, logdir, batch, z, labels=None):
         self.writer = tf.summary.create_file_writer(os.path.join(logdir, "images"))
@@ -41,7 +42,8 @@ class ImageWriter:
         originals = np.asarray(self.batch["image"])
         cols = len(originals)
         # A direct call: predict() would cost a quarter of a second per epoch for these 64 images.
-        samples = tf.sigmoid(model.decoder(self.z if self.labels is None else [self.z, self.labels])).numpy()
+        z = model.prior_codes(self.z)  # the fixed noise, as draws of the model's prior (a vamp's moves as it trains)
+        samples = tf.sigmoid(model.decoder(z if self.labels is None else [z, self.labels])).numpy()
         side = int(np.sqrt(len(self.z)))
         with self.writer.as_default(step=epoch):
             tf.summary.image("reconstructions", sampling.tile(np.concatenate([originals, recon]), 2, cols)[None])

@@ -28,7 +28,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tfvae import losses
+from tfvae import likelihoods, losses
 from tfvae.models import networks
 
 MODELS = ("ae", "vae", "cvae")
@@ -179,8 +179,10 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
       latent_dim: size of z.
       arch, filters, hidden: see ``networks.build_encoder``.
       num_classes: number of classes; required (> 0) for ``cvae``, ignored otherwise.
-      reconstruction: "bce" (Bernoulli decoder), "mse" (Gaussian decoder with variance 1/2) or "gaussian"
-        (Gaussian decoder with a calibrated shared variance; the decoder gets a ``DecoderVariance`` layer).
+      reconstruction: "bce" (Bernoulli decoder), "mse" (Gaussian decoder with variance 1/2), "gaussian"
+        (Gaussian decoder with a calibrated shared variance; the decoder gets a ``DecoderVariance`` layer),
+        "gaussian_pixel" (a learned variance per pixel) or "logistic_mixture" (PixelCNN++'s discretized
+        logistic mixture); the decoder emits ``tfvae.likelihoods.output_channels`` values per pixel.
       beta: weight of the KL term.
       recon_weight: weight of the reconstruction term (0: the KL term alone).
       seed: seed of the sampling noise.
@@ -196,5 +198,7 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
     num_classes = num_classes if cls.conditional else 0
     common = dict(arch=arch, filters=tuple(filters), hidden=hidden, num_classes=num_classes)
     encoder = networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
-    decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian", **common)
+    channels = likelihoods.output_channels(likelihoods.for_loss(reconstruction), image_shape[2])
+    decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian",
+                                     output_channels=channels, **common)
     return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight, name=kind)

@@ -76,7 +76,9 @@ flags.DEFINE_float("recon_weight", 1.0, "Weight of the reconstruction term (1 is
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder with the fixed variance 1/2, squared error summed over "
                   "pixels; gaussian: Gaussian decoder with one shared variance set to each batch's optimum (its "
-                  "per-pixel MSE; Rybkin et al. 2021), for colour images.")
+                  "per-pixel MSE; Rybkin et al. 2021), for colour images; gaussian_pixel: the decoder also emits "
+                  "a learned variance per pixel and channel; logistic_mixture: PixelCNN++'s discretized logistic "
+                  "mixture of the 8-bit values (docs/likelihoods.md).")
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and sampling noise.")
 flags.DEFINE_integer("checkpoint_every_steps", 0, "Also checkpoint every this many steps inside an epoch, so "
                      "that a killed run loses at most that many steps (0: at the end of each epoch only).",

@@ -85,6 +85,10 @@ def test_workdir_of_another_architecture_is_refused(mnist_dir, tmp_path):
     training.train(tiny_config(mnist_dir, tmp_path / "run"), verbose=0, log=lambda *_: None)
     with pytest.raises(TfvaeError, match="holds a different run.*latent=2 \\(asked 3\\)"):
         training.train(tiny_config(mnist_dir, tmp_path / "run", latent=3), verbose=0, log=lambda *_: None)
+    # The loss sets what the decoder emits (a logistic mixture's 15 values per grey pixel, not 1 logit).
+    with pytest.raises(TfvaeError, match="holds a different run.*loss=bce \\(asked logistic_mixture\\)"):
+        training.train(tiny_config(mnist_dir, tmp_path / "run", loss="logistic_mixture"), verbose=0,
+                       log=lambda *_: None)
 
 
 def test_cvae_on_unlabelled_folder_is_refused(tmp_path):

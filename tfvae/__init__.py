@@ -23,6 +23,8 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
     data | models | sampling     datasets and pipelines | networks and model classes | array helpers for
       | flops | cluster          pictures | FLOP counts | the multi-worker cluster
     losses                       the objectives
+    likelihoods                  the decoders' pixel distributions: layouts, log-probabilities (the 8-bit
+                                 likelihood every report uses), means and draws
     files | integrity            atomic writes, locks | checks of files on disk
     errors                       TfvaeError: one-line messages for the user
 

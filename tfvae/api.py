@@ -4,7 +4,7 @@
     run = tfvae.load("runs/latest")
     x, y = run.test_data()                  # the run's test images as training saw them, and class ids
     z_mean, z_log_var = run.encode(x[:8])   # posterior means and log-variances (None for a plain autoencoder)
-    images = run.decode(z_mean)             # sigmoid of the decoder's logits: float32 in [0, 1]
+    images = run.decode(z_mean)             # the decoder's mean (sigmoid of its logits): float32 in [0, 1]
     new = run.sample(16, sampler="gmm")     # codes from a mixture fitted to the training codes (saved in samplers/)
 
 Conventions of every method:
@@ -137,7 +137,7 @@ class Run:
     @property
     def variance(self):
         """The Gaussian decoder's shared variance: the one a ``loss=gaussian`` run was trained with (kept in its
-        decoder's ``DecoderVariance`` layer), 1/2 for ``loss=mse``; None for ``bce``."""
+        decoder's ``DecoderVariance`` layer), 1/2 for ``loss=mse``; None for the other losses."""
         try:
             return metrics.decoder_variance(self.decoder, self.config.loss)
         except ValueError as e:
@@ -215,9 +215,10 @@ class Run:
         return self.inference.encode(self.encoder, x, self.condition(labels, len(x)), batch_size)
 
     def decode(self, z, labels=None, batch_size=None):
-        """Images (float32 in [0, 1]) that the decoder makes from codes ``z``: sigmoid of its logits."""
+        """Images (float32 in [0, 1]) that the decoder makes from codes ``z``: its distribution's mean (the
+        sigmoid of its logits for bce, mse and gaussian; ``tfvae.likelihoods.mean``)."""
         z = self.codes(z)
-        return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size)
+        return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size, self.likelihood)
 
     def sample(self, n, label=None, seed=0, sampler=None):
         """``n`` images decoded from codes drawn by ``sampler`` (a cvae draws class ``label``, or cycles through

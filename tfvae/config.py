@@ -22,8 +22,10 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_HIDDEN = {"conv": 16, "mlp": 400}
 
-# Fields that fix the network's shape: a run directory holding other values can't be resumed.
-ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_shape", "num_classes", "pseudo_inputs")
+# Fields that fix the network's shape: a run directory holding other values can't be resumed. The loss does too: it
+# sets what the decoder emits (tfvae.likelihoods.output_channels) and whether it holds a DecoderVariance.
+ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_shape", "num_classes", "pseudo_inputs",
+                       "loss")
 
 
 @dataclasses.dataclass

@@ -73,9 +73,10 @@ class Inference:
             return np.zeros((0, *decoder.outputs[0].shape[1:]), "float32")
         return np.concatenate(out)
 
-    def decode(self, decoder, z, labels=None, batch_size=None):
-        """Images the decoder makes from ``z``: the sigmoid of its logits, float32 in [0, 1]."""
-        return metrics.sigmoid(self.decode_logits(decoder, z, labels, batch_size)).astype("float32")
+    def decode(self, decoder, z, labels=None, batch_size=None, likelihood="bernoulli"):
+        """Images the decoder makes from ``z``: its distribution's mean (``metrics.mean_image``; the sigmoid of
+        its logits for a Bernoulli or shared-variance Gaussian decoder), float32 in [0, 1]."""
+        return metrics.mean_image(self.decode_logits(decoder, z, labels, batch_size), likelihood)
 
     def reconstruct(self, encoder, decoder, images, labels=None, likelihood="bernoulli",
                     variance=metrics.GAUSSIAN_VARIANCE, batch_size=None):
@@ -88,7 +89,7 @@ class Inference:
         logits = self.decode_logits(decoder, z_mean, labels, batch_size)
         nll = -metrics.decoder_log_prob(tf.constant(images, tf.float32), tf.constant(logits), likelihood,
                                         variance).numpy()
-        return metrics.sigmoid(logits).astype("float32"), nll.astype("float64")
+        return metrics.mean_image(logits, likelihood), nll.astype("float64")
 
     def _log_weight_fn(self, decoder, likelihood, conditional, variance, prior):
         """(x, mean, log_var, labels, seed, k) -> (log p(x|z_k), log p(z_k) - log q(z_k|x)), compiled."""
@@ -120,8 +121,8 @@ class Inference:
           images: float images in [0, 1], shape (n, H, W, C).
           num_samples: K, the number of draws z_k ~ q(z|x) per image.
           labels: one-hot labels (n, num_classes) for a conditional model (the likelihood is then p(x|y)).
-          likelihood: "bernoulli" or "gaussian"; see ``tfvae.metrics.likelihood``.
-          variance: the Gaussian likelihood's shared variance (``metrics.decoder_variance``).
+          likelihood: one of ``tfvae.metrics.LIKELIHOODS``; see ``tfvae.metrics.likelihood``.
+          variance: a ``gaussian`` likelihood's shared variance (``metrics.decoder_variance``).
           max_batch: most codes decoded per call (bounds memory); also the encoder's batch.
           seed: seed of the draws.
           progress: optional callable(done_images, total_images), called after each batch of images.

@@ -36,14 +36,25 @@ starting at sigma^2 = 1/2 moves ~learning-rate per Adam step, so a short run wou
 of steps at the wrong balance, and it adds no parameter to tune. sigma^2* is a plug-in estimate (no gradient
 flows through it; at the optimum its derivative is zero anyway), floored at ``VARIANCE_MIN``, the variance of
 the quantisation noise of 8-bit pixels: a narrower density than that is not a density of 8-bit images.
+
+One shared variance lets the decoder trade the object for the background (issue 18): on a picture with a flat
+background and a detailed object, sigma^2* is the image's average error, too wide for the background and too
+narrow for the object. ``gaussian_pixel`` lets the decoder emit a variance per pixel and channel beside the
+mean, learned through the density's gradient (a variance depends on z and on where the pixel is, so it has no
+analytic optimum per batch), floored smoothly at ``VARIANCE_MIN``: its -log N(x; mean, diag(sigma^2)) is
+``tfvae.likelihoods.gaussian_pixel_nll``. ``logistic_mixture`` is PixelCNN++'s discretized logistic mixture
+of the 8-bit values (``tfvae.likelihoods.logistic_mixture_nll``), a probability of the 8-bit image rather than
+a density. The maths, layouts and the 8-bit likelihoods every report uses are in ``tfvae.likelihoods``.
 """
 
 import math
 
 from keras import ops
 
-RECONSTRUCTION_LOSSES = ("bce", "mse", "gaussian")
-VARIANCE_MIN = 1.0 / (12.0 * 255.0**2)  # uniform noise over one 8-bit step of [0, 1] pixels
+from tfvae import likelihoods
+
+RECONSTRUCTION_LOSSES = ("bce", "mse", "gaussian", "gaussian_pixel", "logistic_mixture")
+VARIANCE_MIN = likelihoods.VARIANCE_MIN  # uniform noise over one 8-bit step of [0, 1] pixels
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -115,7 +126,9 @@ def reconstruction_loss(x, logits, kind="bce", variance=None):
     Args:
       x: targets in [0, 1].
       logits: decoder logits.
-      kind: "bce" (``bernoulli_nll``), "mse" (``squared_error``) or "gaussian" (``gaussian_nll``).
+      kind: "bce" (``bernoulli_nll``), "mse" (``squared_error``), "gaussian" (``gaussian_nll``),
+        "gaussian_pixel" (``likelihoods.gaussian_pixel_nll``) or "logistic_mixture"
+        (``likelihoods.logistic_mixture_nll``).
       variance: for "gaussian", the shared sigma^2; None: the batch's own optimum (``optimal_variance``).
 
     Returns:
@@ -129,6 +142,10 @@ def reconstruction_loss(x, logits, kind="bce", variance=None):
         errors = squared_error(x, logits)
         num_pixels = math.prod(int(d) for d in x.shape[1:])
         return gaussian_nll(errors, num_pixels, optimal_variance(errors, num_pixels) if variance is None else variance)
+    if kind == "gaussian_pixel":
+        return likelihoods.gaussian_pixel_nll(x, logits)
+    if kind == "logistic_mixture":
+        return likelihoods.logistic_mixture_nll(x, logits)
     raise ValueError(f"unknown reconstruction loss {kind!r}; choose one of {', '.join(RECONSTRUCTION_LOSSES)}")
 
 
@@ -190,10 +207,11 @@ def vae_loss(x, logits, z_mean=None, z_log_var=None, *, reconstruction="bce", be
 
     Args:
       x: images in [0, 1], (batch, H, W, C).
-      logits: the decoder's logits, same shape.
+      logits: the decoder's logits (or a gaussian_pixel / logistic_mixture decoder's parameters,
+        ``tfvae.likelihoods``), (batch, H, W, output channels).
       z_mean, z_log_var: the posterior's parameters, (batch, latent); ``z_log_var=None`` is a plain
         autoencoder, whose loss is the reconstruction alone.
-      reconstruction: "bce", "mse" or "gaussian" (see ``reconstruction_loss``).
+      reconstruction: one of RECONSTRUCTION_LOSSES (see ``reconstruction_loss``).
       beta: weight of the KL term.
       variance: the shared variance of a "gaussian" decoder; None: the batch's optimum (``optimal_variance``).
       recon_weight: weight of the reconstruction term; 0 leaves it out of ``loss`` altogether (it is still

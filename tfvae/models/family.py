@@ -6,6 +6,7 @@
     vamp   VAE with a VampPrior: a mixture of the posteriors of K learned pseudo-inputs (``vamp.VampVAE``)
 """
 
+from tfvae import likelihoods
 from tfvae.models import networks, vamp
 from tfvae.models.autoencoders import CVAE, VAE, Autoencoder
 
@@ -31,8 +32,10 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
       latent_dim: size of z.
       arch, filters, hidden: see ``networks.build_encoder``.
       num_classes: number of classes; required (> 0) for ``cvae``, ignored otherwise.
-      reconstruction: "bce" (Bernoulli decoder), "mse" (Gaussian decoder with variance 1/2) or "gaussian"
-        (Gaussian decoder with a calibrated shared variance; the decoder gets a ``DecoderVariance`` layer).
+      reconstruction: "bce" (Bernoulli decoder), "mse" (Gaussian decoder with variance 1/2), "gaussian"
+        (Gaussian decoder with a calibrated shared variance; the decoder gets a ``DecoderVariance`` layer),
+        "gaussian_pixel" (a learned variance per pixel) or "logistic_mixture" (PixelCNN++'s discretized
+        logistic mixture); the decoder emits ``tfvae.likelihoods.output_channels`` values per pixel.
       beta: weight of the KL term.
       recon_weight: weight of the reconstruction term (0: the KL term alone).
       seed: seed of the sampling noise (and of a vamp's initial pseudo-inputs).
@@ -52,5 +55,7 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
         encoder = vamp.build_encoder(image_shape, latent_dim, pseudo_inputs, seed=seed, **common)
     else:
         encoder = networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
-    decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian", **common)
+    channels = likelihoods.output_channels(likelihoods.for_loss(reconstruction), image_shape[2])
+    decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian",
+                                     output_channels=channels, **common)
     return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight, name=kind)

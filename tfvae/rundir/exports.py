@@ -7,7 +7,7 @@ import os
 
 import keras
 
-from tfvae import files, integrity
+from tfvae import files, integrity, likelihoods
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import layers as _layers  # noqa: F401  (registers the custom layers the files hold)
@@ -76,8 +76,10 @@ def model_misfit(model, name, config):
     if name == "decoder":
         if first_input != (latent,):
             return f"it takes codes of shape {first_input}, config.json says latent={latent}"
-        if outputs[0] != image_shape:
-            return f"it draws images of shape {outputs[0]}, config.json says {image_shape}"
+        drawn = (*image_shape[:2], likelihoods.output_channels(likelihoods.for_loss(config.loss), image_shape[2]))
+        if outputs[0] != drawn:
+            return (f"it draws {outputs[0]} values per image, config.json's image_shape={image_shape} and "
+                    f"loss={config.loss} need {drawn}")
     else:
         if first_input != image_shape:
             return f"it takes images of shape {first_input}, config.json says {image_shape}"

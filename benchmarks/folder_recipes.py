@@ -80,8 +80,10 @@ class QualityProbe:
         return Callback()
 
     def measure(self, model):
+        from tfvae import likelihoods
+
         z, _ = self.inference.encode(model.encoder, self.x_test)
-        recon = self.inference.decode(model.decoder, z)
+        recon = self.inference.decode(model.decoder, z, likelihood=likelihoods.for_loss(model.reconstruction))
         mse = float(((self.x_test - recon) ** 2).mean())
         return {"test_mse": mse, "mse_ratio": mse / self.baseline}
 

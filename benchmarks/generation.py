@@ -161,7 +161,7 @@ def table_rows(models):
         for sampler, quality in results["samplers"].items():
             rows.append({"model": model, "sampler": sampler, **facts,
                          "fit_seconds": entry["fit_seconds"].get(sampler),
-                         "floor": results.get("floor"), "iwae_nll": metrics.get("iwae_nll"),
+                         "floor_fcd": (results.get("floor") or {}).get("fcd"), "iwae_nll": metrics.get("iwae_nll"),
                          "bits_per_dim": metrics.get("bits_per_dim"),
                          **{k: quality.get(k) for k in ("fcd", "inception_score", "precision", "recall",
                                                         "sharpness_ratio", "colourfulness_ratio")}})
@@ -180,7 +180,7 @@ def markdown(rows):
              f"{_cell(r['colourfulness_ratio'], '.2f')} | {_cell(r['iwae_nll'], '.1f')} | "
              f"{_cell(r['bits_per_dim'], '.3f')} | {r['epochs']} | {r['train_minutes']:.1f} | "
              f"{r['images_per_sec']:.0f} | {_cell(r['fit_seconds'], '.1f')} |\n" for r in rows]
-    floor = next((r["floor"] for r in rows if r.get("floor") is not None), None)
+    floor = next((r["floor_fcd"] for r in rows if r.get("floor_fcd") is not None), None)
     note = f"\nReal-vs-real FCD floor: {_cell(floor, '.2f')}.\n" if floor is not None else ""
     return head + "".join(lines) + note
 

@@ -32,6 +32,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot  # noqa: E402, F401
 
 FLAGS = flags.FLAGS
+SCRIPT_MODULES = {"train", "sample", "evaluate"}
+
+
+def _flags_of_scripts():
+    """Names of the flags defined by a script imported as a module (``import train``)."""
+    return {flag.name for module, defined in FLAGS.flags_by_module_dict().items() if module in SCRIPT_MODULES
+            for flag in defined}
 
 
 class Scripts:
@@ -44,10 +51,10 @@ class Scripts:
         """Defines ``path``'s flags (removing the previously loaded script's); returns its namespace."""
         if path == self.path:  # already loaded: its flags are defined
             return self.namespace
-        for name in self.flags:
+        for name in self.flags | _flags_of_scripts():  # a script imported as a module (`import train`) too
             if name in FLAGS:
                 delattr(FLAGS, name)
-        for name in self.modules:
+        for name in self.modules | (SCRIPT_MODULES & set(sys.modules)):
             sys.modules.pop(name, None)
         flags_before, modules_before = set(FLAGS), set(sys.modules)
         namespace = runpy.run_path(path, run_name="loaded_" + os.path.splitext(os.path.basename(path))[0])
@@ -67,6 +74,13 @@ class Scripts:
 
 
 _SCRIPTS = Scripts()
+
+
+def load(path):
+    """Loads the script at ``path`` into this process (its flags defined, from their defaults); its namespace."""
+    namespace = _SCRIPTS.load(path)
+    FLAGS.unparse_flags()
+    return namespace
 
 
 @contextlib.contextmanager

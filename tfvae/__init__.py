@@ -17,12 +17,14 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
     inference | rundir           the one compiled, batched forward path a Run owns | the run directory's
       | samplers                 on-disk format, read and written: latest, config.json, history.csv,
                                  checkpoints/state.json, encoder.keras and decoder.keras, samplers/ |
-                                 the samplers of codes (prior, gmm, two_stage): fitting and drawing
+                                 the samplers of codes (prior, gmm, two_stage, learned): fitting and drawing
     config | metrics             the run's configuration | the maths of the metrics, over arrays |
       | arguments                the checks of a Run's arguments (images, labels, codes)
     data | models | sampling     datasets and pipelines | networks and model classes | array helpers for
       | flops | cluster          pictures | FLOP counts | the multi-worker cluster
     losses                       the objectives
+    likelihoods                  the decoders' pixel distributions: layouts, log-probabilities (the 8-bit
+                                 likelihood every report uses), means and draws
     files | integrity            atomic writes, locks | checks of files on disk
     errors                       TfvaeError: one-line messages for the user
 

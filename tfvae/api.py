@@ -4,7 +4,7 @@
     run = tfvae.load("runs/latest")
     x, y = run.test_data()                  # the run's test images as training saw them, and class ids
     z_mean, z_log_var = run.encode(x[:8])   # posterior means and log-variances (None for a plain autoencoder)
-    images = run.decode(z_mean)             # sigmoid of the decoder's logits: float32 in [0, 1]
+    images = run.decode(z_mean)             # the decoder's mean (sigmoid of its logits): float32 in [0, 1]
     new = run.sample(16, sampler="gmm")     # codes from a mixture fitted to the training codes (saved in samplers/)
 
 Conventions of every method:
@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from tfvae import arguments, losses, metrics, rundir, sampler_store, sampling
+from tfvae import arguments, losses, metrics, models, rundir, sampler_store, sampling
 from tfvae import data as data_lib
 from tfvae import samplers as samplers_lib
 from tfvae.errors import ArgumentError, TfvaeError
@@ -76,6 +76,7 @@ class Run:
         self._encoder, self._decoder = encoder, decoder
         self.inference = Inference(batch_size)
         self._dataset = self._test_data = self._test_codes = self._epochs_trained = self._train_codes = None
+        self._learned_prior = None
         self._samplers = {}
 
     # -- what the run is -------------------------------------------------------------------------------
@@ -102,9 +103,22 @@ class Run:
 
     @property
     def variational(self):
-        """Whether the encoder is a posterior q(z|x) with a variance (vae, cvae), not a deterministic
+        """Whether the encoder is a posterior q(z|x) with a variance (vae, cvae, vamp), not a deterministic
         autoencoder's (ae, rae, wae)."""
-        return self.config.model in ("vae", "cvae")
+        return models.model_class(self.config.model).variational
+
+    @property
+    def model_class(self):
+        """The class of the run's model (``tfvae.models.model_class``): its hooks, such as ``learned_prior``."""
+        return models.model_class(self.config.model)
+
+    @property
+    def learned_prior(self):
+        """The model's own learned prior (a vamp's VampPrior: ``log_prob`` and ``sample``), read from the run's
+        files once; None for a model whose prior is N(0, I) or that has none."""
+        if self._learned_prior is None and self.model_class.has_learned_prior:
+            self._learned_prior = self.model_class.learned_prior(self)
+        return self._learned_prior
 
     @property
     def num_classes(self):
@@ -124,7 +138,7 @@ class Run:
     @property
     def variance(self):
         """The Gaussian decoder's shared variance: the one a ``loss=gaussian`` run was trained with (kept in its
-        decoder's ``DecoderVariance`` layer), 1/2 for ``loss=mse``; None for ``bce``."""
+        decoder's ``DecoderVariance`` layer), 1/2 for ``loss=mse``; None for the other losses."""
         try:
             return metrics.decoder_variance(self.decoder, self.config.loss)
         except ValueError as e:
@@ -202,9 +216,10 @@ class Run:
         return self.inference.encode(self.encoder, x, self.condition(labels, len(x)), batch_size)
 
     def decode(self, z, labels=None, batch_size=None):
-        """Images (float32 in [0, 1]) that the decoder makes from codes ``z``: sigmoid of its logits."""
+        """Images (float32 in [0, 1]) that the decoder makes from codes ``z``: its distribution's mean (the
+        sigmoid of its logits for bce, mse and gaussian; ``tfvae.likelihoods.mean``)."""
         z = self.codes(z)
-        return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size)
+        return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size, self.likelihood)
 
     def sample(self, n, label=None, seed=0, sampler=None):
         """``n`` images decoded from codes drawn by ``sampler`` (a cvae draws class ``label``, or cycles through
@@ -215,7 +230,8 @@ class Run:
           label: a cvae's class (default: the classes in turn, 0, 1, ..., K - 1, 0, ...).
           seed: seed of the draws.
           sampler: "prior" (z ~ N(0, I)), "gmm" or "two_stage" (densities fitted to the training codes; see
-            ``sampler``); default ``default_sampler``: the prior for a vae, cvae or wae, gmm for an ae or rae.
+            ``sampler``) or "learned" (the model's own prior); default ``default_sampler``: learned for a vamp,
+            the prior for a vae, cvae or wae, gmm for an ae or rae.
         """
         self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
         z = self.sampler(sampler).sample(n, seed)
@@ -225,7 +241,8 @@ class Run:
 
     @property
     def default_sampler(self):
-        """The sampler used when none is named: "prior" for a vae, cvae or wae, "gmm" for an ae or rae."""
+        """The sampler used when none is named: "learned" for a vamp, "prior" for a vae, cvae or wae, "gmm" for an
+        ae or rae."""
         return samplers_lib.default_sampler(self.config.model)
 
     def train_codes(self):
@@ -242,7 +259,8 @@ class Run:
         A fitted sampler (gmm, two_stage) is read from ``<workdir>/samplers/<name>.npz`` when it is there, was
         fitted to the run's present encoder.keras and with these ``settings``; else it is fitted now (seed 0),
         saved there (a run directory that can't be written keeps none: the line says so), and the Run's ``log``
-        (default print) gets one line saying so.
+        (default print) gets one line saying so. "learned" is the model's own prior (``learned_prior``), read
+        from its files and never fitted.
 
         Args:
           name: one of ``tfvae.samplers.SAMPLERS``; default ``default_sampler``.
@@ -252,12 +270,19 @@ class Run:
           an object whose ``sample(n, seed)`` gives float32 (n, latent) codes.
 
         Raises:
-          ArgumentError: an unknown name. TfvaeError: a damaged sampler file (one line: delete it to refit).
+          ArgumentError: an unknown name, or "learned" for a model without a learned prior. TfvaeError: a
+            damaged sampler file (one line: delete it to refit).
         """
         name = name or self.default_sampler
         if name not in samplers_lib.SAMPLERS:
             raise ArgumentError("sampler", f"sampler={name!r} is not a sampler; choose one of "
                                            f"{', '.join(samplers_lib.SAMPLERS)}")
+        if name == samplers_lib.LEARNED:
+            if self.learned_prior is None:
+                raise ArgumentError("sampler", f"sampler='learned', but {self.workdir} holds a {self.config.model}, "
+                                               "which has no learned prior (a vamp has one); choose prior, gmm or "
+                                               "two_stage")
+            return self.learned_prior
         if not samplers_lib.CLASSES[name].fitted:
             return samplers_lib.CLASSES[name](self.latent_dim)
         key = (name, tuple(sorted(settings.items())))
@@ -287,7 +312,8 @@ class Run:
     def score(self, images, labels=None, samples=8, seed=0):
         """Per-image anomaly score in nats (higher = less like the training data).
 
-        The -ELBO (reconstruction over ``samples`` draws z ~ q(z|x), plus the closed-form KL) for a VAE/CVAE;
+        The -ELBO (reconstruction over ``samples`` draws z ~ q(z|x), plus the closed-form KL; a vamp's KL is the
+        mean of log q(z|x) - log p(z) over the same draws) for a VAE/CVAE/vamp;
         the reconstruction term -log p(x | z_mean) for a plain autoencoder. It is the score evaluate.py
         reports (``--mode=score``, OOD AUROC).
 
@@ -340,10 +366,11 @@ class Run:
         """
         if not self.variational:
             raise TfvaeError(f"{self.workdir} holds an {self.config.model}, a deterministic autoencoder, which "
-                             "defines no likelihood: only a vae or cvae has one")
+                             "defines no likelihood: only a vae, cvae or vamp has one")
         return self.inference.likelihood_terms(
             self.encoder, decoder or self.decoder, x, num_samples, labels=cond, likelihood=self.likelihood,
-            variance=self.variance or metrics.GAUSSIAN_VARIANCE, max_batch=max_batch, seed=seed, progress=progress)
+            variance=self.variance or metrics.GAUSSIAN_VARIANCE, max_batch=max_batch, seed=seed, progress=progress,
+            prior=self.learned_prior)
 
     # -- the run's data and latent space ---------------------------------------------------------------
 
@@ -403,10 +430,11 @@ class Run:
 
         Returns:
           (values (latent,), what): for a VAE the mean KL(q(z_j|x) || N(0, 1)) per dimension in nats ("KL"),
-          which is ~0 for a dimension the model ignores; for a plain autoencoder the variance of z_mean ("var").
+          which is ~0 for a dimension the model ignores; for a plain autoencoder, and for a model with a learned
+          prior (whose mixture has no per-dimension KL), the variance of z_mean ("var").
         """
         z_mean, z_log_var, _ = self.test_codes()
-        if z_log_var is None:
+        if z_log_var is None or self.model_class.has_learned_prior:
             return z_mean.var(axis=0).astype("float64"), "var"
         kl = np.asarray(losses.gaussian_kl_per_dim(z_mean, z_log_var), dtype="float64")
         return kl.mean(axis=0), "KL"

@@ -28,7 +28,7 @@ class EvalOptions:
       iwae_precision: "float32", or "mixed_bfloat16" to run the IWAE's decoder passes in bfloat16 (logits
         still float32): 1.4x faster on an AVX512_BF16 CPU, mean NLL within 0.01 nats here.
       sample_count: generated (and real) images for the sample-quality metrics.
-      samplers: names from SAMPLERS (``tfvae.samplers``: prior, gmm, two_stage); the default is the prior for
+      samplers: names from SAMPLERS (``tfvae.samplers``: prior, gmm, two_stage, learned); the default is the prior for
         every model, so that the runs of a comparison are measured alike (``Run.sampler``'s default, used by
         sample.py and ``Run.sample``, is gmm for an ae or rae).
       elbo_samples: draws per image of the -ELBO's reconstruction term.

@@ -1,19 +1,34 @@
-"""The model family by name: ``MODELS`` and ``build_model``, which joins an encoder and a decoder into one.
+"""The model family by name: ``MODELS``, ``model_class`` and ``build_model``.
 
-``ae``, ``vae`` and ``cvae`` are ``tfvae.models.autoencoders``'; ``rae`` and ``wae``, the deterministic
-autoencoders made to generate, are ``tfvae.models.regularized``' (their objectives are derived there).
+    ae     plain autoencoder (``autoencoders.Autoencoder``)
+    vae    VAE with the prior N(0, I) (``autoencoders.VAE``)
+    cvae   conditional VAE (``autoencoders.CVAE``)
+    vamp   VAE with a VampPrior: a mixture of the posteriors of K learned pseudo-inputs (``vamp.VampVAE``)
+    rae    regularized autoencoder, RAE-L2 (``regularized.RAE``; its objective is derived there)
+    wae    Wasserstein autoencoder with an MMD penalty (``regularized.WAE``)
 """
 
-from tfvae.models import networks, regularized
+from tfvae import likelihoods
+from tfvae.models import networks, regularized, vamp
 from tfvae.models.autoencoders import CVAE, VAE, Autoencoder
 
-MODELS = ("ae", "vae", "cvae", "rae", "wae")
-_CLASSES = {"ae": Autoencoder, "vae": VAE, "cvae": CVAE, "rae": regularized.RAE, "wae": regularized.WAE}
+MODELS = ("ae", "vae", "cvae", "vamp", "rae", "wae")
+_CLASSES = {"ae": Autoencoder, "vae": VAE, "cvae": CVAE, "vamp": vamp.VampVAE, "rae": regularized.RAE,
+            "wae": regularized.WAE}
+
+
+def model_class(kind):
+    """The class of model ``kind`` (one of MODELS): its hooks (``has_learned_prior``, ``learned_prior``) without
+    building one."""
+    if kind not in _CLASSES:
+        raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+    return _CLASSES[kind]
 
 
 def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
-                reconstruction="bce", beta=1.0, recon_weight=1.0, penalty_weight=None, decoder_l2=None, seed=None):
-    """Builds an ``ae``, ``vae``, ``cvae``, ``rae`` or ``wae`` with matching encoder and decoder.
+                reconstruction="bce", beta=1.0, recon_weight=1.0, seed=None, pseudo_inputs=vamp.PSEUDO_INPUTS,
+                penalty_weight=None, decoder_l2=None):
+    """Builds an ``ae``, ``vae``, ``cvae``, ``vamp``, ``rae`` or ``wae`` with matching encoder and decoder.
 
     Args:
       kind: one of MODELS.
@@ -21,29 +36,37 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
       latent_dim: size of z.
       arch, filters, hidden: see ``networks.build_encoder``.
       num_classes: number of classes; required (> 0) for ``cvae``, ignored otherwise.
-      reconstruction: "bce" (Bernoulli decoder), "mse" (Gaussian decoder with variance 1/2) or "gaussian"
-        (Gaussian decoder with a calibrated shared variance; the decoder gets a ``DecoderVariance`` layer).
-      beta: weight of the KL term (vae, cvae).
+      reconstruction: "bce" (Bernoulli decoder), "mse" (Gaussian decoder with variance 1/2), "gaussian"
+        (Gaussian decoder with a calibrated shared variance; the decoder gets a ``DecoderVariance`` layer),
+        "gaussian_pixel" (a learned variance per pixel) or "logistic_mixture" (PixelCNN++'s discretized
+        logistic mixture); the decoder emits ``tfvae.likelihoods.output_channels`` values per pixel.
+      beta: weight of the KL term (vae, cvae, vamp).
       recon_weight: weight of the reconstruction term (0: the KL term alone).
+      seed: seed of the sampling noise (and of a vamp's initial pseudo-inputs, a wae's prior draws).
+      pseudo_inputs: K, a vamp's number of pseudo-inputs (ignored by the others).
       penalty_weight: weight of the regulariser of the codes: the RAE's beta_z on 1/2 ||z||^2, the WAE's lambda
         on MMD^2; None: the module's default (``regularized.RAE_LATENT_WEIGHT``, ``regularized.WAE_WEIGHT``).
         Ignored by the other models.
       decoder_l2: the RAE's lambda on its decoder kernels' ||theta||^2; None: ``regularized.RAE_DECODER_L2``.
         Ignored by the other models.
-      seed: seed of the sampling noise (the VAE's posterior draws, the WAE's prior draws).
 
     Returns:
-      An uncompiled ``Autoencoder`` (or subclass).
+      An uncompiled ``Autoencoder``/``VAE``/``CVAE``/``VampVAE``/``RAE``/``WAE``.
     """
-    if kind not in _CLASSES:
-        raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
-    cls = _CLASSES[kind]
+    cls = model_class(kind)
     if cls.conditional and num_classes < 1:
         raise ValueError("cvae needs labelled data (num_classes > 0)")
+    if kind == "vamp" and pseudo_inputs < 1:
+        raise ValueError(f"pseudo_inputs must be at least 1 (got {pseudo_inputs})")
     num_classes = num_classes if cls.conditional else 0
     common = dict(arch=arch, filters=tuple(filters), hidden=hidden, num_classes=num_classes)
-    encoder = networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
-    decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian", **common)
+    if kind == "vamp":
+        encoder = vamp.build_encoder(image_shape, latent_dim, pseudo_inputs, seed=seed, **common)
+    else:
+        encoder = networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
+    channels = likelihoods.output_channels(likelihoods.for_loss(reconstruction), image_shape[2])
+    decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian",
+                                     output_channels=channels, **common)
     extra = {}
     if penalty_weight is not None and issubclass(cls, regularized.RegularizedAutoencoder):
         extra["penalty_weight"] = penalty_weight

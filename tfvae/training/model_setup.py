@@ -81,7 +81,7 @@ def create_model(config, num_examples=None):
                             filters=config.filters, hidden=config.hidden, num_classes=config.num_classes,
                             reconstruction=config.loss, beta=config.beta, recon_weight=config.recon_weight,
                             penalty_weight=config.penalty_weight or None, decoder_l2=config.decoder_l2 or None,
-                            seed=config.seed)
+                            seed=config.seed, pseudo_inputs=config.pseudo_inputs)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     num_examples = num_examples or config.num_examples or config.batch_size or DEFAULT_BATCH_SIZE

@@ -63,6 +63,10 @@ class Config:
     warmup_epochs: float = 0.5
     beta: float = 1.0
     recon_weight: float = 1.0  # weight of the reconstruction term; 0 trains the KL term alone
+    # Sharpness terms (tfvae.models.adversarial), extra objectives beside the ELBO, each weighted relative to the
+    # ELBO's gradient at the decoder's output; 0 = off. See docs/sharpness.md for their cost and effect.
+    adversarial: float = 0.0  # a PatchGAN discriminator's hinge loss on the reconstructions
+    feature_match: float = 0.0  # squared distance in the discriminator's features (Larsen et al. 2016)
     loss: str = "bce"
     seed: int = 0
     checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
@@ -129,6 +133,9 @@ class Config:
             raise TfvaeError(f"--beta must be non-negative (got {self.beta})")
         if self.recon_weight < 0:
             raise TfvaeError(f"--recon_weight must be non-negative (got {self.recon_weight})")
+        for name in ("adversarial", "feature_match"):
+            if getattr(self, name) < 0:
+                raise TfvaeError(f"--{name} must be non-negative, 0 for off (got {getattr(self, name)})")
         if self.recon_weight == 0 and (self.beta == 0 or self.model == "ae"):
             raise TfvaeError("--recon_weight=0 leaves nothing to train without a KL term; use --model=vae with "
                              "--beta > 0")

@@ -20,6 +20,12 @@ logs the batch optimum (the per-pixel MSE of a one-sample reconstruction).
 
 Under a multi-replica strategy Keras sums the replicas' gradients, so the step differentiates
 ``loss / num_replicas_in_sync`` and logs the undivided value.
+
+``critic`` (``tfvae.models.adversarial.Critic``, built when ``adversarial`` or ``feature_match`` > 0) adds the
+sharpness terms: the training step then also runs the discriminator on the batch and its reconstructions, adds
+the weighted terms to the encoder's and decoder's gradient and takes one step of the discriminator's own
+optimizer. ``loss``, ``reconstruction`` and ``kl`` are logged unchanged (the ELBO's terms); ``d_loss``, ``g_loss``
+and ``feature_match`` beside them.
 """
 
 import math
@@ -29,6 +35,7 @@ import tensorflow as tf
 from keras import ops
 
 from tfvae import losses
+from tfvae.models import adversarial as sharpness
 from tfvae.models import networks
 
 MODELS = ("ae", "vae", "cvae")
@@ -40,7 +47,8 @@ class Autoencoder(keras.Model):
     variational = False
     conditional = False
 
-    def __init__(self, encoder, decoder, *, reconstruction="bce", beta=1.0, recon_weight=1.0, **kwargs):
+    def __init__(self, encoder, decoder, *, reconstruction="bce", beta=1.0, recon_weight=1.0, critic=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -51,12 +59,19 @@ class Autoencoder(keras.Model):
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.variance_tracker = keras.metrics.Mean(name="variance")
+        self.critic = critic  # the sharpness terms' discriminator (tfvae.models.adversarial), or None
         self.built = True  # every weight lives in the (already built) functional encoder and decoder
 
     @property
     def metrics(self):
         trackers = [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
-        return trackers + [self.variance_tracker] if self.reconstruction == "gaussian" else trackers
+        trackers += [self.variance_tracker] if self.reconstruction == "gaussian" else []
+        return trackers + (self.critic.trackers if self.critic is not None else [])
+
+    @property
+    def autoencoder_variables(self):
+        """The encoder's and decoder's trainable variables: what the model's optimizer trains (not the critic's)."""
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
 
     @property
     def variance_layer(self):
@@ -114,7 +129,9 @@ class Autoencoder(keras.Model):
         self.kl_tracker.update_state(terms["kl"])
         if "variance" in terms:
             self.variance_tracker.update_state(terms["variance"])
-        logs = {m.name: m.result() for m in self.metrics}
+        if self.critic is not None:
+            self.critic.update_trackers(terms)
+        logs = {m.name: m.result() for m in self.metrics if m.name in terms}  # (the critic's scales: training only)
         if _across_workers(self.distribute_strategy):
             # Keras 3 averages each worker's logs with strategy.reduce(MEAN, axis=0), which needs an axis to
             # reduce: give the scalars one (tensorflow/tensorflow#72388). The averaged logs are scalars again.
@@ -123,19 +140,35 @@ class Autoencoder(keras.Model):
 
     def train_step(self, batch):
         replicas = self.distribute_strategy.num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            terms = self.compute_terms(batch, training=True)
+        critic = self.critic
+        with tf.GradientTape(persistent=critic is not None) as tape:
+            out = self(batch, training=True)
+            terms = self.loss_terms(batch, out, training=True)
             # Keras sums gradients over replicas: divide so the update is that of the global-batch mean.
             loss = terms["loss"] / replicas
             loss = self.optimizer.scale_loss(loss)  # no-op unless mixed precision wraps the optimizer
-        grads = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+            if critic is not None:
+                terms.update(critic.terms(batch["image"], out["logits"], training=True))
+        variables = self.autoencoder_variables
+        if critic is None:
+            grads = tape.gradient(loss, variables)
+        else:  # the hook: the sharpness terms join the gradient, and the discriminator takes its own step
+            scale = self.optimizer.scale_loss(ops.convert_to_tensor(1.0 / replicas))
+            grads, scales = critic.generator_gradients(tape, terms["loss"], terms, out["logits"], variables, scale)
+            terms.update(scales)
+            critic.train_discriminator(tape, terms, replicas)
+            del tape
+        self.optimizer.apply_gradients(zip(grads, variables))
         if "variance" in terms:
             self.variance_layer.update(terms["variance"])
         return self._update_trackers(terms)
 
     def test_step(self, batch):
-        return self._update_trackers(self.compute_terms(batch, training=False))
+        out = self(batch, training=False)
+        terms = self.loss_terms(batch, out, training=False)
+        if self.critic is not None:
+            terms.update(self.critic.terms(batch["image"], out["logits"], training=False))
+        return self._update_trackers(terms)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a tf.distribute strategy, Keras's fit/evaluate first pull one batch and all-reduce it in order
@@ -170,7 +203,7 @@ _CLASSES = {"ae": Autoencoder, "vae": VAE, "cvae": CVAE}
 
 
 def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
-                reconstruction="bce", beta=1.0, recon_weight=1.0, seed=None):
+                reconstruction="bce", beta=1.0, recon_weight=1.0, seed=None, adversarial=0.0, feature_match=0.0):
     """Builds an ``ae``, ``vae`` or ``cvae`` with matching encoder and decoder.
 
     Args:
@@ -184,6 +217,9 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
       beta: weight of the KL term.
       recon_weight: weight of the reconstruction term (0: the KL term alone).
       seed: seed of the sampling noise.
+      adversarial, feature_match: weights of the sharpness terms (``tfvae.models.adversarial``); either > 0
+        gives the model a ``critic`` (a discriminator), which the caller gives an optimizer
+        (``model.critic.attach_optimizer``) before training.
 
     Returns:
       An uncompiled ``Autoencoder``/``VAE``/``CVAE``.
@@ -197,4 +233,9 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
     common = dict(arch=arch, filters=tuple(filters), hidden=hidden, num_classes=num_classes)
     encoder = networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
     decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian", **common)
-    return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight, name=kind)
+    critic = None
+    if adversarial or feature_match:
+        critic = sharpness.Critic(sharpness.build_discriminator(image_shape), adversarial=adversarial,
+                                  feature_match=feature_match, name="critic")
+    return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight,
+               critic=critic, name=kind)

@@ -8,8 +8,9 @@ so test likelihoods stay honest (they are those of the same decoder, which no lo
 
 The discriminator
 -----------------
-A PatchGAN-style critic (Isola et al. 2017): stride-2 4x4 convolutions with LeakyReLU(0.2), then a 3x3
-convolution to one logit per patch (an 8x8 grid for a 64x64 image). Every convolution is spectrally normalised
+A PatchGAN-style critic (Isola et al. 2017): stride-2 4x4 convolutions with LeakyReLU(0.2), as many and as wide
+as the encoder's (``build_model`` passes its ``filters``), then a 3x3 convolution to one logit per patch (a 4x4
+grid for a 64x64 image through four layers). Every convolution is spectrally normalised
 (Miyato et al. 2018: W / sigma_max(W), sigma estimated by one power iteration per training step, its vector a
 saved non-trainable weight), which bounds D's Lipschitz constant; D has no batch normalisation, whose batch
 statistics are noisy at batch 32 and couple the real and fake halves of a batch. D is trained with the hinge
@@ -122,6 +123,26 @@ class SpectralConv2D(keras.layers.Conv2D):
         return {**super().get_config(), "power_iterations": self.power_iterations}
 
 
+@keras.saving.register_keras_serializable(package="tfvae")
+class LeakyReLU(keras.layers.Layer):
+    """max(x, slope * x). Keras's LeakyReLU is TensorFlow's LeakyRelu op, which grappler's remapper fuses with the
+    convolution and its bias; the training step's second gradient through D then fails that rewrite with an
+    error line in every run's output ("remapper failed: ... LeakyReluGrad ... missing node"). Same values."""
+
+    def __init__(self, negative_slope=LEAKY_SLOPE, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = negative_slope
+
+    def call(self, inputs):
+        return ops.maximum(inputs, self.negative_slope * inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
 def _unit(x):
     return x / (ops.sqrt(ops.sum(ops.square(x))) + 1e-12)
 
@@ -143,7 +164,7 @@ def build_discriminator(image_shape, filters=DISCRIMINATOR_FILTERS, name="discri
     features = []
     for f in filters:
         h = SpectralConv2D(f, 4, strides=2, padding="same")(h)
-        h = keras.layers.LeakyReLU(LEAKY_SLOPE)(h)
+        h = LeakyReLU(LEAKY_SLOPE)(h)
         features.append(h)
     logits = SpectralConv2D(1, 3, padding="same", name="patch_logits")(h)
     logits = keras.layers.Activation("linear", name="logits_float32", dtype="float32")(logits)

@@ -235,7 +235,9 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
     decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian", **common)
     critic = None
     if adversarial or feature_match:
-        critic = sharpness.Critic(sharpness.build_discriminator(image_shape), adversarial=adversarial,
+        # The discriminator is as wide as the encoder (its filters): it costs 2.6x less than a fixed 32-64-128 critic
+        # on the folder config's 16-32-64-128 VAE (docs/sharpness.md).
+        critic = sharpness.Critic(sharpness.build_discriminator(image_shape, filters), adversarial=adversarial,
                                   feature_match=feature_match, name="critic")
     return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight,
                critic=critic, name=kind)

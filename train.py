@@ -79,6 +79,12 @@ flags.DEFINE_float("penalty_weight", 0.0, "rae: weight beta_z of 1/2 |z|^2; wae:
                    "between the codes and N(0, I); 0: the model's default (rae 1e-2, wae 100).", lower_bound=0)
 flags.DEFINE_float("decoder_l2", 0.0, "rae: weight lambda of the L2 penalty on the decoder's kernels; 0: the "
                    "default (1e-3).", lower_bound=0)
+flags.DEFINE_float("adversarial", 0.0, "Weight of an adversarial sharpness term: a small PatchGAN discriminator "
+                   "trained in the same fit, its hinge loss on the reconstructions added to the objective at this "
+                   "fraction of the ELBO's pull on the decoder's output (0: off; docs/sharpness.md).", lower_bound=0)
+flags.DEFINE_float("feature_match", 0.0, "Weight of a feature-matching sharpness term: the squared distance between "
+                   "an image and its reconstruction in that discriminator's features (Larsen et al. 2016), at this "
+                   "fraction of the ELBO's pull (0: off; docs/sharpness.md).", lower_bound=0)
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder with the fixed variance 1/2, squared error summed over "
                   "pixels; gaussian: Gaussian decoder with one shared variance set to each batch's optimum (its "
@@ -122,6 +128,7 @@ def config_from_flags():
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
         recon_weight=FLAGS.recon_weight, penalty_weight=FLAGS.penalty_weight, decoder_l2=FLAGS.decoder_l2,
+        adversarial=FLAGS.adversarial, feature_match=FLAGS.feature_match,
         loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, strategy=FLAGS.strategy, precision=FLAGS.precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,

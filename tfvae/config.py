@@ -70,6 +70,10 @@ class Config:
     # wae: lambda on MMD^2) and the rae's weight decay of its decoder's kernels; 0: the module's default.
     penalty_weight: float = 0.0
     decoder_l2: float = 0.0
+    # Sharpness terms (tfvae.models.adversarial), extra objectives beside the ELBO, each weighted relative to the
+    # ELBO's gradient at the decoder's output; 0 = off. See docs/sharpness.md for their cost and effect.
+    adversarial: float = 0.0  # a PatchGAN discriminator's hinge loss on the reconstructions
+    feature_match: float = 0.0  # squared distance in the discriminator's features (Larsen et al. 2016)
     loss: str = "bce"
     seed: int = 0
     checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
@@ -143,6 +147,9 @@ class Config:
             raise TfvaeError(f"--penalty_weight weights the penalty of --model=rae or wae; a {self.model} has none")
         if self.decoder_l2 and self.model != "rae":
             raise TfvaeError(f"--decoder_l2 weights the decoder penalty of --model=rae; a {self.model} has none")
+        for name in ("adversarial", "feature_match"):
+            if getattr(self, name) < 0:
+                raise TfvaeError(f"--{name} must be non-negative, 0 for off (got {getattr(self, name)})")
         if self.recon_weight == 0 and (self.beta == 0 or self.model in ("ae", "rae", "wae")):
             raise TfvaeError("--recon_weight=0 leaves nothing to train without a KL term; use --model=vae with "
                              "--beta > 0")

@@ -26,6 +26,12 @@ one without a run).
 
 Under a multi-replica strategy Keras sums the replicas' gradients, so the step differentiates
 ``loss / num_replicas_in_sync`` and logs the undivided value.
+
+``critic`` (``tfvae.models.adversarial.Critic``, built when ``adversarial`` or ``feature_match`` > 0) adds the
+sharpness terms: the training step then also runs the discriminator on the batch and its reconstructions, adds
+the weighted terms to the encoder's and decoder's gradient and takes one step of the discriminator's own
+optimizer. ``loss``, ``reconstruction`` and ``kl`` are logged unchanged (the ELBO's terms); ``d_loss``, ``g_loss``
+and ``feature_match`` beside them.
 """
 
 import math
@@ -45,7 +51,8 @@ class Autoencoder(keras.Model):
     conditional = False
     has_learned_prior = False  # True where ``learned_prior`` gives the model's own prior (the "learned" sampler)
 
-    def __init__(self, encoder, decoder, *, reconstruction="bce", beta=1.0, recon_weight=1.0, **kwargs):
+    def __init__(self, encoder, decoder, *, reconstruction="bce", beta=1.0, recon_weight=1.0, critic=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -56,12 +63,19 @@ class Autoencoder(keras.Model):
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.variance_tracker = keras.metrics.Mean(name="variance")
+        self.critic = critic  # the sharpness terms' discriminator (tfvae.models.adversarial), or None
         self.built = True  # every weight lives in the (already built) functional encoder and decoder
 
     @property
     def metrics(self):
         trackers = [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
-        return trackers + [self.variance_tracker] if self.reconstruction == "gaussian" else trackers
+        trackers += [self.variance_tracker] if self.reconstruction == "gaussian" else []
+        return trackers + (self.critic.trackers if self.critic is not None else [])
+
+    @property
+    def autoencoder_variables(self):
+        """The encoder's and decoder's trainable variables: what the model's optimizer trains (not the critic's)."""
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
 
     @property
     def variance_layer(self):
@@ -147,7 +161,9 @@ class Autoencoder(keras.Model):
         self.kl_tracker.update_state(terms["kl"])
         if "variance" in terms:
             self.variance_tracker.update_state(terms["variance"])
-        logs = {m.name: m.result() for m in self.metrics}
+        if self.critic is not None:
+            self.critic.update_trackers(terms)
+        logs = {m.name: m.result() for m in self.metrics if m.name in terms}  # (the critic's scales: training only)
         if _across_workers(self.distribute_strategy):
             # Keras 3 averages each worker's logs with strategy.reduce(MEAN, axis=0), which needs an axis to
             # reduce: give the scalars one (tensorflow/tensorflow#72388). The averaged logs are scalars again.
@@ -156,19 +172,35 @@ class Autoencoder(keras.Model):
 
     def train_step(self, batch):
         replicas = self.distribute_strategy.num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            terms = self.compute_terms(batch, training=True)
+        critic = self.critic
+        with tf.GradientTape(persistent=critic is not None) as tape:
+            out = self(batch, training=True)
+            terms = self.loss_terms(batch, out, training=True)
             # Keras sums gradients over replicas: divide so the update is that of the global-batch mean.
             loss = terms["loss"] / replicas
             loss = self.optimizer.scale_loss(loss)  # no-op unless mixed precision wraps the optimizer
-        grads = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+            if critic is not None:
+                terms.update(critic.terms(batch["image"], out["logits"], training=True))
+        variables = self.autoencoder_variables
+        if critic is None:
+            grads = tape.gradient(loss, variables)
+        else:  # the hook: the sharpness terms join the gradient, and the discriminator takes its own step
+            scale = self.optimizer.scale_loss(ops.convert_to_tensor(1.0 / replicas))
+            grads, scales = critic.generator_gradients(tape, terms["loss"], terms, out["logits"], variables, scale)
+            terms.update(scales)
+            critic.train_discriminator(tape, terms, replicas)
+            del tape
+        self.optimizer.apply_gradients(zip(grads, variables))
         if "variance" in terms:
             self.variance_layer.update(terms["variance"])
         return self._update_trackers(terms)
 
     def test_step(self, batch):
-        return self._update_trackers(self.compute_terms(batch, training=False))
+        out = self(batch, training=False)
+        terms = self.loss_terms(batch, out, training=False)
+        if self.critic is not None:
+            terms.update(self.critic.terms(batch["image"], out["logits"], training=False))
+        return self._update_trackers(terms)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a tf.distribute strategy, Keras's fit/evaluate first pull one batch and all-reduce it in order

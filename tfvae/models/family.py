@@ -9,6 +9,7 @@
 """
 
 from tfvae import likelihoods
+from tfvae.models import adversarial as adversarial_lib
 from tfvae.models import networks, regularized, vamp
 from tfvae.models.autoencoders import CVAE, VAE, Autoencoder
 
@@ -27,7 +28,7 @@ def model_class(kind):
 
 def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
                 reconstruction="bce", beta=1.0, recon_weight=1.0, seed=None, pseudo_inputs=vamp.PSEUDO_INPUTS,
-                penalty_weight=None, decoder_l2=None):
+                penalty_weight=None, decoder_l2=None, adversarial=0.0, feature_match=0.0):
     """Builds an ``ae``, ``vae``, ``cvae``, ``vamp``, ``rae`` or ``wae`` with matching encoder and decoder.
 
     Args:
@@ -49,6 +50,9 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
         Ignored by the other models.
       decoder_l2: the RAE's lambda on its decoder kernels' ||theta||^2; None: ``regularized.RAE_DECODER_L2``.
         Ignored by the other models.
+      adversarial, feature_match: weights of the sharpness terms (``tfvae.models.adversarial``); either > 0
+        gives the model a ``critic`` (a discriminator), which the caller gives an optimizer
+        (``model.critic.attach_optimizer``) before training.
 
     Returns:
       An uncompiled ``Autoencoder``/``VAE``/``CVAE``/``VampVAE``/``RAE``/``WAE``.
@@ -74,5 +78,10 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
         extra["decoder_l2"] = decoder_l2
     if cls is regularized.WAE:
         extra["seed"] = seed
+    if adversarial or feature_match:
+        # The discriminator is as wide as the encoder (its filters): it costs 2.6x less than a fixed 32-64-128 critic
+        # on the folder config's 16-32-64-128 VAE (docs/sharpness.md).
+        extra["critic"] = adversarial_lib.Critic(adversarial_lib.build_discriminator(image_shape, filters),
+                                                 adversarial=adversarial, feature_match=feature_match, name="critic")
     return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight, name=kind,
                **extra)

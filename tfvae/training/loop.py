@@ -16,6 +16,7 @@ from tfvae import data as data_lib
 from tfvae import files, integrity, sampling
 from tfvae.errors import TfvaeError
 from tfvae.models import networks
+from tfvae.models.adversarial import DISCRIMINATOR_LR_RATIO
 from tfvae.rundir import (
     check_exports,
     check_run_files,
@@ -182,6 +183,8 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         # The optimizer's state came back with the checkpoint, its learning rate too: the flag wins (a run
         # stopped by a diverging loss is resumed with a lower --learning_rate).
         set_learning_rate(model.optimizer, config.learning_rate)
+        if model.critic is not None:  # the sharpness terms' discriminator keeps its ratio to it
+            set_learning_rate(model.critic.optimizer, DISCRIMINATOR_LR_RATIO * config.learning_rate)
         log(f"resuming {config.workdir} after epoch {initial_epoch}"
             + (f" + {step_in_epoch} of its {steps} steps" if step_in_epoch else ""))
     history_path = os.path.join(writedir, "history.csv")

@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 
 from tfvae.models import build_model
+from tfvae.models.adversarial import discriminator_optimizer
 from tfvae.rundir import save_model
 from tfvae.training.runtime import resolve_precision
 
@@ -81,11 +82,13 @@ def create_model(config, num_examples=None):
                             filters=config.filters, hidden=config.hidden, num_classes=config.num_classes,
                             reconstruction=config.loss, beta=config.beta, recon_weight=config.recon_weight,
                             penalty_weight=config.penalty_weight or None, decoder_l2=config.decoder_l2 or None,
-                            seed=config.seed, pseudo_inputs=config.pseudo_inputs)
+                            seed=config.seed, pseudo_inputs=config.pseudo_inputs, adversarial=config.adversarial,
+                            feature_match=config.feature_match)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     num_examples = num_examples or config.num_examples or config.batch_size or DEFAULT_BATCH_SIZE
-    optimizer = keras.optimizers.Adam(learning_rate(config, steps_per_epoch(config, num_examples)))
+    schedule = learning_rate(config, steps_per_epoch(config, num_examples))
+    optimizer = keras.optimizers.Adam(schedule)
     if precision == "mixed_float16":
         # The loss sums hundreds of per-pixel terms, so its gradients are ~2^6-2^10 times those of a per-pixel
         # mean: Keras's default initial loss scale (2^15) overflows float16 and skips the first ~6 steps.
@@ -97,18 +100,24 @@ def create_model(config, num_examples=None):
                   (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
         steps = 1  # Keras 3.15's multi-step loop fails under these strategies (keras-team/keras#19246)
     model.compile(optimizer=optimizer, jit_compile=config.jit_compile, steps_per_execution=steps)
-    model.optimizer.build(model.trainable_variables)
+    model.optimizer.build(model.autoencoder_variables)
+    if model.critic is not None:  # the sharpness terms' discriminator trains with its own Adam (saved in checkpoints)
+        model.critic.attach_optimizer(discriminator_optimizer(schedule))
     return model
 
 
 def export_models(model, workdir):
-    """Writes encoder.keras and decoder.keras, in float32 whatever precision trained them.
+    """Writes encoder.keras and decoder.keras (and discriminator.keras for a run with sharpness terms), in float32
+    whatever precision trained them.
 
     The variables are float32 under every policy; computing in float32 too gives sample.py and evaluate.py
-    full-precision logits (likelihoods are sums of hundreds of per-pixel terms) on any device.
+    full-precision logits (likelihoods are sums of hundreds of per-pixel terms) on any device. Nothing that
+    samples or loads a run reads discriminator.keras.
     """
     save_model(float32_copy(model.encoder), os.path.join(workdir, "encoder.keras"))
     save_model(float32_copy(model.decoder), os.path.join(workdir, "decoder.keras"))
+    if model.critic is not None:
+        save_model(float32_copy(model.critic.discriminator), os.path.join(workdir, "discriminator.keras"))
 
 
 def float32_copy(network):

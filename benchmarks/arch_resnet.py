@@ -7,11 +7,12 @@
 Every run is the folder config (configs/folder_vae_64.cfg: a VAE on 64x64 RGB with a calibrated Gaussian
 decoder, latent 128, batch 64) trained by ``training.train``, the function train.py calls, with only --arch (and
 the flags given here) changed. Equal wall time: each architecture first times ``--calibration_steps`` training
-steps on the real batches, after a warm-up that traces the step (the median of ``--calibration_rounds``
-segments), which gives its seconds per epoch; it then trains for the epochs that fit in ``--budget_s`` (at
-least 1), its cosine learning-rate schedule sized to them, so every run ends its schedule. The report gives the
-time each run actually took (history.csv's per-epoch ``seconds``: training, validation, checkpoint and export),
-so a budget missed because the machine's load changed shows.
+steps on the real batches, after a warm-up that traces the step and fills the shuffle buffer (the median of
+``--calibration_rounds`` segments, timed from batch end to batch end), which gives its seconds per epoch; it then
+trains for the epochs that fit in ``--budget_s`` (at least 1), its cosine learning-rate schedule sized to them,
+so every run ends its schedule. The report gives the time each run actually took (history.csv's per-epoch
+``seconds``: training, plus validation, checkpoint and export, which the calibration leaves out), so a budget
+missed because the machine's load changed shows.
 
 Measured on the test images: the test loss (the -ELBO in nats of [0, 1] pixels with the decoder's trained
 variance: the last epoch's val_loss), MSE and PSNR of the reconstructions at z = z_mean (``metrics.mse_psnr``),
@@ -70,7 +71,12 @@ def make_config(arch, epochs, workdir):
 
 
 def seconds_per_epoch(arch, log):
-    """(seconds per training epoch, steps per epoch) of ``arch``, timed on the real batches."""
+    """(seconds per training epoch, steps per epoch) of ``arch``, timed on the real batches.
+
+    One ``fit`` call: a warm-up of ``calibration_steps`` (which traces the step and fills the shuffle buffer),
+    then ``calibration_rounds`` segments of as many steps, timed from batch end to batch end so that neither the
+    tracing nor the pipeline's start is counted.
+    """
     import keras
 
     from tfvae import training
@@ -84,12 +90,11 @@ def seconds_per_epoch(arch, log):
     per_epoch = training.model_setup.steps_per_epoch(config, config.num_examples)
     unit = model.steps_per_execution if isinstance(model.steps_per_execution, int) else 1
     steps = max(unit, FLAGS.calibration_steps // unit * unit)
-    model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)  # traces the step
-    rounds = []
-    for _ in range(FLAGS.calibration_rounds):
-        start = time.perf_counter()
-        model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
-        rounds.append((time.perf_counter() - start) / steps)
+    ends = {}
+    stamp = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: ends.setdefault(batch + 1, time.perf_counter()))
+    model.fit(train, steps_per_epoch=steps * (FLAGS.calibration_rounds + 1), epochs=1, verbose=0, callbacks=[stamp])
+    rounds = [(ends[steps * (r + 1)] - ends[steps * r]) / steps for r in range(1, FLAGS.calibration_rounds + 1)]
     return statistics.median(rounds) * per_epoch, per_epoch
 
 

@@ -6,13 +6,13 @@
 
 Every run is the folder config (configs/folder_vae_64.cfg: a VAE on 64x64 RGB with a calibrated Gaussian
 decoder, latent 128, batch 64) trained by ``training.train``, the function train.py calls, with only --arch (and
-the flags given here) changed. Equal wall time: each architecture first times ``--calibration_steps`` training
-steps on the real batches, after a warm-up that traces the step and fills the shuffle buffer (the median of
-``--calibration_rounds`` segments, timed from batch end to batch end), which gives its seconds per epoch; it then
-trains for the epochs that fit in ``--budget_s`` (at least 1), its cosine learning-rate schedule sized to them,
-so every run ends its schedule. The report gives the time each run actually took (history.csv's per-epoch
-``seconds``: training, plus validation, checkpoint and export, which the calibration leaves out), so a budget
-missed because the machine's load changed shows.
+the flags given here) changed. Equal wall time: first every architecture's training step is timed on the real
+batches, ``--calibration_steps`` steps of each in turn for ``--calibration_rounds`` rounds after a warm-up, so
+that all see the same machine load (``seconds_per_epoch``); then each trains for the epochs that fit in
+``--budget_s`` (at least 1), its cosine learning-rate schedule sized to them, so every run ends its schedule.
+The report gives the time each run actually took (history.csv's per-epoch ``seconds``: training, plus
+validation, checkpoint and export, which the calibration leaves out), so a budget missed because the machine's
+load changed shows.
 
 Measured on the test images: the test loss (the -ELBO in nats of [0, 1] pixels with the decoder's trained
 variance: the last epoch's val_loss), MSE and PSNR of the reconstructions at z = z_mean (``metrics.mse_psnr``),
@@ -44,7 +44,7 @@ flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_integer("image_size", 64, "Image side.", lower_bound=8)
 flags.DEFINE_integer("max_examples", 0, "Use only this many images of the folder (0: all).", lower_bound=0)
 flags.DEFINE_integer("calibration_steps", 32, "Timed training steps per calibration segment.", lower_bound=1)
-flags.DEFINE_integer("calibration_rounds", 2, "Timed calibration segments (their median is used).", lower_bound=1)
+flags.DEFINE_integer("calibration_rounds", 3, "Timed calibration segments (their median is used).", lower_bound=1)
 flags.DEFINE_integer("sample_count", 256, "Prior samples for their sharpness and colourfulness.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the runs and the samples.")
 FLAGS = flags.FLAGS
@@ -70,32 +70,38 @@ def make_config(arch, epochs, workdir):
                   max_examples=FLAGS.max_examples, seed=FLAGS.seed, workdir=workdir).validate()
 
 
-def seconds_per_epoch(arch, log):
-    """(seconds per training epoch, steps per epoch) of ``arch``, timed on the real batches.
+def seconds_per_epoch(archs, log):
+    """{arch: (seconds per training epoch, steps per epoch)}, timed on the real batches in alternation.
 
-    One ``fit`` call: a warm-up of ``calibration_steps`` (which traces the step and fills the shuffle buffer),
-    then ``calibration_rounds`` segments of as many steps, timed from batch end to batch end so that neither the
-    tracing nor the pipeline's start is counted.
+    Every architecture is built and warmed up (which traces its step and fills its shuffle buffer); then each
+    of ``calibration_rounds`` rounds times ``calibration_steps`` steps of every architecture in turn, from batch
+    end to batch end (the pipeline's start is not counted), so that all see the same machine load. The median
+    over rounds is used.
     """
     import keras
 
     from tfvae import training
 
-    config = make_config(arch, 1, "")
-    dataset = training.load_data(config, log)
-    config = config.with_data(dataset.facts)
-    keras.utils.set_random_seed(config.seed)
-    model = training.create_model(config)
-    train, _ = training.pipelines(config, dataset)
-    per_epoch = training.model_setup.steps_per_epoch(config, config.num_examples)
-    unit = model.steps_per_execution if isinstance(model.steps_per_execution, int) else 1
-    steps = max(unit, FLAGS.calibration_steps // unit * unit)
-    ends = {}
-    stamp = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: ends.setdefault(batch + 1, time.perf_counter()))
-    model.fit(train, steps_per_epoch=steps * (FLAGS.calibration_rounds + 1), epochs=1, verbose=0, callbacks=[stamp])
-    rounds = [(ends[steps * (r + 1)] - ends[steps * r]) / steps for r in range(1, FLAGS.calibration_rounds + 1)]
-    return statistics.median(rounds) * per_epoch, per_epoch
+    setups, times = {}, {arch: [] for arch in archs}
+    for arch in archs:
+        config = make_config(arch, 1, "")
+        dataset = training.load_data(config, log)
+        config = config.with_data(dataset.facts)
+        keras.utils.set_random_seed(config.seed)
+        model = training.create_model(config)
+        train, _ = training.pipelines(config, dataset)
+        unit = model.steps_per_execution if isinstance(model.steps_per_execution, int) else 1
+        steps = max(2 * unit, FLAGS.calibration_steps // unit * unit)
+        setups[arch] = (model, train, steps, unit, training.model_setup.steps_per_epoch(config, config.num_examples))
+        model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)  # traces the step
+    for _ in range(FLAGS.calibration_rounds):
+        for arch, (model, train, steps, unit, _) in setups.items():
+            ends = {}
+            stamp = keras.callbacks.LambdaCallback(
+                on_train_batch_end=lambda batch, logs, ends=ends: ends.setdefault(batch + 1, time.perf_counter()))
+            model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[stamp])
+            times[arch].append((ends[steps] - ends[unit]) / (steps - unit))
+    return {arch: (statistics.median(times[arch]) * setup[4], setup[4]) for arch, setup in setups.items()}
 
 
 def measure(workdir):
@@ -142,22 +148,22 @@ def main(argv):
     from tfvae import training
 
     log = print
+    plan_path = os.path.join(FLAGS.output, "budget.json")
+    if os.path.isfile(plan_path):  # resuming: keep the epochs the first calibration chose
+        with open(plan_path) as f:
+            plans = json.load(f)
+    else:
+        before = machine()
+        plans = {arch: {"arch": arch, "calibrated_seconds_per_epoch": per_epoch, "steps_per_epoch": steps,
+                        "epochs": max(1, int(FLAGS.budget_s // per_epoch)), "budget_s": FLAGS.budget_s,
+                        "machine": before}
+                 for arch, (per_epoch, steps) in seconds_per_epoch(FLAGS.archs, log).items()}
+        os.makedirs(FLAGS.output, exist_ok=True)
+        with open(plan_path, "w") as f:
+            json.dump(plans, f, indent=1)
     rows = []
     for arch in FLAGS.archs:
-        workdir = os.path.join(FLAGS.output, arch)
-        plan_path = os.path.join(workdir, "budget.json")
-        if os.path.isfile(plan_path):  # resuming: keep the epochs the first calibration chose
-            with open(plan_path) as f:
-                plan = json.load(f)
-        else:
-            before = machine()
-            per_epoch, steps = seconds_per_epoch(arch, log)
-            epochs = max(1, int(FLAGS.budget_s // per_epoch))
-            plan = {"arch": arch, "calibrated_seconds_per_epoch": per_epoch, "steps_per_epoch": steps,
-                    "epochs": epochs, "budget_s": FLAGS.budget_s, "machine": before}
-            os.makedirs(workdir, exist_ok=True)
-            with open(plan_path, "w") as f:
-                json.dump(plan, f, indent=1)
+        plan, workdir = plans[arch], os.path.join(FLAGS.output, arch)
         log(f"{arch}: {plan['calibrated_seconds_per_epoch']:.1f} s an epoch measured; {plan['epochs']} epochs "
             f"fit in {FLAGS.budget_s:.0f} s (load {plan['machine']['load_average']})")
         training.train(make_config(arch, plan["epochs"], workdir), verbose=0, log=lambda *a: None)

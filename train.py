@@ -27,10 +27,12 @@ flags.DEFINE_enum("model", "vae", config_lib.MODELS, "ae: plain autoencoder; vae
                   "sampled from a mixture fitted to its codes); wae: Wasserstein autoencoder with an MMD penalty "
                   "(Tolstikhin et al. 2018; sampled from N(0, I)).")
 flags.DEFINE_enum("arch", "conv", config_lib.ARCHS, "conv: the Keras example's Conv2D/Conv2DTranspose "
-                  "networks; mlp: the PyTorch example's dense 784-400-20 networks.")
+                  "networks; mlp: the PyTorch example's dense 784-400-20 networks; resnet: residual conv "
+                  "stages, as many as halve the image down to about 4x4 (docs/training.md).")
 flags.DEFINE_integer("latent", 2, "Size of the latent code z.", lower_bound=1)
 flags.DEFINE_list("filters", ["32", "64"], "Conv2D filters of each stride-2 encoder layer (the decoder mirrors "
-                  "them); image sides must be divisible by 2**len(filters).")
+                  "them); image sides must be divisible by 2**len(filters). resnet: each stage's width, the last "
+                  "one repeated.")
 flags.DEFINE_integer("hidden", 0, "Units of the dense layer before z (0: 16 for conv, 400 for mlp).",
                      lower_bound=0)
 flags.DEFINE_integer("pseudo_inputs", DEFAULTS.pseudo_inputs, "--model=vamp: the VampPrior's number of learned "

@@ -18,7 +18,7 @@ def batch_for(shape, n=4, num_classes=10, seed=0):
             "label": np.eye(num_classes, dtype="float32")[rng.integers(0, num_classes, n)]}
 
 
-@pytest.mark.parametrize("arch", ["conv", "mlp"])
+@pytest.mark.parametrize("arch", ["conv", "mlp", "resnet"])
 @pytest.mark.parametrize("shape", [(28, 28, 1), (64, 64, 3)])
 def test_encoder_and_decoder_shapes(arch, shape):
     encoder = build_encoder(shape, 5, arch=arch)
@@ -27,6 +27,44 @@ def test_encoder_and_decoder_shapes(arch, shape):
     assert set(codes) == {"z_mean", "z_log_var", "z"}
     assert all(tuple(v.shape) == (4, 5) for v in codes.values())
     assert tuple(decoder(codes["z"]).shape) == (4, *shape)
+
+
+@pytest.mark.parametrize("shape,grid", [((28, 28, 1), (7, 7, 16)), ((64, 64, 3), (4, 4, 32)),
+                                        ((128, 128, 1), (4, 4, 32)), ((128, 64, 3), (8, 4, 32)),
+                                        ((24, 24, 3), (6, 6, 16))])
+def test_resnet_depth_follows_the_image_size(shape, grid):
+    # Stages halve the sides while they are even and the halves at least 4; widths are filters, the last repeated.
+    from tfvae.models import resnet
+
+    filters = (8, 16, 32)
+    assert resnet.grid_shape(shape, filters) == grid
+    encoder = build_encoder(shape, 2, arch="resnet", filters=filters, hidden=8, num_classes=3)
+    assert tuple(encoder.get_layer("enc_out").output.shape[1:]) == grid
+    assert len([la for la in encoder.layers if la.name.startswith("down")]) == resnet.num_stages(shape)
+    decoder = build_decoder(shape, 2, arch="resnet", filters=filters, num_classes=3, variance=True)
+    assert [i.name for i in decoder.inputs] == ["z", "label"]
+    assert tuple(decoder.output.shape[1:]) == shape and decoder.layers[-1].name == "decoder_variance"
+    # A decoder of a likelihood's parameters (gaussian_pixel, logistic_mixture) emits more values per pixel.
+    assert tuple(build_decoder(shape, 2, arch="resnet", filters=filters, output_channels=5).output.shape[1:]) == \
+        (*shape[:2], 5)
+    with pytest.raises(ValueError, match="too small or odd"):
+        build_encoder((7, 7, 1), 2, arch="resnet")
+
+
+def test_resnet_block_starts_as_the_identity_and_learns():
+    from tfvae.models import resnet
+
+    x = keras.Input((6, 6, 4))
+    block = keras.Model(x, resnet.residual_block(x, "b"))
+    h = np.random.default_rng(0).normal(size=(2, 6, 6, 4)).astype("float32")
+    np.testing.assert_array_equal(block(h), h)  # the branch's last convolution starts at zero
+    # ... but it is no dead end: the zero convolution's gradient is non-zero, so one step moves the block.
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(block(h) * h)
+    grads = dict(zip([w.path for w in block.trainable_weights], tape.gradient(loss, block.trainable_weights)))
+    assert float(tf.reduce_max(tf.abs(grads["b_conv2/kernel"]))) > 0
+    block.get_layer("b_conv2").kernel.assign_add(1e-2 * grads["b_conv2/kernel"])
+    assert not np.allclose(block(h), h)
 
 
 def test_conditional_and_deterministic_encoders():
@@ -166,10 +204,15 @@ def test_sampling_config_round_trip():
     assert clone.seed == 5 and clone.name == "z"
 
 
-@pytest.mark.parametrize("kind", ["ae", "vae", "cvae", "vamp", "rae", "wae"])
-def test_keras_files_round_trip_with_safe_mode(kind, tmp_path):
+@pytest.mark.parametrize("kind,arch", [("ae", "conv"), ("vae", "conv"), ("cvae", "conv"), ("vamp", "conv"),
+                                       ("rae", "conv"), ("wae", "conv"), ("cvae", "resnet")])
+def test_keras_files_round_trip_with_safe_mode(kind, arch, tmp_path):
     shape = (28, 28, 1)
-    model = build_model(kind, shape, 3, num_classes=10, seed=2, pseudo_inputs=5)
+    model = build_model(kind, shape, 3, arch=arch, filters=(8, 16) if arch == "resnet" else (32, 64),
+                        num_classes=10, seed=2, pseudo_inputs=5)
+    rng = np.random.default_rng(1)
+    for w in model.trainable_weights:  # the resnet's zero-initialised convolutions too must survive the trip
+        w.assign(w + 0.05 * rng.normal(size=w.shape).astype("float32"))
     b = batch_for(shape)
     enc_in = [b["image"], b["label"]] if kind == "cvae" else b["image"]
     z = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")

@@ -20,29 +20,31 @@ from tfvae.models import Sampling, build_model
 tiny_config = functools.partial(tiny_run_config, batch_size=128, max_examples=256)
 
 
-def _one_sgd_step(strategy, weights, batch, kind="ae"):
+def _one_sgd_step(strategy, weights, batch, kind="ae", **network):
     with strategy.scope():
-        model = build_model(kind, (28, 28, 1), 2, seed=0, pseudo_inputs=4)
+        model = build_model(kind, (28, 28, 1), 2, seed=0, pseudo_inputs=4, **network)
         model.compile(optimizer=keras.optimizers.SGD(0.5))  # SGD: unlike Adam, it sees the gradient's scale
     model.set_weights(weights)
     history = model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(8), epochs=1, verbose=0, shuffle=False)
     return model.get_weights(), history.history["loss"][0]
 
 
-@pytest.mark.parametrize("kind", ["ae", "vamp"])
-def test_two_replicas_make_the_same_update_as_one_device(kind, monkeypatch):
+# resnet: it has no normalisation layer, so no batch statistics that two replicas of 4 images would split.
+@pytest.mark.parametrize("kind,network", [("ae", {}), ("vamp", {}), ("ae", {"arch": "resnet", "filters": (8, 16)})],
+                         ids=["ae", "vamp", "ae-resnet"])
+def test_two_replicas_make_the_same_update_as_one_device(kind, network, monkeypatch):
     if kind == "vamp":  # z = z_mean: each replica would draw its own noise; the VampPrior's KL term stays
         monkeypatch.setattr(Sampling, "call", lambda self, inputs: inputs[0])
     rng = np.random.default_rng(0)
     batch = {"image": rng.uniform(size=(8, 28, 28, 1)).astype("float32")}
-    weights = build_model(kind, (28, 28, 1), 2, seed=0, pseudo_inputs=4).get_weights()
+    weights = build_model(kind, (28, 28, 1), 2, seed=0, pseudo_inputs=4, **network).get_weights()
     # Reduction through one device, not collective ops: collective instance keys can collide with another
     # MirroredStrategy's made earlier in the same test process.
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
                                               cross_device_ops=tf.distribute.ReductionToOneDevice())
     assert mirrored.num_replicas_in_sync == 2
-    single_w, single_loss = _one_sgd_step(tf.distribute.get_strategy(), weights, batch, kind)
-    mirrored_w, mirrored_loss = _one_sgd_step(mirrored, weights, batch, kind)
+    single_w, single_loss = _one_sgd_step(tf.distribute.get_strategy(), weights, batch, kind, **network)
+    mirrored_w, mirrored_loss = _one_sgd_step(mirrored, weights, batch, kind, **network)
     assert any(not np.allclose(a, b) for a, b in zip(weights, single_w))  # the step did move the weights
     for a, b in zip(single_w, mirrored_w):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -4,6 +4,8 @@ Every size derives from ``image_shape``: a conv stack of ``len(filters)`` stride
 divisible by ``2 ** len(filters)``. The defaults are the Keras VAE example's shape: Conv2D(32) -> Conv2D(64)
 -> Dense(16) -> z, and z -> Dense(7*7*64) -> Conv2DTranspose(64) -> Conv2DTranspose(32) -> logits for
 28x28 images. ``arch="mlp"`` with ``hidden=400`` is the PyTorch example's 784-400-20 dense VAE.
+``arch="resnet"`` puts residual stages between the image and the same dense layers, as many stages as halve the
+image sides down to about 4x4, ``filters`` giving their widths (``tfvae.models.resnet``).
 
 The decoder returns logits; a sigmoid is applied only when an image is produced.
 """
@@ -11,14 +13,15 @@ The decoder returns logits; a sigmoid is applied only when an image is produced.
 import keras
 from keras import layers
 
+from tfvae.models import resnet
 from tfvae.models.layers import ClipLogVar, Conv2DTranspose, DecoderVariance, Sampling
 
-ARCHS = ("conv", "mlp")
+ARCHS = ("conv", "mlp", "resnet")
 VARIANCE_LAYER = "decoder_variance"
 
 
 def downsampling_factor(arch, filters):
-    """How much the encoder shrinks each image side (1 for the MLP)."""
+    """How much the conv encoder shrinks each image side (1 for the MLP; the resnet's: ``resnet.num_stages``)."""
     return 2 ** len(filters) if arch == "conv" else 1
 
 
@@ -27,6 +30,11 @@ def check_image_shape(image_shape, arch, filters):
     if arch not in ARCHS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     height, width, _ = image_shape
+    if arch == "resnet":
+        if not resnet.num_stages(image_shape):
+            raise ValueError(f"image size {height}x{width} is too small or odd for the resnet, which halves even "
+                             f"sides down to about {resnet.MIN_SIDE}; use an even --image_size of 8 or more")
+        return
     factor = downsampling_factor(arch, filters)
     if height % factor or width % factor:
         raise ValueError(
@@ -42,8 +50,9 @@ def build_encoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
     Args:
       image_shape: (height, width, channels) of the input images, pixels in [0, 1].
       latent_dim: size of z.
-      arch: "conv" (stride-2 Conv2D stack) or "mlp" (dense layers).
-      filters: Conv2D filters per stride-2 layer (conv only).
+      arch: "conv" (stride-2 Conv2D stack), "resnet" (residual stages, ``tfvae.models.resnet``) or "mlp"
+        (dense layers).
+      filters: Conv2D filters per stride-2 layer (conv), or per stage (resnet; the last one repeats).
       hidden: units of the dense layer before the latent heads.
       num_classes: > 0 adds a one-hot ``label`` input (conditional VAE).
       variational: False gives a deterministic bottleneck (plain autoencoder).
@@ -61,6 +70,8 @@ def build_encoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
     if arch == "conv":
         for f in filters:
             h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(h)
+    elif arch == "resnet":
+        h = resnet.encoder_body(h, filters)
     h = layers.Flatten()(h)
     if num_classes:
         label = keras.Input((num_classes,), name="label")
@@ -87,9 +98,11 @@ def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
     Args:
       image_shape: (height, width, channels) of the images to produce.
       latent_dim: size of z.
-      arch: "conv" (Dense -> Reshape -> stride-2 Conv2DTranspose stack) or "mlp".
+      arch: "conv" (Dense -> Reshape -> stride-2 Conv2DTranspose stack), "resnet" (Dense -> Reshape ->
+        residual stages with nearest-neighbour upsampling) or "mlp".
       filters: the encoder's filters; the decoder mirrors them.
-      hidden: units of the MLP decoder's hidden layer (unused by conv, which maps z straight to the grid).
+      hidden: units of the MLP decoder's hidden layer (unused by conv and resnet, which map z straight to the
+        grid).
       num_classes: > 0 adds a one-hot ``label`` input (conditional VAE).
       variance: end with a ``DecoderVariance`` layer (named ``decoder_variance``), which holds the shared
         variance of a Gaussian decoder (``loss=gaussian``) and passes the logits through.
@@ -119,6 +132,10 @@ def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
         for f in reversed(filters):
             h = Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(h)
         h = Conv2DTranspose(channels, 3, padding="same", name="logits")(h)
+    elif arch == "resnet":
+        grid = resnet.grid_shape(image_shape, filters)
+        h = layers.Dense(grid[0] * grid[1] * grid[2], activation="relu")(h)
+        h = resnet.decoder_body(layers.Reshape(grid)(h), image_shape, filters, channels)
     else:
         h = layers.Dense(hidden, activation="relu")(h)
         h = layers.Dense(height * width * channels)(h)

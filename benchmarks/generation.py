@@ -48,6 +48,7 @@ flags.DEFINE_integer("epochs", 0, "Epochs of every run (0: the config's).", lowe
 flags.DEFINE_integer("max_examples", 0, "Training images (0: all).", lower_bound=0)
 flags.DEFINE_integer("sample_count", 10000, "Generated (and real) images per sampler for FCD/IS/P/R.", lower_bound=4)
 flags.DEFINE_integer("num_samples", 100, "Importance samples of the IWAE NLL.", lower_bound=1)
+flags.DEFINE_integer("num_images", 1000, "Test images of the IWAE NLL (0: all).", lower_bound=0)
 flags.DEFINE_integer("picture_count", 8, "Samples per row of the picture.", lower_bound=1)
 flags.DEFINE_integer("classifier_epochs", 8, "Epochs of the feature classifier (when it has to be trained).",
                      lower_bound=1)
@@ -136,7 +137,8 @@ def evaluate(workdir, log):
     from tfvae import evaluation
 
     fit_seconds, skipped = fit_samplers(workdir, FLAGS.samplers, log)
-    options = evaluation.EvalOptions(num_samples=FLAGS.num_samples, sample_count=FLAGS.sample_count,
+    options = evaluation.EvalOptions(num_samples=FLAGS.num_samples, num_images=FLAGS.num_images,
+                                     sample_count=FLAGS.sample_count,
                                      samplers=tuple(fit_seconds), seed=FLAGS.seed, batch_size=256,
                                      classifier_epochs=FLAGS.classifier_epochs)
     results = evaluation.evaluate_run(workdir, options, log=log)

@@ -32,10 +32,12 @@ flags.DEFINE_integer("grid", 15, "The picture is grid x grid images.", lower_bou
 flags.DEFINE_integer("label", None, "CVAE only: the class to draw (default: one class per row).", lower_bound=0)
 flags.DEFINE_string("output", "", "PNG path (default <workdir>/<mode>.png).")
 flags.DEFINE_integer("seed", 0, "Seed of the samples and of the choice of test images.")
-flags.DEFINE_enum("sampler", None, ["prior", "gmm", "two_stage"], "What draws the codes of --mode=random and of "
-                  "--mode=grid beyond a 2-D latent: prior (N(0, I)), gmm (a 10-component Gaussian mixture fitted "
-                  "to the training images' codes) or two_stage (a second small VAE fitted to them). Default: prior "
-                  "for a vae or cvae, gmm for an ae. A fitted one is saved in <workdir>/samplers/ on first use and "
+flags.DEFINE_enum("sampler", None, ["prior", "gmm", "two_stage", "learned"], "What draws the codes of "
+                  "--mode=random and of --mode=grid beyond a 2-D latent: prior (N(0, I)), gmm (a 10-component "
+                  "Gaussian mixture fitted to the training images' codes), two_stage (a second small VAE fitted to "
+                  "them) or learned (a vqvae's PixelCNN prior over its code grids). Default: prior for a vae or "
+                  "cvae, gmm for an ae, learned for a vqvae. A fitted one is saved in <workdir>/samplers/ on first use "
+                  "and "
                   "reused after.")
 flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 FLAGS = flags.FLAGS

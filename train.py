@@ -22,7 +22,9 @@ from tfvae.errors import TfvaeError  # noqa: E402
 DEFAULTS = config_lib.Config()  # the flags' defaults are the Config's
 
 flags.DEFINE_enum("model", "vae", config_lib.MODELS, "ae: plain autoencoder; vae: variational autoencoder; "
-                  "cvae: VAE conditioned on the class label.")
+                  "cvae: VAE conditioned on the class label; vqvae: VQ-VAE (an EMA codebook of --codebook_size "
+                  "vectors of size --latent) with a PixelCNN prior over its code grid, trained after it for "
+                  "--prior_epochs.")
 flags.DEFINE_enum("arch", "conv", config_lib.ARCHS, "conv: the Keras example's Conv2D/Conv2DTranspose "
                   "networks; mlp: the PyTorch example's dense 784-400-20 networks.")
 flags.DEFINE_integer("latent", 2, "Size of the latent code z.", lower_bound=1)
@@ -73,6 +75,11 @@ flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoul
                   "summed over pixels; mse: Gaussian decoder with the fixed variance 1/2, squared error summed over "
                   "pixels; gaussian: Gaussian decoder with one shared variance set to each batch's optimum (its "
                   "per-pixel MSE; Rybkin et al. 2021), for colour images.")
+flags.DEFINE_integer("codebook_size", DEFAULTS.codebook_size, "vqvae: codebook vectors K.", lower_bound=2)
+flags.DEFINE_float("commitment", DEFAULTS.commitment, "vqvae: weight of the commitment term (0.25, the paper's).",
+                   lower_bound=0)
+flags.DEFINE_integer("prior_epochs", DEFAULTS.prior_epochs, "vqvae: epochs of the PixelCNN prior over the training "
+                     "codes, trained after the last VQ-VAE epoch (resumed like the VQ-VAE).", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and sampling noise.")
 flags.DEFINE_integer("checkpoint_every_steps", 0, "Also checkpoint every this many steps inside an epoch, so "
                      "that a killed run loses at most that many steps (0: at the end of each epoch only).",
@@ -108,7 +115,8 @@ def config_from_flags():
         max_image_pixels=FLAGS.max_image_pixels, binarize=FLAGS.binarize,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
-        recon_weight=FLAGS.recon_weight,
+        recon_weight=FLAGS.recon_weight, codebook_size=FLAGS.codebook_size, commitment=FLAGS.commitment,
+        prior_epochs=FLAGS.prior_epochs,
         loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, strategy=FLAGS.strategy, precision=FLAGS.precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,

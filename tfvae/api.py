@@ -35,7 +35,7 @@ import os
 
 import numpy as np
 
-from tfvae import arguments, losses, metrics, rundir, sampler_store, sampling
+from tfvae import arguments, losses, metrics, models, rundir, sampler_store, sampling
 from tfvae import data as data_lib
 from tfvae import samplers as samplers_lib
 from tfvae.errors import ArgumentError, TfvaeError
@@ -77,6 +77,7 @@ class Run:
         self.inference = Inference(batch_size)
         self._dataset = self._test_data = self._test_codes = self._epochs_trained = self._train_codes = None
         self._samplers = {}
+        self._prior = None
 
     # -- what the run is -------------------------------------------------------------------------------
 
@@ -103,7 +104,27 @@ class Run:
     @property
     def variational(self):
         """Whether the encoder is a posterior q(z|x) with a variance (vae, cvae), not a plain autoencoder's."""
-        return self.config.model != "ae"
+        return self.config.model in ("vae", "cvae")
+
+    @property
+    def quantized(self):
+        """Whether the run is a vqvae: its codes are (h, w, D) grids of codebook vectors, sampled by its PixelCNN."""
+        return self.config.model == "vqvae"
+
+    @property
+    def code_shape(self):
+        """The shape of one code: (latent,), or a vqvae's (h, w, D) grid."""
+        if self.quantized:
+            return models.grid_shape(self.image_shape, self.config.filters, self.latent_dim)
+        return (self.latent_dim,)
+
+    def vector_latent(self, what, argument="mode"):
+        """Raises ArgumentError (naming ``argument``) when ``what`` needs a vector latent and the run is a vqvae."""
+        if self.quantized:
+            h, w, _ = self.code_shape
+            raise ArgumentError(argument, f"{argument}={what} needs a vector latent, but {self.workdir} holds a vqvae, "
+                                          f"whose codes are {h}x{w} grids of codebook indices; use random, grid, "
+                                          "reconstruct or interpolate")
 
     @property
     def num_classes(self):
@@ -182,7 +203,7 @@ class Run:
 
     def codes(self, z):
         """``z`` as float32 (n, latent); ArgumentError for another shape."""
-        return arguments.codes(z, self.latent_dim)
+        return arguments.codes(z, self.code_shape)
 
     # -- the models, numpy in and out ------------------------------------------------------------------
 
@@ -257,6 +278,17 @@ class Run:
         if name not in samplers_lib.SAMPLERS:
             raise ArgumentError("sampler", f"sampler={name!r} is not a sampler; choose one of "
                                            f"{', '.join(samplers_lib.SAMPLERS)}")
+        if (name == "learned") != self.quantized:
+            raise ArgumentError("sampler", f"sampler={name} given, but {self.workdir} holds a {self.config.model}: "
+                                           + ("its codes are grids of codebook indices, drawn by its PixelCNN "
+                                              "prior: use sampler=learned" if self.quantized else
+                                              "only a vqvae has a learned prior here"))
+        if name == "learned":
+            if "learned" not in self._samplers:
+                codebook = models.vqvae.quantizer(self.encoder).embeddings.numpy()
+                self._samplers["learned"] = samplers_lib.LearnedPrior(
+                    lambda n, seed: self.inference.sample_indices(self.prior, n, seed), codebook)
+            return self._samplers["learned"]
         if not samplers_lib.CLASSES[name].fitted:
             return samplers_lib.CLASSES[name](self.latent_dim)
         key = (name, tuple(sorted(settings.items())))
@@ -264,6 +296,23 @@ class Run:
             self._samplers[key] = sampler_store.load_or_fit(self.workdir, name, self.latent_dim, self.train_codes,
                                                             settings, self.log or print)
         return self._samplers[key]
+
+    @property
+    def prior(self):
+        """A vqvae's PixelCNN prior (prior.keras): int index grids (n, h, w) -> logits (n, h, w, K)."""
+        if self._prior is None:
+            self._prior = rundir.load_prior(self.workdir)
+        return self._prior
+
+    def code_indices(self, images):
+        """A vqvae's codebook indices of ``images``: int32 (n, h, w)."""
+        if not self.quantized:
+            raise TfvaeError(f"{self.workdir} holds a {self.config.model}: only a vqvae's codes are codebook indices")
+        return self.inference.indices(self.encoder, self.images(images))
+
+    def prior_nll(self, images):
+        """-log p(k) in nats (float64 (n,)) of ``images``' index grids k under a vqvae's PixelCNN prior."""
+        return self.inference.indices_nll(self.prior, self.code_indices(images))
 
     def reconstruct(self, images, labels=None):
         """The decoded posterior means of ``images``."""
@@ -390,6 +439,7 @@ class Run:
 
     def test_codes(self, limit=None):
         """(z_mean, z_log_var or None, labels or None) of the first ``limit`` test images (all by default)."""
+        self.vector_latent("scatter")
         if self._test_codes is None:
             x, y = self.test_data()
             self._test_codes = self.encode(x, y if self.conditional else None) + (y,)
@@ -427,6 +477,7 @@ class Run:
           (picture (rows * H, margin + n * W, C) float32 with each row labelled in a left margin,
           list of (dimension, usage) per row, what the usage is ("KL" or "var"), the test image's index).
         """
+        self.vector_latent("traverse")
         values, what = usage or self.latent_usage()
         x, y = self.test_data()
         if index is None:

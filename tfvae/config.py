@@ -23,7 +23,7 @@ LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_HIDDEN = {"conv": 16, "mlp": 400}
 
 # Fields that fix the network's shape: a run directory holding other values can't be resumed.
-ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_shape", "num_classes")
+ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_shape", "num_classes", "codebook_size")
 
 
 @dataclasses.dataclass
@@ -64,6 +64,11 @@ class Config:
     beta: float = 1.0
     recon_weight: float = 1.0  # weight of the reconstruction term; 0 trains the KL term alone
     loss: str = "bce"
+    # vqvae only (tfvae.models.vqvae): K codebook vectors of size --latent, the commitment term's weight, and the
+    # epochs of its PixelCNN prior, trained after the VQ-VAE's last epoch (tfvae.training.prior).
+    codebook_size: int = 128
+    commitment: float = 0.25
+    prior_epochs: int = 10
     seed: int = 0
     checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
     keep_checkpoints: int = 2  # end-of-epoch checkpoints kept (the newest one, mid-epoch or not, is kept too)
@@ -132,6 +137,13 @@ class Config:
         if self.recon_weight == 0 and (self.beta == 0 or self.model == "ae"):
             raise TfvaeError("--recon_weight=0 leaves nothing to train without a KL term; use --model=vae with "
                              "--beta > 0")
+        if self.model == "vqvae":
+            if self.arch != "conv":
+                raise TfvaeError(f"--model=vqvae needs --arch=conv (its codes are a grid), got --arch={self.arch}")
+            if self.codebook_size < 2:
+                raise TfvaeError(f"--codebook_size must be at least 2 (got {self.codebook_size})")
+            if self.commitment < 0 or self.prior_epochs < 0:
+                raise TfvaeError("--commitment and --prior_epochs must be non-negative")
         if self.checkpoint_every_steps < 0:
             raise TfvaeError(f"--checkpoint_every_steps must be 0 (epoch ends only) or positive (got "
                              f"{self.checkpoint_every_steps})")

@@ -53,13 +53,14 @@ import tensorflow as tf
 
 from tfvae import metrics, sampling
 
-SAMPLERS = ("prior", "gmm", "two_stage")
+SAMPLERS = ("prior", "gmm", "two_stage", "learned")
 GMM_COMPONENTS = 10
 
 
 def default_sampler(model):
-    """The sampler a model is sampled with when none is named: "prior" for a vae or cvae, "gmm" for an ae."""
-    return "gmm" if model == "ae" else "prior"
+    """The sampler a model is sampled with when none is named: "prior" for a vae or cvae, "gmm" for an ae,
+    "learned" (its PixelCNN) for a vqvae."""
+    return {"ae": "gmm", "vqvae": "learned"}.get(model, "prior")
 
 
 class Prior:
@@ -271,7 +272,23 @@ class TwoStageSampler:
         return (self.shift + self.scale * c).astype("float32")
 
 
-CLASSES = {"prior": Prior, "gmm": GaussianMixtureSampler, "two_stage": TwoStageSampler}
+class LearnedPrior:
+    """A model's own learned prior. For a vqvae: index grids drawn from its PixelCNN (``draw_indices(n, seed)``
+    -> int (n, h, w)), turned into code grids (n, h, w, D) through its codebook (K, D)."""
+
+    name = "learned"
+    fitted = False
+    required = ()
+
+    def __init__(self, draw_indices, codebook):
+        self.draw_indices, self.codebook = draw_indices, np.asarray(codebook, "float32")
+
+    def sample(self, n, seed=0):
+        """``n`` code grids, float32 (n, h, w, D), reproducible from ``seed``."""
+        return self.codebook[np.asarray(self.draw_indices(n, seed))]
+
+
+CLASSES = {"prior": Prior, "gmm": GaussianMixtureSampler, "two_stage": TwoStageSampler, "learned": LearnedPrior}
 
 
 def fit_sampler(name, codes, seed=0, **settings):

@@ -11,6 +11,7 @@ from tfvae import files, integrity
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import layers as _layers  # noqa: F401  (registers the custom layers the files hold)
+from tfvae.models.vqvae import grid_shape
 
 MODEL_NAMES = ("encoder", "decoder")
 
@@ -67,16 +68,22 @@ def model_misfit(model, name, config):
     image_shape, latent = tuple(config.image_shape), config.latent
     first_input = tuple(model.inputs[0].shape[1:])
     outputs = [tuple(t.shape[1:]) for t in keras.tree.flatten(model.outputs)]
+    code = (latent,)
+    if config.model == "vqvae":  # codes are (h, w, D) grids; the encoder also gives the (h, w) indices
+        code = grid_shape(image_shape, config.filters, latent)
+        if name == "encoder":
+            outputs = [shape for shape in outputs if shape != code[:2]]
+    says = f"latent={latent}" if code == (latent,) else f"codes of shape {code}"
     if name == "decoder":
-        if first_input != (latent,):
-            return f"it takes codes of shape {first_input}, config.json says latent={latent}"
+        if first_input != code:
+            return f"it takes codes of shape {first_input}, config.json says {says}"
         if outputs[0] != image_shape:
             return f"it draws images of shape {outputs[0]}, config.json says {image_shape}"
     else:
         if first_input != image_shape:
             return f"it takes images of shape {first_input}, config.json says {image_shape}"
-        if any(shape != (latent,) for shape in outputs):
-            return f"it gives codes of shape {outputs[0]}, config.json says latent={latent}"
+        if any(shape != code for shape in outputs):
+            return f"it gives codes of shape {outputs[0]}, config.json says {says}"
     wanted = 2 if config.model == "cvae" else 1
     if len(model.inputs) != wanted:
         return f"it takes {len(model.inputs)} input(s), a {config.model}'s {name} takes {wanted}"

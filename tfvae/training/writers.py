@@ -40,12 +40,13 @@ class ImageWriter:
         recon = tf.sigmoid(model(self.batch)["logits"]).numpy()
         originals = np.asarray(self.batch["image"])
         cols = len(originals)
-        # A direct call: predict() would cost a quarter of a second per epoch for these 64 images.
-        samples = tf.sigmoid(model.decoder(self.z if self.labels is None else [self.z, self.labels])).numpy()
-        side = int(np.sqrt(len(self.z)))
         with self.writer.as_default(step=epoch):
             tf.summary.image("reconstructions", sampling.tile(np.concatenate([originals, recon]), 2, cols)[None])
-            tf.summary.image("samples", sampling.tile(samples, side, side)[None])
+            if self.z is not None:  # None: a model without a prior to draw from while it trains (vqvae)
+                # A direct call: predict() would cost a quarter of a second per epoch for these 64 images.
+                samples = tf.sigmoid(model.decoder(self.z if self.labels is None else [self.z, self.labels])).numpy()
+                side = int(np.sqrt(len(self.z)))
+                tf.summary.image("samples", sampling.tile(samples, side, side)[None])
         self.writer.flush()
 
     def close(self):

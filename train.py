@@ -135,8 +135,10 @@ def main(argv):
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"final test loss {result['loss']:.2f} (reconstruction {result['reconstruction']:.2f}, "
-          f"KL {result['kl']:.2f}) after {result['epochs']} epoch(s)")
+    terms = (f"commitment {result['commitment']:.2f}, codebook perplexity {result['perplexity']:.1f}"
+             if config.model == "vqvae" else f"KL {result['kl']:.2f}")
+    print(f"final test loss {result['loss']:.2f} (reconstruction {result['reconstruction']:.2f}, {terms}) after "
+          f"{result['epochs']} epoch(s)")
     print(f"wrote {config.workdir}: encoder.keras, decoder.keras, history.csv, config.json, checkpoints/, logs/")
     print(f"next: python sample.py --workdir={config.workdir} --grid 15; tensorboard --logdir "
           f"{os.path.dirname(os.path.abspath(config.workdir))}")

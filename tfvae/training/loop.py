@@ -234,7 +234,7 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
         export_models(model, writedir)
     if config.model == "vqvae" and chief:  # its PixelCNN prior, trained (or resumed) after the last epoch
-        train_prior(config, model, dataset, writedir, log=log, verbose=0 if verbose == 0 else 2)
+        train_prior(config, model, dataset, writedir, log=log)
     if segments and chief and on_finished is not None:  # the chief, after the last epoch
         on_finished(config, dataset)
     _, test_ds = pipelines(config, dataset)

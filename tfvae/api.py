@@ -235,7 +235,8 @@ class Run:
           label: a cvae's class (default: the classes in turn, 0, 1, ..., K - 1, 0, ...).
           seed: seed of the draws.
           sampler: "prior" (z ~ N(0, I)), "gmm" or "two_stage" (densities fitted to the training codes; see
-            ``sampler``); default ``default_sampler``: the prior for a vae or cvae, gmm for an ae.
+            ``sampler``), or a vqvae's "learned" (its PixelCNN prior over code grids); default ``default_sampler``:
+            the prior for a vae or cvae, gmm for an ae, learned for a vqvae.
         """
         self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
         z = self.sampler(sampler).sample(n, seed)
@@ -245,7 +246,8 @@ class Run:
 
     @property
     def default_sampler(self):
-        """The sampler used when none is named: "prior" for a vae or cvae, "gmm" for a plain autoencoder."""
+        """The sampler used when none is named: "prior" for a vae or cvae, "gmm" for a plain autoencoder, "learned"
+        (its PixelCNN) for a vqvae."""
         return samplers_lib.default_sampler(self.config.model)
 
     def train_codes(self):

@@ -285,11 +285,9 @@ class Run:
                                            + ("its codes are grids of codebook indices, drawn by its PixelCNN "
                                               "prior: use sampler=learned" if self.quantized else
                                               "only a vqvae has a learned prior here"))
-        if name == "learned":
+        if name == "learned":  # the model's own prior (a vqvae's PixelCNN): its class's hook
             if "learned" not in self._samplers:
-                codebook = models.vqvae.quantizer(self.encoder).embeddings.numpy()
-                self._samplers["learned"] = samplers_lib.LearnedPrior(
-                    lambda n, seed: self.inference.sample_indices(self.prior, n, seed), codebook)
+                self._samplers["learned"] = models.VQVAE.learned_prior(self)
             return self._samplers["learned"]
         if not samplers_lib.CLASSES[name].fitted:
             return samplers_lib.CLASSES[name](self.latent_dim)

@@ -272,23 +272,7 @@ class TwoStageSampler:
         return (self.shift + self.scale * c).astype("float32")
 
 
-class LearnedPrior:
-    """A model's own learned prior. For a vqvae: index grids drawn from its PixelCNN (``draw_indices(n, seed)``
-    -> int (n, h, w)), turned into code grids (n, h, w, D) through its codebook (K, D)."""
-
-    name = "learned"
-    fitted = False
-    required = ()
-
-    def __init__(self, draw_indices, codebook):
-        self.draw_indices, self.codebook = draw_indices, np.asarray(codebook, "float32")
-
-    def sample(self, n, seed=0):
-        """``n`` code grids, float32 (n, h, w, D), reproducible from ``seed``."""
-        return self.codebook[np.asarray(self.draw_indices(n, seed))]
-
-
-CLASSES = {"prior": Prior, "gmm": GaussianMixtureSampler, "two_stage": TwoStageSampler, "learned": LearnedPrior}
+CLASSES = {"prior": Prior, "gmm": GaussianMixtureSampler, "two_stage": TwoStageSampler}
 
 
 def fit_sampler(name, codes, seed=0, **settings):

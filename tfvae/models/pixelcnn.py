@@ -100,6 +100,20 @@ def build_pixelcnn(grid, num_codes, *, filters=FILTERS, blocks=BLOCKS, seed=0, n
     return keras.Model(codes, logits, name=name)
 
 
+class CodeGridPrior:
+    """A VQ-VAE's learned prior as a sampler of codes: index grids drawn from its PixelCNN (``draw_indices(n, seed)``
+    -> int (n, h, w)), turned into code grids (n, h, w, D) through its codebook (K, D)."""
+
+    name = "learned"
+
+    def __init__(self, draw_indices, codebook):
+        self.draw_indices, self.codebook = draw_indices, np.asarray(codebook, "float32")
+
+    def sample(self, n, seed=0):
+        """``n`` code grids, float32 (n, h, w, D), reproducible from ``seed``."""
+        return self.codebook[np.asarray(self.draw_indices(n, seed))]
+
+
 def autoregressive_sampler(model):
     """A compiled ``draw(n, seed)`` -> int32 (n, h, w): ancestral samples of the PixelCNN ``model``.
 

@@ -49,7 +49,7 @@ import math
 import keras
 from keras import layers, ops
 
-from tfvae.models import networks
+from tfvae.models import networks, pixelcnn
 from tfvae.models.autoencoders import Autoencoder
 from tfvae.models.layers import Conv2DTranspose, DecoderVariance
 
@@ -198,6 +198,7 @@ class VQVAE(Autoencoder):
     """VQ-VAE: loss = reconstruction + commitment * sum_grid ||z_e - sg(z_q)||^2 (see the module docstring)."""
 
     quantized = True
+    has_learned_prior = True  # its PixelCNN (the "learned" sampler), trained after it: see ``learned_prior``
 
     def __init__(self, encoder, decoder, *, reconstruction="bce", commitment=COMMITMENT, **kwargs):
         super().__init__(encoder, decoder, reconstruction=reconstruction, beta=0.0, **kwargs)
@@ -223,6 +224,13 @@ class VQVAE(Autoencoder):
                      kl=ops.convert_to_tensor(cells * math.log(self.codebook_size), "float32"),
                      perplexity=perplexity(out["indices"], self.codebook_size))
         return terms
+
+    @classmethod
+    def learned_prior(cls, run):
+        """The run's learned prior (the ``learned`` sampler): grids drawn from its PixelCNN (prior.keras) through
+        the Run's one inference path, decoded into code grids by its codebook (encoder.keras)."""
+        codebook = quantizer(run.encoder).embeddings.numpy()
+        return pixelcnn.CodeGridPrior(lambda n, seed: run.inference.sample_indices(run.prior, n, seed), codebook)
 
     def _update_trackers(self, terms):
         self.commitment_tracker.update_state(terms["commitment"])

@@ -22,9 +22,9 @@ from tfvae.errors import TfvaeError  # noqa: E402
 DEFAULTS = config_lib.Config()  # the flags' defaults are the Config's
 
 flags.DEFINE_enum("model", "vae", config_lib.MODELS, "ae: plain autoencoder; vae: variational autoencoder; "
-                  "cvae: VAE conditioned on the class label; vqvae: VQ-VAE (an EMA codebook of --codebook_size "
-                  "vectors of size --latent) with a PixelCNN prior over its code grid, trained after it for "
-                  "--prior_epochs.")
+                  "cvae: VAE conditioned on the class label; vamp: VAE with a VampPrior (a mixture of the posteriors "
+                  "of --pseudo_inputs learned images); vqvae: VQ-VAE (an EMA codebook of --codebook_size vectors of "
+                  "size --latent) with a PixelCNN prior over its code grid, trained after it for --prior_epochs.")
 flags.DEFINE_enum("arch", "conv", config_lib.ARCHS, "conv: the Keras example's Conv2D/Conv2DTranspose "
                   "networks; mlp: the PyTorch example's dense 784-400-20 networks.")
 flags.DEFINE_integer("latent", 2, "Size of the latent code z.", lower_bound=1)
@@ -32,6 +32,9 @@ flags.DEFINE_list("filters", ["32", "64"], "Conv2D filters of each stride-2 enco
                   "them); image sides must be divisible by 2**len(filters).")
 flags.DEFINE_integer("hidden", 0, "Units of the dense layer before z (0: 16 for conv, 400 for mlp).",
                      lower_bound=0)
+flags.DEFINE_integer("pseudo_inputs", DEFAULTS.pseudo_inputs, "--model=vamp: the VampPrior's number of learned "
+                     "pseudo-inputs K (Tomczak & Welling used 500 on MNIST; each step encodes them beside the batch).",
+                     lower_bound=1)
 flags.DEFINE_enum("dataset", "mnist", config_lib.DATASETS, "mnist, fashion_mnist, or folder (images under "
                   "--data_dir).")
 flags.DEFINE_string("data_dir", "", "Folder with the data: IDX or .npz files for mnist/fashion_mnist, any tree "
@@ -74,7 +77,9 @@ flags.DEFINE_float("recon_weight", 1.0, "Weight of the reconstruction term (1 is
 flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoulli decoder, cross-entropy "
                   "summed over pixels; mse: Gaussian decoder with the fixed variance 1/2, squared error summed over "
                   "pixels; gaussian: Gaussian decoder with one shared variance set to each batch's optimum (its "
-                  "per-pixel MSE; Rybkin et al. 2021), for colour images.")
+                  "per-pixel MSE; Rybkin et al. 2021), for colour images; gaussian_pixel: the decoder also emits "
+                  "a learned variance per pixel and channel; logistic_mixture: PixelCNN++'s discretized logistic "
+                  "mixture of the 8-bit values (docs/likelihoods.md).")
 flags.DEFINE_integer("codebook_size", DEFAULTS.codebook_size, "vqvae: codebook vectors K.", lower_bound=2)
 flags.DEFINE_float("commitment", DEFAULTS.commitment, "vqvae: weight of the commitment term (0.25, the paper's).",
                    lower_bound=0)
@@ -110,6 +115,7 @@ FLAGS = flags.FLAGS
 def config_from_flags():
     return config_lib.Config(
         model=FLAGS.model, arch=FLAGS.arch, latent=FLAGS.latent, filters=FLAGS.filters, hidden=FLAGS.hidden,
+        pseudo_inputs=FLAGS.pseudo_inputs,
         dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, download=FLAGS.download, image_size=FLAGS.image_size,
         channels=int(FLAGS.channels), max_examples=FLAGS.max_examples, cache_dir=FLAGS.cache_dir,
         max_image_pixels=FLAGS.max_image_pixels, binarize=FLAGS.binarize,

@@ -32,6 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
+from benchmarks.figures import grid_rows, labelled  # noqa: E402
+
 flags.DEFINE_string("data_dir", None, "Folder of images (one subfolder per class).")
 flags.DEFINE_string("output", None, "Where the runs and the report go.")
 flags.DEFINE_list("losses", ["bce", "mse", "gaussian"], "Reconstruction losses to train, one run each.")
@@ -78,8 +80,10 @@ class QualityProbe:
         return Callback()
 
     def measure(self, model):
+        from tfvae import likelihoods
+
         z, _ = self.inference.encode(model.encoder, self.x_test)
-        recon = self.inference.decode(model.decoder, z)
+        recon = self.inference.decode(model.decoder, z, likelihood=likelihoods.for_loss(model.reconstruction))
         mse = float(((self.x_test - recon) ** 2).mean())
         return {"test_mse": mse, "mse_ratio": mse / self.baseline}
 
@@ -190,28 +194,6 @@ def summarise(names, output):
     return rows
 
 
-def _rows(path, first, count, side, cols=8):
-    """Rows ``first``..``first + count`` (of ``side``-pixel images, the first ``cols`` of each) of a picture grid."""
-    from PIL import Image
-
-    picture = Image.open(path).convert("RGB")
-    return picture.crop((0, first * side, cols * side, (first + count) * side))
-
-
-def _labelled(strips, label_width=84):
-    """Stacks (label, picture) strips with the label written in a margin on the left."""
-    from PIL import Image, ImageDraw
-
-    width = label_width + max(strip.width for _, strip in strips)
-    sheet = Image.new("RGB", (width, sum(strip.height for _, strip in strips)), "white")
-    draw, top = ImageDraw.Draw(sheet), 0
-    for label, strip in strips:
-        sheet.paste(strip, (label_width, top))
-        draw.text((4, top + strip.height // 2 - 6), label, fill="black")
-        top += strip.height
-    return sheet
-
-
 def make_figures(output, names, side):
     """Comparison pictures of the runs ``names`` in ``<output>/figures`` (8 images a row, 256-colour PNGs).
 
@@ -221,19 +203,19 @@ def make_figures(output, names, side):
     folder = os.path.join(output, "figures")
     os.makedirs(folder, exist_ok=True)
     first = os.path.join(output, names[0])
-    recon = [("test images", _rows(os.path.join(first, "reconstruct.png"), 0, 1, side))]
-    recon += [(name, _rows(os.path.join(output, name, "reconstruct.png"), 1, 1, side)) for name in names]
-    prior = [(name, _rows(os.path.join(output, name, "random.png"), 0, 2, side)) for name in names]
-    gmm = [(name, _rows(os.path.join(output, name, "eval_samples_gmm.png"), 0, 2, side)) for name in names]
+    recon = [("test images", grid_rows(os.path.join(first, "reconstruct.png"), 0, 1, side))]
+    recon += [(name, grid_rows(os.path.join(output, name, "reconstruct.png"), 1, 1, side)) for name in names]
+    prior = [(name, grid_rows(os.path.join(output, name, "random.png"), 0, 2, side)) for name in names]
+    gmm = [(name, grid_rows(os.path.join(output, name, "eval_samples_gmm.png"), 0, 2, side)) for name in names]
     pictures = {"reconstructions": recon, "prior_samples": prior, "gmm_samples": gmm}
     written = []
     for what, strips in pictures.items():
         path = os.path.join(folder, f"{what}.png")
-        _labelled(strips).quantize(256).save(path, optimize=True)
+        labelled(strips).quantize(256).save(path, optimize=True)
         written.append(path)
     for name in names:
         path = os.path.join(folder, f"interpolations_{name}.png")
-        _rows(os.path.join(output, name, "interpolate.png"), 0, 4, side).quantize(256).save(path, optimize=True)
+        grid_rows(os.path.join(output, name, "interpolate.png"), 0, 4, side).quantize(256).save(path, optimize=True)
         written.append(path)
     return written
 

@@ -67,13 +67,29 @@ def offline_env(tmp_path_factory):
 
 
 def run_script(args, env, cwd=None, check=True):
-    """Runs ``python <script> <args>`` from the repo; returns the CompletedProcess (text output)."""
+    """Runs ``python <script> <args>`` from the repo, inside this process (tests/script_runner.py: the same flags,
+    output and exit status without TensorFlow's start-up); returns the CompletedProcess (text output)."""
     return run_scripts([args], env, cwd=cwd, check=check)[0]
 
 
 def run_scripts(commands, env, cwd=None, check=True):
-    """Runs several ``python <script> <args>`` at once (each is mostly TensorFlow's start-up, which a second core
-    overlaps); returns their CompletedProcesses in order. ``cwd``: one folder for all, or a list, one per command."""
+    """``run_script`` for each command in turn. ``cwd``: one folder for all, or a list, one per command."""
+    from tests import script_runner
+
+    cwds = cwd if isinstance(cwd, list) else [cwd] * len(commands)
+    done = []
+    for args, where in zip(commands, cwds):
+        where = str(where or REPO)
+        proc = script_runner.run_script([os.path.join(where, args[0]), *args[1:]], env, where)
+        done.append(proc)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return done
+
+
+def run_processes(commands, env, cwd=None, check=True):
+    """Runs several ``python <script> <args>`` as new processes, at once (each is mostly TensorFlow's start-up,
+    which a second core overlaps), for what only a fresh interpreter shows; returns their CompletedProcesses."""
     cwds = cwd if isinstance(cwd, list) else [cwd] * len(commands)
     procs = [subprocess.Popen([sys.executable, *args], cwd=where or REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for args, where in zip(commands, cwds)]
@@ -113,9 +129,16 @@ def monte_carlo_elbo_terms(z_mean, z_log_var, decoder, images, likelihood="berno
     x = np.asarray(images, "float64").reshape(n, 1, -1)
     if likelihood == "bernoulli":  # sum over pixels of x log s(l) + (1 - x) log(1 - s(l))
         log_px = -np.sum(np.logaddexp(0.0, logits) - x * logits, axis=-1)
-    elif likelihood == "gaussian":  # N(x; sigmoid(l), variance) per pixel
-        squared = np.sum((x - 1 / (1 + np.exp(-logits))) ** 2, axis=-1)
-        log_px = -squared / (2 * variance) - 0.5 * x.shape[-1] * np.log(2 * np.pi * variance)
+    elif likelihood == "gaussian":  # N(sigmoid(l), variance)'s mass over each pixel's 8-bit bin, tails at the ends
+        from scipy import stats
+
+        sd, half = np.sqrt(variance), 0.5 / 255
+        lower, upper = (x - half - 1 / (1 + np.exp(-logits))) / sd, (x + half - 1 / (1 + np.exp(-logits))) / sd
+        # both ends above the mean: the survival function, whose values there are not rounded to 1
+        mass = np.where(lower > 0, stats.norm.sf(np.where(x < half, -np.inf, lower)) - stats.norm.sf(
+            np.where(x > 1 - half, np.inf, upper)), stats.norm.cdf(np.where(x > 1 - half, np.inf, upper))
+            - stats.norm.cdf(np.where(x < half, -np.inf, lower)))
+        log_px = np.sum(np.log(mass), axis=-1)
     else:
         raise ValueError(likelihood)
     kl = 0.5 * np.sum(mean ** 2 + np.exp(log_var) - 1.0 - log_var, axis=1)

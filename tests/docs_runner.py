@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import runpy
 import shlex
 import shutil
 import sys
@@ -24,14 +23,9 @@ os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-# sample.py marks scikit-learn and pyplot absent unless they are already imported (to start faster); evaluate.py,
-# run later in this process, needs them.
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot  # noqa: E402, F401
-import sklearn  # noqa: E402, F401
 from absl import flags  # noqa: E402
+
+from tests import script_runner  # noqa: E402  (also imports pyplot and scikit-learn, which sample.py expects)
 
 FLAGS = flags.FLAGS
 SCRIPTS = ("train.py", "sample.py", "evaluate.py")
@@ -86,32 +80,13 @@ def statements(block):
                 command.append(token)
 
 
-class Scripts:
-    """Loads one script at a time into this process, with its own absl flags."""
-
-    def __init__(self):
-        self.flags, self.modules = set(), set()
-
-    def load(self, path):
-        for name in self.flags:
-            if name in FLAGS:
-                delattr(FLAGS, name)
-        for name in self.modules:
-            sys.modules.pop(name, None)
-        flags_before, modules_before = set(FLAGS), set(sys.modules)
-        namespace = runpy.run_path(path, run_name="docs_" + os.path.splitext(os.path.basename(path))[0])
-        if "define_flags" in namespace:  # benchmarks/keras_example.py defines its flags only when run
-            namespace["define_flags"]()
-        self.flags = set(FLAGS) - flags_before
-        self.modules = {m for m in set(sys.modules) - modules_before
-                        if m in ("train", "sample", "evaluate") or m.split(".")[0] == "benchmarks"}
-        return namespace
+class Scripts(script_runner.Scripts):
+    """Loads one script at a time into this process, with its own absl flags (tests/script_runner.py)."""
 
     def parse(self, argv):
         """Parses argv with the loaded script's flags; an unknown flag or a bad value raises Failed."""
-        FLAGS.unparse_flags()
         try:
-            return FLAGS(argv)
+            return super().parse(argv)
         except flags.Error as e:
             raise Failed(f"its flags do not parse: {e}") from None
 

@@ -20,17 +20,17 @@ def test_there_are_configs_for_the_documents_setups():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_config_documents_and_builds(path):
-    import train  # the script's flag definitions
+    from tests import script_runner
 
+    train = script_runner.load(os.path.join(REPO, "train.py"))  # the script's flag definitions
     text = open(path).read()
     assert "# Run:" in text and f"--flagfile=configs/{os.path.basename(path)}" in text
     expect = [ln for ln in text.splitlines() if ln.startswith("# Expect:")]
     assert expect and "EXPECT_" not in expect[0]
     argv = ["train.py", f"--flagfile={path}"]
-    train.FLAGS.unparse_flags()
-    train.FLAGS(argv)
-    config = train.config_from_flags()
-    train.FLAGS.unparse_flags()
+    script_runner.FLAGS(argv)
+    config = train["config_from_flags"]()
+    script_runner.FLAGS.unparse_flags()
     if config.dataset == "folder":
         config.data_dir = REPO  # validate() checks that it exists; the images don't matter here
     config.validate()

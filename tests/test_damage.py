@@ -418,11 +418,11 @@ def test_the_scripts_print_one_line_and_exit_non_zero(finished_run, mnist_dir, o
 
 
 def test_the_flags_reach_the_config_and_train():
-    import train  # the script's flag definitions
+    from tests import script_runner
 
-    train.FLAGS.unparse_flags()
-    train.FLAGS(["train.py", "--keep_checkpoints=3", "--restart"])
+    train = script_runner.load(os.path.join(REPO, "train.py"))  # the script's flag definitions
     try:
-        assert train.config_from_flags().keep_checkpoints == 3 and train.FLAGS.restart
+        script_runner.FLAGS(["train.py", "--keep_checkpoints=3", "--restart"])
+        assert train["config_from_flags"]().keep_checkpoints == 3 and script_runner.FLAGS.restart
     finally:
-        train.FLAGS.unparse_flags()
+        script_runner.FLAGS.unparse_flags()

@@ -116,12 +116,12 @@ def test_a_resumed_denoising_run_trains_as_an_uninterrupted_one(mnist_dir, tmp_p
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind,arch", [("ae", "mlp"), ("vae", "conv"), ("cvae", "conv")])
+@pytest.mark.parametrize("kind,arch", [("ae", "mlp"), ("vae", "conv"), ("cvae", "conv"), ("vamp", "mlp")])
 def test_the_encoder_sees_the_noisy_input_and_the_loss_scores_the_clean_image(kind, arch):
     rng = np.random.default_rng(0)
     clean = rng.uniform(size=(4, 8, 8, 1)).astype("float32")
     noisy = data_lib.corrupt_array(clean, data_lib.parse_noise("gaussian:0.5"), seed=1)
-    model = build_model(kind, (8, 8, 1), 3, arch=arch, filters=(4,), hidden=8, num_classes=2, seed=0)
+    model = build_model(kind, (8, 8, 1), 3, arch=arch, filters=(4,), hidden=8, num_classes=2, seed=0, pseudo_inputs=3)
     batch = {"image": clean, "input": noisy}
     if kind == "cvae":
         batch["label"] = np.eye(2, dtype="float32")[[0, 1, 0, 1]]

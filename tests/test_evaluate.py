@@ -19,6 +19,7 @@ from tests.conftest import (
     event_tags,
     monte_carlo_elbo_terms,
     run_script,
+    run_scripts,
     synthetic_dataset,
 )
 from tfvae import evaluation, training
@@ -275,8 +276,9 @@ def test_evaluate_a_folder_run_with_a_gaussian_decoder(folder_run, image_folder)
     stored = metrics.decoder_variance(decoder, "gaussian")
     assert m["decoder_variance"] == pytest.approx(stored) and 1e-4 < stored < 0.25
     assert any("loss=gaussian" in note and f"{stored:.4g}" in note for note in results["notes"])
+    # -ELBO and NLL are -log P of the 8-bit images: the Gaussian's mass over each pixel's bin (conftest's scipy).
     assert_elbo_is_the_runs(workdir, m, elbo_samples=2, likelihood="gaussian", variance=stored)
-    assert m["bits_per_dim"] == pytest.approx((m["iwae_nll"] + num_pixels * np.log(255.0)) / (num_pixels * np.log(2)))
+    assert m["bits_per_dim"] == pytest.approx(m["iwae_nll"] / (num_pixels * np.log(2))) and m["iwae_nll"] > 0
     assert m["elbo_gap"] > -1.0 and m["iwae_num_samples"] == 8
     assert 0.0 < m["mse"] < 0.25 and m["psnr"] == pytest.approx(np.mean(10 * np.log10(1 / m["mse"])), abs=3.0)
     # Sample quality in the features of a classifier trained on the folder's three classes.
@@ -339,3 +341,45 @@ def test_evaluate_a_folder_run_with_a_gaussian_decoder(folder_run, image_folder)
     assert cells["GMM S/C"] == f"{samplers['gmm']['sharpness_ratio']:.2f}/{samplers['gmm']['colourfulness_ratio']:.2f}"
     row = json.loads((bench / "report.json").read_text())[0]
     assert row["recon_colourfulness_ratio"] == m["recon_colourfulness_ratio"]
+
+
+@pytest.fixture(scope="module")
+def likelihood_runs(folder_run):
+    """A gaussian_pixel and a logistic_mixture VAE on folder_run's colour discs: one epoch, then resumed for a
+    second."""
+    root, env = folder_run
+    for loss in ("gaussian_pixel", "logistic_mixture"):
+        fields = dict(model="vae", dataset="folder", data_dir=str(root / "images"), image_size=16, channels=3,
+                      filters=(8, 16), hidden=16, latent=4, loss=loss, batch_size=8, workdir=str(root / loss))
+        training.train(Config(epochs=1, **fields), verbose=0, log=lambda message: None)
+        messages = []
+        training.train(Config(epochs=2, **fields), verbose=0, log=messages.append)
+        assert any("resuming" in m and "after epoch 1" in m for m in messages), messages
+    return root, env
+
+
+def test_the_new_decoders_train_resume_export_and_report_8bit_likelihoods(likelihood_runs):
+    import keras
+
+    root, env = likelihood_runs
+    losses_ = ("gaussian_pixel", "logistic_mixture")
+    procs = run_scripts([[EVALUATE, f"--workdir={root / loss}", "--num_samples=4", "--num_images=16",
+                          "--sample_count=16", "--elbo_samples=1", "--classifier_epochs=4", "--sampler=prior"]
+                         for loss in losses_], env)
+    num_pixels = 16 * 16 * 3
+    for loss, proc in zip(losses_, procs):
+        workdir = root / loss
+        decoder = keras.saving.load_model(workdir / "decoder.keras", safe_mode=True)
+        assert decoder.output.shape[1:] == (16, 16, 6 if loss == "gaussian_pixel" else 50)
+        m = json.loads((workdir / "eval.json").read_text())["metrics"]
+        # -log P of 8-bit images: a probability, so never below 0 nats, and bits/dim = nats / (D ln 2) <= 8 here.
+        assert 0 < m["iwae_nll"] <= m["neg_elbo"] + 50 and "decoder_variance" not in m
+        assert m["bits_per_dim"] == pytest.approx(m["iwae_nll"] / (num_pixels * np.log(2))) and m["bits_per_dim"] < 8
+        assert f"{m['bits_per_dim']:.4f}" in proc.stdout and f"{m['iwae_nll']:.2f}" in proc.stdout
+        assert f"| {loss} | vae | prior |" in proc.stdout and "| IWAE NLL |" in proc.stdout
+        # Pictures are the distribution's mean, in [0, 1] with the images' three channels.
+        run = tfvae.load(str(workdir))
+        x, _ = run.test_data()
+        recon = run.reconstruct(x[:4])
+        assert recon.shape == x[:4].shape and 0 <= recon.min() and recon.max() <= 1
+        assert 0 < m["mse"] < 0.25

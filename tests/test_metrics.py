@@ -98,11 +98,15 @@ def test_a_bfloat16_decoder_copy_gives_the_float32_likelihood_to_a_fraction_of_a
     assert abs(np.mean(fast["nll"]) - np.mean(exact["nll"])) < 0.01
 
 
-def test_gaussian_likelihood_is_the_squared_error_up_to_its_constant():
+def test_the_gaussian_likelihood_is_the_mass_of_each_8bit_bin_under_variance_one_half():
     rng = np.random.default_rng(0)
-    x = rng.uniform(size=(3, 4, 4, 1)).astype("float32")
+    x = (rng.integers(0, 256, size=(3, 4, 4, 1)) / 255.0).astype("float32")
+    x[0, 0, 0], x[0, 0, 1] = 0.0, 1.0  # the end bins take the tails
     logits = rng.normal(size=(3, 4, 4, 1)).astype("float32")
-    expected = -np.asarray(losses.squared_error(x, logits)) - 0.5 * 16 * math.log(math.pi)
+    mean, sd, half = special.expit(logits.astype("float64")), math.sqrt(0.5), 0.5 / 255
+    upper = np.where(x > 1 - half, 1.0, stats.norm.cdf(x + half, mean, sd))
+    lower = np.where(x < half, 0.0, stats.norm.cdf(x - half, mean, sd))
+    expected = np.log(upper - lower).reshape(3, -1).sum(axis=1)
     np.testing.assert_allclose(metrics.decoder_log_prob(x, logits, "gaussian"), expected, rtol=1e-5)
     np.testing.assert_allclose(metrics.decoder_log_prob(x, logits, "bernoulli"),
                                -np.asarray(losses.bernoulli_nll(x, logits)), rtol=1e-6)
@@ -272,25 +276,22 @@ def test_gaussian_mixture_sample_and_log_prob_match_the_closed_forms():
 
 def test_gaussian_likelihood_with_a_trained_variance_and_its_8bit_bits_per_dim():
     rng = np.random.default_rng(4)
-    # Pixels away from 0 and 255, whose bins are open-ended: there the approximation undercounts the mass.
     x = (rng.integers(16, 240, size=(5, 4, 4, 3)) / 255.0).astype("float32")
     near = np.clip(x + rng.normal(scale=0.05, size=x.shape), 0.01, 0.99)  # a decoder mean near each pixel
     logits = special.logit(near).astype("float32")
     mean = special.expit(logits.astype("float64"))
     sigma = 0.05
-    log_density = metrics.decoder_log_prob(x, logits, "gaussian", variance=sigma**2).numpy()
-    np.testing.assert_allclose(log_density, stats.norm.logpdf(x, mean, sigma).reshape(5, -1).sum(axis=1),
-                               rtol=1e-5)
-    assert metrics.likelihood_for_loss("gaussian") == "gaussian"
-    # The exact probability of the 8-bit pixels (the Gaussian's mass over each pixel's bin of width 1/255) and
-    # the density-times-bin-width approximation behind bits_per_dim_8bit agree when sigma spans several bins.
+    # The training density, and the reported probability of the 8-bit pixels: the Gaussian's mass over each
+    # pixel's bin of width 1/255. While sigma spans several bins the mass is the density times the bin width.
+    density = -losses.reconstruction_loss(x, logits, "gaussian", variance=sigma**2).numpy()
+    np.testing.assert_allclose(density, stats.norm.logpdf(x, mean, sigma).reshape(5, -1).sum(axis=1), rtol=1e-5)
     k = np.rint(x.astype("float64") * 255.0)
-    exact = -np.log(stats.norm.cdf((k + 0.5) / 255.0, mean, sigma) - stats.norm.cdf((k - 0.5) / 255.0, mean, sigma))
-    exact_bits = exact.reshape(5, -1).sum(axis=1) / (48 * math.log(2.0))
-    approx_bits = metrics.bits_per_dim_8bit(-log_density, 48)
-    np.testing.assert_allclose(approx_bits, exact_bits, atol=1e-3)
-    # A density of 1 (uniform on [0, 1]) is log2(255) bits per 8-bit pixel.
-    np.testing.assert_allclose(metrics.bits_per_dim_8bit(0.0, 48), math.log2(255.0))
+    exact = np.log(stats.norm.cdf((k + 0.5) / 255.0, mean, sigma) - stats.norm.cdf((k - 0.5) / 255.0, mean, sigma))
+    log_p = metrics.decoder_log_prob(x, logits, "gaussian", variance=sigma**2).numpy()
+    np.testing.assert_allclose(log_p, exact.reshape(5, -1).sum(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(metrics.bits_per_dim(-log_p, 48), (-density + 48 * math.log(255)) / (48 * math.log(2)),
+                               atol=1e-3)
+    assert metrics.likelihood_for_loss("gaussian") == "gaussian"
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -136,10 +136,11 @@ def test_compiled_steps_draw_fresh_noise():
     assert abs(first.std() - 1.0) < 0.8  # unit-variance noise around the zero mean
 
 
-def test_training_steps_see_different_noise():
+@pytest.mark.parametrize("kind", ["vae", "vamp"])
+def test_training_steps_see_different_noise(kind):
     # Two fit() steps on the same batch must not reuse the same eps: the noise state advances.
     shape = (28, 28, 1)
-    model = build_model("vae", shape, 2, seed=1)
+    model = build_model(kind, shape, 2, seed=1, pseudo_inputs=3)
     model.compile(optimizer=keras.optimizers.SGD(0.0))  # lr 0: only the noise can change the loss
     ds = tf.data.Dataset.from_tensors(batch_for(shape)).repeat(3)
     state = model.encoder.get_layer("z").seed_generator.state
@@ -165,10 +166,10 @@ def test_sampling_config_round_trip():
     assert clone.seed == 5 and clone.name == "z"
 
 
-@pytest.mark.parametrize("kind", ["ae", "vae", "cvae"])
+@pytest.mark.parametrize("kind", ["ae", "vae", "cvae", "vamp"])
 def test_keras_files_round_trip_with_safe_mode(kind, tmp_path):
     shape = (28, 28, 1)
-    model = build_model(kind, shape, 3, num_classes=10, seed=2)
+    model = build_model(kind, shape, 3, num_classes=10, seed=2, pseudo_inputs=5)
     b = batch_for(shape)
     enc_in = [b["image"], b["label"]] if kind == "cvae" else b["image"]
     z = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
@@ -182,6 +183,9 @@ def test_keras_files_round_trip_with_safe_mode(kind, tmp_path):
     if kind != "ae":
         np.testing.assert_allclose(encoder(enc_in)["z_log_var"], model.encoder(enc_in)["z_log_var"], rtol=1e-6)
         assert isinstance(encoder.get_layer("z"), Sampling)
+    if kind == "vamp":  # the pseudo-inputs travel in encoder.keras
+        assert encoder(enc_in)["pseudo_inputs"].shape == (5, *shape)
+        np.testing.assert_array_equal(encoder(enc_in)["pseudo_inputs"], model.encoder(enc_in)["pseudo_inputs"])
 
 
 def test_gaussian_decoder_keeps_the_variance_it_is_trained_with(tmp_path):

@@ -11,7 +11,16 @@ import pytest
 from PIL import Image
 
 import tfvae  # noqa: F401  (registers the custom layers)
-from tests.conftest import REPO, SAMPLE, TRAIN, assert_one_line_error, event_tags, run_script, run_scripts
+from tests.conftest import (
+    REPO,
+    SAMPLE,
+    TRAIN,
+    assert_one_line_error,
+    event_tags,
+    run_processes,
+    run_script,
+    run_scripts,
+)
 from tfvae import pictures, training
 from tfvae.config import Config
 
@@ -23,8 +32,8 @@ FAST_EVAL = ["--num_samples=4", "--num_images=32", "--sample_count=16", "--class
 def cli_run(mnist_dir, offline_env, tmp_path_factory):
     """The quickstart as a user types it, run once: ``train.py`` in a fresh folder -> (folder, its output)."""
     cwd = tmp_path_factory.mktemp("cli")
-    proc = run_script([TRAIN, "--model=vae", "--latent=2", f"--data_dir={mnist_dir}", "--epochs=2",
-                       "--batch_size=64", "--workdir=runs/vae-mnist-z2"], offline_env, cwd=cwd)
+    proc, = run_processes([[TRAIN, "--model=vae", "--latent=2", f"--data_dir={mnist_dir}", "--epochs=2",
+                            "--batch_size=64", "--workdir=runs/vae-mnist-z2"]], offline_env, cwd=cwd)
     return cwd, proc
 
 
@@ -132,8 +141,8 @@ def _final_weights(workdir):
 def test_same_seed_in_new_processes_gives_the_same_weights(mnist_dir, offline_env, tmp_path):
     common = ["--model=vae", f"--data_dir={mnist_dir}", "--epochs=1", "--max_examples=256",
               "--binarize=dynamic", "--batch_size=64"]
-    run_scripts([[TRAIN, *common, f"--seed={seed}", f"--workdir={tmp_path / name}"]
-                 for name, seed in (("a", 3), ("b", 3), ("c", 4))], offline_env)
+    run_processes([[TRAIN, *common, f"--seed={seed}", f"--workdir={tmp_path / name}"]
+                   for name, seed in (("a", 3), ("b", 3), ("c", 4))], offline_env)
     a, b, c = (_final_weights(str(tmp_path / n)) for n in "abc")
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)

@@ -15,31 +15,34 @@ from tests.conftest import tiny_run_config
 from tfvae import training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
-from tfvae.models import build_model
+from tfvae.models import Sampling, build_model
 
 tiny_config = functools.partial(tiny_run_config, batch_size=128, max_examples=256)
 
 
-def _one_sgd_step(strategy, weights, batch):
+def _one_sgd_step(strategy, weights, batch, kind="ae"):
     with strategy.scope():
-        model = build_model("ae", (28, 28, 1), 2, seed=0)
+        model = build_model(kind, (28, 28, 1), 2, seed=0, pseudo_inputs=4)
         model.compile(optimizer=keras.optimizers.SGD(0.5))  # SGD: unlike Adam, it sees the gradient's scale
     model.set_weights(weights)
     history = model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(8), epochs=1, verbose=0, shuffle=False)
     return model.get_weights(), history.history["loss"][0]
 
 
-def test_two_replicas_make_the_same_update_as_one_device():
+@pytest.mark.parametrize("kind", ["ae", "vamp"])
+def test_two_replicas_make_the_same_update_as_one_device(kind, monkeypatch):
+    if kind == "vamp":  # z = z_mean: each replica would draw its own noise; the VampPrior's KL term stays
+        monkeypatch.setattr(Sampling, "call", lambda self, inputs: inputs[0])
     rng = np.random.default_rng(0)
     batch = {"image": rng.uniform(size=(8, 28, 28, 1)).astype("float32")}
-    weights = build_model("ae", (28, 28, 1), 2, seed=0).get_weights()
+    weights = build_model(kind, (28, 28, 1), 2, seed=0, pseudo_inputs=4).get_weights()
     # Reduction through one device, not collective ops: collective instance keys can collide with another
     # MirroredStrategy's made earlier in the same test process.
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
                                               cross_device_ops=tf.distribute.ReductionToOneDevice())
     assert mirrored.num_replicas_in_sync == 2
-    single_w, single_loss = _one_sgd_step(tf.distribute.get_strategy(), weights, batch)
-    mirrored_w, mirrored_loss = _one_sgd_step(mirrored, weights, batch)
+    single_w, single_loss = _one_sgd_step(tf.distribute.get_strategy(), weights, batch, kind)
+    mirrored_w, mirrored_loss = _one_sgd_step(mirrored, weights, batch, kind)
     assert any(not np.allclose(a, b) for a, b in zip(weights, single_w))  # the step did move the weights
     for a, b in zip(single_w, mirrored_w):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
@@ -82,6 +85,10 @@ def test_workdir_of_another_architecture_is_refused(mnist_dir, tmp_path):
     training.train(tiny_config(mnist_dir, tmp_path / "run"), verbose=0, log=lambda *_: None)
     with pytest.raises(TfvaeError, match="holds a different run.*latent=2 \\(asked 3\\)"):
         training.train(tiny_config(mnist_dir, tmp_path / "run", latent=3), verbose=0, log=lambda *_: None)
+    # The loss sets what the decoder emits (a logistic mixture's 15 values per grey pixel, not 1 logit).
+    with pytest.raises(TfvaeError, match="holds a different run.*loss=bce \\(asked logistic_mixture\\)"):
+        training.train(tiny_config(mnist_dir, tmp_path / "run", loss="logistic_mixture"), verbose=0,
+                       log=lambda *_: None)
 
 
 def test_cvae_on_unlabelled_folder_is_refused(tmp_path):

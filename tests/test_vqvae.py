@@ -109,6 +109,24 @@ def test_vqvae_loss_is_reconstruction_plus_weighted_commitment():
     assert 1.0 <= float(terms["perplexity"]) <= 6.0
 
 
+@pytest.mark.parametrize("loss", ["bce", "mse", "gaussian", "gaussian_pixel", "logistic_mixture"])
+def test_family_builds_a_vqvae_whose_decoder_emits_the_likelihoods_outputs(loss):
+    from tfvae import likelihoods, losses, models
+
+    assert "vqvae" in models.MODELS and models.model_class("vqvae") is vqvae.VQVAE
+    assert vqvae.VQVAE.has_learned_prior and not vqvae.VQVAE.variational
+    model = models.build_model("vqvae", (8, 8, 3), 3, filters=(4,), codebook_size=6, reconstruction=loss, seed=0)
+    assert isinstance(model, vqvae.VQVAE) and model.codebook_size == 6
+    channels = likelihoods.output_channels(likelihoods.for_loss(loss), 3)
+    x = np.random.default_rng(3).random((4, 8, 8, 3)).astype("float32")
+    out = model({"image": x})
+    assert tuple(out["logits"].shape) == (4, 8, 8, channels)
+    terms = model.loss_terms({"image": x}, out, training=True)
+    recon = float(np.mean(losses.reconstruction_loss(x, out["logits"], loss)))
+    np.testing.assert_allclose(float(terms["reconstruction"]), recon, rtol=1e-5)
+    np.testing.assert_allclose(float(terms["loss"]), recon + model.commitment * float(terms["commitment"]), rtol=1e-5)
+
+
 def test_causal_mask():
     np.testing.assert_array_equal(pixelcnn.causal_mask((3, 3), "A"), [[1, 1, 1], [1, 0, 0], [0, 0, 0]])
     np.testing.assert_array_equal(pixelcnn.causal_mask((3, 3), "B"), [[1, 1, 1], [1, 1, 0], [0, 0, 0]])

@@ -13,16 +13,19 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
       | explorer                 the TensorBoard plugin that explores it interactively
     api | training               a finished run (Run, load) | the fit loop, which writes a run directory
                                  (it knows nothing of api or projector: train.py passes the Projector as a hook)
-    sampler_store                a run's fitted samplers: read from its run directory, or fitted and written
+    sampler_store | code_grids   a run's fitted samplers: read from its run directory, or fitted and written |
+                                 a vqvae's side of a Run: its code grids, their indices, its PixelCNN prior
     inference | rundir           the one compiled, batched forward path a Run owns | the run directory's
       | samplers                 on-disk format, read and written: latest, config.json, history.csv,
                                  checkpoints/state.json, encoder.keras and decoder.keras, samplers/ |
-                                 the samplers of codes (prior, gmm, two_stage): fitting and drawing
+                                 the samplers of codes (prior, gmm, two_stage, learned): fitting and drawing
     config | metrics             the run's configuration | the maths of the metrics, over arrays |
       | arguments                the checks of a Run's arguments (images, labels, codes)
     data | models | sampling     datasets and pipelines | networks and model classes | array helpers for
       | flops | cluster          pictures | FLOP counts | the multi-worker cluster
     losses                       the objectives
+    likelihoods                  the decoders' pixel distributions: layouts, log-probabilities (the 8-bit
+                                 likelihood every report uses), means and draws
     files | integrity            atomic writes, locks | checks of files on disk
     errors                       TfvaeError: one-line messages for the user
 

@@ -4,7 +4,7 @@
     run = tfvae.load("runs/latest")
     x, y = run.test_data()                  # the run's test images as training saw them, and class ids
     z_mean, z_log_var = run.encode(x[:8])   # posterior means and log-variances (None for a plain autoencoder)
-    images = run.decode(z_mean)             # sigmoid of the decoder's logits: float32 in [0, 1]
+    images = run.decode(z_mean)             # the decoder's mean (sigmoid of its logits): float32 in [0, 1]
     new = run.sample(16, sampler="gmm")     # codes from a mixture fitted to the training codes (saved in samplers/)
 
 Conventions of every method:
@@ -38,6 +38,7 @@ import numpy as np
 from tfvae import arguments, losses, metrics, models, rundir, sampler_store, sampling
 from tfvae import data as data_lib
 from tfvae import samplers as samplers_lib
+from tfvae.code_grids import CodeGrids
 from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.inference import BATCH_SIZE, Inference
 
@@ -61,8 +62,9 @@ def load(workdir="runs/latest", batch_size=BATCH_SIZE, log=None):
     return Run(workdir, rundir.load_config(workdir), batch_size=batch_size, log=log)
 
 
-class Run:
-    """A trained run: its config, its models, and numpy in / numpy out access to them.
+class Run(CodeGrids):
+    """A trained run: its config, its models, and numpy in / numpy out access to them (a vqvae's code grids and
+    PixelCNN prior: ``tfvae.code_grids.CodeGrids``).
 
     Attributes:
       workdir: the run directory.
@@ -76,8 +78,9 @@ class Run:
         self._encoder, self._decoder = encoder, decoder
         self.inference = Inference(batch_size)
         self._dataset = self._test_data = self._test_codes = self._epochs_trained = self._train_codes = None
+        self._learned_prior = None
         self._samplers = {}
-        self._prior = None
+        self._prior = None  # a vqvae's PixelCNN (CodeGrids.prior)
 
     # -- what the run is -------------------------------------------------------------------------------
 
@@ -103,28 +106,23 @@ class Run:
 
     @property
     def variational(self):
-        """Whether the encoder is a posterior q(z|x) with a variance (vae, cvae), not a plain autoencoder's."""
-        return self.config.model in ("vae", "cvae")
+        """Whether the encoder is a posterior q(z|x) with a variance (vae, cvae, vamp), not a plain autoencoder's or
+        a vqvae's."""
+        return self.model_class.variational
 
     @property
-    def quantized(self):
-        """Whether the run is a vqvae: its codes are (h, w, D) grids of codebook vectors, sampled by its PixelCNN."""
-        return self.config.model == "vqvae"
+    def model_class(self):
+        """The class of the run's model (``tfvae.models.model_class``): its hooks, such as ``learned_prior``."""
+        return models.model_class(self.config.model)
 
     @property
-    def code_shape(self):
-        """The shape of one code: (latent,), or a vqvae's (h, w, D) grid."""
-        if self.quantized:
-            return models.grid_shape(self.image_shape, self.config.filters, self.latent_dim)
-        return (self.latent_dim,)
-
-    def vector_latent(self, what, argument="mode"):
-        """Raises ArgumentError (naming ``argument``) when ``what`` needs a vector latent and the run is a vqvae."""
-        if self.quantized:
-            h, w, _ = self.code_shape
-            raise ArgumentError(argument, f"{argument}={what} needs a vector latent, but {self.workdir} holds a vqvae, "
-                                          f"whose codes are {h}x{w} grids of codebook indices; use random, grid, "
-                                          "reconstruct or interpolate")
+    def learned_prior(self):
+        """The model's own learned prior (a vamp's VampPrior: ``log_prob`` and ``sample``; a vqvae's PixelCNN,
+        ``tfvae.models.pixelcnn.CodeGridPrior``: ``sample`` of code grids), read from the run's files once; None for
+        a model whose prior is N(0, I) or that has none."""
+        if self._learned_prior is None and self.model_class.has_learned_prior:
+            self._learned_prior = self.model_class.learned_prior(self)
+        return self._learned_prior
 
     @property
     def num_classes(self):
@@ -144,7 +142,7 @@ class Run:
     @property
     def variance(self):
         """The Gaussian decoder's shared variance: the one a ``loss=gaussian`` run was trained with (kept in its
-        decoder's ``DecoderVariance`` layer), 1/2 for ``loss=mse``; None for ``bce``."""
+        decoder's ``DecoderVariance`` layer), 1/2 for ``loss=mse``; None for the other losses."""
         try:
             return metrics.decoder_variance(self.decoder, self.config.loss)
         except ValueError as e:
@@ -222,9 +220,10 @@ class Run:
         return self.inference.encode(self.encoder, x, self.condition(labels, len(x)), batch_size)
 
     def decode(self, z, labels=None, batch_size=None):
-        """Images (float32 in [0, 1]) that the decoder makes from codes ``z``: sigmoid of its logits."""
+        """Images (float32 in [0, 1]) that the decoder makes from codes ``z``: its distribution's mean (the
+        sigmoid of its logits for bce, mse and gaussian; ``tfvae.likelihoods.mean``)."""
         z = self.codes(z)
-        return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size)
+        return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size, self.likelihood)
 
     def sample(self, n, label=None, seed=0, sampler=None):
         """``n`` images decoded from codes drawn by ``sampler`` (a cvae draws class ``label``, or cycles through
@@ -235,8 +234,9 @@ class Run:
           label: a cvae's class (default: the classes in turn, 0, 1, ..., K - 1, 0, ...).
           seed: seed of the draws.
           sampler: "prior" (z ~ N(0, I)), "gmm" or "two_stage" (densities fitted to the training codes; see
-            ``sampler``), or a vqvae's "learned" (its PixelCNN prior over code grids); default ``default_sampler``:
-            the prior for a vae or cvae, gmm for an ae, learned for a vqvae.
+            ``sampler``) or "learned" (the model's own prior: a vamp's VampPrior, a vqvae's PixelCNN prior over
+            code grids); default ``default_sampler``: learned for a vamp or vqvae, the prior for a vae or cvae, gmm
+            for an ae.
         """
         self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
         z = self.sampler(sampler).sample(n, seed)
@@ -246,8 +246,8 @@ class Run:
 
     @property
     def default_sampler(self):
-        """The sampler used when none is named: "prior" for a vae or cvae, "gmm" for a plain autoencoder, "learned"
-        (its PixelCNN) for a vqvae."""
+        """The sampler used when none is named: "learned" for a model with a learned prior (a vamp, a vqvae),
+        "prior" for a vae or cvae, "gmm" for a plain autoencoder."""
         return samplers_lib.default_sampler(self.config.model)
 
     def train_codes(self):
@@ -264,7 +264,8 @@ class Run:
         A fitted sampler (gmm, two_stage) is read from ``<workdir>/samplers/<name>.npz`` when it is there, was
         fitted to the run's present encoder.keras and with these ``settings``; else it is fitted now (seed 0),
         saved there (a run directory that can't be written keeps none: the line says so), and the Run's ``log``
-        (default print) gets one line saying so.
+        (default print) gets one line saying so. "learned" is the model's own prior (``learned_prior``), read
+        from its files and never fitted.
 
         Args:
           name: one of ``tfvae.samplers.SAMPLERS``; default ``default_sampler``.
@@ -274,21 +275,23 @@ class Run:
           an object whose ``sample(n, seed)`` gives float32 (n, latent) codes.
 
         Raises:
-          ArgumentError: an unknown name. TfvaeError: a damaged sampler file (one line: delete it to refit).
+          ArgumentError: an unknown name, or "learned" for a model without a learned prior. TfvaeError: a
+            damaged sampler file (one line: delete it to refit).
         """
         name = name or self.default_sampler
         if name not in samplers_lib.SAMPLERS:
             raise ArgumentError("sampler", f"sampler={name!r} is not a sampler; choose one of "
                                            f"{', '.join(samplers_lib.SAMPLERS)}")
-        if (name == "learned") != self.quantized:
-            raise ArgumentError("sampler", f"sampler={name} given, but {self.workdir} holds a {self.config.model}: "
-                                           + ("its codes are grids of codebook indices, drawn by its PixelCNN "
-                                              "prior: use sampler=learned" if self.quantized else
-                                              "only a vqvae has a learned prior here"))
-        if name == "learned":  # the model's own prior (a vqvae's PixelCNN): its class's hook
-            if "learned" not in self._samplers:
-                self._samplers["learned"] = models.VQVAE.learned_prior(self)
-            return self._samplers["learned"]
+        if self.quantized and name != samplers_lib.LEARNED:
+            raise ArgumentError("sampler", f"sampler={name} given, but {self.workdir} holds a vqvae: its codes are "
+                                           "grids of codebook indices, drawn by its PixelCNN prior: use "
+                                           "sampler=learned")
+        if name == samplers_lib.LEARNED:
+            if self.learned_prior is None:
+                raise ArgumentError("sampler", f"sampler='learned', but {self.workdir} holds a {self.config.model}, "
+                                               "which has no learned prior (a vamp or vqvae has one); choose prior, "
+                                               "gmm or two_stage")
+            return self.learned_prior
         if not samplers_lib.CLASSES[name].fitted:
             return samplers_lib.CLASSES[name](self.latent_dim)
         key = (name, tuple(sorted(settings.items())))
@@ -296,23 +299,6 @@ class Run:
             self._samplers[key] = sampler_store.load_or_fit(self.workdir, name, self.latent_dim, self.train_codes,
                                                             settings, self.log or print)
         return self._samplers[key]
-
-    @property
-    def prior(self):
-        """A vqvae's PixelCNN prior (prior.keras): int index grids (n, h, w) -> logits (n, h, w, K)."""
-        if self._prior is None:
-            self._prior = rundir.load_prior(self.workdir)
-        return self._prior
-
-    def code_indices(self, images):
-        """A vqvae's codebook indices of ``images``: int32 (n, h, w)."""
-        if not self.quantized:
-            raise TfvaeError(f"{self.workdir} holds a {self.config.model}: only a vqvae's codes are codebook indices")
-        return self.inference.indices(self.encoder, self.images(images))
-
-    def prior_nll(self, images):
-        """-log p(k) in nats (float64 (n,)) of ``images``' index grids k under a vqvae's PixelCNN prior."""
-        return self.inference.indices_nll(self.prior, self.code_indices(images))
 
     def reconstruct(self, images, labels=None):
         """The decoded posterior means of ``images``."""
@@ -335,7 +321,8 @@ class Run:
     def score(self, images, labels=None, samples=8, seed=0):
         """Per-image anomaly score in nats (higher = less like the training data).
 
-        The -ELBO (reconstruction over ``samples`` draws z ~ q(z|x), plus the closed-form KL) for a VAE/CVAE;
+        The -ELBO (reconstruction over ``samples`` draws z ~ q(z|x), plus the closed-form KL; a vamp's KL is the
+        mean of log q(z|x) - log p(z) over the same draws) for a VAE/CVAE/vamp;
         the reconstruction term -log p(x | z_mean) for a plain autoencoder. It is the score evaluate.py
         reports (``--mode=score``, OOD AUROC).
 
@@ -387,10 +374,13 @@ class Run:
           TfvaeError: the run is a plain autoencoder, which defines no likelihood.
         """
         if not self.variational:
-            raise TfvaeError(f"{self.workdir} holds an ae, which defines no likelihood: only a vae or cvae has one")
+            article = "an" if self.config.model == "ae" else "a"
+            raise TfvaeError(f"{self.workdir} holds {article} {self.config.model}, which defines no likelihood: only a "
+                             "vae, cvae or vamp has one")
         return self.inference.likelihood_terms(
             self.encoder, decoder or self.decoder, x, num_samples, labels=cond, likelihood=self.likelihood,
-            variance=self.variance or metrics.GAUSSIAN_VARIANCE, max_batch=max_batch, seed=seed, progress=progress)
+            variance=self.variance or metrics.GAUSSIAN_VARIANCE, max_batch=max_batch, seed=seed, progress=progress,
+            prior=self.learned_prior)
 
     # -- the run's data and latent space ---------------------------------------------------------------
 
@@ -451,10 +441,11 @@ class Run:
 
         Returns:
           (values (latent,), what): for a VAE the mean KL(q(z_j|x) || N(0, 1)) per dimension in nats ("KL"),
-          which is ~0 for a dimension the model ignores; for a plain autoencoder the variance of z_mean ("var").
+          which is ~0 for a dimension the model ignores; for a plain autoencoder, and for a model with a learned
+          prior (whose mixture has no per-dimension KL), the variance of z_mean ("var").
         """
         z_mean, z_log_var, _ = self.test_codes()
-        if z_log_var is None:
+        if z_log_var is None or self.model_class.has_learned_prior:
             return z_mean.var(axis=0).astype("float64"), "var"
         kl = np.asarray(losses.gaussian_kl_per_dim(z_mean, z_log_var), dtype="float64")
         return kl.mean(axis=0), "KL"

@@ -15,15 +15,19 @@ from tfvae.data import DATASETS, DEFAULT_MAX_IMAGE_PIXELS, DataFacts
 from tfvae.data.noise import parse_noise
 from tfvae.errors import TfvaeError
 from tfvae.losses import RECONSTRUCTION_LOSSES
-from tfvae.models import ARCHS, MODELS
+from tfvae.models import ARCHS, MODELS, PSEUDO_INPUTS
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_HIDDEN = {"conv": 16, "mlp": 400}
 
-# Fields that fix the network's shape: a run directory holding other values can't be resumed.
-ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_shape", "num_classes", "codebook_size")
+# Fields that fix the network's shape: a run directory holding other values can't be resumed. The loss does too: it
+# sets what the decoder emits (tfvae.likelihoods.output_channels) and whether it holds a DecoderVariance.
+# pseudo_inputs counts for a vamp only and codebook_size for a vqvae only (Config.architecture).
+ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_shape", "num_classes", "pseudo_inputs",
+                       "codebook_size", "loss")
+_FIELD_OF_MODEL = {"pseudo_inputs": "vamp", "codebook_size": "vqvae"}  # an architecture field only one model has
 
 
 @dataclasses.dataclass
@@ -41,6 +45,7 @@ class Config:
     latent: int = 2
     filters: tuple = (32, 64)
     hidden: int = 0  # 0: the architecture's default (16 for conv, 400 for mlp)
+    pseudo_inputs: int = PSEUDO_INPUTS  # vamp only: K, the VampPrior's pseudo-inputs (tfvae.models.vamp says why 100)
     dataset: str = "mnist"
     data_dir: str = ""
     image_size: int = 0  # 0: the dataset's own (28 for MNIST, 64 for folders)
@@ -117,7 +122,7 @@ class Config:
         if self.batch_size < 0:
             raise TfvaeError(f"--batch_size must be at least 1, or 0 for the default (got {self.batch_size})")
         positive = {"latent": self.latent, "epochs": self.epochs, "hidden": self.hidden,
-                    "steps_per_execution": self.steps_per_execution}
+                    "steps_per_execution": self.steps_per_execution, "pseudo_inputs": self.pseudo_inputs}
         for name, value in positive.items():
             if value < 1:
                 raise TfvaeError(f"--{name} must be at least 1 (got {value})")
@@ -176,7 +181,10 @@ class Config:
         return DataFacts(**{k: getattr(self, k) for k in DataFacts.FIELDS})
 
     def architecture(self):
-        return {k: _jsonable(getattr(self, k)) for k in ARCHITECTURE_FIELDS}
+        """The fields that fix the network's shape (``pseudo_inputs`` for a vamp only, ``codebook_size`` for a
+        vqvae only)."""
+        return {k: _jsonable(getattr(self, k)) for k in ARCHITECTURE_FIELDS
+                if _FIELD_OF_MODEL.get(k, self.model) == self.model}
 
     def to_json(self):
         return json.dumps({k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}, indent=2) + "\n"

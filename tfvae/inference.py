@@ -102,9 +102,10 @@ class Inference:
             return np.zeros((0, *decoder.outputs[0].shape[1:]), "float32")
         return np.concatenate(out)
 
-    def decode(self, decoder, z, labels=None, batch_size=None):
-        """Images the decoder makes from ``z``: the sigmoid of its logits, float32 in [0, 1]."""
-        return metrics.sigmoid(self.decode_logits(decoder, z, labels, batch_size)).astype("float32")
+    def decode(self, decoder, z, labels=None, batch_size=None, likelihood="bernoulli"):
+        """Images the decoder makes from ``z``: its distribution's mean (``metrics.mean_image``; the sigmoid of
+        its logits for a Bernoulli or shared-variance Gaussian decoder), float32 in [0, 1]."""
+        return metrics.mean_image(self.decode_logits(decoder, z, labels, batch_size), likelihood)
 
     def reconstruct(self, encoder, decoder, images, labels=None, likelihood="bernoulli",
                     variance=metrics.GAUSSIAN_VARIANCE, batch_size=None):
@@ -117,9 +118,9 @@ class Inference:
         logits = self.decode_logits(decoder, z_mean, labels, batch_size)
         nll = -metrics.decoder_log_prob(tf.constant(images, tf.float32), tf.constant(logits), likelihood,
                                         variance).numpy()
-        return metrics.sigmoid(logits).astype("float32"), nll.astype("float64")
+        return metrics.mean_image(logits, likelihood), nll.astype("float64")
 
-    def _log_weight_fn(self, decoder, likelihood, conditional, variance):
+    def _log_weight_fn(self, decoder, likelihood, conditional, variance, prior):
         """(x, mean, log_var, labels, seed, k) -> (log p(x|z_k), log p(z_k) - log q(z_k|x)), compiled."""
 
         @tf.function(reduce_retracing=True)
@@ -130,12 +131,12 @@ class Inference:
             flat_z = tf.reshape(z, (batch * k, latent))
             inputs = [flat_z, tf.repeat(labels, k, axis=0)] if conditional else flat_z
             logits = decoder(inputs, training=False)
-            return metrics.importance_log_weights(x, z, eps, log_var, logits, likelihood, variance)
+            return metrics.importance_log_weights(x, z, eps, log_var, logits, likelihood, variance, prior)
 
         return log_weights
 
     def likelihood_terms(self, encoder, decoder, images, num_samples, *, labels=None, likelihood="bernoulli",
-                         variance=metrics.GAUSSIAN_VARIANCE, max_batch=1024, seed=0, progress=None):
+                         variance=metrics.GAUSSIAN_VARIANCE, max_batch=1024, seed=0, progress=None, prior=None):
         """Per-image -ELBO (reconstruction + KL) and the importance-sampled NLL of a VAE (``tfvae.metrics``).
 
         Vectorised over the K = ``num_samples`` draws: each call decodes up to ``max_batch`` codes, i.e.
@@ -149,16 +150,18 @@ class Inference:
           images: float images in [0, 1], shape (n, H, W, C).
           num_samples: K, the number of draws z_k ~ q(z|x) per image.
           labels: one-hot labels (n, num_classes) for a conditional model (the likelihood is then p(x|y)).
-          likelihood: "bernoulli" or "gaussian"; see ``tfvae.metrics.likelihood``.
-          variance: the Gaussian likelihood's shared variance (``metrics.decoder_variance``).
+          likelihood: one of ``tfvae.metrics.LIKELIHOODS``; see ``tfvae.metrics.likelihood``.
+          variance: a ``gaussian`` likelihood's shared variance (``metrics.decoder_variance``).
           max_batch: most codes decoded per call (bounds memory); also the encoder's batch.
           seed: seed of the draws.
           progress: optional callable(done_images, total_images), called after each batch of images.
+          prior: the model's own prior (an object with ``log_prob(z)``, e.g. ``tfvae.models.VampPrior``); None:
+            N(0, I).
 
         Returns:
           dict of float64 arrays of shape (n,), all in nats: ``nll`` (IWAE estimate of -log p(x) with K
           samples), ``neg_elbo`` (= reconstruction + kl), ``reconstruction`` (-mean_k log p(x|z_k)) and ``kl``
-          (closed form).
+          (closed form against N(0, I); with a ``prior``, the mean over the K draws of log q(z_k|x) - log p(z_k)).
         """
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {num_samples}")
@@ -168,12 +171,12 @@ class Inference:
                              "defines no likelihood")
         conditional = labels is not None
         variance = float(variance)
-        fn = self._compiled(decoder, ("log_weights", likelihood, conditional, variance),
-                            lambda: self._log_weight_fn(decoder, likelihood, conditional, variance))
+        fn = self._compiled(decoder, ("log_weights", likelihood, conditional, variance, prior),
+                            lambda: self._log_weight_fn(decoder, likelihood, conditional, variance, prior))
         k_chunk = min(num_samples, max_batch)
         images_per_call = max(1, max_batch // k_chunk)
         n = len(images)
-        nll, recon = np.zeros(n), np.zeros(n)
+        nll, recon, mc_kl = np.zeros(n), np.zeros(n), np.zeros(n)
         call = 0
         for start in range(0, n, images_per_call):
             stop = min(start + images_per_call, n)
@@ -187,9 +190,11 @@ class Inference:
                 call += 1
                 log_px.append(px.numpy().astype("float64"))
                 log_ratio.append(ratio.numpy().astype("float64"))
-            nll[start:stop], recon[start:stop] = metrics.importance_sampled_nll(
-                np.concatenate(log_px, axis=1), np.concatenate(log_ratio, axis=1))
+            log_ratio = np.concatenate(log_ratio, axis=1)
+            nll[start:stop], recon[start:stop] = metrics.importance_sampled_nll(np.concatenate(log_px, axis=1),
+                                                                                log_ratio)
+            mc_kl[start:stop] = -log_ratio.mean(axis=1)
             if progress is not None:
                 progress(stop, n)
-        kl = np.asarray(losses.gaussian_kl(z_mean, z_log_var), dtype="float64")
+        kl = mc_kl if prior is not None else np.asarray(losses.gaussian_kl(z_mean, z_log_var), dtype="float64")
         return {"nll": nll, "neg_elbo": recon + kl, "reconstruction": recon, "kl": kl}

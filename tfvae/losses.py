@@ -36,14 +36,26 @@ starting at sigma^2 = 1/2 moves ~learning-rate per Adam step, so a short run wou
 of steps at the wrong balance, and it adds no parameter to tune. sigma^2* is a plug-in estimate (no gradient
 flows through it; at the optimum its derivative is zero anyway), floored at ``VARIANCE_MIN``, the variance of
 the quantisation noise of 8-bit pixels: a narrower density than that is not a density of 8-bit images.
+
+One shared variance lets the decoder trade the object for the background (issue 18): on a picture with a flat
+background and a detailed object, sigma^2* is the image's average error, too wide for the background and too
+narrow for the object. ``gaussian_pixel`` lets the decoder emit a variance per pixel and channel beside the
+mean, learned through the density's gradient (a variance depends on z and on where the pixel is, so it has no
+analytic optimum per batch), floored smoothly at ``VARIANCE_MIN``: its -log N(x; mean, diag(sigma^2)) is
+``tfvae.likelihoods.gaussian_pixel_nll``. ``logistic_mixture`` is PixelCNN++'s discretized logistic mixture
+of the 8-bit values (``tfvae.likelihoods.logistic_mixture_nll``), a probability of the 8-bit image rather than
+a density. The maths, layouts and the 8-bit likelihoods every report uses are in ``tfvae.likelihoods``.
 """
 
 import math
 
 from keras import ops
 
-RECONSTRUCTION_LOSSES = ("bce", "mse", "gaussian")
-VARIANCE_MIN = 1.0 / (12.0 * 255.0**2)  # uniform noise over one 8-bit step of [0, 1] pixels
+from tfvae import likelihoods
+
+RECONSTRUCTION_LOSSES = ("bce", "mse", "gaussian", "gaussian_pixel", "logistic_mixture")
+VARIANCE_MIN = likelihoods.VARIANCE_MIN  # uniform noise over one 8-bit step of [0, 1] pixels
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def bernoulli_nll(x, logits):
@@ -114,7 +126,9 @@ def reconstruction_loss(x, logits, kind="bce", variance=None):
     Args:
       x: targets in [0, 1].
       logits: decoder logits.
-      kind: "bce" (``bernoulli_nll``), "mse" (``squared_error``) or "gaussian" (``gaussian_nll``).
+      kind: "bce" (``bernoulli_nll``), "mse" (``squared_error``), "gaussian" (``gaussian_nll``),
+        "gaussian_pixel" (``likelihoods.gaussian_pixel_nll``) or "logistic_mixture"
+        (``likelihoods.logistic_mixture_nll``).
       variance: for "gaussian", the shared sigma^2; None: the batch's own optimum (``optimal_variance``).
 
     Returns:
@@ -128,6 +142,10 @@ def reconstruction_loss(x, logits, kind="bce", variance=None):
         errors = squared_error(x, logits)
         num_pixels = math.prod(int(d) for d in x.shape[1:])
         return gaussian_nll(errors, num_pixels, optimal_variance(errors, num_pixels) if variance is None else variance)
+    if kind == "gaussian_pixel":
+        return likelihoods.gaussian_pixel_nll(x, logits)
+    if kind == "logistic_mixture":
+        return likelihoods.logistic_mixture_nll(x, logits)
     raise ValueError(f"unknown reconstruction loss {kind!r}; choose one of {', '.join(RECONSTRUCTION_LOSSES)}")
 
 
@@ -151,8 +169,33 @@ def gaussian_kl(z_mean, z_log_var):
     return ops.sum(gaussian_kl_per_dim(z_mean, z_log_var), axis=-1)
 
 
+def diagonal_gaussian_log_prob(z, mean, log_var):
+    """log N(z; mean, diag(exp(log_var))), summed over the last (latent) axis; the arguments broadcast.
+
+    Returns:
+      float32 tensor of the broadcast shape without its last axis, in nats.
+    """
+    z, mean, log_var = (ops.cast(t, "float32") for t in (z, mean, log_var))
+    return -0.5 * ops.sum(LOG_2PI + log_var + ops.square(z - mean) * ops.exp(-log_var), axis=-1)
+
+
+def mixture_log_prob(z, means, log_vars):
+    """log p(z) of the uniform mixture (1/K) sum_k N(z; means_k, diag(exp(log_vars_k))): a log-sum-exp over k.
+
+    Args:
+      z: codes, (..., latent).
+      means, log_vars: the K components, (K, latent) each.
+
+    Returns:
+      float32 tensor (...), in nats.
+    """
+    z = ops.cast(z, "float32")
+    per_component = diagonal_gaussian_log_prob(z[..., None, :], means, log_vars)  # (..., K)
+    return ops.logsumexp(per_component, axis=-1) - ops.log(ops.cast(ops.shape(means)[0], "float32"))
+
+
 def vae_loss(x, logits, z_mean=None, z_log_var=None, *, reconstruction="bce", beta=1.0, variance=None,
-             recon_weight=1.0):
+             recon_weight=1.0, kl=None):
     """The documents' ``vae_loss``, per image: recon_weight * reconstruction + beta * KL (the negative ELBO for
     recon_weight = beta = 1).
 
@@ -164,21 +207,26 @@ def vae_loss(x, logits, z_mean=None, z_log_var=None, *, reconstruction="bce", be
 
     Args:
       x: images in [0, 1], (batch, H, W, C).
-      logits: the decoder's logits, same shape.
+      logits: the decoder's logits (or a gaussian_pixel / logistic_mixture decoder's parameters,
+        ``tfvae.likelihoods``), (batch, H, W, output channels).
       z_mean, z_log_var: the posterior's parameters, (batch, latent); ``z_log_var=None`` is a plain
         autoencoder, whose loss is the reconstruction alone.
-      reconstruction: "bce", "mse" or "gaussian" (see ``reconstruction_loss``).
+      reconstruction: one of RECONSTRUCTION_LOSSES (see ``reconstruction_loss``).
       beta: weight of the KL term.
       variance: the shared variance of a "gaussian" decoder; None: the batch's optimum (``optimal_variance``).
       recon_weight: weight of the reconstruction term; 0 leaves it out of ``loss`` altogether (it is still
         returned, unweighted, as ``reconstruction``), so no gradient of it reaches the decoder.
+      kl: a per-example KL term (batch,) to use instead of the closed form against N(0, I), for a model whose
+        prior is another density (``tfvae.models.vamp``: a Monte-Carlo estimate).
 
     Returns:
       dict of (batch,) float32 tensors: ``loss``, ``reconstruction`` (unweighted) and ``kl`` (unweighted; zeros
       without z_log_var).
     """
     recon = reconstruction_loss(x, logits, reconstruction, variance=variance)
-    kl = ops.zeros_like(recon) if z_log_var is None else gaussian_kl(z_mean, z_log_var)
+    if kl is None:
+        kl = ops.zeros_like(recon) if z_log_var is None else gaussian_kl(z_mean, z_log_var)
+    kl = ops.cast(kl, "float32")
     # A weight of 0 drops the term rather than multiplying it by 0: 0 * inf (a diverged decoder) would be NaN.
     loss = (recon_weight * recon if recon_weight else ops.zeros_like(recon)) + (beta * kl if beta else 0.0)
     return {"loss": loss, "reconstruction": recon, "kl": kl}

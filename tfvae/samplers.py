@@ -14,6 +14,16 @@ a plain autoencoder mu(x) is its code.
 q(z) = (1/n) sum_i q(z | x_i) towards, so it is a VAE's (and a cvae's) default. A plain autoencoder has no prior:
 N(0, I) is the documents' "random vector into the decoder", usually far from where its codes lie.
 
+``learned``: the model's own learned prior, read from the trained model and never fitted to the codes
+(``tfvae.models.Autoencoder.learned_prior``, the hook a model class overrides; nothing is saved in samplers/,
+since its state is the model's own, in encoder.keras and checked with it). For a ``vamp`` run it is the VampPrior,
+p(z) = (1/K) sum_k N(z; m_k, diag s_k^2), the posteriors of its K pseudo-inputs: a uniform component, then a
+Gaussian draw (``tfvae.models.VampPrior``). For a ``vqvae`` it is its PixelCNN over grids of codebook indices
+(prior.keras, trained by train.py after the VQ-VAE), whose draws become code grids (n, h, w, D) through the
+codebook (``tfvae.models.pixelcnn.CodeGridPrior``); it is a vqvae's only sampler. It is the default of a model
+that has one; a model without one (ae, vae, cvae: their prior is N(0, I), or none) refuses it in one line naming
+the argument.
+
 ``gmm`` (Ghosh et al. 2020, "From variational to deterministic autoencoders", ex-post density estimation):
 p(z) = sum_k w_k N(z; m_k, S_k), a full-covariance mixture of ``components`` (10) Gaussians fitted to the
 codes by EM (``tfvae.metrics.fit_gaussian_mixture``: scikit-learn, k-means initialisation). Sampling draws
@@ -51,16 +61,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import metrics, sampling
+from tfvae import metrics, models, sampling
 
 SAMPLERS = ("prior", "gmm", "two_stage", "learned")
+LEARNED = "learned"
 GMM_COMPONENTS = 10
 
 
 def default_sampler(model):
-    """The sampler a model is sampled with when none is named: "prior" for a vae or cvae, "gmm" for an ae,
-    "learned" (its PixelCNN) for a vqvae."""
-    return {"ae": "gmm", "vqvae": "learned"}.get(model, "prior")
+    """The sampler a model is sampled with when none is named: "learned" for a model with a learned prior (vamp,
+    vqvae), "prior" for a vae or cvae, "gmm" for an ae."""
+    if models.model_class(model).has_learned_prior:
+        return LEARNED
+    return "gmm" if model == "ae" else "prior"
 
 
 class Prior:

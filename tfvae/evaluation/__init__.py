@@ -22,10 +22,12 @@ What is measured, and on which images:
   ``elbo_samples`` draws), and the IWAE NLL with ``num_samples`` importance samples on ``num_images`` test
   images (a fixed random subset; all by default), with the -ELBO of the same images and their gap. Binarized
   runs are scored on a fixed binary copy of the test set (the one training used for ``binarize=static``,
-  one Bernoulli draw seeded by the run's seed + 1 for ``dynamic``); then bits/dim are reported too. Gaussian
-  decoders (``mse``: variance 1/2; ``gaussian``: the variance stored in its decoder, the one it was trained
-  with) give densities of [0, 1] pixels; their bits/dim are those of the 8-bit images
-  (``metrics.bits_per_dim_8bit``).
+  one Bernoulli draw seeded by the run's seed + 1 for ``dynamic``); then bits/dim are reported too. Every
+  other decoder (``mse``: variance 1/2; ``gaussian``: the variance stored in its decoder, the one it was
+  trained with; ``gaussian_pixel``; ``logistic_mixture``) is scored by the probability of the 8-bit test
+  images (``tfvae.likelihoods.log_prob_8bit``: a Gaussian's mass over each pixel's bin), in nats and bits/dim
+  comparable across decoders. A ``bce`` run on grey levels has no bits/dim (its cross-entropy is no
+  probability of 8-bit pixels).
 * Reconstruction: per-image MSE and PSNR of the decoded posterior means, on the same images.
 * What a person sees (``metrics.perception``): the mean sharpness (4-neighbour Laplacian) and colourfulness
   (Hasler & Suesstrunk 2003) of the reconstructions and of each sampler's samples, and their ratios to the real

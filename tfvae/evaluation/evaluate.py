@@ -113,10 +113,8 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
         m["kl"] = float(np.mean(scores["kl"]))
         with _timer(seconds, "iwae"):
             iwae_estimate(run, x_test, labels, scores, options, m, log)
-        if config.binarize != "none" and run.likelihood == "bernoulli":
+        if metrics.reports_bits_per_dim(run.likelihood, config.binarize != "none"):
             m["bits_per_dim"] = float(metrics.bits_per_dim(m["iwae_nll"], num_pixels))
-        elif run.likelihood == "gaussian":  # a density of [0, 1] pixels: bits/dim of the 8-bit images
-            m["bits_per_dim"] = float(metrics.bits_per_dim_8bit(m["iwae_nll"], num_pixels))
         if run.variance is not None:
             m["decoder_variance"] = run.variance
     else:

@@ -33,18 +33,24 @@ def likelihood_note(run):
     if not run.variational:
         return ("A plain autoencoder defines no density p(x): no ELBO or NLL; only its reconstruction term "
                 "-log p(x|z_mean) (in nats) and MSE/PSNR.")
+    eight_bit = ("-ELBO and NLL are -log P of the 8-bit test images in nats per image, bits/dim = NLL / (D ln 2), "
+                 "comparable across decoders")
     if config.loss == "gaussian":
         note = (f"loss=gaussian: a Gaussian decoder with the shared variance {run.variance:.4g} it was trained "
-                "with (the running average of its training batches' optimal variance, stored in decoder.keras); "
-                "-ELBO and NLL are densities of [0, 1] pixels in nats per image, bits/dim those of the 8-bit "
-                "images (+ ln 255 nats per pixel for the quantisation bin).")
-    elif run.likelihood == "gaussian":
+                "with (the running average of its training batches' optimal variance, stored in decoder.keras), "
+                f"integrated over each pixel's 8-bit bin; {eight_bit}.")
+    elif config.loss == "mse":
         note = ("loss=mse: the decoder is read as a Gaussian with the fixed variance 1/2 that squared error "
-                "implies; a density over continuous pixel values, comparable only with other mse runs.")
+                f"implies, integrated over each pixel's 8-bit bin (a poor model of the pixels); {eight_bit}.")
+    elif config.loss == "gaussian_pixel":
+        note = ("loss=gaussian_pixel: a Gaussian decoder with a learned variance per pixel and channel, "
+                f"integrated over each pixel's 8-bit bin; {eight_bit}.")
+    elif config.loss == "logistic_mixture":
+        note = f"loss=logistic_mixture: a discretized logistic mixture of the 8-bit values; {eight_bit}."
     elif config.binarize == "none":
         note = ("loss=bce on grey-level images: the Bernoulli cross-entropy is not a normalised likelihood of "
-                "grey-level images; compare runs on the same data with each other, not with published "
-                "(binarized) NLLs.")
+                "grey-level or 8-bit images (no bits/dim); compare runs on the same data with each other, not "
+                "with other decoders or published (binarized) NLLs.")
     else:
         how = "the static copy used in training" if config.binarize == "static" else \
             "one fixed Bernoulli draw of the test set"
@@ -52,6 +58,9 @@ def likelihood_note(run):
                 "comparable with published binarized NLLs only for the same dataset, binarization and k.")
     if run.conditional:
         note += " CVAE: conditional on the true label, log p(x|y)."
+    if run.model_class.has_learned_prior:
+        note += (f" {config.model}: p(z) is the model's learned prior (a vamp's VampPrior), in the IWAE weights and "
+                 "the KL, which has no closed form: the mean of log q(z|x) - log p(z) over the -ELBO's draws.")
     return note
 
 

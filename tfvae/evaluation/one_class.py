@@ -23,7 +23,6 @@ normal. The scores, each higher for more anomalous images, are the run's:
 """
 
 import dataclasses
-import math
 import os
 import time
 
@@ -81,15 +80,20 @@ def perfect_reconstruction_nll(images, likelihood):
     """-log p(x | decoder mean = x) per image, the least the reconstruction term can be; None if not known.
 
     Bernoulli: the entropy sum_i H(x_i) of the pixels as Bernoulli probabilities (0 for binary images). Gaussian
-    with the fixed variance of `tfvae.metrics.GAUSSIAN_VARIANCE`: its normaliser, the same for every image.
+    with the fixed variance of `tfvae.metrics.GAUSSIAN_VARIANCE`: -log of the mass of each pixel's 8-bit bin
+    under a Gaussian centred on it (``tfvae.likelihoods.log_prob_8bit``, the end bins taking the tails).
     """
-    x = np.asarray(images, "float64").reshape(len(images), -1)
     if likelihood == "bernoulli":
+        x = np.asarray(images, "float64").reshape(len(images), -1)
         with np.errstate(divide="ignore", invalid="ignore"):
             h = -(x * np.log(x) + (1.0 - x) * np.log1p(-x))
         return np.sum(np.nan_to_num(h, nan=0.0), axis=1)  # 0 log 0 = 0
     if likelihood == "gaussian":
-        return np.full(len(x), 0.5 * x.shape[1] * math.log(2.0 * math.pi * metrics.GAUSSIAN_VARIANCE))
+        x = np.asarray(images, "float32")
+        with np.errstate(divide="ignore"):
+            logits = np.log(x) - np.log1p(-x)  # sigmoid(logits) = x; +-inf at 0 and 1, whose bins take the tails
+        return -metrics.decoder_log_prob(x, np.clip(logits, -1e4, 1e4), "gaussian",
+                                         metrics.GAUSSIAN_VARIANCE).numpy().astype("float64")
     return None
 
 

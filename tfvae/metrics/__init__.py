@@ -21,13 +21,14 @@ from tfvae.metrics.likelihood import (
     PIXEL_LEVELS,
     PSNR_MSE_FLOOR,
     bits_per_dim,
-    bits_per_dim_8bit,
     decoder_log_prob,
     decoder_variance,
     importance_log_weights,
     importance_sampled_nll,
     likelihood_for_loss,
+    mean_image,
     mse_psnr,
+    reports_bits_per_dim,
     sigmoid,
 )
 from tfvae.metrics.mixture import GaussianMixture, fit_gaussian_mixture
@@ -44,9 +45,10 @@ from tfvae.metrics.quality import (
 
 __all__ = [
     "GAUSSIAN_VARIANCE", "LIKELIHOODS", "LOG_2PI", "PIXEL_LEVELS", "PSNR_MSE_FLOOR", "GaussianMixture", "auroc",
-    "bits_per_dim", "bits_per_dim_8bit", "complexity_corrected_score", "decoder_log_prob", "decoder_variance",
+    "bits_per_dim", "complexity_corrected_score", "decoder_log_prob", "decoder_variance",
     "fit_gaussian_mixture", "importance_log_weights", "importance_sampled_nll",
     "frechet_distance", "frechet_distance_of_features", "gaussian_stats", "inception_score", "knn_radii",
-    "likelihood_for_loss", "manifold_coverage", "mse_psnr", "png_length_nats", "precision_recall", "sigmoid",
+    "likelihood_for_loss", "manifold_coverage", "mean_image", "mse_psnr", "png_length_nats", "precision_recall",
+    "reports_bits_per_dim", "sigmoid",
     "colourfulness", "perception", "ratio", "sharpness",
 ]

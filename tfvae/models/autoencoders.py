@@ -1,4 +1,5 @@
-"""The model family: plain autoencoder, VAE and conditional VAE.
+"""The model family's base classes: plain autoencoder, VAE and conditional VAE (``tfvae.models.family`` builds
+them, and the VAE with a VampPrior of ``tfvae.models.vamp``).
 
 Each model joins a functional encoder and decoder (``tfvae.models.networks``) and trains with ``fit`` through
 a custom ``train_step``/``test_step``, so callbacks, progress bars and ``tf.distribute`` work unchanged.
@@ -18,6 +19,11 @@ average towards it; evaluation (``test_step``, ``compute_terms(training=False)``
 variance the model was trained with, so the test loss is not fitted to the test batch. The ``variance`` metric
 logs the batch optimum (the per-pixel MSE of a one-sample reconstruction).
 
+A model whose prior is not N(0, I) says so in two hooks (``tfvae.models.vamp`` is the example): ``kl_estimate``
+gives the per-example KL term the loss uses instead of the closed form, and the classmethod ``learned_prior``
+gives a trained run's prior (the ``learned`` sampler of ``tfvae.samplers``; ``has_learned_prior`` says there is
+one without a run).
+
 Under a multi-replica strategy Keras sums the replicas' gradients, so the step differentiates
 ``loss / num_replicas_in_sync`` and logs the undivided value.
 """
@@ -31,14 +37,13 @@ from keras import ops
 from tfvae import losses
 from tfvae.models import networks
 
-MODELS = ("ae", "vae", "cvae")
-
 
 class Autoencoder(keras.Model):
     """Deterministic autoencoder: loss = reconstruction only (the documents' plain autoencoder)."""
 
     variational = False
     conditional = False
+    has_learned_prior = False  # True where ``learned_prior`` gives the model's own prior (the "learned" sampler)
 
     def __init__(self, encoder, decoder, *, reconstruction="bce", beta=1.0, recon_weight=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -105,8 +110,36 @@ class Autoencoder(keras.Model):
                 variance = ops.where(stored > 0, stored, batch_variance)
         terms = losses.vae_loss(x, out["logits"], out["z_mean"], out["z_log_var"] if self.variational else None,
                                 reconstruction=self.reconstruction, beta=self.beta, variance=variance,
-                                recon_weight=self.recon_weight)
+                                recon_weight=self.recon_weight, kl=self.kl_estimate(out))
         return {**{name: ops.mean(value) for name, value in terms.items()}, **extra}
+
+    def kl_estimate(self, out):
+        """The per-example KL term of the forward pass ``out``, (batch,); None: the closed form against N(0, I)
+        (``tfvae.losses.gaussian_kl``; none at all for a plain autoencoder). A model with another prior overrides it.
+        """
+        del out
+        return None
+
+    def prior_codes(self, noise):
+        """Draws of the model's prior made from fixed standard-normal ``noise`` (n, latent), so that TensorBoard's
+        samples follow a learned prior as it trains: the noise itself for N(0, I) (and for an ae, which has none).
+        """
+        return noise
+
+    @classmethod
+    def learned_prior(cls, run):
+        """The model's own learned prior p(z) in a trained run, or None when it has none (the prior is N(0, I)).
+
+        The hook behind the ``learned`` sampler (``tfvae.api.Run.sampler("learned")``), read from the run's files,
+        never fitted. A model with a learned prior returns an object with ``sample(n, seed)`` -> float32
+        (n, latent) codes (reproducible from ``seed``) and, where its density is known, ``log_prob(z)``: log p(z)
+        per code as a tensor, which the likelihood (IWAE) and the KL use in place of N(0, I).
+
+        Args:
+          run: the trained run (``tfvae.api.Run``: its ``encoder``, ``decoder``, ``workdir``, ``inference``).
+        """
+        del run
+        return None
 
     def _update_trackers(self, terms):
         self.loss_tracker.update_state(terms["loss"])
@@ -164,37 +197,3 @@ class CVAE(VAE):
     """Conditional VAE: encoder and decoder both see the one-hot class label."""
 
     conditional = True
-
-
-_CLASSES = {"ae": Autoencoder, "vae": VAE, "cvae": CVAE}
-
-
-def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
-                reconstruction="bce", beta=1.0, recon_weight=1.0, seed=None):
-    """Builds an ``ae``, ``vae`` or ``cvae`` with matching encoder and decoder.
-
-    Args:
-      kind: one of MODELS.
-      image_shape: (height, width, channels).
-      latent_dim: size of z.
-      arch, filters, hidden: see ``networks.build_encoder``.
-      num_classes: number of classes; required (> 0) for ``cvae``, ignored otherwise.
-      reconstruction: "bce" (Bernoulli decoder), "mse" (Gaussian decoder with variance 1/2) or "gaussian"
-        (Gaussian decoder with a calibrated shared variance; the decoder gets a ``DecoderVariance`` layer).
-      beta: weight of the KL term.
-      recon_weight: weight of the reconstruction term (0: the KL term alone).
-      seed: seed of the sampling noise.
-
-    Returns:
-      An uncompiled ``Autoencoder``/``VAE``/``CVAE``.
-    """
-    if kind not in _CLASSES:
-        raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
-    cls = _CLASSES[kind]
-    if cls.conditional and num_classes < 1:
-        raise ValueError("cvae needs labelled data (num_classes > 0)")
-    num_classes = num_classes if cls.conditional else 0
-    common = dict(arch=arch, filters=tuple(filters), hidden=hidden, num_classes=num_classes)
-    encoder = networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
-    decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian", **common)
-    return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight, name=kind)

@@ -80,7 +80,7 @@ def build_encoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
 
 
 def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
-                  variance=False, name="decoder"):
+                  variance=False, output_channels=None, name="decoder"):
     """Builds p(x | z[, y]) as logits.
 
     Args:
@@ -92,13 +92,17 @@ def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
       num_classes: > 0 adds a one-hot ``label`` input (conditional VAE).
       variance: end with a ``DecoderVariance`` layer (named ``decoder_variance``), which holds the shared
         variance of a Gaussian decoder (``loss=gaussian``) and passes the logits through.
+      output_channels: values per pixel (``tfvae.likelihoods.output_channels``: a gaussian_pixel or
+        logistic_mixture decoder emits its distribution's parameters); default the image's channels (logits).
       name: model name.
 
     Returns:
-      A functional ``keras.Model`` from ``z`` (and ``label``) to per-pixel logits of shape ``image_shape``.
+      A functional ``keras.Model`` from ``z`` (and ``label``) to per-pixel logits (parameters) of shape
+      (height, width, output_channels).
     """
     check_image_shape(image_shape, arch, filters)
-    height, width, channels = image_shape
+    height, width, _ = image_shape
+    channels = output_channels or image_shape[2]
     z = keras.Input((latent_dim,), name="z")
     inputs = [z]
     h = z
@@ -117,7 +121,7 @@ def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
     else:
         h = layers.Dense(hidden, activation="relu")(h)
         h = layers.Dense(height * width * channels)(h)
-        h = layers.Reshape(image_shape, name="logits")(h)
+        h = layers.Reshape((height, width, channels), name="logits")(h)
     # Under mixed precision the last layer computes in bfloat16/float16 (in float32 it took a fifth of a bf16
     # training step: a 1-channel convolution is slow in oneDNN) and its logits are cast to float32 here, before
     # the loss. Exported models (training.export_models) are float32 throughout.

@@ -23,7 +23,9 @@ The loss, per image, summed over the grid and averaged over the batch:
 
     loss = reconstruction(x, decoder(z_q)) + beta_commit * sum_ij ||z_e(x)_ij - sg(z_q(x)_ij)||^2,
 
-with the reconstruction term the VAE's (``bce``, ``mse`` or ``gaussian``, ``tfvae.losses``) and
+with the reconstruction term the VAE's (any of ``tfvae.losses.RECONSTRUCTION_LOSSES``: ``bce``, ``mse``,
+``gaussian``, ``gaussian_pixel`` or ``logistic_mixture``, the decoder emitting ``tfvae.likelihoods.output_channels``
+values per pixel) and
 beta_commit = ``commitment`` (0.25, the paper's). The commitment term keeps the encoder's outputs near the
 codebook vectors they chose. The paper's third term, ||sg(z_e) - e||^2, moves the codebook; here the codebook
 follows exponential moving averages instead (the paper's appendix A.1; Razavi et al. 2019, VQ-VAE-2), with no
@@ -49,6 +51,7 @@ import math
 import keras
 from keras import layers, ops
 
+from tfvae import likelihoods
 from tfvae.models import networks, pixelcnn
 from tfvae.models.autoencoders import Autoencoder
 from tfvae.models.layers import Conv2DTranspose, DecoderVariance
@@ -168,14 +171,16 @@ def build_vq_encoder(image_shape, latent_dim, *, filters=(32, 64), codebook_size
     return keras.Model(image, {"z_e": z_e, "z": z, "z_mean": z_mean, "indices": indices}, name=name)
 
 
-def build_vq_decoder(image_shape, latent_dim, *, filters=(32, 64), variance=False, name="decoder"):
-    """Builds p(x | z_q): a (h, w, D) grid -> per-pixel logits of shape ``image_shape``."""
+def build_vq_decoder(image_shape, latent_dim, *, filters=(32, 64), variance=False, output_channels=None,
+                     name="decoder"):
+    """Builds p(x | z_q): a (h, w, D) grid -> per-pixel logits (parameters) of shape (height, width,
+    ``output_channels``; default the image's channels: ``tfvae.likelihoods.output_channels``)."""
     networks.check_image_shape(image_shape, "conv", filters)
     z = keras.Input(grid_shape(image_shape, filters, latent_dim), name="z")
     h = layers.Conv2D(filters[-1], 3, padding="same", activation="relu")(z)
     for f in reversed(filters):
         h = Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu")(h)
-    h = Conv2DTranspose(image_shape[-1], 3, padding="same", name="logits")(h)
+    h = Conv2DTranspose(output_channels or image_shape[-1], 3, padding="same", name="logits")(h)
     logits = layers.Activation("linear", name="logits_float32", dtype="float32")(h)
     if variance:
         logits = DecoderVariance(name=networks.VARIANCE_LAYER, dtype="float32")(logits)
@@ -249,7 +254,8 @@ def build_vqvae(image_shape, latent_dim, *, arch="conv", filters=(32, 64), codeb
       filters: Conv2D filters per stride-2 layer.
       codebook_size: K, the number of codebook vectors.
       commitment: beta_commit, the weight of the commitment term.
-      reconstruction: "bce", "mse" or "gaussian" (as the VAE's).
+      reconstruction: one of ``tfvae.losses.RECONSTRUCTION_LOSSES`` (as the VAE's); the decoder emits
+        ``tfvae.likelihoods.output_channels`` values per pixel.
       seed: seed of the codebook's initial vectors.
     """
     if arch != "conv":
@@ -258,5 +264,7 @@ def build_vqvae(image_shape, latent_dim, *, arch="conv", filters=(32, 64), codeb
         raise ValueError(f"codebook_size must be at least 2, got {codebook_size}")
     encoder = build_vq_encoder(image_shape, latent_dim, filters=tuple(filters), codebook_size=codebook_size,
                                seed=seed)
-    decoder = build_vq_decoder(image_shape, latent_dim, filters=tuple(filters), variance=reconstruction == "gaussian")
+    channels = likelihoods.output_channels(likelihoods.for_loss(reconstruction), image_shape[2])
+    decoder = build_vq_decoder(image_shape, latent_dim, filters=tuple(filters), variance=reconstruction == "gaussian",
+                               output_channels=channels)
     return VQVAE(encoder, decoder, reconstruction=reconstruction, commitment=commitment, name="vqvae")

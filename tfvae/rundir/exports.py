@@ -7,7 +7,7 @@ import os
 
 import keras
 
-from tfvae import files, integrity
+from tfvae import files, integrity, likelihoods
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import layers as _layers  # noqa: F401  (registers the custom layers the files hold)
@@ -68,6 +68,12 @@ def model_misfit(model, name, config):
     image_shape, latent = tuple(config.image_shape), config.latent
     first_input = tuple(model.inputs[0].shape[1:])
     outputs = [tuple(t.shape[1:]) for t in keras.tree.flatten(model.outputs)]
+    named = model.output if isinstance(model.output, dict) else {}
+    if "pseudo_inputs" in named:  # a vamp's encoder also gives its (K, H, W, C) pseudo-inputs (tfvae.models.vamp)
+        if tuple(named["pseudo_inputs"].shape[1:]) != image_shape:
+            return (f"its pseudo-inputs have shape {tuple(named['pseudo_inputs'].shape[1:])}, config.json says "
+                    f"{image_shape}")
+        outputs = [tuple(t.shape[1:]) for key, t in named.items() if key != "pseudo_inputs"]
     code = (latent,)
     if config.model == "vqvae":  # codes are (h, w, D) grids; the encoder also gives the (h, w) indices
         code = grid_shape(image_shape, config.filters, latent)
@@ -77,8 +83,10 @@ def model_misfit(model, name, config):
     if name == "decoder":
         if first_input != code:
             return f"it takes codes of shape {first_input}, config.json says {says}"
-        if outputs[0] != image_shape:
-            return f"it draws images of shape {outputs[0]}, config.json says {image_shape}"
+        drawn = (*image_shape[:2], likelihoods.output_channels(likelihoods.for_loss(config.loss), image_shape[2]))
+        if outputs[0] != drawn:
+            return (f"it draws {outputs[0]} values per image, config.json's image_shape={image_shape} and "
+                    f"loss={config.loss} need {drawn}")
     else:
         if first_input != image_shape:
             return f"it takes images of shape {first_input}, config.json says {image_shape}"
@@ -87,6 +95,8 @@ def model_misfit(model, name, config):
     wanted = 2 if config.model == "cvae" else 1
     if len(model.inputs) != wanted:
         return f"it takes {len(model.inputs)} input(s), a {config.model}'s {name} takes {wanted}"
+    if name == "encoder" and ("pseudo_inputs" in named) != (config.model == "vamp"):
+        return f"it {'has' if 'pseudo_inputs' in named else 'lacks'} pseudo-inputs, config.json says a {config.model}"
     return None
 
 

@@ -80,7 +80,8 @@ def create_model(config, num_examples=None):
         model = build_model(config.model, config.image_shape, config.latent, arch=config.arch,
                             filters=config.filters, hidden=config.hidden, num_classes=config.num_classes,
                             reconstruction=config.loss, beta=config.beta, recon_weight=config.recon_weight,
-                            seed=config.seed, codebook_size=config.codebook_size, commitment=config.commitment)
+                            seed=config.seed, pseudo_inputs=config.pseudo_inputs,
+                            codebook_size=config.codebook_size, commitment=config.commitment)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     num_examples = num_examples or config.num_examples or config.batch_size or DEFAULT_BATCH_SIZE

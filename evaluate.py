@@ -38,7 +38,8 @@ flags.DEFINE_integer("sample_count", 10000, "Generated images (and as many real 
                      "precision/recall.", lower_bound=1)
 flags.DEFINE_list("sampler", ["prior"], "prior: z ~ N(0, I); gmm: a 10-component Gaussian mixture fitted to the "
                   "training images' codes; two_stage: a second small VAE fitted to them (Dai & Wipf 2019); learned: "
-                  "the model's own learned prior (a vamp's VampPrior). "
+                  "the model's own learned prior (a vamp's VampPrior; a vqvae's PixelCNN prior, its only sampler, "
+                  "used for a vqvae when --sampler is left at prior). "
                   "Comma-separated for several. A fitted one is saved in <workdir>/samplers/ and reused, as "
                   "sample.py --sampler does. The default, prior, is every model's here, so that runs compare alike.")
 flags.DEFINE_integer("elbo_samples", 8, "Draws per image of the -ELBO's reconstruction term.", lower_bound=1)

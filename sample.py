@@ -5,7 +5,7 @@
     python sample.py --mode=scatter                 # test-set latent means coloured by class
     python sample.py --mode=random --label=3        # a CVAE's samples of class 3
     python sample.py --mode=random --sampler=gmm    # codes from a mixture fitted to the training codes (saved)
-    python sample.py --mode=random --sampler=learned  # a vamp's own prior (its default)
+    python sample.py --mode=random --sampler=learned  # a vamp's or vqvae's own prior (their default)
     python sample.py --mode=traverse --grid 9       # one row per latent dimension, the highest KL first
     python sample.py --mode=projector               # test-set codes for TensorBoard's Projector (logs/latent)
     python sample.py --mode=denoise                 # rows of clean / noisy / denoised test images
@@ -36,8 +36,9 @@ flags.DEFINE_integer("seed", 0, "Seed of the samples and of the choice of test i
 flags.DEFINE_enum("sampler", None, ["prior", "gmm", "two_stage", "learned"], "What draws the codes of --mode=random "
                   "and of --mode=grid beyond a 2-D latent: prior (N(0, I)), gmm (a 10-component Gaussian mixture "
                   "fitted to the training images' codes), two_stage (a second small VAE fitted to them) or learned "
-                  "(the model's own learned prior: a vamp's VampPrior). Default: learned for a vamp, prior for a vae "
-                  "or cvae, gmm for an ae. A fitted one is saved in <workdir>/samplers/ on first use and reused after.")
+                  "(the model's own learned prior: a vamp's VampPrior, a vqvae's PixelCNN prior over its code grids). "
+                  "Default: learned for a vamp or vqvae, prior for a vae or cvae, gmm for an ae. A fitted one is "
+                  "saved in <workdir>/samplers/ on first use and reused after.")
 flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 FLAGS = flags.FLAGS
 

@@ -25,7 +25,9 @@ flags.DEFINE_enum("model", "vae", config_lib.MODELS, "ae: plain autoencoder; vae
                   "cvae: VAE conditioned on the class label; vamp: VAE with a VampPrior (a mixture of the posteriors "
                   "of --pseudo_inputs learned images); rae: regularized autoencoder (RAE-L2, Ghosh et al. 2020; "
                   "sampled from a mixture fitted to its codes); wae: Wasserstein autoencoder with an MMD penalty "
-                  "(Tolstikhin et al. 2018; sampled from N(0, I)).")
+                  "(Tolstikhin et al. 2018; sampled from N(0, I)); vqvae: VQ-VAE (an EMA codebook of "
+                  "--codebook_size vectors of size --latent) with a PixelCNN prior over its code grid, trained after "
+                  "it for --prior_epochs.")
 flags.DEFINE_enum("arch", "conv", config_lib.ARCHS, "conv: the Keras example's Conv2D/Conv2DTranspose "
                   "networks; mlp: the PyTorch example's dense 784-400-20 networks; resnet: residual conv "
                   "stages, as many as halve the image down to about 4x4 (docs/training.md).")
@@ -93,6 +95,11 @@ flags.DEFINE_enum("loss", "bce", config_lib.RECONSTRUCTION_LOSSES, "bce: Bernoul
                   "per-pixel MSE; Rybkin et al. 2021), for colour images; gaussian_pixel: the decoder also emits "
                   "a learned variance per pixel and channel; logistic_mixture: PixelCNN++'s discretized logistic "
                   "mixture of the 8-bit values (docs/likelihoods.md).")
+flags.DEFINE_integer("codebook_size", DEFAULTS.codebook_size, "vqvae: codebook vectors K.", lower_bound=2)
+flags.DEFINE_float("commitment", DEFAULTS.commitment, "vqvae: weight of the commitment term (0.25, the paper's).",
+                   lower_bound=0)
+flags.DEFINE_integer("prior_epochs", DEFAULTS.prior_epochs, "vqvae: epochs of the PixelCNN prior over the training "
+                     "codes, trained after the last VQ-VAE epoch (resumed like the VQ-VAE).", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and sampling noise.")
 flags.DEFINE_integer("checkpoint_every_steps", 0, "Also checkpoint every this many steps inside an epoch, so "
                      "that a killed run loses at most that many steps (0: at the end of each epoch only).",
@@ -130,7 +137,8 @@ def config_from_flags():
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs, beta=FLAGS.beta,
         recon_weight=FLAGS.recon_weight, penalty_weight=FLAGS.penalty_weight, decoder_l2=FLAGS.decoder_l2,
-        adversarial=FLAGS.adversarial, feature_match=FLAGS.feature_match,
+        adversarial=FLAGS.adversarial, feature_match=FLAGS.feature_match, codebook_size=FLAGS.codebook_size,
+        commitment=FLAGS.commitment, prior_epochs=FLAGS.prior_epochs,
         loss=FLAGS.loss, seed=FLAGS.seed, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, strategy=FLAGS.strategy, precision=FLAGS.precision,
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
@@ -149,9 +157,12 @@ def main(argv):
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    regulariser = f"penalty {result['penalty']:.4g}" if "penalty" in result else f"KL {result['kl']:.2f}"
-    print(f"final test loss {result['loss']:.2f} (reconstruction {result['reconstruction']:.2f}, "
-          f"{regulariser}) after {result['epochs']} epoch(s)")
+    if config.model == "vqvae":
+        terms = f"commitment {result['commitment']:.2f}, codebook perplexity {result['perplexity']:.1f}"
+    else:
+        terms = f"penalty {result['penalty']:.4g}" if "penalty" in result else f"KL {result['kl']:.2f}"
+    print(f"final test loss {result['loss']:.2f} (reconstruction {result['reconstruction']:.2f}, {terms}) after "
+          f"{result['epochs']} epoch(s)")
     print(f"wrote {config.workdir}: encoder.keras, decoder.keras, history.csv, config.json, checkpoints/, logs/")
     print(f"next: python sample.py --workdir={config.workdir} --grid 15; tensorboard --logdir "
           f"{os.path.dirname(os.path.abspath(config.workdir))}")

@@ -162,6 +162,8 @@ def run_command(tokens, scripts, data, page_name):
         # Capping the examples also caps the test images (to 64), which --classes would then filter to none.
         cap = [] if FLAGS.classes else ["--max_examples=64"]
         overrides = ["--epochs=1", *cap, "--batch_size=32", f"--data_dir={data_dir}"]
+        if FLAGS.model == "vqvae":
+            overrides.append("--prior_epochs=1")  # its PixelCNN prior: one epoch too
     elif script == "evaluate.py":
         overrides = list(EVALUATE_OVERRIDES)
         if FLAGS.ood_dataset:

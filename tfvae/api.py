@@ -38,6 +38,7 @@ import numpy as np
 from tfvae import arguments, losses, metrics, models, rundir, sampler_store, sampling
 from tfvae import data as data_lib
 from tfvae import samplers as samplers_lib
+from tfvae.code_grids import CodeGrids
 from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.inference import BATCH_SIZE, Inference
 
@@ -61,8 +62,9 @@ def load(workdir="runs/latest", batch_size=BATCH_SIZE, log=None):
     return Run(workdir, rundir.load_config(workdir), batch_size=batch_size, log=log)
 
 
-class Run:
-    """A trained run: its config, its models, and numpy in / numpy out access to them.
+class Run(CodeGrids):
+    """A trained run: its config, its models, and numpy in / numpy out access to them (a vqvae's code grids and
+    PixelCNN prior: ``tfvae.code_grids.CodeGrids``).
 
     Attributes:
       workdir: the run directory.
@@ -78,6 +80,7 @@ class Run:
         self._dataset = self._test_data = self._test_codes = self._epochs_trained = self._train_codes = None
         self._learned_prior = None
         self._samplers = {}
+        self._prior = None  # a vqvae's PixelCNN (CodeGrids.prior)
 
     # -- what the run is -------------------------------------------------------------------------------
 
@@ -104,8 +107,8 @@ class Run:
     @property
     def variational(self):
         """Whether the encoder is a posterior q(z|x) with a variance (vae, cvae, vamp), not a deterministic
-        autoencoder's (ae, rae, wae)."""
-        return models.model_class(self.config.model).variational
+        autoencoder's (ae, rae, wae) or a vqvae's."""
+        return self.model_class.variational
 
     @property
     def model_class(self):
@@ -114,8 +117,9 @@ class Run:
 
     @property
     def learned_prior(self):
-        """The model's own learned prior (a vamp's VampPrior: ``log_prob`` and ``sample``), read from the run's
-        files once; None for a model whose prior is N(0, I) or that has none."""
+        """The model's own learned prior (a vamp's VampPrior: ``log_prob`` and ``sample``; a vqvae's PixelCNN,
+        ``tfvae.models.pixelcnn.CodeGridPrior``: ``sample`` of code grids), read from the run's files once; None for
+        a model whose prior is N(0, I) or that has none."""
         if self._learned_prior is None and self.model_class.has_learned_prior:
             self._learned_prior = self.model_class.learned_prior(self)
         return self._learned_prior
@@ -197,7 +201,7 @@ class Run:
 
     def codes(self, z):
         """``z`` as float32 (n, latent); ArgumentError for another shape."""
-        return arguments.codes(z, self.latent_dim)
+        return arguments.codes(z, self.code_shape)
 
     # -- the models, numpy in and out ------------------------------------------------------------------
 
@@ -230,8 +234,9 @@ class Run:
           label: a cvae's class (default: the classes in turn, 0, 1, ..., K - 1, 0, ...).
           seed: seed of the draws.
           sampler: "prior" (z ~ N(0, I)), "gmm" or "two_stage" (densities fitted to the training codes; see
-            ``sampler``) or "learned" (the model's own prior); default ``default_sampler``: learned for a vamp,
-            the prior for a vae, cvae or wae, gmm for an ae or rae.
+            ``sampler``) or "learned" (the model's own prior: a vamp's VampPrior, a vqvae's PixelCNN prior over
+            code grids); default ``default_sampler``: learned for a vamp or vqvae, the prior for a vae, cvae or
+            wae, gmm for an ae or rae.
         """
         self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
         z = self.sampler(sampler).sample(n, seed)
@@ -241,8 +246,8 @@ class Run:
 
     @property
     def default_sampler(self):
-        """The sampler used when none is named: "learned" for a vamp, "prior" for a vae, cvae or wae, "gmm" for an
-        ae or rae."""
+        """The sampler used when none is named: "learned" for a model with a learned prior (a vamp, a vqvae),
+        "prior" for a vae, cvae or wae, "gmm" for an ae or rae."""
         return samplers_lib.default_sampler(self.config.model)
 
     def train_codes(self):
@@ -277,11 +282,15 @@ class Run:
         if name not in samplers_lib.SAMPLERS:
             raise ArgumentError("sampler", f"sampler={name!r} is not a sampler; choose one of "
                                            f"{', '.join(samplers_lib.SAMPLERS)}")
+        if self.quantized and name != samplers_lib.LEARNED:
+            raise ArgumentError("sampler", f"sampler={name} given, but {self.workdir} holds a vqvae: its codes are "
+                                           "grids of codebook indices, drawn by its PixelCNN prior: use "
+                                           "sampler=learned")
         if name == samplers_lib.LEARNED:
             if self.learned_prior is None:
                 raise ArgumentError("sampler", f"sampler='learned', but {self.workdir} holds a {self.config.model}, "
-                                               "which has no learned prior (a vamp has one); choose prior, gmm or "
-                                               "two_stage")
+                                               "which has no learned prior (a vamp or vqvae has one); choose prior, "
+                                               "gmm or two_stage")
             return self.learned_prior
         if not samplers_lib.CLASSES[name].fitted:
             return samplers_lib.CLASSES[name](self.latent_dim)
@@ -365,8 +374,10 @@ class Run:
           TfvaeError: the run is a plain autoencoder, which defines no likelihood.
         """
         if not self.variational:
-            raise TfvaeError(f"{self.workdir} holds an {self.config.model}, a deterministic autoencoder, which "
-                             "defines no likelihood: only a vae, cvae or vamp has one")
+            kind = {"vqvae": "a vqvae, whose codes are discrete"}.get(
+                self.config.model, f"an {self.config.model}, a deterministic autoencoder")
+            raise TfvaeError(f"{self.workdir} holds {kind}, which defines no likelihood: only a vae, cvae or vamp "
+                             "has one")
         return self.inference.likelihood_terms(
             self.encoder, decoder or self.decoder, x, num_samples, labels=cond, likelihood=self.likelihood,
             variance=self.variance or metrics.GAUSSIAN_VARIANCE, max_batch=max_batch, seed=seed, progress=progress,
@@ -419,6 +430,7 @@ class Run:
 
     def test_codes(self, limit=None):
         """(z_mean, z_log_var or None, labels or None) of the first ``limit`` test images (all by default)."""
+        self.vector_latent("scatter")
         if self._test_codes is None:
             x, y = self.test_data()
             self._test_codes = self.encode(x, y if self.conditional else None) + (y,)
@@ -457,6 +469,7 @@ class Run:
           (picture (rows * H, margin + n * W, C) float32 with each row labelled in a left margin,
           list of (dimension, usage) per row, what the usage is ("KL" or "var"), the test image's index).
         """
+        self.vector_latent("traverse")
         values, what = usage or self.latent_usage()
         x, y = self.test_data()
         if index is None:

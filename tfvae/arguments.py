@@ -61,8 +61,10 @@ def condition(labels, count, num_classes, holder):
 
 
 def codes(z, latent_dim):
-    """``z`` as float32 (n, latent_dim)."""
+    """``z`` as float32 (n, latent_dim); ``latent_dim`` may be a shape, e.g. a vqvae's (h, w, D) grid."""
+    shape = tuple(latent_dim) if isinstance(latent_dim, (tuple, list)) else (latent_dim,)
     z = np.asarray(z, dtype="float32")
-    if z.ndim != 2 or z.shape[1] != latent_dim:
-        raise ArgumentError("z", f"latent codes of shape {z.shape}, but the run's are (n, {latent_dim})")
+    if z.shape[1:] != shape:
+        wanted = ", ".join(map(str, shape))
+        raise ArgumentError("z", f"latent codes of shape {z.shape}, but the run's are (n, {wanted})")
     return z

@@ -24,8 +24,10 @@ DEFAULT_HIDDEN = {"conv": 16, "mlp": 400}
 
 # Fields that fix the network's shape: a run directory holding other values can't be resumed. The loss does too: it
 # sets what the decoder emits (tfvae.likelihoods.output_channels) and whether it holds a DecoderVariance.
+# pseudo_inputs counts for a vamp only and codebook_size for a vqvae only (Config.architecture).
 ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_shape", "num_classes", "pseudo_inputs",
-                       "loss")
+                       "codebook_size", "loss")
+_FIELD_OF_MODEL = {"pseudo_inputs": "vamp", "codebook_size": "vqvae"}  # an architecture field only one model has
 
 
 @dataclasses.dataclass
@@ -75,6 +77,11 @@ class Config:
     adversarial: float = 0.0  # a PatchGAN discriminator's hinge loss on the reconstructions
     feature_match: float = 0.0  # squared distance in the discriminator's features (Larsen et al. 2016)
     loss: str = "bce"
+    # vqvae only (tfvae.models.vqvae): K codebook vectors of size --latent, the commitment term's weight, and the
+    # epochs of its PixelCNN prior, trained after the VQ-VAE's last epoch (tfvae.training.prior).
+    codebook_size: int = 128
+    commitment: float = 0.25
+    prior_epochs: int = 10
     seed: int = 0
     checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
     keep_checkpoints: int = 2  # end-of-epoch checkpoints kept (the newest one, mid-epoch or not, is kept too)
@@ -150,9 +157,18 @@ class Config:
         for name in ("adversarial", "feature_match"):
             if getattr(self, name) < 0:
                 raise TfvaeError(f"--{name} must be non-negative, 0 for off (got {getattr(self, name)})")
+            if getattr(self, name) and self.model == "vqvae":
+                raise TfvaeError(f"--{name} is a sharpness term of the VAE family's decoders; a vqvae takes none")
         if self.recon_weight == 0 and (self.beta == 0 or self.model in ("ae", "rae", "wae")):
             raise TfvaeError("--recon_weight=0 leaves nothing to train without a KL term; use --model=vae with "
                              "--beta > 0")
+        if self.model == "vqvae":
+            if self.arch != "conv":
+                raise TfvaeError(f"--model=vqvae needs --arch=conv (its codes are a grid), got --arch={self.arch}")
+            if self.codebook_size < 2:
+                raise TfvaeError(f"--codebook_size must be at least 2 (got {self.codebook_size})")
+            if self.commitment < 0 or self.prior_epochs < 0:
+                raise TfvaeError("--commitment and --prior_epochs must be non-negative")
         if self.checkpoint_every_steps < 0:
             raise TfvaeError(f"--checkpoint_every_steps must be 0 (epoch ends only) or positive (got "
                              f"{self.checkpoint_every_steps})")
@@ -185,9 +201,10 @@ class Config:
         return DataFacts(**{k: getattr(self, k) for k in DataFacts.FIELDS})
 
     def architecture(self):
-        """The fields that fix the network's shape (``pseudo_inputs`` for a vamp only)."""
+        """The fields that fix the network's shape (``pseudo_inputs`` for a vamp only, ``codebook_size`` for a
+        vqvae only)."""
         return {k: _jsonable(getattr(self, k)) for k in ARCHITECTURE_FIELDS
-                if k != "pseudo_inputs" or self.model == "vamp"}
+                if _FIELD_OF_MODEL.get(k, self.model) == self.model}
 
     def to_json(self):
         return json.dumps({k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}, indent=2) + "\n"

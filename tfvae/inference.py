@@ -6,14 +6,16 @@ scores). Each model's forward pass is a ``tf.function`` traced once per input si
 ``Inference`` object, so it lives exactly as long as the Run that holds it: nothing module-level keeps a model
 alive. The maths (log-densities, the importance weights, the log-sum-exp) is ``tfvae.metrics``'s.
 
-Inputs are prepared arrays: images float32 (n, H, W, C) in [0, 1], codes float32 (n, latent), and for a
-conditional model one-hot labels (n, K); ``tfvae.api.Run`` checks and converts what a user passes.
+Inputs are prepared arrays: images float32 (n, H, W, C) in [0, 1], codes float32 (n, latent) (a vqvae's:
+(n, h, w, D) grids of codebook vectors; its indices int (n, h, w)), and for a conditional model one-hot labels
+(n, K); ``tfvae.api.Run`` checks and converts what a user passes.
 """
 
 import numpy as np
 import tensorflow as tf
 
 from tfvae import losses, metrics
+from tfvae.models import pixelcnn
 
 BATCH_SIZE = 256
 
@@ -58,6 +60,33 @@ class Inference:
         latent = int(encoder.outputs[0].shape[-1]) if not means else means[0].shape[-1]
         z_mean = np.concatenate(means) if means else np.zeros((0, latent), "float32")
         return z_mean, (np.concatenate(log_vars) if log_vars else None)
+
+    def indices(self, encoder, images, batch_size=None):
+        """A vqvae encoder's codebook indices of ``images``: int32 (n, h, w)."""
+        batch_size = batch_size or self.batch_size
+        call = self._forward(encoder)
+        out = [call(tf.convert_to_tensor(images[start:start + batch_size], tf.float32))["indices"].numpy()
+               for start in range(0, len(images), batch_size)]
+        grid = tuple(encoder.outputs[0].shape[1:3]) if not out else out[0].shape[1:]
+        return np.concatenate(out).astype("int32") if out else np.zeros((0, *grid), "int32")
+
+    def sample_indices(self, prior, n, seed=0, batch_size=None):
+        """``n`` index grids, int32 (n, h, w), drawn from a PixelCNN ``prior`` (``pixelcnn.autoregressive_sampler``:
+        h * w compiled passes per batch); batch b uses the stateless seed (seed, b)."""
+        batch_size = batch_size or self.batch_size
+        draw = self._compiled(prior, "draw", lambda: pixelcnn.autoregressive_sampler(prior))
+        out = [draw(tf.constant(min(batch_size, n - start)), tf.constant([seed, start // batch_size], tf.int64))
+               .numpy() for start in range(0, n, batch_size)]
+        grid = tuple(int(d) for d in prior.inputs[0].shape[1:])
+        return np.concatenate(out) if out else np.zeros((0, *grid), "int32")
+
+    def indices_nll(self, prior, indices, batch_size=None):
+        """-log p(k) under a PixelCNN ``prior`` of each index grid (n, h, w), in nats: float64 (n,)."""
+        batch_size = batch_size or self.batch_size
+        call = self._forward(prior)
+        out = [pixelcnn.grid_nll(k, call(tf.convert_to_tensor(k, tf.int32))).numpy()
+               for k in (indices[start:start + batch_size] for start in range(0, len(indices), batch_size))]
+        return np.concatenate(out).astype("float64") if out else np.zeros(0)
 
     def decode_logits(self, decoder, z, labels=None, batch_size=None):
         """The decoder's logits for codes ``z`` (and one-hot ``labels`` for a conditional decoder)."""

@@ -28,8 +28,9 @@ def check_label(run, label):
 
 
 def draws_samples(run, mode):
-    """Whether ``mode`` draws codes from a sampler: "random", and "grid" of a latent other than 2-D."""
-    return mode == "random" or (mode == "grid" and run.latent_dim != 2)
+    """Whether ``mode`` draws codes from a sampler: "random", and "grid" of a latent other than 2-D (a vqvae's
+    grid too: its codes are grids of codebook vectors, whatever their size)."""
+    return mode == "random" or (mode == "grid" and (run.latent_dim != 2 or run.quantized))
 
 
 def picture(run, mode, n, label=None, seed=0, sampler=None):
@@ -127,6 +128,8 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise="", sam
     if sampler and mode in ("projector", "denoise", "scatter"):
         raise ArgumentError("sampler", f"sampler={sampler} given, but the {mode} picture draws no samples: a "
                                        "sampler is for the random picture, and the grid of a latent other than 2-D")
+    if mode in ("projector", "scatter", "traverse"):
+        run.vector_latent(mode)  # a vqvae's codes are grids: one line saying so
     if mode == "projector":
         return projector.write_projector(run)
     output = output or os.path.join(run.workdir, f"{mode}.png")

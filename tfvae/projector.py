@@ -129,6 +129,10 @@ def write_after_training(config, dataset, log=print):
     Returns:
       the directory written, or None.
     """
+    if config.model == "vqvae":
+        log("the latent space's Projector and traversal are for vector codes; a vqvae's are grids of codebook "
+            "indices (python sample.py --mode=random draws from its PixelCNN prior)")
+        return None
     try:
         run = api.Run(config.workdir, config)
         labels = None if dataset.y_test is None else dataset.y_test[:MAX_POINTS]

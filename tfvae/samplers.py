@@ -19,8 +19,11 @@ N(0, I) is the documents' "random vector into the decoder", usually far from whe
 (``tfvae.models.Autoencoder.learned_prior``, the hook a model class overrides; nothing is saved in samplers/,
 since its state is the model's own, in encoder.keras and checked with it). For a ``vamp`` run it is the VampPrior,
 p(z) = (1/K) sum_k N(z; m_k, diag s_k^2), the posteriors of its K pseudo-inputs: a uniform component, then a
-Gaussian draw (``tfvae.models.VampPrior``). It is the default of a model that has one; a model without one
-(ae, vae, cvae: their prior is N(0, I), or none) refuses it in one line naming the argument.
+Gaussian draw (``tfvae.models.VampPrior``). For a ``vqvae`` it is its PixelCNN over grids of codebook indices
+(prior.keras, trained by train.py after the VQ-VAE), whose draws become code grids (n, h, w, D) through the
+codebook (``tfvae.models.pixelcnn.CodeGridPrior``); it is a vqvae's only sampler. It is the default of a model
+that has one; a model without one (ae, vae, cvae: their prior is N(0, I), or none) refuses it in one line naming
+the argument.
 
 ``gmm`` (Ghosh et al. 2020, "From variational to deterministic autoencoders", ex-post density estimation):
 p(z) = sum_k w_k N(z; m_k, S_k), a full-covariance mixture of ``components`` (10) Gaussians fitted to the
@@ -68,8 +71,8 @@ GMM_COMPONENTS = 10
 
 
 def default_sampler(model):
-    """The sampler a model is sampled with when none is named: "learned" for a model with a learned prior (vamp),
-    "prior" for a vae, cvae or wae (each pulls its codes towards N(0, I)), "gmm" for an ae or rae (made to be
+    """The sampler a model is sampled with when none is named: "learned" for a model with a learned prior (vamp,
+    vqvae), "prior" for a vae, cvae or wae (each pulls its codes towards N(0, I)), "gmm" for an ae or rae (made to be
     sampled ex post: neither has a prior)."""
     if models.model_class(model).has_learned_prior:
         return LEARNED

@@ -40,8 +40,9 @@ def one_hot(labels, num_classes):
 
 def interpolate(z_start, z_end, steps):
     """``steps`` points on the straight line from ``z_start`` to ``z_end`` (both included)."""
-    t = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]
-    return (1.0 - t) * z_start[None, :] + t * z_end[None, :]
+    z_start, z_end = np.asarray(z_start), np.asarray(z_end)
+    t = np.linspace(0.0, 1.0, steps, dtype="float32").reshape((steps,) + (1,) * z_start.ndim)
+    return (1.0 - t) * z_start[None] + t * z_end[None]
 
 
 def interleave_rows(top, bottom, cols):

@@ -25,6 +25,11 @@ def _progress_logger(log, what, every=30.0):
 def likelihood_note(run):
     """One line on what the run's likelihood numbers mean and what they are comparable with."""
     config = run.config
+    if run.quantized:
+        return ("A VQ-VAE defines no likelihood of images here: its posterior is a point (one codebook index per "
+                "grid cell) and p(x) = sum_k p(k) p(x|k) is not estimated; reported are its reconstruction term "
+                "-log p(x|z_q) (nats), MSE/PSNR, and its PixelCNN prior's bits per code on the test images' "
+                "code grids (prior_bits_per_code; log2 K for a uniform prior).")
     if not run.variational:
         kind = {"rae": "A regularized autoencoder (rae)", "wae": "A Wasserstein autoencoder (wae)"}.get(
             config.model, "A plain autoencoder")

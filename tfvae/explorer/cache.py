@@ -13,6 +13,7 @@ import numpy as np
 
 import tfvae
 from tfvae import sampling
+from tfvae.errors import TfvaeError
 
 MAX_RUNS = 4  # loaded runs kept at once
 MAX_POINTS = 2000  # test codes sent to the page (the first ones of the test set)
@@ -21,6 +22,9 @@ SLIDERS = 16  # latent dimensions given a slider, highest usage first
 
 def describe(run, name):
     """What the page needs about ``run``: shapes, classes, test codes, latent usage, slider ranges, PCA plane."""
+    if run.quantized:
+        raise TfvaeError(f"{name} is a vqvae, whose codes are grids of codebook indices: the explorer shows vector "
+                         "latents only (python sample.py --mode=random draws from its PixelCNN prior)")
     z, _, y = run.test_codes()
     values, what = run.latent_usage()
     order = [int(d) for d in np.argsort(-np.asarray(values), kind="stable")]

@@ -6,16 +6,17 @@
     vamp   VAE with a VampPrior: a mixture of the posteriors of K learned pseudo-inputs (``vamp.VampVAE``)
     rae    regularized autoencoder, RAE-L2 (``regularized.RAE``; its objective is derived there)
     wae    Wasserstein autoencoder with an MMD penalty (``regularized.WAE``)
+    vqvae  VQ-VAE: an EMA codebook, codes on a grid, a PixelCNN prior trained after it (``vqvae.VQVAE``)
 """
 
 from tfvae import likelihoods
 from tfvae.models import adversarial as adversarial_lib
-from tfvae.models import networks, regularized, vamp
+from tfvae.models import networks, regularized, vamp, vqvae
 from tfvae.models.autoencoders import CVAE, VAE, Autoencoder
 
-MODELS = ("ae", "vae", "cvae", "vamp", "rae", "wae")
+MODELS = ("ae", "vae", "cvae", "vamp", "rae", "wae", "vqvae")
 _CLASSES = {"ae": Autoencoder, "vae": VAE, "cvae": CVAE, "vamp": vamp.VampVAE, "rae": regularized.RAE,
-            "wae": regularized.WAE}
+            "wae": regularized.WAE, "vqvae": vqvae.VQVAE}
 
 
 def model_class(kind):
@@ -28,8 +29,9 @@ def model_class(kind):
 
 def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
                 reconstruction="bce", beta=1.0, recon_weight=1.0, seed=None, pseudo_inputs=vamp.PSEUDO_INPUTS,
-                penalty_weight=None, decoder_l2=None, adversarial=0.0, feature_match=0.0):
-    """Builds an ``ae``, ``vae``, ``cvae``, ``vamp``, ``rae`` or ``wae`` with matching encoder and decoder.
+                penalty_weight=None, decoder_l2=None, adversarial=0.0, feature_match=0.0,
+                codebook_size=vqvae.CODEBOOK_SIZE, commitment=vqvae.COMMITMENT):
+    """Builds an ``ae``, ``vae``, ``cvae``, ``vamp``, ``rae``, ``wae`` or ``vqvae`` with matching encoder and decoder.
 
     Args:
       kind: one of MODELS.
@@ -53,11 +55,21 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
       adversarial, feature_match: weights of the sharpness terms (``tfvae.models.adversarial``); either > 0
         gives the model a ``critic`` (a discriminator), which the caller gives an optimizer
         (``model.critic.attach_optimizer``) before training.
+      codebook_size, commitment: a vqvae's K codebook vectors and commitment weight (ignored by the others).
+
+    A ``vqvae`` is ``vqvae.build_vqvae``'s: ``latent_dim`` is the size D of its codebook vectors, and ``hidden``,
+    ``num_classes``, ``beta`` and ``recon_weight`` are ignored.
 
     Returns:
-      An uncompiled ``Autoencoder``/``VAE``/``CVAE``/``VampVAE``/``RAE``/``WAE``.
+      An uncompiled ``Autoencoder``/``VAE``/``CVAE``/``VampVAE``/``RAE``/``WAE``/``VQVAE``.
     """
     cls = model_class(kind)
+    if kind == "vqvae":
+        if adversarial or feature_match:
+            raise ValueError("adversarial and feature_match are sharpness terms of the VAE family's decoders; a "
+                             "vqvae takes neither")
+        return vqvae.build_vqvae(image_shape, latent_dim, arch=arch, filters=filters, codebook_size=codebook_size,
+                                 commitment=commitment, reconstruction=reconstruction, seed=seed)
     if cls.conditional and num_classes < 1:
         raise ValueError("cvae needs labelled data (num_classes > 0)")
     if kind == "vamp" and pseudo_inputs < 1:

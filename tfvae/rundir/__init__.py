@@ -13,6 +13,7 @@ A run directory holds everything a run produces::
     decoder.keras          z (+ one-hot labels) -> logits
     logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures; step = epoch (1, 2, ...)
                            latent/: the Projector's files and the traversal, after the last epoch (tfvae.projector)
+    prior.keras, prior/    a vqvae's PixelCNN prior over its code grids, and its training checkpoint (prior.py)
     samplers/<name>.npz    a sampler fitted to the training codes after training (gmm, two_stage), written on
                            its first use by sample.py, evaluate.py or ``Run.sample`` (see samplers.py)
     skipped_files.txt      folder data only: the files that could not be decoded, and why
@@ -28,6 +29,7 @@ One job per module (each imports only the ones listed above it)::
     state.py         checkpoints/state.json (``CheckpointState``), ``epochs_trained``
     exports.py       encoder.keras and decoder.keras: ``save_model``, ``load_model_file`` and their checks
     samplers.py      samplers/<name>.npz: ``save_sampler``, ``load_sampler`` and their checks
+    prior.py         a vqvae's prior.keras and prior/: ``save_prior``, ``load_prior``, its checkpoint and state
 
 What writes them, and in which order, is ``tfvae.training``'s (its docstring); ``tfvae.load`` reads them (and
 writes the fitted samplers, ``tfvae.api.Run.sampler``).
@@ -46,11 +48,23 @@ from tfvae.rundir.config_file import (
 from tfvae.rundir.exports import MODEL_NAMES, check_exports, load_model_file, model_misfit, save_model
 from tfvae.rundir.history import HISTORY_FIELDS, history_from_events, load_history, read_history, write_history
 from tfvae.rundir.latest import LATEST, point_latest, resolve_workdir
+from tfvae.rundir.prior import (
+    PRIOR_DIR,
+    PRIOR_FILE,
+    load_prior,
+    prior_checkpoint_path,
+    prior_path,
+    read_prior_state,
+    save_prior,
+    save_prior_checkpoint,
+)
 from tfvae.rundir.samplers import SAMPLER_DIR, encoder_fingerprint, load_sampler, sampler_path, save_sampler
 from tfvae.rundir.state import CheckpointState, describe_checkpoint, epochs_trained, restart_advice
 
 __all__ = [
-    "HISTORY_FIELDS", "LATEST", "MODEL_NAMES", "RUN_FILES", "RUN_FOLDERS", "SAMPLER_DIR", "SKIPPED_FILES",
+    "HISTORY_FIELDS", "LATEST", "MODEL_NAMES", "PRIOR_DIR", "PRIOR_FILE", "load_prior", "prior_checkpoint_path",
+    "prior_path", "read_prior_state", "save_prior", "save_prior_checkpoint", "RUN_FILES", "RUN_FOLDERS",
+    "SAMPLER_DIR", "SKIPPED_FILES",
     "CheckpointState", "encoder_fingerprint", "load_sampler", "sampler_path", "save_sampler",
     "check_exports", "check_run_files", "check_workdir", "describe_checkpoint", "epochs_trained",
     "history_from_events", "load_config", "load_history", "load_model_file", "model_misfit", "point_latest",

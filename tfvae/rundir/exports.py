@@ -11,6 +11,7 @@ from tfvae import files, integrity, likelihoods
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import layers as _layers  # noqa: F401  (registers the custom layers the files hold)
+from tfvae.models.vqvae import grid_shape
 
 MODEL_NAMES = ("encoder", "decoder")
 
@@ -73,9 +74,15 @@ def model_misfit(model, name, config):
             return (f"its pseudo-inputs have shape {tuple(named['pseudo_inputs'].shape[1:])}, config.json says "
                     f"{image_shape}")
         outputs = [tuple(t.shape[1:]) for key, t in named.items() if key != "pseudo_inputs"]
+    code = (latent,)
+    if config.model == "vqvae":  # codes are (h, w, D) grids; the encoder also gives the (h, w) indices
+        code = grid_shape(image_shape, config.filters, latent)
+        if name == "encoder":
+            outputs = [shape for shape in outputs if shape != code[:2]]
+    says = f"latent={latent}" if code == (latent,) else f"codes of shape {code}"
     if name == "decoder":
-        if first_input != (latent,):
-            return f"it takes codes of shape {first_input}, config.json says latent={latent}"
+        if first_input != code:
+            return f"it takes codes of shape {first_input}, config.json says {says}"
         drawn = (*image_shape[:2], likelihoods.output_channels(likelihoods.for_loss(config.loss), image_shape[2]))
         if outputs[0] != drawn:
             return (f"it draws {outputs[0]} values per image, config.json's image_shape={image_shape} and "
@@ -83,8 +90,8 @@ def model_misfit(model, name, config):
     else:
         if first_input != image_shape:
             return f"it takes images of shape {first_input}, config.json says {image_shape}"
-        if any(shape != (latent,) for shape in outputs):
-            return f"it gives codes of shape {outputs[0]}, config.json says latent={latent}"
+        if any(shape != code for shape in outputs):
+            return f"it gives codes of shape {outputs[0]}, config.json says {says}"
     wanted = 2 if config.model == "cvae" else 1
     if len(model.inputs) != wanted:
         return f"it takes {len(model.inputs)} input(s), a {config.model}'s {name} takes {wanted}"

@@ -34,6 +34,7 @@ from tfvae.training.model_setup import (
     set_learning_rate,
     steps_per_epoch,
 )
+from tfvae.training.prior import train_prior
 from tfvae.training.recorder import RunRecorder
 from tfvae.training.runtime import configure_runtime, is_chief, make_strategy, resolve_precision
 from tfvae.training.writers import ImageWriter
@@ -201,9 +202,10 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     if model.conditional:
         preview["label"] = sampling.one_hot(dataset.y_test[:8], config.num_classes)
         labels = sampling.one_hot(np.arange(64) % config.num_classes, config.num_classes)
+    # A vqvae has no prior to draw pictures from until its PixelCNN is trained: reconstructions only.
+    samples = None if config.model == "vqvae" else sampling.prior_samples(64, config.latent, config.seed)
     recorder = RunRecorder(writedir, len(dataset.x_train), history, batch_size=config.batch_size,
-                           images=ImageWriter(logdir, preview, sampling.prior_samples(64, config.latent, config.seed),
-                                              labels), probe=preview,
+                           images=ImageWriter(logdir, preview, samples, labels), probe=preview,
                            checkpoint_every_steps=config.checkpoint_every_steps,
                            keep_checkpoints=config.keep_checkpoints, learning_rate=config.learning_rate, log=log)
     if verbose is None:
@@ -234,7 +236,9 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     if not segments:
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
         export_models(model, writedir)
-    elif writedir == config.workdir and on_finished is not None:  # the chief, after the last epoch
+    if config.model == "vqvae" and chief:  # its PixelCNN prior, trained (or resumed) after the last epoch
+        train_prior(config, model, dataset, writedir, log=log)
+    if segments and chief and on_finished is not None:  # the chief, after the last epoch
         on_finished(config, dataset)
     _, test_ds = pipelines(config, dataset)
     result = model.evaluate(test_ds, verbose=0, return_dict=True)

@@ -83,7 +83,8 @@ def create_model(config, num_examples=None):
                             reconstruction=config.loss, beta=config.beta, recon_weight=config.recon_weight,
                             penalty_weight=config.penalty_weight or None, decoder_l2=config.decoder_l2 or None,
                             seed=config.seed, pseudo_inputs=config.pseudo_inputs, adversarial=config.adversarial,
-                            feature_match=config.feature_match)
+                            feature_match=config.feature_match, codebook_size=config.codebook_size,
+                            commitment=config.commitment)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     num_examples = num_examples or config.num_examples or config.batch_size or DEFAULT_BATCH_SIZE

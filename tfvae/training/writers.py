@@ -32,7 +32,7 @@ class ScalarWriter:
 class ImageWriter:
     """Writes reconstructions of fixed test images and decoded fixed prior samples to TensorBoard: the decoder's
     distribution's mean (``tfvae.likelihoods.mean``) at ``model.prior_codes`` of fixed noise (N(0, I) draws, or a
-    learned prior's)."""
+    learned prior's; none for a vqvae, whose prior is trained after it)."""
 
     def __init__(self, logdir, batch, z, labels=None):
         self.writer = tf.summary.create_file_writer(os.path.join(logdir, "images"))
@@ -43,14 +43,15 @@ class ImageWriter:
         recon = np.asarray(likelihoods.mean(model(self.batch)["logits"], likelihood))
         originals = np.asarray(self.batch["image"])
         cols = len(originals)
-        # A direct call: predict() would cost a quarter of a second per epoch for these 64 images.
-        z = model.prior_codes(self.z)  # the fixed noise, as draws of the model's prior (a vamp's moves as it trains)
-        outputs = model.decoder(z if self.labels is None else [z, self.labels])
-        samples = np.asarray(likelihoods.mean(outputs, likelihood))
-        side = int(np.sqrt(len(self.z)))
         with self.writer.as_default(step=epoch):
             tf.summary.image("reconstructions", sampling.tile(np.concatenate([originals, recon]), 2, cols)[None])
-            tf.summary.image("samples", sampling.tile(samples, side, side)[None])
+            if self.z is not None:  # None: a model without a prior to draw from while it trains (vqvae)
+                # A direct call: predict() would cost a quarter of a second per epoch for these 64 images.
+                z = model.prior_codes(self.z)  # the fixed noise, as draws of the model's prior (a vamp's moves)
+                outputs = model.decoder(z if self.labels is None else [z, self.labels])
+                samples = np.asarray(likelihoods.mean(outputs, likelihood))
+                side = int(np.sqrt(len(self.z)))
+                tf.summary.image("samples", sampling.tile(samples, side, side)[None])
         self.writer.flush()
 
     def close(self):

@@ -62,6 +62,11 @@ def load(workdir="runs/latest", batch_size=BATCH_SIZE, log=None):
     return Run(workdir, rundir.load_config(workdir), batch_size=batch_size, log=log)
 
 
+def _a(model):
+    """'an ae', 'a vae': the model's name with its article, as it is read aloud."""
+    return f"{'an' if model[0] in 'aeiou' else 'a'} {model}"
+
+
 class Run(CodeGrids):
     """A trained run: its config, its models, and numpy in / numpy out access to them (a vqvae's code grids and
     PixelCNN prior: ``tfvae.code_grids.CodeGrids``).
@@ -288,7 +293,7 @@ class Run(CodeGrids):
                                            "sampler=learned")
         if name == samplers_lib.LEARNED:
             if self.learned_prior is None:
-                raise ArgumentError("sampler", f"sampler='learned', but {self.workdir} holds a {self.config.model}, "
+                raise ArgumentError("sampler", f"sampler='learned', but {self.workdir} holds {_a(self.config.model)}, "
                                                "which has no learned prior (a vamp or vqvae has one); choose prior, "
                                                "gmm or two_stage")
             return self.learned_prior

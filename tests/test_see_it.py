@@ -26,3 +26,16 @@ def test_three_latent_spaces_then_grid_digits(mnist_dir, offline_env, tmp_path):
     assert sum(counts["cells"]) == 16 and len(counts["cells"]) == 10
     assert 0.0 <= counts["classifier_test_accuracy"] <= 1.0
     assert "present:" in proc.stdout and "test codes: mean" in proc.stdout
+
+
+def test_side_by_side_shows_the_same_test_images_for_every_run(trained, offline_env, tmp_path):
+    run = str(trained / "runs" / "vae")
+    proc = run_script([os.path.join(REPO, "benchmarks", "side_by_side.py"), run, run, "--labels=one,two",
+                       "--count=5", f"--output={tmp_path / 'side.png'}"], offline_env)
+    width, height = Image.open(tmp_path / "side.png").size
+    assert height == (1 + 2 * 2) * 28 and width > 5 * 28  # test images, then reconstructions and samples per run
+    one, two = [line for line in proc.stdout.splitlines() if line.startswith(("one:", "two:"))]
+    assert one.split(":", 1)[1] == two.split(":", 1)[1]  # the same run measured on the same images
+    assert "x the sharpness" in one
+    assert run_script([os.path.join(REPO, "benchmarks", "side_by_side.py"), run, "--labels=a,b",
+                       f"--output={tmp_path / 'x.png'}"], offline_env, check=False).returncode == 1

@@ -4,6 +4,8 @@
     python benchmarks/make_picture_sets.py --output=/work/picture_sets
     python benchmarks/generation.py --dataset=folder --data_dir=/work/picture_sets/emoji --output=/work/bench/gen_emoji
     python benchmarks/generation.py ... --notrain --noevaluate        # the table and picture of runs already done
+    python benchmarks/generation.py ... --models=ae,vae,vqvae         # add a model: the others are neither trained
+                                                                      # nor evaluated again (--reevaluate)
 
 Every model of ``--models`` (those this tfvae has) is trained by ``training.train``, the function train.py calls,
 from the data set's documented config (``--base``: configs/fashion_vae_z8.cfg with ``--latent=16``, or
@@ -54,7 +56,8 @@ flags.DEFINE_integer("classifier_epochs", 8, "Epochs of the feature classifier (
                      lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the runs, the samplers and the evaluation.")
 flags.DEFINE_boolean("train", True, "Train (or resume) the runs.")
-flags.DEFINE_boolean("evaluate", True, "Fit the samplers and evaluate the runs.")
+flags.DEFINE_boolean("evaluate", True, "Fit the samplers and evaluate the runs not evaluated yet.")
+flags.DEFINE_boolean("reevaluate", False, "Evaluate the runs again even where <run>/generation.json exists.")
 FLAGS = flags.FLAGS
 
 
@@ -222,7 +225,8 @@ def main(argv):
             start = time.perf_counter()
             training.train(make_config(model, workdir), verbose=2, log=log)
             log(f"{model}: trained in {time.perf_counter() - start:.0f} s")
-        if FLAGS.evaluate:
+        done = os.path.isfile(os.path.join(workdir, "generation.json"))
+        if FLAGS.evaluate and (FLAGS.reevaluate or not done):
             evaluate(workdir, log)
     rows = table_rows(models)
     if not rows:

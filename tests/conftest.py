@@ -205,6 +205,22 @@ def event_tags(logdir):
     return tags
 
 
+class Interrupted(Exception):
+    """Raised by ``stop_after_first_epoch``'s callback: a run stopped as a kill would stop it."""
+
+
+def stop_after_first_epoch():
+    """A Keras callback that interrupts training after epoch 1 has been checkpointed (raises Interrupted)."""
+    import keras
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:  # after the run has checkpointed epoch 1
+                raise Interrupted
+
+    return StopAfterFirstEpoch()
+
+
 def assert_one_line_error(proc, *fragments):
     """A script that failed with one line of error (holding each of ``fragments``) and no traceback."""
     assert proc.returncode != 0

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import tfvae
+from tests.conftest import Interrupted, stop_after_first_epoch
 from tfvae import training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
@@ -129,22 +130,14 @@ def sharp_runs(mnist_dir, tmp_path_factory):
     """Two runs of 2 epochs with both terms on: one straight, one stopped after epoch 1 and resumed."""
     root = tmp_path_factory.mktemp("sharp")
 
-    class Interrupt(Exception):
-        pass
-
-    class StopAfterFirstEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0:  # after the run has checkpointed epoch 1
-                raise Interrupt
-
     def config(name):
         return Config(model="vae", arch="conv", filters=(8, 16), hidden=16, latent=4, dataset="mnist",
                       data_dir=mnist_dir, download=False, epochs=2, batch_size=64, max_examples=128,
                       precision="float32", adversarial=0.5, feature_match=0.5, workdir=str(root / name))
 
     training.train(config("straight"), **QUIET)
-    with pytest.raises(Interrupt):
-        training.train(config("resumed"), callbacks=[StopAfterFirstEpoch()], **QUIET)
+    with pytest.raises(Interrupted):
+        training.train(config("resumed"), callbacks=[stop_after_first_epoch()], **QUIET)
     training.train(config("resumed"), **QUIET)
     return root, config
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import Interrupted, stop_after_first_epoch
 from tfvae import data as data_lib
 from tfvae import evaluation, losses, metrics, pictures, training
 from tfvae.config import Config
@@ -93,22 +94,14 @@ def test_noise_is_fresh_every_step_reproducible_and_survives_resume():
 def test_a_resumed_denoising_run_trains_as_an_uninterrupted_one(mnist_dir, tmp_path):
     import keras
 
-    class Interrupt(Exception):
-        pass
-
-    class StopAfterFirstEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0:  # after the run has checkpointed epoch 1
-                raise Interrupt
-
     def config(name):
         return Config(model="ae", arch="mlp", hidden=32, latent=4, dataset="mnist", data_dir=mnist_dir,
                       download=False, epochs=2, batch_size=64, max_examples=192, noise="saltpepper:0.2",
                       precision="float32", workdir=str(tmp_path / name))
 
     training.train(config("straight"), **QUIET)
-    with pytest.raises(Interrupt):
-        training.train(config("resumed"), callbacks=[StopAfterFirstEpoch()], **QUIET)
+    with pytest.raises(Interrupted):
+        training.train(config("resumed"), callbacks=[stop_after_first_epoch()], **QUIET)
     training.train(config("resumed"), **QUIET)
     straight = keras.saving.load_model(tmp_path / "straight" / "encoder.keras", safe_mode=True).get_weights()
     resumed = keras.saving.load_model(tmp_path / "resumed" / "encoder.keras", safe_mode=True).get_weights()

@@ -283,8 +283,13 @@ def browser():
 
 def wait_for(driver, condition, what, timeout=90):
     end = time.monotonic() + timeout
+    from selenium.common.exceptions import NoSuchElementException
+
     while time.monotonic() < end:
-        value = condition(driver)
+        try:
+            value = condition(driver)
+        except NoSuchElementException:  # the page has not built that element yet
+            value = None
         if value:
             return value
         time.sleep(0.1)

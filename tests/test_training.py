@@ -30,8 +30,10 @@ def _one_sgd_step(strategy, weights, batch, kind="ae", **network):
 
 
 # resnet: it has no normalisation layer, so no batch statistics that two replicas of 4 images would split.
-@pytest.mark.parametrize("kind,network", [("ae", {}), ("vamp", {}), ("ae", {"arch": "resnet", "filters": (8, 16)})],
-                         ids=["ae", "vamp", "ae-resnet"])
+# vqvae: its EMA codebook is set and moved by the counts and sums of the whole batch, summed over the replicas.
+@pytest.mark.parametrize("kind,network", [("ae", {}), ("vamp", {}), ("ae", {"arch": "resnet", "filters": (8, 16)}),
+                                          ("vqvae", {"codebook_size": 16})],
+                         ids=["ae", "vamp", "ae-resnet", "vqvae"])
 def test_two_replicas_make_the_same_update_as_one_device(kind, network, monkeypatch):
     if kind == "vamp":  # z = z_mean: each replica would draw its own noise; the VampPrior's KL term stays
         monkeypatch.setattr(Sampling, "call", lambda self, inputs: inputs[0])

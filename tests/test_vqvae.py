@@ -241,3 +241,22 @@ def test_prior_resumes_as_if_never_stopped(vq_run, mnist_dir, tmp_path):
     assert rundir.read_prior_state(resumed)["epoch"] == 2
     for a, b in zip(rundir.load_prior(resumed).get_weights(), rundir.load_prior(fresh).get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_prior_on_two_replicas_takes_the_steps_it_takes_on_one_device(vq_run, tmp_path):
+    from tfvae import rundir, training
+
+    config = dataclasses.replace(rundir.load_config(vq_run), prior_epochs=1)
+    model = training.create_model(config)
+    training.Checkpointer(vq_run).restore(model)
+    dataset = training.load_data(config, log=lambda message: None)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+    for name, strategy in (("one", None), ("two", mirrored)):
+        train_prior(config, model, dataset, str(tmp_path / name), log=lambda message: None, strategy=strategy)
+    one, two = (rundir.load_prior(str(tmp_path / name)).get_weights() for name in ("one", "two"))
+    grid = tuple(rundir.load_prior(vq_run).input_shape[1:])
+    initial = pixelcnn.build_pixelcnn(grid, config.codebook_size, seed=int(config.seed)).get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(initial, one))  # the epoch did move the weights
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

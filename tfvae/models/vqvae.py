@@ -49,6 +49,7 @@ Logged besides: ``commitment`` (unweighted) and ``perplexity``, exp of the entro
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 from tfvae import likelihoods
@@ -77,7 +78,8 @@ class VectorQuantizer(keras.layers.Layer):
     def build(self, input_shape):
         dim = int(input_shape[-1])
         init = keras.initializers.VarianceScaling(distribution="uniform", seed=self.seed)
-        # "mean": under a multi-replica strategy each replica assigns the averages of its own batch; they are averaged.
+        # "mean": under a multi-replica strategy every replica computes the same update from the whole batch's
+        # statistics (``_replicas_sum``), so the mean of their assignments is that update.
         self.embeddings = self.add_weight(shape=(self.num_codes, dim), initializer=init, trainable=False,
                                           name="embeddings", aggregation="mean")
         self.ema_count = self.add_weight(shape=(self.num_codes,), initializer="ones", trainable=False,
@@ -99,10 +101,10 @@ class VectorQuantizer(keras.layers.Layer):
     def first_codebook(self, z_e):
         """(codebook, N, m) to quantize a training batch of flat vectors z_e (n, D) with and update from: the
         present ones, or before the first training batch, K of the batch's own vectors, evenly spaced over it
-        (N = 1, m = e: a codebook where the encoder's outputs are, so that no code starts out of reach)."""
+        (N = 1, m = e: a codebook where the encoder's outputs are, so that no code starts out of reach). Under a
+        multi-replica strategy "the batch" is the global one, the replicas' parts in order (``_global_picks``)."""
         fresh = 1.0 - ops.convert_to_tensor(self.initialized)
-        n = ops.shape(z_e)[0]
-        picks = ops.take(z_e, (ops.arange(self.num_codes) * n) // self.num_codes, axis=0)
+        picks = _global_picks(z_e, self.num_codes)
         codebook = fresh * picks + (1.0 - fresh) * ops.convert_to_tensor(self.embeddings)
         count = fresh + (1.0 - fresh) * ops.convert_to_tensor(self.ema_count)
         total = fresh * picks + (1.0 - fresh) * ops.convert_to_tensor(self.ema_sum)
@@ -112,8 +114,8 @@ class VectorQuantizer(keras.layers.Layer):
         """Moves the averages (``count`` N, ``total`` m: default the present ones) towards the batch's flat
         vectors z_e (n, D) and their ``indices`` (n,)."""
         one_hot = ops.one_hot(indices, self.num_codes, dtype="float32")
-        counts = ops.sum(one_hot, axis=0)
-        sums = ops.matmul(ops.transpose(one_hot), z_e)
+        counts = _replicas_sum(ops.sum(one_hot, axis=0))  # the whole batch's n_k and s_k, over every replica
+        sums = _replicas_sum(ops.matmul(ops.transpose(one_hot), z_e))
         count = ops.convert_to_tensor(self.ema_count) if count is None else count
         total = ops.convert_to_tensor(self.ema_sum) if total is None else total
         count = self.decay * count + (1.0 - self.decay) * counts
@@ -144,6 +146,32 @@ class VectorQuantizer(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_codes": self.num_codes, "decay": self.decay, "epsilon": self.epsilon,
                 "seed": self.seed}
+
+
+def _replicas_sum(x):
+    """x summed over the replicas of the tf.distribute strategy that runs this step (x itself on one device)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return x
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
+def _global_picks(z_e, count):
+    """``count`` vectors evenly spaced over the global batch, rows i * n // count of the replicas' parts of z_e
+    (n, D) in replica order (how a distributed dataset splits a batch), n their total: each replica fills the
+    rows it holds and the sum over replicas gathers them (an all-reduce, which every cross-device op supports)."""
+    local = ops.shape(z_e)[0]
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return ops.take(z_e, (ops.arange(count) * local) // count, axis=0)
+    replica = context.replica_id_in_sync_group
+    sizes = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                               tf.one_hot(replica, context.num_replicas_in_sync, dtype=tf.int32) * local)
+    offset, n = tf.reduce_sum(sizes[:replica]), tf.reduce_sum(sizes)
+    rows = (tf.range(count) * n) // count - offset
+    mine = (rows >= 0) & (rows < local)
+    taken = tf.gather(z_e, tf.clip_by_value(rows, 0, tf.maximum(local - 1, 0)))
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, taken * tf.cast(mine, z_e.dtype)[:, None])
 
 
 def grid_shape(image_shape, filters, latent_dim):

@@ -237,7 +237,9 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
         export_models(model, writedir)
     if config.model == "vqvae" and chief:  # its PixelCNN prior, trained (or resumed) after the last epoch
-        train_prior(config, model, dataset, writedir, log=log)
+        # Under the run's strategy on one host; a cluster's chief trains it alone (the workers have stopped).
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        train_prior(config, model, dataset, writedir, log=log, strategy=None if multi_worker else strategy)
     if segments and chief and on_finished is not None:  # the chief, after the last epoch
         on_finished(config, dataset)
     _, test_ds = pipelines(config, dataset)

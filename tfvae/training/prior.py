@@ -15,6 +15,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfvae import data as data_lib
 from tfvae import rundir
@@ -38,7 +39,7 @@ def model_view(x_uint8, config, split):
     return data_lib.binarize_static(x_uint8, seed=config.seed + (split == "test")).astype("float32") / 255.0
 
 
-def train_prior(config, model, dataset, workdir, log=print, verbose=0):
+def train_prior(config, model, dataset, workdir, log=print, verbose=0, strategy=None):
     """Trains (or resumes) the PixelCNN prior of the VQ-VAE ``model`` and writes prior.keras.
 
     Args:
@@ -48,6 +49,8 @@ def train_prior(config, model, dataset, workdir, log=print, verbose=0):
       workdir: the run directory.
       log: gets a line per epoch trained, and one when a checkpoint is resumed or discarded.
       verbose: Keras progress-bar mode of each epoch's fit.
+      strategy: the tf.distribute strategy the prior trains under (default: none); the VQ-VAE's own on one host,
+        so that a prior trained on several GPUs takes the same steps as on one (its batches split between them).
 
     Returns:
       dict: ``epochs``, ``loss`` and ``val_loss`` (nats per grid), ``bits_per_code`` (test); None when
@@ -61,9 +64,10 @@ def train_prior(config, model, dataset, workdir, log=print, verbose=0):
     test_codes = code_grids(encoder, model_view(dataset.x_test, config, "test"))
     codes_sha256 = hashlib.sha256(train_codes.tobytes()).hexdigest()
     cells = math.prod(train_codes.shape[1:])
-    prior = pixelcnn.build_pixelcnn(train_codes.shape[1:], config.codebook_size, seed=int(config.seed))
-    prior.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=pixelcnn.GridCrossEntropy())
-    prior.optimizer.build(prior.trainable_variables)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        prior = pixelcnn.build_pixelcnn(train_codes.shape[1:], config.codebook_size, seed=int(config.seed))
+        prior.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=pixelcnn.GridCrossEntropy())
+        prior.optimizer.build(prior.trainable_variables)
     state, start = rundir.read_prior_state(workdir), 0
     if state.get("codes_sha256") == codes_sha256 and 0 < int(state.get("epoch", 0)):
         prior.load_weights(rundir.prior_checkpoint_path(workdir))

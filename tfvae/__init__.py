@@ -14,8 +14,9 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
     api | training               a finished run (Run, load) | the fit loop, which writes a run directory
                                  (it knows nothing of api or projector: train.py passes the Projector as a hook)
     sampler_store | code_grids   a run's fitted samplers: read from its run directory, or fitted and written |
-      | scoring                  a vqvae's side of a Run: its code grids, their indices, its PixelCNN prior |
-                                 a Run's scores: anomaly scores, -ELBO terms and the IWAE NLL
+      | scoring | latent_views   a vqvae's side of a Run: its code grids, their indices, its PixelCNN prior |
+                                 a Run's scores: anomaly scores, -ELBO terms and the IWAE NLL | a Run's views
+                                 of its latent space: each dimension's use, traversals
     inference | rundir           the one compiled, batched forward path a Run owns | the run directory's
       | samplers                 on-disk format, read and written: latest, config.json, history.csv,
                                  checkpoints/state.json, encoder.keras and decoder.keras, samplers/ |

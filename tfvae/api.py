@@ -35,15 +35,14 @@ import os
 
 import numpy as np
 
-from tfvae import arguments, losses, metrics, models, rundir, sampler_store, sampling
+from tfvae import arguments, metrics, models, rundir, sampler_store, sampling
 from tfvae import data as data_lib
 from tfvae import samplers as samplers_lib
 from tfvae.code_grids import CodeGrids
 from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.inference import BATCH_SIZE, Inference
+from tfvae.latent_views import LatentViews
 from tfvae.scoring import Scoring
-
-TRAVERSE_RANGE = (0.05, 0.95)  # prior quantiles a traversal sweeps
 
 
 def load(workdir="runs/latest", batch_size=BATCH_SIZE, log=None):
@@ -68,7 +67,7 @@ def _a(model):
     return f"{'an' if model[0] in 'aeiou' else 'a'} {model}"
 
 
-class Run(CodeGrids, Scoring):
+class Run(CodeGrids, Scoring, LatentViews):
     """A trained run: its config, its models, and numpy in / numpy out access to them (a vqvae's code grids and
     PixelCNN prior: ``tfvae.code_grids.CodeGrids``).
 
@@ -377,53 +376,3 @@ class Run(CodeGrids, Scoring):
             self._test_codes = self.encode(x, y if self.conditional else None) + (y,)
         z_mean, z_log_var, y = self._test_codes
         return (z_mean[:limit], None if z_log_var is None else z_log_var[:limit], None if y is None else y[:limit])
-
-    def latent_usage(self):
-        """How much each latent dimension is used, averaged over the test images.
-
-        Returns:
-          (values (latent,), what): for a VAE the mean KL(q(z_j|x) || N(0, 1)) per dimension in nats ("KL"),
-          which is ~0 for a dimension the model ignores; for a plain autoencoder, and for a model with a learned
-          prior (whose mixture has no per-dimension KL), the variance of z_mean ("var").
-        """
-        z_mean, z_log_var, _ = self.test_codes()
-        if z_log_var is None or self.model_class.has_learned_prior:
-            return z_mean.var(axis=0).astype("float64"), "var"
-        kl = np.asarray(losses.gaussian_kl_per_dim(z_mean, z_log_var), dtype="float64")
-        return kl.mean(axis=0), "KL"
-
-    def traverse(self, n=9, index=None, seed=0, usage=None):
-        """Latent traversals: one row per dimension, sweeping it while the others keep a test image's code.
-
-        Row r sets dimension d_r to ``norm.ppf(linspace(0.05, 0.95, n))`` and keeps the other coordinates at
-        the code (z_mean) of one test image. The dimensions are all of them in order when the latent has at
-        most ``n``; else the ``n`` with the highest ``latent_usage`` (average KL), highest first. A plain
-        autoencoder has no prior: it is swept over the same values, and ranked by the variance of its codes.
-
-        Args:
-          n: images per row, and most rows.
-          index: the test image whose code is kept (default: one drawn with ``seed``).
-          seed: seed of that draw.
-          usage: ``latent_usage()``'s result, if already computed.
-
-        Returns:
-          (picture (rows * H, margin + n * W, C) float32 with each row labelled in a left margin,
-          list of (dimension, usage) per row, what the usage is ("KL" or "var"), the test image's index).
-        """
-        self.vector_latent("traverse")
-        values, what = usage or self.latent_usage()
-        x, y = self.test_data()
-        if index is None:
-            index = int(np.random.default_rng(seed).integers(len(x)))
-        if not 0 <= index < len(x):
-            raise TfvaeError(f"test image {index} asked for, but the run has {len(x)} (0..{len(x) - 1})")
-        dims = list(range(self.latent_dim)) if self.latent_dim <= n else \
-            [int(d) for d in np.argsort(-values, kind="stable")[:n]]
-        z0, _ = self.encode(x[index:index + 1], None if y is None or not self.conditional else y[index:index + 1])
-        z = sampling.traversal_codes(z0[0], dims, n, *TRAVERSE_RANGE)
-        labels = int(y[index]) if self.conditional else None
-        images = self.decode(z, labels)
-        picture = sampling.tile(images, len(dims), n)
-        rows = [(d, float(values[d])) for d in dims]
-        text = [f"z[{d}] {what} {v:.2f}" for d, v in rows]
-        return sampling.label_rows(picture, text, self.image_shape[0]), rows, what, index

@@ -79,12 +79,19 @@ def test_resume_continues_from_the_last_finished_epoch(mnist_dir, tmp_path):
     model = training.create_model(config)
     assert training.Checkpointer(str(workdir)).restore(model)["epoch"] == 2
     assert int(model.optimizer.iterations.numpy()) == 4
-    # A finished run asked again trains nothing more.
+    # A finished run asked again trains nothing more, and leaves its exports as they were (samplers fitted to
+    # encoder.keras stay valid); one that was damaged meanwhile is rebuilt from the last checkpoint.
+    exported = {name: (workdir / name).read_bytes() for name in ("encoder.keras", "decoder.keras")}
+    (workdir / "decoder.keras").write_bytes(exported["decoder.keras"][:100])
     messages.clear()
     training.train(tiny_config(mnist_dir, workdir, epochs=2), verbose=0, log=messages.append)
     assert any("nothing to train" in m for m in messages)
     with open(workdir / "history.csv") as f:
         assert len(list(csv.DictReader(f))) == 2
+    assert (workdir / "encoder.keras").read_bytes() == exported["encoder.keras"]
+    rebuilt = keras.saving.load_model(workdir / "decoder.keras", safe_mode=True)
+    for a, b in zip(rebuilt.get_weights(), model.decoder.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_workdir_of_another_architecture_is_refused(mnist_dir, tmp_path):

@@ -29,6 +29,7 @@ from tfvae.rundir import (
 from tfvae.training.checkpoints import Checkpointer, describe_checkpoint
 from tfvae.training.model_setup import (
     create_model,
+    damaged_exports,
     export_models,
     resolved_batch_size,
     set_learning_rate,
@@ -235,7 +236,9 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         recorder.close()
     if not segments:
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
-        export_models(model, writedir)
+        damaged = damaged_exports(model, writedir)  # missing or damaged: rebuilt from the last checkpoint
+        if damaged:
+            export_models(model, writedir, damaged)
     if config.model == "vqvae" and chief:  # its PixelCNN prior, trained (or resumed) after the last epoch
         # Under the run's strategy on one host; a cluster's chief trains it alone (the workers have stopped).
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)

@@ -6,6 +6,7 @@ import os
 import keras
 import tensorflow as tf
 
+from tfvae import integrity
 from tfvae.models import build_model
 from tfvae.models.adversarial import discriminator_optimizer
 from tfvae.rundir import save_model
@@ -107,18 +108,34 @@ def create_model(config, num_examples=None):
     return model
 
 
-def export_models(model, workdir):
+def export_models(model, workdir, names=None):
     """Writes encoder.keras and decoder.keras (and discriminator.keras for a run with sharpness terms), in float32
-    whatever precision trained them.
+    whatever precision trained them; ``names`` (e.g. ``["decoder"]``): only those.
 
     The variables are float32 under every policy; computing in float32 too gives sample.py and evaluate.py
     full-precision logits (likelihoods are sums of hundreds of per-pixel terms) on any device. Nothing that
     samples or loads a run reads discriminator.keras.
     """
-    save_model(float32_copy(model.encoder), os.path.join(workdir, "encoder.keras"))
-    save_model(float32_copy(model.decoder), os.path.join(workdir, "decoder.keras"))
+    networks = {"encoder": model.encoder, "decoder": model.decoder}
     if model.critic is not None:
-        save_model(float32_copy(model.critic.discriminator), os.path.join(workdir, "discriminator.keras"))
+        networks["discriminator"] = model.critic.discriminator
+    for name, network in networks.items():
+        if names is None or name in names:
+            save_model(float32_copy(network), os.path.join(workdir, f"{name}.keras"))
+
+
+def damaged_exports(model, workdir):
+    """The names of the files ``export_models`` writes for ``model`` that are missing from ``workdir`` or are not
+    complete .keras archives.
+
+    A finished run whose training command is run again re-exports only these: a re-export with the same
+    weights still makes new files (Keras records the time of saving), and the samplers fitted to a run are tied
+    to its encoder.keras's bytes (``tfvae.rundir.encoder_fingerprint``), so they would be refitted.
+    """
+    names = ["encoder", "decoder"] + (["discriminator"] if model.critic is not None else [])
+    paths = {name: os.path.join(workdir, f"{name}.keras") for name in names}
+    return [name for name, path in paths.items()
+            if not os.path.isfile(path) or integrity.keras_archive_problem(path) is not None]
 
 
 def float32_copy(network):

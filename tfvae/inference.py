@@ -11,6 +11,8 @@ Inputs are prepared arrays: images float32 (n, H, W, C) in [0, 1], codes float32
 (n, K); ``tfvae.api.Run`` checks and converts what a user passes.
 """
 
+import logging
+
 import numpy as np
 import tensorflow as tf
 
@@ -18,6 +20,20 @@ from tfvae import losses, metrics
 from tfvae.models import pixelcnn
 
 BATCH_SIZE = 256
+
+
+class _ForwardTracingFilter(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning about
+    ``Inference._forward``'s functions. Each model gets its own function, traced once per input signature, but
+    TensorFlow counts the traces of all of them together (it keys its count by the Python code, which every
+    model's function shares), so scoring or loading a few runs warned of "excessive retracing" that was none.
+    A retrace of one model's function is still bounded by ``reduce_retracing`` (tested)."""
+
+    def filter(self, record):
+        return "Inference._forward" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_ForwardTracingFilter())
 
 
 class Inference:

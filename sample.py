@@ -34,13 +34,20 @@ flags.DEFINE_integer("label", None, "CVAE only: the class to draw (default: one 
 flags.DEFINE_string("output", "", "PNG path (default <workdir>/<mode>.png).")
 flags.DEFINE_integer("seed", 0, "Seed of the samples and of the choice of test images.")
 flags.DEFINE_enum("sampler", None, ["prior", "gmm", "two_stage", "learned"], "What draws the codes of --mode=random "
-                  "and of --mode=grid beyond a 2-D latent: prior (N(0, I)), gmm (a 10-component Gaussian mixture "
-                  "fitted to the training images' codes), two_stage (a second small VAE fitted to them) or learned "
-                  "(the model's own learned prior: a vamp's VampPrior, a vqvae's PixelCNN prior over its code grids). "
-                  "Default: learned for a vamp or vqvae, prior for a vae or cvae, gmm for an ae. A fitted one is "
-                  "saved in <workdir>/samplers/ on first use and reused after.")
+                  "and of --mode=grid beyond a 2-D latent: prior (N(0, I)), gmm (a mixture of --gmm_components "
+                  "Gaussians fitted to the training images' codes), two_stage (a second small VAE fitted to them) or "
+                  "learned (the model's own learned prior: a vamp's VampPrior, a vqvae's PixelCNN prior over its code "
+                  "grids). Default: learned for a vamp or vqvae, prior for a vae or cvae, gmm for an ae. A fitted one "
+                  "is saved in <workdir>/samplers/ on first use and reused after.")
+flags.DEFINE_integer("gmm_components", None, "Components of the gmm sampler's mixture (default 10, Ghosh et al.'s); "
+                     "a saved mixture of another size is fitted again.", lower_bound=1)
 flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 FLAGS = flags.FLAGS
+
+
+def gmm_settings(components):
+    """The sampler settings --gmm_components asks for ({} when it is not given)."""
+    return {} if components is None else {"components": components}
 
 
 def main(argv):
@@ -60,9 +67,10 @@ def main(argv):
 
     try:
         path = pictures.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
-                                      label=FLAGS.label, noise=FLAGS.noise, sampler=FLAGS.sampler)
+                                      label=FLAGS.label, noise=FLAGS.noise, sampler=FLAGS.sampler,
+                                      sampler_settings=gmm_settings(FLAGS.gmm_components))
     except TfvaeError as e:
-        print(f"error: {flag_message(e, {'n': 'grid'})}", file=sys.stderr)
+        print(f"error: {flag_message(e, {'n': 'grid', 'components': 'gmm_components'})}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
     if FLAGS.mode == "projector":  # <runs>/<run>/logs/latent

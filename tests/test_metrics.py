@@ -184,6 +184,17 @@ def test_precision_recall_known_cases():
     assert precision == 1.0 and 0.3 < recall < 0.8
 
 
+def test_training_distance_ratio_tells_copies_new_draws_and_far_samples_apart():
+    rng = np.random.default_rng(4)
+    train, test = rng.normal(size=(500, 8)), rng.normal(size=(300, 8))
+    np.testing.assert_allclose(metrics.nearest_distances([[0.0, 3.0]], [[0.0, 0.0], [4.0, 3.0]]), [3.0])
+    copies = train[rng.choice(500, 300)] + rng.normal(scale=1e-3, size=(300, 8))  # a sampler that copies
+    assert metrics.training_distance_ratio(train, test, copies) < 0.01
+    fresh = rng.normal(size=(300, 8))  # new draws of the training distribution: as far off as the test images
+    assert 0.9 < metrics.training_distance_ratio(train, test, fresh, batch_size=64) < 1.1
+    assert metrics.training_distance_ratio(train, test, fresh * 3.0) > 2.0  # spread past the data
+
+
 def test_knn_radii_are_the_kth_neighbour_distance():
     points = np.array([[0.0], [1.0], [3.0], [6.0]])
     np.testing.assert_allclose(metrics.knn_radii(points, k=1), [1.0, 1.0, 4.0, 9.0])

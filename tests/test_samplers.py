@@ -129,14 +129,45 @@ def test_sample_py_fits_the_sampler_once_then_reuses_it(ae_run, tmp_path, offlin
     assert_one_line_error(third, "gmm.npz is cut short", "delete it")
 
 
+def test_the_mixture_size_is_asked_for_and_a_default_draw_fits_the_default_size_again(ae_run, tmp_path,
+                                                                                     offline_env):
+    workdir = copy_of(ae_run, tmp_path)
+    three, prior, wrong_mode = run_scripts(
+        [[SAMPLE, f"--workdir={workdir}", "--mode=random", "--grid=2", "--sampler=gmm", "--gmm_components=3",
+          f"--output={tmp_path / 'three.png'}"],
+         [SAMPLE, f"--workdir={workdir}", "--mode=random", "--sampler=prior", "--gmm_components=3"],
+         [SAMPLE, f"--workdir={workdir}", "--mode=reconstruct", "--gmm_components=3"]], offline_env, check=False)
+    assert three.returncode == 0, three.stderr
+    arrays, meta = rundir.load_sampler(str(workdir), "gmm", 4)
+    assert arrays["weights"].shape == (3,) and meta["settings"]["components"] == 3
+    assert_one_line_error(prior, "--gmm_components=3 given, but sampler=prior takes no settings")
+    assert_one_line_error(wrong_mode, "--gmm_components=3 given, but the reconstruct picture draws no samples")
+    # Asked for nothing, a draw gets the default size: the saved 3-component mixture is fitted again, not reused.
+    lines = []
+    run = tfvae.load(str(workdir), log=lines.append)
+    assert run.sampler("gmm").weights.shape == (samplers.GMM_COMPONENTS,)
+    assert any("fitted with other settings" in line for line in lines), lines
+    assert len(run.sample(3, sampler="gmm", components=2)) == 3
+    assert rundir.load_sampler(str(workdir), "gmm", 4)[0]["weights"].shape == (2,)
+    with pytest.raises(ArgumentError, match="components=3 given, but sampler=two_stage takes hidden, steps") as error:
+        run.sampler("two_stage", components=3)
+    assert error.value.argument == "components"
+    with pytest.raises(ArgumentError, match="components=257: a mixture of 1 to 256 Gaussians") as error:
+        run.sampler("gmm", components=257)
+    assert error.value.argument == "components"
+
+
 def test_evaluate_py_reports_fcd_for_two_stage(ae_run, tmp_path, offline_env):
     workdir = copy_of(ae_run, tmp_path)
     env = dict(offline_env, TFVAE_CACHE=str(tmp_path / "cache"))
-    run_script([EVALUATE, f"--workdir={workdir}", "--sampler=prior,two_stage", "--sample_count=64",
-                "--classifier_epochs=1", "--batch_size=256"], env)
+    run_script([EVALUATE, f"--workdir={workdir}", "--sampler=prior,two_stage,gmm", "--gmm_components=2",
+                "--sample_count=64", "--classifier_epochs=1", "--batch_size=256"], env)
     results = json.loads((workdir / "eval.json").read_text())
-    for sampler in ("prior", "two_stage"):
+    for sampler in ("prior", "two_stage", "gmm"):
         assert isinstance(results["samplers"][sampler]["fcd"], float)
+        assert 0 < results["samplers"][sampler]["training_distance_ratio"] < 100
+    assert results["settings"]["gmm_components"] == 2
+    assert rundir.load_sampler(str(workdir), "gmm", 4)[0]["weights"].shape == (2,)
     assert (workdir / "samplers" / "two_stage.npz").is_file()
     # The saved second stage is the one Run.sample draws from.
     meta = rundir.load_sampler(str(workdir), "two_stage", 4)[1]

@@ -230,7 +230,7 @@ class Run(CodeGrids, Scoring, LatentViews):
         z = self.codes(z)
         return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size, self.likelihood)
 
-    def sample(self, n, label=None, seed=0, sampler=None):
+    def sample(self, n, label=None, seed=0, sampler=None, **settings):
         """``n`` images decoded from codes drawn by ``sampler`` (a cvae draws class ``label``, or cycles through
         the classes).
 
@@ -242,9 +242,10 @@ class Run(CodeGrids, Scoring, LatentViews):
             ``sampler``) or "learned" (the model's own prior: a vamp's VampPrior, a vqvae's PixelCNN prior over
             code grids); default ``default_sampler``: learned for a vamp or vqvae, the prior for a vae, cvae or
             wae, gmm for an ae or rae.
+          settings: the fitted sampler's, e.g. ``components=50`` for gmm (see ``sampler``).
         """
         self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
-        z = self.sampler(sampler).sample(n, seed)
+        z = self.sampler(sampler, **settings).sample(n, seed)
         if self.conditional and label is None:
             label = np.arange(n) % self.num_classes
         return self.decode(z, label)
@@ -274,14 +275,15 @@ class Run(CodeGrids, Scoring, LatentViews):
 
         Args:
           name: one of ``tfvae.samplers.SAMPLERS``; default ``default_sampler``.
-          settings: passed to the fit, e.g. ``components=10`` for gmm, ``steps`` for two_stage.
+          settings: passed to the fit, e.g. ``components=10`` for gmm (its default), ``steps`` for two_stage;
+            one the sampler does not take is refused.
 
         Returns:
           an object whose ``sample(n, seed)`` gives float32 (n, latent) codes.
 
         Raises:
-          ArgumentError: an unknown name, or "learned" for a model without a learned prior. TfvaeError: a
-            damaged sampler file (one line: delete it to refit).
+          ArgumentError: an unknown name, "learned" for a model without a learned prior, or a setting the
+            sampler does not take. TfvaeError: a damaged sampler file (one line: delete it to refit).
         """
         name = name or self.default_sampler
         if name not in samplers_lib.SAMPLERS:
@@ -291,14 +293,20 @@ class Run(CodeGrids, Scoring, LatentViews):
             raise ArgumentError("sampler", f"sampler={name} given, but {self.workdir} holds a vqvae: its codes are "
                                            "grids of codebook indices, drawn by its PixelCNN prior: use "
                                            "sampler=learned")
+        settable = () if name == samplers_lib.LEARNED else samplers_lib.CLASSES[name].settable
+        for setting, value in settings.items():
+            if setting not in settable:
+                raise ArgumentError(setting, f"{setting}={value!r} given, but sampler={name} takes "
+                                             f"{', '.join(settable) or 'no settings'}")
         if name == samplers_lib.LEARNED:
             if self.learned_prior is None:
                 raise ArgumentError("sampler", f"sampler='learned', but {self.workdir} holds {_a(self.config.model)}, "
                                                "which has no learned prior (a vamp or vqvae has one); choose prior, "
                                                "gmm or two_stage")
             return self.learned_prior
-        if not samplers_lib.CLASSES[name].fitted:
-            return samplers_lib.CLASSES[name](self.latent_dim)
+        kind = samplers_lib.CLASSES[name]
+        if not kind.fitted:
+            return kind(self.latent_dim)
         key = (name, tuple(sorted(settings.items())))
         if key not in self._samplers:
             self._samplers[key] = sampler_store.load_or_fit(self.workdir, name, self.latent_dim, self.train_codes,

@@ -1,7 +1,8 @@
 """A run's fitted samplers, read from its run directory or fitted and written there: ``load_or_fit``.
 
 The fitting is ``tfvae.samplers``'; the files' format and checks are ``tfvae.rundir``'s. A saved sampler is used
-only while it was fitted to the run's present ``encoder.keras`` and with the settings asked for.
+only while it was fitted to the run's present ``encoder.keras`` and with the settings asked for; a setting not asked
+for is the sampler's default (``defaults``: a gmm asked for nothing has 10 components, whatever a fit before had).
 """
 
 import time
@@ -26,6 +27,7 @@ def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
       TfvaeError: a damaged sampler file (one line: delete it to refit).
     """
     kind = samplers_lib.CLASSES[name]
+    settings = {**kind.defaults, **settings}
     path = rundir.sampler_path(workdir, name)
     fingerprint = rundir.encoder_fingerprint(workdir)
     saved = rundir.load_sampler(workdir, name, latent_dim, kind.required)

@@ -64,6 +64,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import metrics, models, sampling
+from tfvae.errors import ArgumentError
 
 SAMPLERS = ("prior", "gmm", "two_stage", "learned")
 LEARNED = "learned"
@@ -85,6 +86,8 @@ class Prior:
     name = "prior"
     fitted = False
     required = ()
+    settable = ()
+    defaults = {}
 
     def __init__(self, latent):
         self.latent = int(latent)
@@ -100,6 +103,9 @@ class GaussianMixtureSampler:
     name = "gmm"
     fitted = True
     required = ("weights", "means", "covariances")
+    settable = ("components",)  # fit's keyword arguments
+    # The settings a fit that was asked for none of them uses: a saved mixture of another size is fitted again.
+    defaults = {"components": GMM_COMPONENTS}
 
     def __init__(self, weights, means, covariances):
         self.weights = np.asarray(weights, "float64")
@@ -109,7 +115,15 @@ class GaussianMixtureSampler:
 
     @classmethod
     def fit(cls, codes, seed=0, components=GMM_COMPONENTS):
-        """Fits ``components`` full-covariance Gaussians to ``codes`` by EM (``metrics.fit_gaussian_mixture``)."""
+        """Fits ``components`` full-covariance Gaussians to ``codes`` by EM (``metrics.fit_gaussian_mixture``).
+
+        Raises:
+          ArgumentError: ``components`` is not a whole number between 1 and the number of codes.
+        """
+        if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or \
+                not 1 <= components <= len(codes):
+            raise ArgumentError("components", f"components={components!r}: a mixture of 1 to {len(codes):,} "
+                                              f"Gaussians can be fitted to {len(codes):,} training codes")
         gmm = metrics.fit_gaussian_mixture(codes, components, seed=seed)
         return cls(gmm.weights, gmm.means, gmm.covariances)
 
@@ -156,6 +170,8 @@ class TwoStageSampler:
     name = "two_stage"
     fitted = True
     required = ("shift", "scale", "log_gamma", "dec_kernel_0", "dec_bias_0")
+    settable = ("hidden", "steps", "batch_size", "learning_rate")  # fit's keyword arguments
+    defaults = {}  # hidden and steps default to values computed from the codes: a saved fit is kept
 
     def __init__(self, shift, scale, decoder, encoder=(), log_gamma=0.0, history=None):
         self.shift, self.scale = np.asarray(shift, "float32"), np.asarray(scale, "float32")

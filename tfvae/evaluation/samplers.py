@@ -21,7 +21,7 @@ def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM
       ArgumentError: an unknown sampler. TfvaeError: a damaged sampler file.
     """
     del batch_size
-    settings = {"components": gmm_components} if sampler == "gmm" and gmm_components != GMM_COMPONENTS else {}
+    settings = {"components": gmm_components} if sampler == "gmm" else {}
     fitted = run.sampler(sampler, **settings)
     return fitted.sample(count, seed), fitted
 

@@ -40,7 +40,9 @@ from tfvae.metrics.quality import (
     inception_score,
     knn_radii,
     manifold_coverage,
+    nearest_distances,
     precision_recall,
+    training_distance_ratio,
 )
 
 __all__ = [
@@ -48,7 +50,8 @@ __all__ = [
     "bits_per_dim", "complexity_corrected_score", "decoder_log_prob", "decoder_variance",
     "fit_gaussian_mixture", "importance_log_weights", "importance_sampled_nll",
     "frechet_distance", "frechet_distance_of_features", "gaussian_stats", "inception_score", "knn_radii",
-    "likelihood_for_loss", "manifold_coverage", "mean_image", "mse_psnr", "png_length_nats", "precision_recall",
+    "likelihood_for_loss", "manifold_coverage", "mean_image", "mse_psnr", "nearest_distances", "png_length_nats",
+    "precision_recall", "training_distance_ratio",
     "reports_bits_per_dim", "sigmoid",
     "colourfulness", "perception", "ratio", "sharpness",
 ]

@@ -125,3 +125,28 @@ def precision_recall(real_features, fake_features, k=3, batch_size=1024):
                                   batch_size)
     recall = manifold_coverage(fake_features, knn_radii(fake_features, k, batch_size), real_features, batch_size)
     return precision, recall
+
+
+def nearest_distances(queries, reference, batch_size=1024):
+    """Euclidean distance from every row of ``queries`` to its nearest row of ``reference``."""
+    queries, reference = np.asarray(queries, "float64"), np.asarray(reference, "float64")
+    nearest = np.empty(len(queries))
+    for start in range(0, len(queries), batch_size):
+        nearest[start:start + batch_size] = _squared_distances(queries[start:start + batch_size], reference).min(1)
+    return np.sqrt(nearest)
+
+
+def training_distance_ratio(train_features, test_features, fake_features, batch_size=1024):
+    """How near generated images come to the training images, against how near new real images come.
+
+    The median distance from a generated image to its nearest training image, over the same median for the real
+    test images, in classifier features. About 1: the samples are as far from the training set as unseen real
+    images are; well below 1: they sit on training images (a sampler that copies, such as a mixture with a
+    component per training code); above 1: they lie farther off than real images do (blurred or off-manifold
+    samples, which precision and FCD also see). A median, so a few copied images do not move it; a test in the
+    spirit of Meehan et al. 2020's data-copying test, not that test.
+    """
+    real = np.median(nearest_distances(test_features, train_features, batch_size))
+    fake = np.median(nearest_distances(fake_features, train_features, batch_size))
+    return float(fake / real)
+

@@ -112,7 +112,8 @@ def _refuse_sampler(mode, sampler, settings):
     if sampler:
         raise ArgumentError("sampler", f"sampler={sampler} given, but the {mode} picture draws no samples: a "
                                        "sampler is for the random picture, and the grid of a latent other than 2-D")
-    for setting, value in (settings or {}).items():
+    if settings:
+        setting, value = next(iter(settings.items()))
         raise ArgumentError(setting, f"{setting}={value!r} given, but the {mode} picture draws no samples: a "
                                      "sampler's setting is for the random picture, and the grid of a latent other "
                                      "than 2-D")

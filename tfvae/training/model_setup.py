@@ -116,10 +116,7 @@ def export_models(model, workdir, names=None):
     full-precision logits (likelihoods are sums of hundreds of per-pixel terms) on any device. Nothing that
     samples or loads a run reads discriminator.keras.
     """
-    networks = {"encoder": model.encoder, "decoder": model.decoder}
-    if model.critic is not None:
-        networks["discriminator"] = model.critic.discriminator
-    for name, network in networks.items():
+    for name, network in _exported_networks(model).items():
         if names is None or name in names:
             save_model(float32_copy(network), os.path.join(workdir, f"{name}.keras"))
 
@@ -132,10 +129,17 @@ def damaged_exports(model, workdir):
     weights still makes new files (Keras records the time of saving), and the samplers fitted to a run are tied
     to its encoder.keras's bytes (``tfvae.rundir.encoder_fingerprint``), so they would be refitted.
     """
-    names = ["encoder", "decoder"] + (["discriminator"] if model.critic is not None else [])
-    paths = {name: os.path.join(workdir, f"{name}.keras") for name in names}
+    paths = {name: os.path.join(workdir, f"{name}.keras") for name in _exported_networks(model)}
     return [name for name, path in paths.items()
             if not os.path.isfile(path) or integrity.keras_archive_problem(path) is not None]
+
+
+def _exported_networks(model):
+    """{file name stem: network} of what ``export_models`` writes for ``model``."""
+    networks = {"encoder": model.encoder, "decoder": model.decoder}
+    if model.critic is not None:
+        networks["discriminator"] = model.critic.discriminator
+    return networks
 
 
 def float32_copy(network):

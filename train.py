@@ -62,6 +62,9 @@ flags.DEFINE_enum("binarize", "none", config_lib.BINARIZE, "none: grey levels; s
 flags.DEFINE_string("noise", "none", "Denoising: the encoder sees corrupted images and the loss scores the clean "
                     "ones; none, gaussian:STDDEV, saltpepper:PROB or mask:PROB (fresh noise each time an image is "
                     "used, drawn from --seed).")
+flags.DEFINE_boolean("flip", False, "Data augmentation: mirror each training image left-right with probability 1/2, "
+                     "a fresh draw each time it is served (from --seed; test images never). For pictures whose "
+                     "mirror image is as likely as they are (faces, objects); not for digits or text.")
 flags.DEFINE_list("classes", [], "Train (and test) on these class ids only, e.g. --classes=0 or --classes=0,2,4 "
                   "(labelled data sets and folders with one subfolder per class).")
 flags.DEFINE_integer("epochs", 30, "Number of epochs (the Keras example's 30).", lower_bound=1)
@@ -144,7 +147,7 @@ def config_from_flags():
         jit_compile="auto" if FLAGS.jit_compile is None else FLAGS.jit_compile,
         steps_per_execution=FLAGS.steps_per_execution, intra_op_threads=FLAGS.intra_op_threads,
         inter_op_threads=FLAGS.inter_op_threads, workdir=FLAGS.workdir,
-        noise=FLAGS.noise, classes=tuple(FLAGS.classes))
+        noise=FLAGS.noise, flip=FLAGS.flip, classes=tuple(FLAGS.classes))
 
 
 def main(argv):

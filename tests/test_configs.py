@@ -1,6 +1,7 @@
 """Every flagfile in configs/ parses, documents its command and expected result, and builds its model."""
 
 import glob
+import json
 import os
 
 import numpy as np
@@ -50,9 +51,11 @@ def test_folder_config_trains_on_a_generated_folder(tmp_path, offline_env):
             Image.fromarray(rng.integers(0, 256, (80, 70, 3), dtype=np.uint8)).save(
                 tmp_path / "images" / cls / f"{i}.jpg")
     proc = run_script(["train.py", "--flagfile=configs/folder_vae_64.cfg", f"--data_dir={tmp_path / 'images'}",
-                       "--epochs=1", f"--workdir={tmp_path / 'run'}"], offline_env)
-    assert "final test loss" in proc.stdout
+                       "--epochs=1", "--flip", f"--workdir={tmp_path / 'run'}"], offline_env)
+    assert "final test loss" in proc.stdout and "flip: each training image is mirrored" in proc.stdout
     assert (tmp_path / "run" / "decoder.keras").is_file()
+    # --flip (pictures, where a mirror image is as likely) reaches the run and its record.
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["flip"] is True
 
 
 def test_recon_weight_zero_needs_a_kl_term():

@@ -15,6 +15,7 @@ from PIL import Image
 from tfvae import data
 from tfvae.data import DataError, formats
 from tfvae.data import mnist as mnist_source
+from tfvae.errors import TfvaeError
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -323,6 +324,45 @@ def test_pipeline_dynamic_binarization_differs_per_epoch():
     assert 0.4 < first.mean() < 0.6
     rebuilt = data.make_pipeline(x, None, 0, 8, shuffle=False, binarize="dynamic", seed=1)
     np.testing.assert_array_equal(epoch(rebuilt)["image"], first)  # Reproducible from the seed.
+
+
+def test_flip_mirrors_each_training_image_at_random_reproducibly_and_resumes_exactly():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 5, 6, 3), np.uint8)  # no image is its own mirror
+    images, mirrors = x / np.float32(255), x[:, :, ::-1] / np.float32(255)
+
+    def stream(count, seed=1, skip=0, **kwargs):
+        ds = data.make_pipeline(x, None, 0, 16, shuffle=False, seed=seed, repeat=True, skip_batches=skip, **kwargs)
+        return np.concatenate([b["image"] for b in ds.take(count).as_numpy_iterator()])
+
+    plain, flipped = stream(8), stream(8, flip=True)
+    np.testing.assert_array_equal(plain, np.concatenate([images, images]))  # off: untouched
+    same = np.all(flipped == np.concatenate([images, images]), axis=(1, 2, 3))
+    mirrored = np.all(flipped == np.concatenate([mirrors, mirrors]), axis=(1, 2, 3))
+    assert np.all(same ^ mirrored)  # each image served whole, as it is or as its mirror
+    assert 0.3 < mirrored.mean() < 0.7
+    assert np.any(mirrored[:64] != mirrored[64:])  # a fresh draw each epoch
+    np.testing.assert_array_equal(stream(8, flip=True), flipped)  # the same seed, the same stream
+    assert not np.array_equal(stream(8, seed=2, flip=True), flipped)
+    np.testing.assert_array_equal(stream(3, skip=5, flip=True), flipped[80:])  # a resumed run flips the same images
+    # With dynamic binarization the mirror comes first: the binary image is a draw from the mirrored grey levels.
+    binary = stream(4, flip=True, binarize="dynamic")
+    assert set(np.unique(binary)) == {0.0, 1.0}
+
+
+def test_training_pipeline_flips_only_when_asked_and_the_test_pipeline_never():
+    from tfvae.config import Config
+    from tfvae.training.loop import pipelines
+
+    x = np.random.default_rng(0).integers(0, 256, (32, 4, 4, 1), np.uint8)
+    dataset = data.Dataset("arrays", "memory", x, None, x, None, None)
+    for flip in (False, True):
+        train, test = pipelines(Config(flip=flip, batch_size=32), dataset)
+        served = np.sort(next(iter(train))["image"].numpy().reshape(32, -1), axis=0)
+        assert np.array_equal(served, np.sort(x.reshape(32, -1) / np.float32(255), axis=0)) != flip
+        np.testing.assert_array_equal(next(iter(test))["image"], x / np.float32(255))
+    with pytest.raises(TfvaeError, match="--flip must be true or false"):  # e.g. a config.json edited by hand
+        Config(flip="yes").check_values()
 
 
 def test_static_binarization():

@@ -56,6 +56,7 @@ class Config:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # folders: larger images are skipped (0: no limit)
     binarize: str = "none"
     noise: str = "none"  # corrupted encoder inputs, clean targets (tfvae.data.noise): gaussian:S, saltpepper:P, mask:P
+    flip: bool = False  # training images mirrored left-right at random, a fresh draw each epoch (augmentation)
     classes: tuple = ()  # train and test on these class ids only (labelled data); () = every class
     epochs: int = 30
     batch_size: int = 0  # 0: 128, or 32 on small data (training.default_batch_size); train() records the size used
@@ -134,6 +135,8 @@ class Config:
         for name, value in positive.items():
             if value < 1:
                 raise TfvaeError(f"--{name} must be at least 1 (got {value})")
+        if not isinstance(self.flip, bool):
+            raise TfvaeError(f"--flip must be true or false (got {self.flip!r})")
         return self
 
     def validate(self):

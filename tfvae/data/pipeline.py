@@ -13,7 +13,7 @@ BINARIZE_MODES = ("none", "static", "dynamic")
 
 def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *, shuffle: bool,
                   binarize: str = "none", seed: int = 0, drop_remainder: bool = False, repeat: bool = False,
-                  skip_batches: int = 0, noise=None) -> tf.data.Dataset:
+                  skip_batches: int = 0, noise=None, flip: bool = False) -> tf.data.Dataset:
     """Builds a tf.data pipeline of batches of float images in [0, 1] and one-hot labels.
 
     Args:
@@ -33,6 +33,10 @@ def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *,
         skip_batches: start the stream this many batches in, without decoding or preparing them.
         noise: a `tfvae.data.noise.Noise`, or None: each batch then also carries "input", the images corrupted
             with fresh noise drawn from the batch's seed (after dynamic binarization), while "image" stays clean.
+        flip: mirror each image left-right with probability 1/2 (data augmentation), a fresh draw every time it
+            is served, from the batch's seed: the same stream for the same `seed`, and a resumed stream
+            (`skip_batches`) flips what an uninterrupted one would. Applied before binarization and noise, so a
+            denoising run's input and target are the same mirror image.
 
     Returns:
         A dataset of dicts {"image": float32 (B, H, W, C)} plus "label": float32 (B, num_classes) when y is
@@ -74,6 +78,10 @@ def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *,
             pixels = tf.numpy_function(files.decode_batch, [batch["index"]], tf.uint8, stateful=False)
             batch = {**batch, "image": tf.ensure_shape(pixels, (None, *files.shape[1:]))}
         image = tf.cast(batch["image"], tf.float32) / 255.0
+        if flip:  # a seed of its own, so that the binarization and noise draws stay those of a plain run
+            mirror = tf.random.stateless_uniform(tf.shape(image)[:1], seed=tf.random.experimental.stateless_fold_in(
+                noise_seed, 2)) < 0.5
+            image = tf.where(mirror[:, None, None, None], tf.reverse(image, axis=[2]), image)
         if binarize == "dynamic":
             noise = tf.random.stateless_uniform(tf.shape(image), seed=noise_seed)
             image = tf.cast(noise < image, tf.float32)

@@ -68,12 +68,12 @@ def pipelines(config, dataset, skip_batches=0):
     """The (train, test) tf.data pipelines for ``dataset``.
 
     The training pipeline is the endless stream of all epochs (fit with ``steps_per_epoch``), started
-    ``skip_batches`` batches in; the test pipeline is one pass.
+    ``skip_batches`` batches in (mirrored at random with ``--flip``); the test pipeline is one pass, never mirrored.
     """
     kwargs = dict(num_classes=dataset.num_classes, batch_size=config.batch_size, binarize=config.binarize,
                   seed=config.seed, noise=data_lib.parse_noise(config.noise))
     train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, repeat=True,
-                                   skip_batches=skip_batches, **kwargs)
+                                   skip_batches=skip_batches, flip=config.flip, **kwargs)
     test = data_lib.make_pipeline(dataset.x_test, dataset.y_test, shuffle=False, **kwargs)
     return train, test
 
@@ -148,6 +148,8 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     if config.noise != "none":
         log(f"noise: the encoder sees {config.noise}-corrupted images (fresh noise each time, training and test "
             "losses); the loss scores the clean images")
+    if config.flip:
+        log("flip: each training image is mirrored left-right with probability 1/2, a fresh draw each epoch")
     chief = writedir == config.workdir
 
     # The checkpoint is chosen and loaded before anything is written: a run that can't resume changes nothing.

@@ -32,8 +32,9 @@ FAST_EVAL = ["--num_samples=4", "--num_images=32", "--sample_count=16", "--class
 def cli_run(mnist_dir, offline_env, tmp_path_factory):
     """The quickstart as a user types it, run once: ``train.py`` in a fresh folder -> (folder, its output).
 
-    In this process (tests/script_runner.py): the two workers each build it, and a fresh interpreter adds only its
-    start-up; ``python train.py`` as a new process is test_same_seed_in_new_processes_gives_the_same_weights's."""
+    Trained in this process (tests/script_runner.py): each xdist worker builds it, and a new process would add only
+    TensorFlow's start-up. ``python train.py`` as a new process is tested by
+    test_same_seed_in_new_processes_gives_the_same_weights."""
     cwd = tmp_path_factory.mktemp("cli")
     proc = run_script([TRAIN, "--model=vae", "--latent=2", f"--data_dir={mnist_dir}", "--epochs=2", "--batch_size=64",
                        "--workdir=runs/vae-mnist-z2"], offline_env, cwd=cwd)

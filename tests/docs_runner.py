@@ -23,6 +23,7 @@ os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
 from tests import script_runner  # noqa: E402  (also imports pyplot and scikit-learn, which sample.py expects)
@@ -182,7 +183,13 @@ def run_command(tokens, scripts, data, page_name):
             with open(os.path.join(os.path.dirname(workdir), "latest"), "w") as f:
                 f.write(os.path.basename(workdir) + "\n")
             return f"the same config ran on tiny data for {TRAINED[key][0]}; its run directory is copied"
-    code = namespace["main"](remaining)
+    # A 2-step run spends most of its time tracing its train step: train.py's steps run eagerly here (about 20 s
+    # of the page runs). The compiled steps of each model, loss, network and strategy are tested elsewhere.
+    tf.config.run_functions_eagerly(script == "train.py")
+    try:
+        code = namespace["main"](remaining)
+    finally:
+        tf.config.run_functions_eagerly(False)
     if code:
         raise Failed(f"exit status {code}")
     if script == "train.py" and fresh:

@@ -6,8 +6,8 @@ The convention (docs/design.md, "Documentation that runs", says it for writers):
 - ``python`` blocks are executed as written.
 - ``bash`` blocks: each command is checked, and those of train.py, sample.py and evaluate.py are run. The
   script's own absl flags parse the command exactly as written, then it runs on tiny data with overrides appended
-  (tests/docs_runner.py: 1 epoch on 64 digits or a generated image folder, and 1 of a vqvae's prior; a few
-  images for evaluate.py).
+  (tests/docs_runner.py: 1 epoch on 64 digits or a generated image folder, and 1 of a vqvae's prior, its steps
+  run eagerly; a few images for evaluate.py).
   pip, apt-get, ruff, ``python -m pytest``, tensorboard, ``--helpfull`` and a TF_CONFIG naming other hosts are
   checked for shape only; benchmarks/ scripts have their flags parsed by their own definitions, not run. Any other
   command fails until the runner learns how to check it.

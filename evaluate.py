@@ -44,6 +44,9 @@ flags.DEFINE_list("sampler", ["prior"], "prior: z ~ N(0, I); gmm: a Gaussian mix
                   "sample.py --sampler does. The default, prior, is every model's here, so that runs compare alike.")
 flags.DEFINE_integer("gmm_components", 10, "Components of the gmm sampler's mixture (10: Ghosh et al.'s); a saved "
                      "mixture of another size is fitted again.", lower_bound=1)
+flags.DEFINE_float("temperature", 1.0, "Every sampler's temperature tau, as sample.py --temperature: the Gaussian "
+                   "noise of the draws multiplied by tau, a PixelCNN's logits divided by it. 1: the density itself "
+                   "(the default, and what the likelihood describes).")
 flags.DEFINE_integer("elbo_samples", 8, "Draws per image of the -ELBO's reconstruction term.", lower_bound=1)
 flags.DEFINE_string("ood_dataset", "", "mnist, fashion_mnist or folder: score these images as out-of-distribution "
                     "against the run's test set (AUROC).")
@@ -72,7 +75,7 @@ def options_from_flags():
         samplers=tuple(FLAGS.sampler), elbo_samples=FLAGS.elbo_samples, ood_dataset=FLAGS.ood_dataset,
         ood_data_dir=FLAGS.ood_data_dir, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
         classifier_epochs=FLAGS.classifier_epochs, cache_dir=FLAGS.cache_dir, output=FLAGS.output,
-        gmm_components=FLAGS.gmm_components,
+        gmm_components=FLAGS.gmm_components, temperature=FLAGS.temperature,
         noise=FLAGS.noise)
 
 

@@ -6,6 +6,7 @@
     python sample.py --mode=random --label=3        # a CVAE's samples of class 3
     python sample.py --mode=random --sampler=gmm    # codes from a mixture fitted to the training codes (saved)
     python sample.py --mode=random --sampler=learned  # a vamp's or vqvae's own prior (their default)
+    python sample.py --mode=random --temperature=0.7  # draws nearer the density's modes (1: the density itself)
     python sample.py --mode=traverse --grid 9       # one row per latent dimension, the highest KL first
     python sample.py --mode=projector               # test-set codes for TensorBoard's Projector (logs/latent)
     python sample.py --mode=denoise                 # rows of clean / noisy / denoised test images
@@ -41,6 +42,10 @@ flags.DEFINE_enum("sampler", None, ["prior", "gmm", "two_stage", "learned"], "Wh
                   "is saved in <workdir>/samplers/ on first use and reused after.")
 flags.DEFINE_integer("gmm_components", None, "Components of the gmm sampler's mixture (default 10, Ghosh et al.'s); "
                      "a saved mixture of another size is fitted again.", lower_bound=1)
+flags.DEFINE_float("temperature", 1.0, "The samples' temperature tau (--mode=random, and --mode=grid beyond a 2-D "
+                   "latent): the sampler's Gaussian noise is multiplied by tau (prior z = tau * e; gmm, two_stage and "
+                   "a VampPrior likewise), a PixelCNN's logits divided by it. 1: the density itself; below 1 fewer "
+                   "but likelier-looking draws (Glow's and NVAE's 0.6 to 0.8).")
 flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 FLAGS = flags.FLAGS
 
@@ -68,7 +73,8 @@ def main(argv):
     try:
         path = pictures.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
                                       label=FLAGS.label, noise=FLAGS.noise, sampler=FLAGS.sampler,
-                                      sampler_settings=gmm_settings(FLAGS.gmm_components))
+                                      sampler_settings=gmm_settings(FLAGS.gmm_components),
+                                      temperature=FLAGS.temperature)
     except TfvaeError as e:
         print(f"error: {flag_message(e, {'n': 'grid', 'components': 'gmm_components'})}", file=sys.stderr)
         return 2

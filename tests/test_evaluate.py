@@ -219,6 +219,9 @@ def test_evaluate_errors(tiny_runs, tmp_path):
         evaluation.compare_runs([str(root / "runs" / "vae"), str(tmp_path / "nope")], options)
     with pytest.raises(TfvaeError, match="--sampler=flow"):
         evaluation.EvalOptions(samplers=("flow",)).validate()
+    for temperature in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(TfvaeError, match=f"--temperature={temperature}: the samples' spread is multiplied by it"):
+            evaluation.EvalOptions(temperature=temperature).validate()
     with pytest.raises(TfvaeError, match="--ood_dataset=folder needs --ood_data_dir"):
         evaluation.EvalOptions(ood_dataset="folder").validate()
     with pytest.raises(TfvaeError, match="unknown --ood_dataset='cifar'"):

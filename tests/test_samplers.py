@@ -11,9 +11,10 @@ import pytest
 
 import tfvae
 from tests.conftest import EVALUATE, SAMPLE, assert_one_line_error, run_script, run_scripts
-from tfvae import metrics, rundir, samplers, training
+from tfvae import metrics, pictures, rundir, samplers, sampling, training
 from tfvae.config import Config
-from tfvae.errors import ArgumentError, TfvaeError
+from tfvae.errors import ArgumentError, TfvaeError, flag_message
+from tfvae.models.vamp import VampPrior
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,58 @@ def test_gmm_draws_are_scikit_learns_and_survive_the_file(tmp_path):
     with pytest.raises(TfvaeError, match="codes of size 3, but the run's latent is 5"):
         rundir.load_sampler(str(tmp_path), "gmm", 5)
     assert rundir.load_sampler(str(tmp_path), "two_stage", 3) is None
+
+
+def nearest(draws, means):
+    """Index of the nearest of ``means`` for each draw."""
+    return np.argmin(((draws[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+
+
+def test_temperature_scales_each_samplers_noise_around_its_centres():
+    rng = np.random.default_rng(0)
+    means = np.array([[-8.0, 0.0, 3.0], [8.0, 2.0, -3.0]])
+    codes = np.concatenate([rng.normal(means[0], 1.0, (300, 3)), rng.normal(means[1], 0.5, (200, 3))])
+    # tau = 1 is the density itself, the draws of before the knob: N(0, I) from numpy's generator, and
+    # scikit-learn's own mixture draws.
+    prior = samplers.Prior(3)
+    np.testing.assert_array_equal(prior.sample(400, seed=2, temperature=1.0),
+                                  np.random.default_rng(2).standard_normal((400, 3)).astype("float32"))
+    np.testing.assert_allclose(prior.sample(400, seed=2, temperature=0.7), 0.7 * prior.sample(400, seed=2),
+                               rtol=1e-6)
+    gmm = samplers.GaussianMixtureSampler.fit(codes, seed=0, components=2)
+    one = gmm.sample(4000, seed=3, temperature=1.0)
+    np.testing.assert_array_equal(one, metrics.fit_gaussian_mixture(codes, 2, seed=0).sample(4000, seed=3))
+    # Each draw stays with its component and moves towards the component's mean: x -> m_k + tau (x - m_k).
+    half = gmm.sample(4000, seed=3, temperature=0.5)
+    k = nearest(one, gmm.means)
+    np.testing.assert_array_equal(nearest(half, gmm.means), k)
+    np.testing.assert_allclose(half - gmm.means[k], 0.5 * (one - gmm.means[k]), atol=1e-5)
+    for j, sd in enumerate((1.0, 0.5)):  # the mixture's spreads, halved
+        np.testing.assert_allclose((half[k == j] - means[j]).std(0), 0.5 * sd, rtol=0.1)
+    # A VampPrior's components likewise (its k uniform, its noise from the same generator).
+    vamp = VampPrior(means.astype("float32"), np.log([[1.0] * 3, [0.25] * 3]).astype("float32"))
+    one, cool = vamp.sample(4000, seed=1), vamp.sample(4000, seed=1, temperature=0.25)
+    k = nearest(one, vamp.means)
+    np.testing.assert_allclose(cool - vamp.means[k], 0.25 * (one - vamp.means[k]), atol=1e-5)
+    # Two-stage: u and e shrink together, so the draws close in on the one code the second decoder gives u = 0.
+    two = samplers.TwoStageSampler.fit(codes.astype("float32"), seed=0, steps=300)
+    np.testing.assert_array_equal(two.sample(50, seed=4, temperature=1.0), two.sample(50, seed=4))
+    spreads = [two.sample(2000, seed=4, temperature=tau).std(0).mean() for tau in (1.0, 0.3, 1e-3)]
+    assert spreads[0] > spreads[1] > 10 * spreads[2], spreads
+    centre = two.shift + two.scale * two.decode(np.zeros((1, 3), "float32"))
+    np.testing.assert_allclose(two.sample(20, seed=4, temperature=1e-3), np.repeat(centre, 20, 0), atol=0.05)
+
+
+@pytest.mark.parametrize("temperature", [0, -0.5, float("nan"), float("inf"), True, "0.5", None])
+def test_a_temperature_not_above_zero_is_refused_naming_it(temperature):
+    vamp = VampPrior(np.zeros((2, 3), "float32"), np.zeros((2, 3), "float32"))
+    gmm = samplers.GaussianMixtureSampler(np.ones(1), np.zeros((1, 3)), np.eye(3)[None])
+    for sampler in (samplers.Prior(3), gmm, vamp):
+        with pytest.raises(ArgumentError) as error:
+            sampler.sample(4, seed=0, temperature=temperature)
+        assert error.value.argument == "temperature" and "\n" not in str(error.value)
+        assert flag_message(error.value).startswith(f"--temperature={temperature}: the draws' spread is "
+                                                    "multiplied by it, so it must be a number above 0")
 
 
 def test_saved_samplers_reload_to_identical_samples(ae_run, tmp_path):
@@ -157,16 +210,48 @@ def test_the_mixture_size_is_asked_for_and_a_default_draw_fits_the_default_size_
     assert error.value.argument == "components"
 
 
+def test_sample_py_temperature_reaches_the_draws_and_is_refused_where_nothing_is_drawn(ae_run, tmp_path,
+                                                                                      offline_env):
+    workdir = copy_of(ae_run, tmp_path)
+    cool, scatter, zero = run_scripts(
+        [[SAMPLE, f"--workdir={workdir}", "--mode=random", "--grid=3", "--sampler=prior", "--temperature=0.5",
+          f"--output={tmp_path / 'cool.png'}"],
+         [SAMPLE, f"--workdir={workdir}", "--mode=scatter", "--temperature=0.5"],
+         [SAMPLE, f"--workdir={workdir}", "--mode=random", "--temperature=0"]], offline_env, check=False)
+    assert cool.returncode == 0, cool.stderr
+    run = tfvae.load(str(workdir))
+    # The picture is Run.sample's at that temperature: z = 0.5 e, not e.
+    expected = sampling.save_png(str(tmp_path / "expected.png"),
+                                 sampling.tile(run.sample(9, seed=0, sampler="prior", temperature=0.5), 3, 3))
+    hot = sampling.save_png(str(tmp_path / "hot.png"), sampling.tile(run.sample(9, seed=0, sampler="prior"), 3, 3))
+    picture = (tmp_path / "cool.png").read_bytes()
+    assert picture == open(expected, "rb").read() and picture != open(hot, "rb").read()
+    assert_one_line_error(scatter, "--temperature=0.5 given, but the scatter picture draws no samples")
+    assert_one_line_error(zero, "--temperature=0.0: the draws' spread is multiplied by it")
+    assert not (workdir / "scatter.png").exists() and not (workdir / "random.png").exists()
+    with pytest.raises(ArgumentError, match="temperature=-1: ") as error:
+        run.sample(4, temperature=-1)
+    assert error.value.argument == "temperature"
+    with pytest.raises(ArgumentError, match="the reconstruct picture draws no samples"):
+        pictures.picture(run, "reconstruct", 2, temperature=0.8)
+
+
 def test_evaluate_py_reports_fcd_for_two_stage(ae_run, tmp_path, offline_env):
     workdir = copy_of(ae_run, tmp_path)
     env = dict(offline_env, TFVAE_CACHE=str(tmp_path / "cache"))
     run_script([EVALUATE, f"--workdir={workdir}", "--sampler=prior,two_stage,gmm", "--gmm_components=2",
-                "--sample_count=64", "--classifier_epochs=1", "--batch_size=256"], env)
+                "--sample_count=64", "--classifier_epochs=1", "--batch_size=256", "--temperature=0.5"], env)
     results = json.loads((workdir / "eval.json").read_text())
     for sampler in ("prior", "two_stage", "gmm"):
         assert isinstance(results["samplers"][sampler]["fcd"], float)
         assert 0 < results["samplers"][sampler]["training_distance_ratio"] < 100
-    assert results["settings"]["gmm_components"] == 2
+        assert f"| {sampler} at temperature 0.5 |" in (workdir / "report.md").read_text()
+    assert results["settings"]["gmm_components"] == 2 and results["settings"]["temperature"] == 0.5
+    # The scored samples are Run.sample's at temperature 0.5 (same seed, count and sampler), not at 1.
+    run = tfvae.load(str(workdir))
+    for tau, equal in ((0.5, True), (1.0, False)):
+        seen = metrics.perception(run.sample(64, seed=0, sampler="prior", temperature=tau))["sharpness"]
+        assert np.isclose(seen, results["samplers"]["prior"]["sharpness"], rtol=1e-5) == equal, (tau, seen)
     assert rundir.load_sampler(str(workdir), "gmm", 4)[0]["weights"].shape == (2,)
     assert (workdir / "samplers" / "two_stage.npz").is_file()
     # The saved second stage is the one Run.sample draws from.

@@ -23,9 +23,9 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
                                  the samplers of codes (prior, gmm, two_stage, learned): fitting and drawing
     config | metrics             the run's configuration | the maths of the metrics, over arrays |
       | arguments                the checks of a Run's arguments (images, labels, codes)
-    data | models | sampling     datasets and pipelines | networks and model classes | array helpers for
-      | flops | cluster          pictures | FLOP counts | the multi-worker cluster
-    losses                       the objectives
+    data | models | flops        datasets and pipelines | networks and model classes | FLOP counts |
+      | cluster                  the multi-worker cluster
+    losses | sampling            the objectives | array helpers for pictures and draws (the temperature check)
     likelihoods                  the decoders' pixel distributions: layouts, log-probabilities (the 8-bit
                                  likelihood every report uses), means and draws
     files | integrity            atomic writes, locks | checks of files on disk

@@ -6,6 +6,7 @@
     z_mean, z_log_var = run.encode(x[:8])   # posterior means and log-variances (None for a plain autoencoder)
     images = run.decode(z_mean)             # the decoder's mean (sigmoid of its logits): float32 in [0, 1]
     new = run.sample(16, sampler="gmm")     # codes from a mixture fitted to the training codes (saved in samplers/)
+    calm = run.sample(16, temperature=0.7)  # draws nearer the density's modes (1: the density itself)
 
 Conventions of every method:
 
@@ -230,7 +231,7 @@ class Run(CodeGrids, Scoring, LatentViews):
         z = self.codes(z)
         return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size, self.likelihood)
 
-    def sample(self, n, label=None, seed=0, sampler=None, **settings):
+    def sample(self, n, label=None, seed=0, sampler=None, temperature=1.0, **settings):
         """``n`` images decoded from codes drawn by ``sampler`` (a cvae draws class ``label``, or cycles through
         the classes).
 
@@ -242,10 +243,17 @@ class Run(CodeGrids, Scoring, LatentViews):
             ``sampler``) or "learned" (the model's own prior: a vamp's VampPrior, a vqvae's PixelCNN prior over
             code grids); default ``default_sampler``: learned for a vamp or vqvae, the prior for a vae, cvae or
             wae, gmm for an ae or rae.
+          temperature: the draws' spread relative to the sampler's density (``tfvae.samplers``: tau scales the
+            Gaussian noise of prior, gmm, two_stage and a VampPrior, and divides a PixelCNN's logits); 1 is the
+            density itself, below 1 fewer but likelier-looking draws.
           settings: the fitted sampler's, e.g. ``components=50`` for gmm (see ``sampler``).
+
+        Raises:
+          ArgumentError: an unknown sampler or setting (``sampler``), or a temperature that is not above 0.
         """
+        sampling.check_temperature(temperature)  # before anything is read or fitted
         self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
-        z = self.sampler(sampler, **settings).sample(n, seed)
+        z = self.sampler(sampler, **settings).sample(n, seed, temperature)
         if self.conditional and label is None:
             label = np.arange(n) % self.num_classes
         return self.decode(z, label)
@@ -279,7 +287,8 @@ class Run(CodeGrids, Scoring, LatentViews):
             one the sampler does not take is refused.
 
         Returns:
-          an object whose ``sample(n, seed)`` gives float32 (n, latent) codes.
+          an object whose ``sample(n, seed, temperature=1.0)`` gives float32 (n, latent) codes (a vqvae's: code
+          grids).
 
         Raises:
           ArgumentError: an unknown name, "learned" for a model without a learned prior, or a setting the

@@ -86,12 +86,14 @@ class Inference:
         grid = tuple(encoder.outputs[0].shape[1:3]) if not out else out[0].shape[1:]
         return np.concatenate(out).astype("int32") if out else np.zeros((0, *grid), "int32")
 
-    def sample_indices(self, prior, n, seed=0, batch_size=None):
+    def sample_indices(self, prior, n, seed=0, batch_size=None, temperature=1.0):
         """``n`` index grids, int32 (n, h, w), drawn from a PixelCNN ``prior`` (``pixelcnn.autoregressive_sampler``:
-        h * w compiled passes per batch); batch b uses the stateless seed (seed, b)."""
+        h * w compiled passes per batch) at ``temperature`` (the softmax of logits / temperature); batch b uses
+        the stateless seed (seed, b)."""
         batch_size = batch_size or self.batch_size
         draw = self._compiled(prior, "draw", lambda: pixelcnn.autoregressive_sampler(prior))
-        out = [draw(tf.constant(min(batch_size, n - start)), tf.constant([seed, start // batch_size], tf.int64))
+        tau = tf.constant(temperature, tf.float32)
+        out = [draw(tf.constant(min(batch_size, n - start)), tf.constant([seed, start // batch_size], tf.int64), tau)
                .numpy() for start in range(0, n, batch_size)]
         grid = tuple(int(d) for d in prior.inputs[0].shape[1:])
         return np.concatenate(out) if out else np.zeros((0, *grid), "int32")

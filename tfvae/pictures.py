@@ -33,7 +33,7 @@ def draws_samples(run, mode):
     return mode == "random" or (mode == "grid" and (run.latent_dim != 2 or run.quantized))
 
 
-def picture(run, mode, n, label=None, seed=0, sampler=None, sampler_settings=None):
+def picture(run, mode, n, label=None, seed=0, sampler=None, sampler_settings=None, temperature=1.0):
     """The (H', W', C) float picture of one of the image modes.
 
     Args:
@@ -49,14 +49,17 @@ def picture(run, mode, n, label=None, seed=0, sampler=None, sampler_settings=Non
         run's own (``Run.default_sampler``: the prior for a vae, cvae or wae, gmm for an ae or rae, fitted and
         saved in the run directory on first use).
       sampler_settings: the fitted sampler's settings (``Run.sampler``), e.g. ``{"components": 50}`` for gmm.
+      temperature: the samples' temperature (``Run.sample``; 1: the sampler's density itself).
 
     Raises:
-      ArgumentError: a label the run can't draw, a sampler or its settings for a mode that draws no samples, a
-        setting the sampler does not take, or an unknown mode.
+      ArgumentError: a label the run can't draw, a sampler, its settings or a temperature other than 1 for a
+        mode that draws no samples, a setting the sampler does not take, a temperature not above 0, or an
+        unknown mode.
     """
     check_label(run, label)
+    sampling.check_temperature(temperature)
     if not draws_samples(run, mode):
-        _refuse_sampler(mode, sampler, sampler_settings)
+        _refuse_sampler(mode, sampler, sampler_settings, temperature)
     rng = np.random.default_rng(seed)
     if mode in ("grid", "random"):
         if not draws_samples(run, mode):
@@ -65,7 +68,7 @@ def picture(run, mode, n, label=None, seed=0, sampler=None, sampler_settings=Non
                 label = 0  # one class per manifold
         else:
             run.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
-            z = run.sampler(sampler, **(sampler_settings or {})).sample(n * n, seed)
+            z = run.sampler(sampler, **(sampler_settings or {})).sample(n * n, seed, temperature)
         labels = None
         if run.conditional:
             labels = label if label is not None else (np.arange(n * n) // n) % run.num_classes
@@ -107,8 +110,13 @@ def denoise_picture(run, n, seed=0, noise=None):
     return sampling.denoise_rows(clean, noisy, denoised, min(n, count))
 
 
-def _refuse_sampler(mode, sampler, settings):
-    """An ArgumentError when a sampler, or a sampler's setting, is given for a picture that draws no samples."""
+def _refuse_sampler(mode, sampler, settings, temperature=1.0):
+    """An ArgumentError when a sampler, a sampler's setting or a temperature other than 1 is given for a picture
+    that draws no samples."""
+    if temperature != 1.0:
+        raise ArgumentError("temperature", f"temperature={temperature!r} given, but the {mode} picture draws no "
+                                           "samples: a temperature is for the random picture, and the grid of a "
+                                           "latent other than 2-D")
     if sampler:
         raise ArgumentError("sampler", f"sampler={sampler} given, but the {mode} picture draws no samples: a "
                                        "sampler is for the random picture, and the grid of a latent other than 2-D")
@@ -120,7 +128,7 @@ def _refuse_sampler(mode, sampler, settings):
 
 
 def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise="", sampler=None, sampler_settings=None,
-                  log=print):
+                  temperature=1.0, log=print):
     """Writes the picture of ``mode`` (see ``picture``, plus "scatter" and "denoise") and returns its path.
 
     ``mode="projector"`` writes the Projector's files instead (``tfvae.projector``) and returns their directory.
@@ -135,13 +143,15 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise="", sam
       noise: denoise's corruption (default the run's own).
       sampler: the sampler of "random" and "grid" (see ``picture``).
       sampler_settings: its settings, e.g. ``{"components": 50}`` for gmm (see ``picture``).
+      temperature: the samples' temperature (see ``picture``).
       log: where the line about fitting a sampler goes.
     """
     if mode not in MODES:
         raise ArgumentError("mode", f"mode={mode!r} is not a picture; choose one of {', '.join(MODES)}")
+    sampling.check_temperature(temperature)
     run = api.load(workdir, log=log)
     if mode in ("projector", "denoise", "scatter"):
-        _refuse_sampler(mode, sampler, sampler_settings)
+        _refuse_sampler(mode, sampler, sampler_settings, temperature)
     if mode in ("projector", "scatter", "traverse"):
         run.vector_latent(mode)  # a vqvae's codes are grids: one line saying so
     if mode == "projector":
@@ -158,5 +168,5 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise="", sam
         title = f"{run.config.model} z{run.latent_dim} on {run.config.dataset}: test-set latent means"
         return sampling.save_scatter(output, z, labels, list(run.config.class_names) or None, title)
     return sampling.save_png(output, picture(run, mode, n, label=label, seed=seed, sampler=sampler,
-                                             sampler_settings=sampler_settings))
+                                             sampler_settings=sampler_settings, temperature=temperature))
 

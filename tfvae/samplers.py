@@ -54,6 +54,15 @@ and gamma stays near 1) the mean alone would be one point. Both networks are
 256, ``steps`` updates (by default 80 passes over the codes, between 2,000 and 20,000 updates: about 20 s
 on 60,000 codes of size 16 on 2 CPU cores). Dai & Wipf fit the second stage to draws z ~ q(z | x); here
 it is fitted to the posterior means, as the mixture is, which also serves a plain autoencoder.
+
+Temperature. Every sampler's ``sample(n, seed, temperature=1.0)`` draws from its density with the spread of its
+Gaussian noise multiplied by ``temperature`` (tau), the knob of Glow (Kingma & Dhariwal 2018) and NVAE (Vahdat &
+Kautz 2020): ``prior`` z = tau * e; ``gmm`` z = m_k + tau * (x - m_k) with x ~ N(m_k, S_k), a draw from
+N(m_k, tau^2 S_k), the components and their weights unchanged; ``two_stage`` u and e both scaled by tau; a
+VampPrior's components likewise. A vqvae's PixelCNN has no Gaussian noise: its softmax is taken of logits / tau,
+the temperature of a categorical. tau < 1 trades diversity for draws nearer the densest codes (for a mixture:
+nearer its components' means); tau = 1 is the density itself, and gives the same draws as before the knob
+existed, bit for bit.
 """
 
 import math
@@ -92,9 +101,10 @@ class Prior:
     def __init__(self, latent):
         self.latent = int(latent)
 
-    def sample(self, n, seed=0):
-        """``n`` draws from N(0, I), float32 (n, d), reproducible from ``seed`` (``sampling.prior_samples``)."""
-        return sampling.prior_samples(n, self.latent, seed)
+    def sample(self, n, seed=0, temperature=1.0):
+        """``n`` draws from N(0, temperature^2 I), float32 (n, d), reproducible from ``seed``
+        (``sampling.prior_samples``)."""
+        return sampling.prior_samples(n, self.latent, seed) * np.float32(sampling.check_temperature(temperature))
 
 
 class GaussianMixtureSampler:
@@ -137,14 +147,19 @@ class GaussianMixtureSampler:
     def from_state(cls, arrays, settings=None):
         return cls(arrays["weights"], arrays["means"], arrays["covariances"])
 
-    def sample(self, n, seed=0):
+    def sample(self, n, seed=0, temperature=1.0):
         """``n`` draws, float32 (n, d): scikit-learn's ``GaussianMixture.sample`` with random_state=seed, then
-        shuffled (``tfvae.metrics.GaussianMixture.sample`` gives the same draws from the fitted estimator)."""
+        shuffled (``tfvae.metrics.GaussianMixture.sample`` gives the same draws from the fitted estimator); with a
+        ``temperature`` tau, each draw x of component k moves to m_k + tau * (x - m_k)."""
+        temperature = sampling.check_temperature(temperature)
         rng = np.random.RandomState(seed)
         weights = self.weights / self.weights.sum()  # float32 round-off of a saved file must not fail multinomial
         counts = rng.multinomial(n, weights)
-        draws = np.vstack([rng.multivariate_normal(mean, cov, int(count))
-                           for mean, cov, count in zip(self.means, self.covariances, counts)])
+        draws = [rng.multivariate_normal(mean, cov, int(count))
+                 for mean, cov, count in zip(self.means, self.covariances, counts)]
+        if temperature != 1.0:  # else untouched: (x - m) + m need not give x back in floating point
+            draws = [mean + temperature * (x - mean) for mean, x in zip(self.means, draws)]
+        draws = np.vstack(draws)
         order = np.random.default_rng(seed).permutation(n)
         return draws[order].astype("float32")
 
@@ -296,10 +311,10 @@ class TwoStageSampler:
                 h = np.maximum(h, 0.0)
         return h.astype("float32")
 
-    def sample(self, n, seed=0):
-        """``n`` codes, float32 (n, d): u ~ N(0, I) and e ~ N(0, I) seeded by ``seed``, c = g(u) + sqrt(gamma) e,
-        z = shift + scale * c."""
-        draws = sampling.prior_samples(n, 2 * self.latent, seed)
+    def sample(self, n, seed=0, temperature=1.0):
+        """``n`` codes, float32 (n, d): u ~ N(0, tau^2 I) and e ~ N(0, tau^2 I) seeded by ``seed`` (tau the
+        ``temperature``), c = g(u) + sqrt(gamma) e, z = shift + scale * c."""
+        draws = sampling.prior_samples(n, 2 * self.latent, seed) * np.float32(sampling.check_temperature(temperature))
         c = self.decode(draws[:, :self.latent]) + math.exp(0.5 * self.log_gamma) * draws[:, self.latent:]
         return (self.shift + self.scale * c).astype("float32")
 

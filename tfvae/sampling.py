@@ -3,12 +3,16 @@
 Pure functions from arrays to arrays (no model runs here: forward passes are ``tfvae.inference``'s);
 ``save_png``/``save_scatter`` write files. The 2-D latent manifold is
 the documents' figure: z on ``scipy.stats.norm.ppf(linspace(0.01, 0.99, n))`` along both axes, so that
-equal steps in the picture are equal steps in prior probability.
+equal steps in the picture are equal steps in prior probability. ``check_temperature`` is the one check of a
+sampler's temperature (``tfvae.samplers``), for the samplers and the models' learned priors alike.
 """
 
+import math
 from statistics import NormalDist
 
 import numpy as np
+
+from tfvae.errors import ArgumentError
 
 
 def manifold_grid(n, lo=0.01, hi=0.99):
@@ -27,6 +31,19 @@ def manifold_grid(n, lo=0.01, hi=0.99):
 def prior_samples(count, latent_dim, seed=0):
     """``count`` draws from N(0, I) in ``latent_dim`` dimensions, reproducible from ``seed``."""
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype("float32")
+
+
+def check_temperature(temperature):
+    """``temperature`` as a float: a finite number above 0.
+
+    Raises:
+      ArgumentError: anything else (a bool, a string, 0, a negative number, inf, nan).
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating)) or \
+            not math.isfinite(temperature) or temperature <= 0:
+        raise ArgumentError("temperature", f"temperature={temperature!r}: the draws' spread is multiplied by it, so "
+                                           "it must be a number above 0 (1: the density itself)")
+    return float(temperature)
 
 
 def latent_grid(n, latent_dim, seed=0):

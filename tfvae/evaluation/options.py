@@ -1,6 +1,7 @@
 """What evaluate.py measures and how much of it: ``EvalOptions`` and the constants it checks against."""
 
 import dataclasses
+import math
 import os
 
 from tfvae import data as data_lib
@@ -39,6 +40,7 @@ class EvalOptions:
       classifier_epochs: epochs of the feature classifier when it has to be trained.
       cache_dir: "" for $TFVAE_CACHE, else ~/.cache/tfvae.
       gmm_components: components of the ex-post Gaussian mixture.
+      temperature: every sampler's temperature (``tfvae.samplers``; 1: the density itself).
       output: report directory (evaluate, compare) or CSV path (score); "" for the defaults.
       noise: corruption of the test images whose denoising is measured (the ``--noise`` grammar of
         `tfvae.data.parse_noise`); "" for the run's own ``--noise`` (none: no denoising measurement).
@@ -58,6 +60,7 @@ class EvalOptions:
     classifier_epochs: int = 8
     cache_dir: str = ""
     gmm_components: int = GMM_COMPONENTS
+    temperature: float = 1.0
     output: str = ""
     noise: str = ""
 
@@ -77,6 +80,10 @@ class EvalOptions:
             raise TfvaeError(f"--num_images must be 0 (all) or positive (got {self.num_images})")
         if self.sample_count <= KNN_K:
             raise TfvaeError(f"--sample_count must be more than {KNN_K} for k-NN precision/recall")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or \
+                not math.isfinite(self.temperature) or self.temperature <= 0:
+            raise TfvaeError(f"--temperature={self.temperature}: the samples' spread is multiplied by it, so it must "
+                             "be a number above 0 (1: the density itself)")
         if not self.samplers or any(s not in SAMPLERS for s in self.samplers):
             raise TfvaeError(f"--sampler={','.join(self.samplers)}: choose from {', '.join(SAMPLERS)} "
                              "(comma-separated for several)")

@@ -6,7 +6,7 @@ import numpy as np
 from tfvae import metrics, sampling
 from tfvae.evaluation.classifier import data_fingerprint, load_or_train_classifier
 from tfvae.evaluation.options import GRID_SIDE, KNN_K
-from tfvae.evaluation.report import save_picture
+from tfvae.evaluation.report import sampler_label, save_picture
 from tfvae.evaluation.samplers import generate, sample_latents
 
 
@@ -75,7 +75,7 @@ def sample_quality(run, options, results, shared, out_dir, log):
                                 "precision/recall; sample grids only.")
     for sampler in options.samplers:
         z, _ = sample_latents(run, sampler, options.sample_count, options.seed, options.batch_size,
-                              options.gmm_components)
+                              options.gmm_components, options.temperature)
         images = generate(run, z, options.batch_size)
         entry = {}
         if classifier is not None:
@@ -86,9 +86,10 @@ def sample_quality(run, options, results, shared, out_dir, log):
         grid = sampling.tile(images[: GRID_SIDE * GRID_SIDE], GRID_SIDE, GRID_SIDE)
         entry["grid"] = save_picture(out_dir, f"eval_samples_{sampler}.png", grid)
         results["samplers"][sampler] = entry
+        name = sampler_label(results, sampler)
         if classifier is not None:
-            log(f"{sampler} sampler: FCD {entry['fcd']:.2f}, IS {entry['inception_score']:.2f}, "
+            log(f"{name} sampler: FCD {entry['fcd']:.2f}, IS {entry['inception_score']:.2f}, "
                 f"precision {entry['precision']:.3f}, recall {entry['recall']:.3f}, distance to the training "
                 f"images x{entry['training_distance_ratio']:.2f} the test images'")
-        log(f"{sampler} sampler: sharpness x{_times(entry['sharpness_ratio'])}, colourfulness "
+        log(f"{name} sampler: sharpness x{_times(entry['sharpness_ratio'])}, colourfulness "
             f"x{_times(entry['colourfulness_ratio'])} the real images'")

@@ -26,10 +26,17 @@ SAMPLER_COLUMNS = (
 OOD_COLUMNS = (("ood_auroc", "OOD AUROC", ".3f"), ("ood_auroc_complexity", "OOD AUROC corrected", ".3f"))
 
 
+def sampler_label(results, sampler):
+    """``sampler``'s name in the tables, with the samples' temperature when it is not 1 ("gmm at temperature 0.7")."""
+    temperature = results["settings"].get("temperature", 1.0)
+    return sampler if temperature == 1.0 else f"{sampler} at temperature {temperature:g}"
+
+
 def table_row(results, sampler, grid=""):
     """One table row (a dict) of a run's results with ``sampler``'s sample-quality metrics."""
     m = results["metrics"]
-    row = {"run": results["name"], "model": results["run"]["model"], "sampler": sampler, "grid": grid}
+    row = {"run": results["name"], "model": results["run"]["model"], "sampler": sampler_label(results, sampler),
+           "grid": grid}
     row.update({k: m.get(k) for k, _, _ in RUN_COLUMNS + OOD_COLUMNS})
     row.update({k: results["samplers"][sampler].get(k) for k, _, _ in SAMPLER_COLUMNS})
     return row
@@ -150,8 +157,8 @@ def perception_markdown(results):
              metrics.ratio(m["real_colourfulness"], m["real_colourfulness"])),
             ("their reconstructions", m["recon_sharpness"], m["recon_colourfulness"], m["recon_sharpness_ratio"],
              m["recon_colourfulness_ratio"])]
-    rows += [(f"{sampler} samples ({s['sample_count']})", e["sharpness"], e["colourfulness"], e["sharpness_ratio"],
-              e["colourfulness_ratio"]) for sampler, e in results["samplers"].items()]
+    rows += [(f"{sampler_label(results, sampler)} samples ({s['sample_count']})", e["sharpness"], e["colourfulness"],
+              e["sharpness_ratio"], e["colourfulness_ratio"]) for sampler, e in results["samplers"].items()]
     lines = ["\n## What a person sees\n\n",
              "Mean sharpness (absolute 4-neighbour Laplacian of the BT.601 grey image, interior pixels) and "
              "colourfulness (Hasler & Suesstrunk 2003: about 0 not colourful, 33 moderately, 59 quite, 109 "

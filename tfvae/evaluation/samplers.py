@@ -10,8 +10,9 @@ import numpy as np
 from tfvae.samplers import GMM_COMPONENTS
 
 
-def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM_COMPONENTS):
-    """``count`` latent codes from ``sampler`` ("prior", "gmm" or "two_stage"), plus the sampler.
+def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM_COMPONENTS, temperature=1.0):
+    """``count`` latent codes from ``sampler`` ("prior", "gmm", "two_stage" or "learned") at ``temperature``, plus
+    the sampler.
 
     A fitted sampler is read from the run directory, or fitted to the posterior means of the run's training
     images (``Run.train_codes``) with seed 0 and saved there (``Run.sampler``). ``batch_size`` is unused (the
@@ -23,7 +24,7 @@ def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM
     del batch_size
     settings = {"components": gmm_components} if sampler == "gmm" else {}
     fitted = run.sampler(sampler, **settings)
-    return fitted.sample(count, seed), fitted
+    return fitted.sample(count, seed, temperature), fitted
 
 
 def generate(run, z, batch_size=512):

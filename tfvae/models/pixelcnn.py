@@ -11,7 +11,8 @@ perturbation). The loss is the negative log-likelihood above, summed over the gr
 (``GridCrossEntropy``); divided by h w ln 2 it is the prior's bits per code (log2 K for a uniform prior).
 
 Sampling is ancestral: h w passes, each drawing k_t from the logits at t given the codes drawn so far
-(``autoregressive_sampler``, one compiled loop over the positions for a whole batch). The network is small:
+(``autoregressive_sampler``, one compiled loop over the positions for a whole batch); a temperature tau divides
+the logits (softmax(logits / tau): tau < 1 draws the likelier codes more often). The network is small:
 an embedding of the indices, a 5x5 mask-A convolution, ``blocks`` residual 3x3 mask-B convolutions and two
 1x1 convolutions to the K logits (the plain, not the gated, PixelCNN: its blind spot above-right of each
 position costs some likelihood, not correctness).
@@ -21,6 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers, ops
+
+from tfvae import sampling
 
 FILTERS = 64
 BLOCKS = 4
@@ -101,38 +104,45 @@ def build_pixelcnn(grid, num_codes, *, filters=FILTERS, blocks=BLOCKS, seed=0, n
 
 
 class CodeGridPrior:
-    """A VQ-VAE's learned prior as a sampler of codes: index grids drawn from its PixelCNN (``draw_indices(n, seed)``
-    -> int (n, h, w)), turned into code grids (n, h, w, D) through its codebook (K, D)."""
+    """A VQ-VAE's learned prior as a sampler of codes: index grids drawn from its PixelCNN
+    (``draw_indices(n, seed, temperature)`` -> int (n, h, w)), turned into code grids (n, h, w, D) through its
+    codebook (K, D)."""
 
     name = "learned"
 
     def __init__(self, draw_indices, codebook):
         self.draw_indices, self.codebook = draw_indices, np.asarray(codebook, "float32")
 
-    def sample(self, n, seed=0):
-        """``n`` code grids, float32 (n, h, w, D), reproducible from ``seed``."""
-        return self.codebook[np.asarray(self.draw_indices(n, seed))]
+    def sample(self, n, seed=0, temperature=1.0):
+        """``n`` code grids, float32 (n, h, w, D), reproducible from ``seed``; each index drawn from the softmax of
+        the PixelCNN's logits / ``temperature`` (1: the prior itself; below 1 sharper, above 1 flatter)."""
+        temperature = sampling.check_temperature(temperature)
+        return self.codebook[np.asarray(self.draw_indices(n, seed, temperature))]
 
 
 def autoregressive_sampler(model):
-    """A compiled ``draw(n, seed)`` -> int32 (n, h, w): ancestral samples of the PixelCNN ``model``.
+    """A compiled ``draw(n, seed, temperature)`` -> int32 (n, h, w): ancestral samples of the PixelCNN ``model``,
+    each position's index drawn from the softmax of its logits / ``temperature`` (a float32 scalar tensor, so a
+    new temperature does not retrace).
 
     ``seed`` is an int64 (2,) tensor; each position's draw uses it folded with the position (stateless), so a
-    batch's draws depend on ``seed`` and ``n`` only.
+    batch's draws depend on ``seed``, ``n`` and ``temperature`` only.
     """
     height, width = (int(d) for d in model.inputs[0].shape[1:3])
     cells = height * width
 
-    def step(t, grid, seed):
+    def step(t, grid, seed, temperature):
         logits = model(grid, training=False)[:, t // width, t % width, :]
         step_seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(t, tf.int64))
-        code = tf.random.stateless_categorical(tf.cast(logits, tf.float32), 1, step_seed, dtype=tf.int32)
+        code = tf.random.stateless_categorical(tf.cast(logits, tf.float32) / temperature, 1, step_seed,
+                                               dtype=tf.int32)
         return t + 1, grid + tf.reshape(tf.one_hot(t, cells, dtype=tf.int32), (1, height, width)) * code[:, :, None]
 
     @tf.function(reduce_retracing=True, autograph=False)
-    def draw(n, seed):
+    def draw(n, seed, temperature):
         grid = tf.zeros(tf.stack([n, height, width]), tf.int32)
-        _, grid = tf.while_loop(lambda t, _: t < cells, lambda t, g: step(t, g, seed), (tf.constant(0), grid),
+        _, grid = tf.while_loop(lambda t, _: t < cells, lambda t, g: step(t, g, seed, temperature),
+                                (tf.constant(0), grid),
                                 shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, height, width])))
         return grid
 

@@ -63,7 +63,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfvae import losses
+from tfvae import losses, sampling
 from tfvae.models import networks
 from tfvae.models.autoencoders import VAE
 
@@ -150,12 +150,13 @@ class VampPrior:
         """log p(z) of codes (..., latent) as a float32 tensor (...) (``tfvae.losses.mixture_log_prob``)."""
         return losses.mixture_log_prob(z, self.means, self.log_vars)
 
-    def sample(self, n, seed=0):
+    def sample(self, n, seed=0, temperature=1.0):
         """``n`` draws, float32 (n, latent): k uniform over the components, then z ~ N(means_k, exp(log_vars_k)),
-        from one generator seeded by ``seed``."""
+        from one generator seeded by ``seed``; the noise's spread multiplied by ``temperature``."""
+        temperature = sampling.check_temperature(temperature)
         rng = np.random.default_rng(seed)
         k = rng.integers(len(self.means), size=n)
-        eps = rng.standard_normal((n, self.latent))
+        eps = rng.standard_normal((n, self.latent)) * temperature
         return (self.means[k] + np.exp(0.5 * self.log_vars[k]) * eps).astype("float32")
 
 

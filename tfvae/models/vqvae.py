@@ -263,7 +263,9 @@ class VQVAE(Autoencoder):
         """The run's learned prior (the ``learned`` sampler): grids drawn from its PixelCNN (prior.keras) through
         the Run's one inference path, decoded into code grids by its codebook (encoder.keras)."""
         codebook = quantizer(run.encoder).embeddings.numpy()
-        return pixelcnn.CodeGridPrior(lambda n, seed: run.inference.sample_indices(run.prior, n, seed), codebook)
+        return pixelcnn.CodeGridPrior(
+            lambda n, seed, temperature: run.inference.sample_indices(run.prior, n, seed, temperature=temperature),
+            codebook)
 
     def _update_trackers(self, terms):
         self.commitment_tracker.update_state(terms["commitment"])

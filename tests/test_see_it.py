@@ -24,7 +24,7 @@ def test_three_latent_spaces_then_grid_digits(mnist_dir, offline_env, tmp_path):
                        f"--json={tmp_path / 'counts.json'}"], offline_env)
     counts = json.loads((tmp_path / "counts.json").read_text())
     assert sum(counts["cells"]) == 16 and len(counts["cells"]) == 10
-    assert 0.0 <= counts["classifier_test_accuracy"] <= 1.0
+    assert counts["classifier_test_accuracy"] > 0.8  # it reads digits (0.95 here, chance 0.1)
     assert "present:" in proc.stdout and "test codes: mean" in proc.stdout
 
 

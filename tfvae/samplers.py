@@ -2,7 +2,7 @@ r"""Samplers of latent codes: the prior, and densities fitted to the training co
 
 A trained autoencoder decodes any z, but it only learned to decode the codes its encoder gives. Sampling
 means drawing z from some density p(z) and decoding it; the samplers differ in that density. Each has one
-small interface: ``fit(codes, seed)`` (a classmethod), ``sample(n, seed)`` -> float32 (n, d), and
+small interface: ``fit(codes, seed)`` (a classmethod), ``sample(n, seed, temperature=1.0)`` -> float32 (n, d), and
 ``state()`` / ``from_state(arrays, settings)``, the arrays and settings that ``tfvae.rundir`` saves as
 ``samplers/<name>.npz`` and reads back (``tfvae.api.Run.sampler`` fits, saves and reloads them).
 

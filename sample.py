@@ -44,8 +44,8 @@ flags.DEFINE_integer("gmm_components", None, "Components of the gmm sampler's mi
                      "a saved mixture of another size is fitted again.", lower_bound=1)
 flags.DEFINE_float("temperature", 1.0, "The samples' temperature tau (--mode=random, and --mode=grid beyond a 2-D "
                    "latent): the sampler's Gaussian noise is multiplied by tau (prior z = tau * e; gmm, two_stage and "
-                   "a VampPrior likewise), a PixelCNN's logits divided by it. 1: the density itself; below 1 fewer "
-                   "but likelier-looking draws (Glow's and NVAE's 0.6 to 0.8).")
+                   "a VampPrior likewise), a PixelCNN's logits divided by it. 1: the density itself; below 1 draws "
+                   "nearer its modes, more alike (docs/sampling.md measures what that buys).")
 flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 FLAGS = flags.FLAGS
 

@@ -245,7 +245,7 @@ class Run(CodeGrids, Scoring, LatentViews):
             wae, gmm for an ae or rae.
           temperature: the draws' spread relative to the sampler's density (``tfvae.samplers``: tau scales the
             Gaussian noise of prior, gmm, two_stage and a VampPrior, and divides a PixelCNN's logits); 1 is the
-            density itself, below 1 fewer but likelier-looking draws.
+            density itself; below 1 draws nearer its modes, more alike.
           settings: the fitted sampler's, e.g. ``components=50`` for gmm (see ``sampler``).
 
         Raises:

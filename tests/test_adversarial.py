@@ -1,13 +1,16 @@
 """The sharpness terms (tfvae.models.adversarial): their losses, which weights each step moves, resume, export,
 two replicas."""
 
+import os
+import shutil
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfvae
-from tests.conftest import Interrupted, stop_after_first_epoch
+from tests.conftest import REPO, Interrupted, assert_one_line_error, run_script, stop_after_first_epoch
 from tfvae import training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
@@ -163,3 +166,25 @@ def test_the_exported_discriminator_is_the_checkpoints_and_sampling_does_not_nee
     np.testing.assert_allclose(exported(x)["logits"], model.critic.discriminator(x)["logits"], rtol=1e-5, atol=1e-6)
     (root / "straight" / "discriminator.keras").unlink()
     assert tfvae.load(str(root / "straight")).sample(3).shape == (3, 28, 28, 1)
+
+
+def test_critic_selection_keeps_the_pictures_the_critic_scores_highest(sharp_runs, offline_env, tmp_path):
+    import re
+
+    root, _ = sharp_runs
+    script = os.path.join(REPO, "benchmarks", "critic_selection.py")
+    proc = run_script([script, str(root / "resumed"), "--sampler=prior", "--count=16", "--keep=1,0.5",
+                       "--classifier_epochs=1", f"--cache_dir={tmp_path / 'cache'}", f"--output={tmp_path}"],
+                      offline_env)
+    lines = {float(m.group(1)): m for m in re.finditer(
+        r"keep ([0-9.]+) of (\d+): critic score (-?[0-9.e-]+) \(all \d+: (-?[0-9.e-]+)\); FCD ([0-9.]+)", proc.stdout)}
+    assert sorted(lines) == [0.5, 1.0], proc.stdout
+    assert lines[1.0].group(2) == "16" and lines[1.0].group(3) == lines[1.0].group(4)  # k = 1 keeps every draw
+    assert lines[0.5].group(2) == "32" and float(lines[0.5].group(3)) > float(lines[0.5].group(4))  # the best half
+    assert (tmp_path / "keep0.5.png").is_file() and (tmp_path / "keep1.png").is_file()
+    # A run without a critic is one line.
+    plain = tmp_path / "plain"
+    shutil.copytree(root / "resumed", plain)
+    (plain / "discriminator.keras").unlink()
+    proc = run_script([script, str(plain), "--sampler=prior", f"--output={tmp_path}"], offline_env, check=False)
+    assert_one_line_error(proc, "has no discriminator.keras: train it with --adversarial or --feature_match")

@@ -47,8 +47,11 @@ def critic_scores(discriminator, images):
 def main(argv):
     if len(argv) != 2 or not FLAGS.output:
         raise app.UsageError("give one run directory and --output")
-    keeps = [float(k) for k in FLAGS.keep]
-    if not all(0 < k <= 1 for k in keeps):
+    try:
+        keeps = [float(k) for k in FLAGS.keep]
+    except ValueError:
+        keeps = []
+    if not keeps or not all(0 < k <= 1 for k in keeps):
         raise app.UsageError(f"--keep={','.join(FLAGS.keep)}: each fraction must lie in (0, 1]")
     import keras
     import numpy as np

@@ -1,11 +1,11 @@
 """What evaluate.py measures and how much of it: ``EvalOptions`` and the constants it checks against."""
 
 import dataclasses
-import math
 import os
 
 from tfvae import data as data_lib
-from tfvae.errors import TfvaeError
+from tfvae import sampling
+from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.samplers import GMM_COMPONENTS, SAMPLERS
 
 MODES = ("evaluate", "score")
@@ -80,10 +80,11 @@ class EvalOptions:
             raise TfvaeError(f"--num_images must be 0 (all) or positive (got {self.num_images})")
         if self.sample_count <= KNN_K:
             raise TfvaeError(f"--sample_count must be more than {KNN_K} for k-NN precision/recall")
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or \
-                not math.isfinite(self.temperature) or self.temperature <= 0:
+        try:
+            sampling.check_temperature(self.temperature)
+        except ArgumentError:
             raise TfvaeError(f"--temperature={self.temperature}: the samples' spread is multiplied by it, so it must "
-                             "be a number above 0 (1: the density itself)")
+                             "be a number above 0 (1: the density itself)") from None
         if not self.samplers or any(s not in SAMPLERS for s in self.samplers):
             raise TfvaeError(f"--sampler={','.join(self.samplers)}: choose from {', '.join(SAMPLERS)} "
                              "(comma-separated for several)")

@@ -124,7 +124,7 @@ def test_two_replicas_make_the_same_update_as_one_device():
 
 
 def test_negative_weights_are_refused(tmp_path):
-    with pytest.raises(TfvaeError, match="--adversarial must be non-negative"):
+    with pytest.raises(TfvaeError, match=r"--adversarial must be at least 0 \(got -1.0\)"):
         Config(workdir=str(tmp_path), adversarial=-1.0).validate()
 
 

@@ -66,5 +66,5 @@ def test_recon_weight_zero_needs_a_kl_term():
     for bad in (dict(model="ae"), dict(beta=0.0), dict(recon_weight=0.0, model="ae")):
         with pytest.raises(TfvaeError, match="recon_weight|nothing to train"):
             Config(**{"recon_weight": 0.0, **bad}).validate()
-    with pytest.raises(TfvaeError, match="--recon_weight must be non-negative"):
+    with pytest.raises(TfvaeError, match=r"--recon_weight must be at least 0 \(got -1.0\)"):
         Config(recon_weight=-1.0).validate()

@@ -143,12 +143,12 @@ def test_two_replicas_train_a_regularized_model(kind):
 
 
 def test_config_checks_the_penalty_weights(tmp_path):
-    for bad in (dict(penalty_weight=-1.0), dict(decoder_l2=-0.1)):
-        with pytest.raises(TfvaeError, match="--penalty_weight and --decoder_l2 must be 0"):
-            Config(model="rae", workdir=str(tmp_path), **bad).validate()
-    with pytest.raises(TfvaeError, match="--penalty_weight weights the penalty of --model=rae or wae; a vae has none"):
+    for name, bad in (("penalty_weight", -1.0), ("decoder_l2", -0.1)):
+        with pytest.raises(TfvaeError, match=f"--{name} must be at least 0"):
+            Config(model="rae", workdir=str(tmp_path), **{name: bad}).validate()
+    with pytest.raises(TfvaeError, match="--penalty_weight is a hyperparameter of --model=rae or wae; a vae has none"):
         Config(model="vae", penalty_weight=1.0, workdir=str(tmp_path)).validate()
-    with pytest.raises(TfvaeError, match="--decoder_l2 weights the decoder penalty of --model=rae; a wae has none"):
+    with pytest.raises(TfvaeError, match="--decoder_l2 is a hyperparameter of --model=rae; a wae has none"):
         Config(model="wae", decoder_l2=1.0, workdir=str(tmp_path)).validate()
     with pytest.raises(TfvaeError, match="--recon_weight=0 leaves nothing to train"):
         Config(model="wae", recon_weight=0.0, workdir=str(tmp_path)).validate()

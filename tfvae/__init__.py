@@ -18,9 +18,10 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
                                  a Run's scores: anomaly scores, -ELBO terms and the IWAE NLL | a Run's views
                                  of its latent space: each dimension's use, traversals
     inference | rundir           the one compiled, batched forward path a Run owns | the run directory's
-      | samplers                 on-disk format, read and written: latest, config.json, history.csv,
+      | samplers | config_flags  on-disk format, read and written: latest, config.json, history.csv,
                                  checkpoints/state.json, encoder.keras and decoder.keras, samplers/ |
-                                 the samplers of codes (prior, gmm, two_stage, learned): fitting and drawing
+                                 the samplers of codes (prior, gmm, two_stage, learned): fitting and drawing |
+                                 config_flags: train.py's flags and docs/flags.md, made from the Config's fields
     config | metrics             the run's configuration | the maths of the metrics, over arrays |
       | arguments                the checks of a Run's arguments (images, labels, codes)
     data | models | flops        datasets and pipelines | networks and model classes | FLOP counts |
@@ -29,7 +30,8 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
     likelihoods                  the decoders' pixel distributions: layouts, log-probabilities (the 8-bit
                                  likelihood every report uses), means and draws
     files | integrity            atomic writes, locks | checks of files on disk
-    errors                       TfvaeError: one-line messages for the user
+    errors | fields              TfvaeError: one-line messages for the user | a setting defined once (help,
+                                 bounds, choices), from which flags, config.json and docs/flags.md come
 
 The scripts (train.py, sample.py, evaluate.py) sit on top: they parse flags, build a Config or options, call
 one library function and translate its errors into flag names (``tfvae.errors.flag_message``).

@@ -108,7 +108,7 @@ class Run(CodeGrids, Scoring, LatentViews):
     @property
     def conditional(self):
         """Whether the run is a cvae (its encoder and decoder take one-hot labels)."""
-        return self.config.model == "cvae"
+        return self.model_class.conditional
 
     @property
     def variational(self):

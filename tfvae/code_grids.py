@@ -18,7 +18,7 @@ class CodeGrids:
     @property
     def quantized(self):
         """Whether the run is a vqvae: its codes are (h, w, D) grids of codebook vectors, sampled by its PixelCNN."""
-        return self.config.model == "vqvae"
+        return self.model_class.code_grid
 
     @property
     def code_shape(self):

@@ -1,5 +1,9 @@
 """The resolved run configuration: a plain dataclass built once from flags and passed down.
 
+Each setting is defined once, as a field with its help, bounds and choices (``tfvae.fields.setting``): the
+run-wide ones here (``RunSettings``), each model's own in its module (its ``Hparams``, joined into ``Config`` from
+``tfvae.models.registry``). ``tfvae.config_flags`` makes train.py's flags and docs/flags.md from these fields.
+
 Nothing below the scripts changes a Config it is given. A run's Config is the flags' Config plus what its data
 turned out to be (``with_data``, a new Config); that one is written to ``<workdir>/config.json``, its fields
 flat, and read back by sample.py, evaluate.py and for resuming.
@@ -14,91 +18,129 @@ from tfvae.data import BINARIZE_MODES as BINARIZE
 from tfvae.data import DATASETS, DEFAULT_MAX_IMAGE_PIXELS, DataFacts
 from tfvae.data.noise import parse_noise
 from tfvae.errors import TfvaeError
+from tfvae.fields import check, setting
 from tfvae.losses import RECONSTRUCTION_LOSSES
-from tfvae.models import ARCHS, MODELS, PSEUDO_INPUTS
+from tfvae.models import ARCHS, MODELS, hyperparameter_classes, hyperparameter_fields, model_class
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_HIDDEN = {"conv": 16, "mlp": 400}
 
-# Fields that fix the network's shape: a run directory holding other values can't be resumed. The loss does too: it
-# sets what the decoder emits (tfvae.likelihoods.output_channels) and whether it holds a DecoderVariance.
-# pseudo_inputs counts for a vamp only and codebook_size for a vqvae only (Config.architecture).
-ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_shape", "num_classes", "pseudo_inputs",
-                       "codebook_size", "loss")
-_FIELD_OF_MODEL = {"pseudo_inputs": "vamp", "codebook_size": "vqvae"}  # an architecture field only one model has
+# The run-wide fields that fix the network's shape: a run directory holding other values can't be resumed. The loss
+# does too: it sets what the decoder emits (tfvae.likelihoods.output_channels) and whether it holds a
+# DecoderVariance. A model's own such fields say so (``setting(architecture=True)``); see Config.architecture.
+ARCHITECTURE_FIELDS = ("model", "arch", "latent", "filters", "hidden", "image_shape", "num_classes", "loss")
+
+
+def _model_help():
+    return "; ".join(f"{name}: {model_class(name).description}" for name in MODELS) + "."
 
 
 @dataclasses.dataclass
-class Config:
-    """Everything a run needs.
+class RunSettings:
+    """The settings every run has, whatever its model.
 
     The model, data, epochs and batch size are the Keras VAE example's (conv, latent 2, 30 epochs, batch 128);
-    on fewer than 8,500 training images the default batch is 32 (tfvae.training.default_batch_size).
-    The optimizer schedule, precision and steps per call were chosen by measurement on a 2-core AVX512_BF16 CPU
-    (benchmarks/throughput.py, benchmarks/time_to_quality.py); the comments give the figures.
+    on small data the default batch is 32 (tfvae.training.default_batch_size). The optimizer schedule,
+    precision and steps per call were chosen by measurement (docs/performance.md).
     """
 
-    model: str = "vae"
-    arch: str = "conv"
-    latent: int = 2
-    filters: tuple = (32, 64)
-    hidden: int = 0  # 0: the architecture's default (16 for conv, 400 for mlp)
-    pseudo_inputs: int = PSEUDO_INPUTS  # vamp only: K, the VampPrior's pseudo-inputs (tfvae.models.vamp says why 100)
-    dataset: str = "mnist"
-    data_dir: str = ""
-    image_size: int = 0  # 0: the dataset's own (28 for MNIST, 64 for folders)
-    channels: int = 0  # 0: the dataset's own (1 for MNIST, 3 for folders)
-    download: bool = True
-    max_examples: int = 0
-    cache_dir: str = ""  # folders' decode cache: "" for $TFVAE_CACHE, else ~/.cache/tfvae; "none": no cache
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # folders: larger images are skipped (0: no limit)
-    binarize: str = "none"
-    noise: str = "none"  # corrupted encoder inputs, clean targets (tfvae.data.noise): gaussian:S, saltpepper:P, mask:P
-    flip: bool = False  # training images mirrored left-right at random, a fresh draw each epoch (augmentation)
-    classes: tuple = ()  # train and test on these class ids only (labelled data); () = every class
-    epochs: int = 30
-    batch_size: int = 0  # 0: 128, or 32 on small data (training.default_batch_size); train() records the size used
-    # Adam 5e-3 with a half-epoch warm-up and a cosine decay reaches the Keras example's 10-epoch test loss in
-    # 1.5 epochs (0.11 of its time, benchmarks/time_to_quality.py) and ends 30 epochs on Fashion-MNIST better
-    # than the example's constant 1e-3 (test loss 259.2 vs 264.4, seed 0). --learning_rate=1e-3
-    # --lr_schedule=constant is the example's recipe.
-    learning_rate: float = 5e-3
-    lr_schedule: str = "cosine"  # linear warm-up for warmup_epochs, then decay to 0; or "constant"
-    warmup_epochs: float = 0.5
-    beta: float = 1.0
-    recon_weight: float = 1.0  # weight of the reconstruction term; 0 trains the KL term alone
-    # rae and wae (tfvae.models.regularized): the weight of the regulariser of the codes (rae: beta_z on 1/2 |z|^2,
-    # wae: lambda on MMD^2) and the rae's weight decay of its decoder's kernels; 0: the module's default.
-    penalty_weight: float = 0.0
-    decoder_l2: float = 0.0
-    # Sharpness terms (tfvae.models.adversarial), extra objectives beside the ELBO, each weighted relative to the
-    # ELBO's gradient at the decoder's output; 0 = off. See docs/sharpness.md for their cost and effect.
-    adversarial: float = 0.0  # a PatchGAN discriminator's hinge loss on the reconstructions
-    feature_match: float = 0.0  # squared distance in the discriminator's features (Larsen et al. 2016)
-    loss: str = "bce"
-    # vqvae only (tfvae.models.vqvae): K codebook vectors of size --latent, the commitment term's weight, and the
-    # epochs of its PixelCNN prior, trained after the VQ-VAE's last epoch (tfvae.training.prior).
-    codebook_size: int = 128
-    commitment: float = 0.25
-    prior_epochs: int = 10
-    seed: int = 0
-    checkpoint_every_steps: int = 0  # 0: checkpoint at the end of each epoch only
-    keep_checkpoints: int = 2  # end-of-epoch checkpoints kept (the newest one, mid-epoch or not, is kept too)
-    strategy: str = "auto"
-    precision: str = "auto"  # the keras.mixed_precision policy; auto: see training.resolve_precision
-    jit_compile: object = "auto"  # True, False or "auto" (Keras: XLA on GPUs, not on CPU-only machines)
-    steps_per_execution: int = 16  # 1.04-1.2x the throughput of 1 on 2 CPU cores (benchmarks/throughput.py)
-    intra_op_threads: int = 0  # 0: TensorFlow's default (one per core)
-    inter_op_threads: int = 0
-    workdir: str = ""  # "": runs/<model>-<dataset>-z<latent>
+    model: str = setting("vae", _model_help(), choices=MODELS)
+    arch: str = setting("conv", "conv: the Keras example's Conv2D/Conv2DTranspose networks; mlp: the PyTorch "
+                        "example's dense 784-400-20 networks; resnet: residual conv stages, as many as halve the "
+                        "image down to about 4x4 (docs/training.md).", choices=ARCHS)
+    latent: int = setting(2, "Size of the latent code z.", lower=1)
+    filters: tuple = setting((32, 64), "Conv2D filters of each stride-2 encoder layer (the decoder mirrors them); "
+                             "image sides must be divisible by 2**len(filters). resnet: each stage's width, the last "
+                             "one repeated.")
+    hidden: int = setting(0, "Units of the dense layer before z (0: 16 for conv, 400 for mlp).", lower=0)
+    dataset: str = setting("mnist", "mnist, fashion_mnist, or folder (images under --data_dir).", choices=DATASETS)
+    data_dir: str = setting("", "Folder with the data: IDX or .npz files for mnist/fashion_mnist, any tree of "
+                            "PNG/JPEG images for folder. Empty: the dataset's usual places.")
+    download: bool = setting(True, "Let keras.datasets download MNIST/Fashion-MNIST when no local copy is found.")
+    image_size: int = setting(0, "Resize images to this square size (0: the dataset's own; 64 for folders).",
+                              lower=0)
+    channels: int = setting(0, "1 (grey) or 3 (RGB); 0: the dataset's own.", choices=(0, 1, 3))
+    max_examples: int = setting(0, "Use at most this many training examples (0: all), for quick runs.", lower=0)
+    cache_dir: str = setting("", "Folders only: where each folder is decoded once, the first time it is used at a "
+                             "given --image_size/--channels, into a uint8 array that later epochs and runs read "
+                             "(default $TFVAE_CACHE, else ~/.cache/tfvae). 'none': no cache, every image is decoded "
+                             "each epoch.")
+    max_image_pixels: int = setting(DEFAULT_MAX_IMAGE_PIXELS, "Folders only: images of more pixels are skipped as "
+                                    "possible decompression bombs (Pillow's guard); raise it to admit your own very "
+                                    "large images, 0 for no limit.", lower=0)
+    binarize: str = setting("none", "none: grey levels; static: one fixed binary sample; dynamic: pixels resampled "
+                            "as Bernoulli(x) every time an image is used.", choices=BINARIZE)
+    noise: str = setting("none", "Denoising: the encoder sees corrupted images and the loss scores the clean ones; "
+                         "none, gaussian:STDDEV, saltpepper:PROB or mask:PROB (fresh noise each time an image is "
+                         "used, drawn from --seed).")
+    flip: bool = setting(False, "Data augmentation: mirror each training image left-right with probability 1/2, a "
+                         "fresh draw each time it is served (from --seed; test images never). For pictures whose "
+                         "mirror image is as likely as they are (faces, objects); not for digits or text.")
+    classes: tuple = setting((), "Train (and test) on these class ids only, e.g. --classes=0 or --classes=0,2,4 "
+                             "(labelled data sets and folders with one subfolder per class).")
+    epochs: int = setting(30, "Number of epochs (the Keras example's 30).", lower=1)
+    batch_size: int = setting(0, "Global batch size (split across replicas). 0: the Keras example's 128, or 32 on "
+                              "fewer than 8,500 training images (e.g. the offline MNIST fallback), where 128 gives "
+                              "too few optimizer steps.", lower=0)
+    learning_rate: float = setting(5e-3, "Adam learning rate (with --lr_schedule=cosine, the peak). The Keras "
+                                   "example's recipe is 1e-3 with --lr_schedule=constant.")
+    lr_schedule: str = setting("cosine", "cosine: linear warm-up over --warmup_epochs, then cosine decay to 0 at the "
+                               "last epoch; constant: --learning_rate throughout.", choices=LR_SCHEDULES)
+    warmup_epochs: float = setting(0.5, "Epochs of linear learning-rate warm-up (cosine schedule); at least 200 "
+                                   "steps, or a quarter of a shorter run (small data sets need it).", lower=0)
+    beta: float = setting(1.0, "Weight of the KL term (beta-VAE; 1 is the ELBO).", lower=0)
+    recon_weight: float = setting(1.0, "Weight of the reconstruction term (1 is the ELBO; 0 trains the KL term "
+                                  "alone, the documents' 'KL only' latent space).", lower=0)
+    adversarial: float = setting(0.0, "Weight of an adversarial sharpness term: a small PatchGAN discriminator "
+                                 "trained in the same fit, its hinge loss on the reconstructions added to the "
+                                 "objective at this fraction of the ELBO's pull on the decoder's output (0: off; "
+                                 "docs/sharpness.md).", lower=0)
+    feature_match: float = setting(0.0, "Weight of a feature-matching sharpness term: the squared distance between "
+                                   "an image and its reconstruction in that discriminator's features (Larsen et al. "
+                                   "2016), at this fraction of the ELBO's pull (0: off; docs/sharpness.md).", lower=0)
+    loss: str = setting("bce", "bce: Bernoulli decoder, cross-entropy summed over pixels; mse: Gaussian decoder with "
+                        "the fixed variance 1/2, squared error summed over pixels; gaussian: Gaussian decoder with one "
+                        "shared variance set to each batch's optimum (its per-pixel MSE; Rybkin et al. 2021), for "
+                        "colour images; gaussian_pixel: the decoder also emits a learned variance per pixel and "
+                        "channel; logistic_mixture: PixelCNN++'s discretized logistic mixture of the 8-bit values "
+                        "(docs/likelihoods.md).", choices=RECONSTRUCTION_LOSSES)
+    seed: int = setting(0, "Seed for weights, shuffling and sampling noise.")
+    checkpoint_every_steps: int = setting(0, "Also checkpoint every this many steps inside an epoch, so that a killed "
+                                          "run loses at most that many steps (0: at the end of each epoch only).",
+                                          lower=0)
+    keep_checkpoints: int = setting(2, "End-of-epoch checkpoints to keep (the newest checkpoint is always kept too); "
+                                    "a damaged newest one is skipped on resume for the newest good one.", lower=1)
+    strategy: str = setting("auto", "auto: all GPUs mirrored when there are several, else the one GPU, else the CPU; "
+                            "multi_worker: MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (run the same "
+                            "command on every host; --batch_size is global).", choices=STRATEGIES)
+    precision: str = setting("auto", "Keras mixed-precision policy; the latent heads, loss and KL stay float32 and "
+                             "exported models are float32. auto: mixed_bfloat16 on CPUs with bfloat16 dot-product "
+                             "instructions (AVX512_BF16, AMX) and no GPU, else float32.", choices=PRECISIONS)
+    jit_compile: object = setting("auto", "Compile the train step with XLA: true, false or auto (Keras's auto, which "
+                                  "uses XLA on GPUs and not on CPU-only machines).", choices=(True, False, "auto"))
+    steps_per_execution: int = setting(16, "Train steps run per call into TensorFlow (reduced to a divisor of an "
+                                       "epoch's steps; 1 under mirrored strategies). Per-batch callbacks, e.g. the "
+                                       "NaN check, run once per call.", lower=1)
+    intra_op_threads: int = setting(0, "Threads inside one op (0: TensorFlow's default).", lower=0)
+    inter_op_threads: int = setting(0, "Ops run at once (0: TensorFlow's default).", lower=0)
+    workdir: str = setting("", "Run directory (default runs/<model>-<dataset>-z<latent>); runs/latest points to the "
+                           "newest.")
     # What the data turned out to be (DataFacts): set in the run's Config by with_data, never by a flag.
-    image_shape: tuple = ()
-    num_classes: int = 0
-    num_examples: int = 0  # training images (a learning-rate schedule counts steps per epoch from it)
-    class_names: tuple = ()
-    data_source: str = ""
+    image_shape: tuple = setting((), "The images' (height, width, channels).", flag=False)
+    num_classes: int = setting(0, "Classes of the data (0: unlabelled).", flag=False)
+    num_examples: int = setting(0, "Training images (a learning-rate schedule counts steps per epoch from it).",
+                                flag=False)
+    class_names: tuple = setting((), "The classes' names.", flag=False)
+    data_source: str = setting("", "Where the data came from.", flag=False)
+
+
+@dataclasses.dataclass
+class Config(*hyperparameter_classes(), RunSettings):
+    """Everything a run needs: the run-wide settings (``RunSettings``) and every model's own hyperparameters (the
+    ``Hparams`` of each model in ``tfvae.models``; a model reads its own, ``validate`` refuses another's).
+    """
 
     def __post_init__(self):
         self.filters = tuple(int(f) for f in self.filters)
@@ -111,14 +153,12 @@ class Config:
             self.workdir = os.path.join("runs", f"{self.model}-{self.dataset}-z{self.latent}")
 
     def check_values(self):
-        """Raises TfvaeError naming the first value outside its choices, or a size below 1."""
-        choices = {"model": MODELS, "arch": ARCHS, "dataset": DATASETS, "loss": RECONSTRUCTION_LOSSES,
-                   "binarize": BINARIZE, "strategy": STRATEGIES, "precision": PRECISIONS,
-                   "lr_schedule": LR_SCHEDULES}
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise TfvaeError(f"unknown --{name}={value!r}; choose one of {', '.join(allowed)}")
+        """Raises TfvaeError naming the first value outside its field's choices or below its bound (the checks a
+        config.json read back must pass too)."""
+        for field in dataclasses.fields(self):
+            problem = check(field, getattr(self, field.name))
+            if problem:
+                raise TfvaeError(problem)
         self.noise = str(parse_noise(self.noise) or "none")  # NoiseError (a TfvaeError) names the grammar
         try:
             classes = sorted({int(c) for c in self.classes})
@@ -128,13 +168,6 @@ class Config:
         if classes and classes[0] < 0:
             raise TfvaeError(f"--classes: class ids start at 0 (got {classes[0]})")
         self.classes = tuple(classes)
-        if self.batch_size < 0:
-            raise TfvaeError(f"--batch_size must be at least 1, or 0 for the default (got {self.batch_size})")
-        positive = {"latent": self.latent, "epochs": self.epochs, "hidden": self.hidden,
-                    "steps_per_execution": self.steps_per_execution, "pseudo_inputs": self.pseudo_inputs}
-        for name, value in positive.items():
-            if value < 1:
-                raise TfvaeError(f"--{name} must be at least 1 (got {value})")
         if not isinstance(self.flip, bool):
             raise TfvaeError(f"--flip must be true or false (got {self.flip!r})")
         return self
@@ -142,51 +175,20 @@ class Config:
     def validate(self):
         """Raises TfvaeError naming the first bad value and the fix."""
         self.check_values()
-        if self.keep_checkpoints < 1:
-            raise TfvaeError(f"--keep_checkpoints must be at least 1 (got {self.keep_checkpoints})")
         if self.learning_rate <= 0:
             raise TfvaeError(f"--learning_rate must be positive (got {self.learning_rate})")
-        if self.beta < 0:
-            raise TfvaeError(f"--beta must be non-negative (got {self.beta})")
-        if self.recon_weight < 0:
-            raise TfvaeError(f"--recon_weight must be non-negative (got {self.recon_weight})")
-        if min(self.penalty_weight, self.decoder_l2) < 0:
-            raise TfvaeError("--penalty_weight and --decoder_l2 must be 0 (the model's default) or positive (got "
-                             f"{self.penalty_weight} and {self.decoder_l2})")
-        if self.penalty_weight and self.model not in ("rae", "wae"):
-            raise TfvaeError(f"--penalty_weight weights the penalty of --model=rae or wae; a {self.model} has none")
-        if self.decoder_l2 and self.model != "rae":
-            raise TfvaeError(f"--decoder_l2 weights the decoder penalty of --model=rae; a {self.model} has none")
-        for name in ("adversarial", "feature_match"):
-            if getattr(self, name) < 0:
-                raise TfvaeError(f"--{name} must be non-negative, 0 for off (got {getattr(self, name)})")
-            if getattr(self, name) and self.model == "vqvae":
-                raise TfvaeError(f"--{name} is a sharpness term of the VAE family's decoders; a vqvae takes none")
-        if self.recon_weight == 0 and (self.beta == 0 or self.model in ("ae", "rae", "wae")):
-            raise TfvaeError("--recon_weight=0 leaves nothing to train without a KL term; use --model=vae with "
-                             "--beta > 0")
-        if self.model == "vqvae":
-            if self.arch != "conv":
-                raise TfvaeError(f"--model=vqvae needs --arch=conv (its codes are a grid), got --arch={self.arch}")
-            if self.codebook_size < 2:
-                raise TfvaeError(f"--codebook_size must be at least 2 (got {self.codebook_size})")
-            if self.commitment < 0 or self.prior_epochs < 0:
-                raise TfvaeError("--commitment and --prior_epochs must be non-negative")
-        if self.checkpoint_every_steps < 0:
-            raise TfvaeError(f"--checkpoint_every_steps must be 0 (epoch ends only) or positive (got "
-                             f"{self.checkpoint_every_steps})")
+        cls = model_class(self.model)
+        own = {f.name for f in dataclasses.fields(cls.Hparams)}
+        for name, field in hyperparameter_fields().items():
+            if name not in own and getattr(self, name) != field.default:
+                owners = " or ".join(m for m in MODELS if name in {f.name for f in dataclasses.fields(
+                    model_class(m).Hparams)})
+                raise TfvaeError(f"--{name} is a hyperparameter of --model={owners}; a {self.model} has none")
+        problem = cls.check_config(self)
+        if problem:
+            raise TfvaeError(problem)
         if not 0 <= self.warmup_epochs < self.epochs:
             raise TfvaeError(f"--warmup_epochs must be in [0, --epochs) (got {self.warmup_epochs})")
-        if self.jit_compile not in (True, False, "auto"):
-            raise TfvaeError(f"--jit_compile must be true, false or auto (got {self.jit_compile!r})")
-        if min(self.intra_op_threads, self.inter_op_threads) < 0:
-            raise TfvaeError("--intra_op_threads and --inter_op_threads must be 0 (TensorFlow's default) or more")
-        if self.max_examples < 0:
-            raise TfvaeError(f"--max_examples must be 0 (all) or positive (got {self.max_examples})")
-        if self.max_image_pixels < 0:
-            raise TfvaeError(f"--max_image_pixels must be 0 (no limit) or positive (got {self.max_image_pixels})")
-        if self.image_size < 0 or self.channels not in (0, 1, 3):
-            raise TfvaeError("--image_size must be positive and --channels 1 or 3")
         if not self.filters or min(self.filters) < 1:
             raise TfvaeError(f"--filters must be positive integers (got {self.filters})")
         if self.data_dir and not os.path.exists(self.data_dir):
@@ -194,6 +196,11 @@ class Config:
         if self.dataset == "folder" and not self.data_dir:
             raise TfvaeError("--dataset=folder needs --data_dir=PATH (a folder of PNG/JPEG images)")
         return self
+
+    def model_hparams(self):
+        """The run's model's own hyperparameters: its ``Hparams`` dataclass, filled from this Config."""
+        hparams = model_class(self.model).Hparams
+        return hparams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(hparams)})
 
     def with_data(self, facts):
         """A copy of this Config that records ``facts`` (a ``tfvae.data.DataFacts``): the run's Config."""
@@ -204,18 +211,12 @@ class Config:
         return DataFacts(**{k: getattr(self, k) for k in DataFacts.FIELDS})
 
     def architecture(self):
-        """The fields that fix the network's shape (``pseudo_inputs`` for a vamp only, ``codebook_size`` for a
-        vqvae only)."""
-        return {k: _jsonable(getattr(self, k)) for k in ARCHITECTURE_FIELDS
-                if _FIELD_OF_MODEL.get(k, self.model) == self.model}
+        """The fields that fix the network's shape: the run-wide ones and the model's own that say so."""
+        own = [f.name for f in dataclasses.fields(model_class(self.model).Hparams) if f.metadata["architecture"]]
+        return {k: _jsonable(getattr(self, k)) for k in (*ARCHITECTURE_FIELDS, *own)}
 
     def to_json(self):
         return json.dumps({k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}, indent=2) + "\n"
-
-    @classmethod
-    def from_json(cls, text):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in json.loads(text).items() if k in fields})
 
     @classmethod
     def read_file(cls, path):

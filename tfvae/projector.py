@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from tfvae import api, files, sampling
+from tfvae import api, files, models, sampling
 from tfvae.errors import TfvaeError
 
 LOGDIR = os.path.join("logs", "latent")
@@ -129,9 +129,9 @@ def write_after_training(config, dataset, log=print):
     Returns:
       the directory written, or None.
     """
-    if config.model == "vqvae":
-        log("the latent space's Projector and traversal are for vector codes; a vqvae's are grids of codebook "
-            "indices (python sample.py --mode=random draws from its PixelCNN prior)")
+    if models.model_class(config.model).code_grid:
+        log(f"the latent space's Projector and traversal are for vector codes; a {config.model}'s are grids "
+            "(python sample.py --mode=random draws from its own prior)")
         return None
     try:
         run = api.Run(config.workdir, config)

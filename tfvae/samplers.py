@@ -81,12 +81,10 @@ GMM_COMPONENTS = 10
 
 
 def default_sampler(model):
-    """The sampler a model is sampled with when none is named: "learned" for a model with a learned prior (vamp,
-    vqvae), "prior" for a vae, cvae or wae (each pulls its codes towards N(0, I)), "gmm" for an ae or rae (made to be
-    sampled ex post: neither has a prior)."""
-    if models.model_class(model).has_learned_prior:
-        return LEARNED
-    return "gmm" if model in ("ae", "rae") else "prior"
+    """The sampler model ``model`` is sampled with when none is named: its class's ``default_sampler`` ("learned"
+    for a model with its own prior, "prior" for one that pulls its codes towards N(0, I), "gmm" for a deterministic
+    autoencoder made to be sampled ex post)."""
+    return models.model_class(model).default_sampler
 
 
 class Prior:

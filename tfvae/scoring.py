@@ -70,8 +70,9 @@ class Scoring:
           TfvaeError: the run is a plain autoencoder, which defines no likelihood.
         """
         if not self.variational:
-            kind = {"vqvae": "a vqvae, whose codes are discrete"}.get(
-                self.config.model, f"an {self.config.model}, a deterministic autoencoder")
+            model = self.config.model
+            kind = f"{'an' if model[0] in 'aeiou' else 'a'} {model}, " + (
+                "whose codes are discrete" if self.model_class.code_grid else "a deterministic autoencoder")
             raise TfvaeError(f"{self.workdir} holds {kind}, which defines no likelihood: only a vae, cvae or vamp "
                              "has one")
         return self.inference.likelihood_terms(

@@ -31,10 +31,9 @@ def likelihood_note(run):
                 "-log p(x|z_q) (nats), MSE/PSNR, and its PixelCNN prior's bits per code on the test images' "
                 "code grids (prior_bits_per_code; log2 K for a uniform prior).")
     if not run.variational:
-        kind = {"rae": "A regularized autoencoder (rae)", "wae": "A Wasserstein autoencoder (wae)"}.get(
-            config.model, "A plain autoencoder")
-        return (f"{kind} defines no density p(x): its encoder is deterministic (no posterior q(z|x), so no ELBO or "
-                "NLL); only its reconstruction term -log p(x|z_mean) (in nats) and MSE/PSNR.")
+        return (f"A {run.model_class.title} ({config.model}) defines no density p(x): its encoder is deterministic "
+                "(no posterior q(z|x), so no ELBO or NLL); only its reconstruction term -log p(x|z_mean) (in nats) "
+                "and MSE/PSNR.")
     eight_bit = ("-ELBO and NLL are -log P of the 8-bit test images in nats per image, bits/dim = NLL / (D ln 2), "
                  "comparable across decoders")
     if config.loss == "gaussian":

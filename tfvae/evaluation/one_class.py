@@ -118,9 +118,9 @@ def evaluate_one_class(workdir, options, log=print):
     if not config.classes:
         raise TfvaeError(f"the one-class protocol needs a run trained on chosen classes (train.py --classes=0); "
                          f"{workdir} was trained on every class")
-    if config.model == "cvae":
-        raise TfvaeError("the one-class protocol needs an ae or vae run: a cvae's scores need each image's true "
-                         "label")
+    if run.conditional:
+        raise TfvaeError(f"the one-class protocol needs an unconditional run: a {config.model}'s scores need each "
+                         "image's true label")
     prepare(run)
     every = dataclasses.replace(config, classes=())  # the whole test set, every class
     dataset = data_lib.load_configured(every, log=log, binarize=False)

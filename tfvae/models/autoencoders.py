@@ -1,4 +1,4 @@
-"""The model family's base classes: plain autoencoder, VAE and conditional VAE (``tfvae.models.family`` builds
+"""The model family's base classes: plain autoencoder, VAE and conditional VAE (``tfvae.models.registry`` builds
 them, the VAE with a VampPrior of ``tfvae.models.vamp`` and the RAE and WAE of ``tfvae.models.regularized``).
 
 Each model joins a functional encoder and decoder (``tfvae.models.networks``) and trains with ``fit`` through
@@ -34,22 +34,83 @@ optimizer. ``loss``, ``reconstruction`` and ``kl`` are logged unchanged (the ELB
 and ``feature_match`` beside them.
 """
 
+import dataclasses
 import math
 
 import keras
 import tensorflow as tf
 from keras import ops
 
-from tfvae import losses
+from tfvae import likelihoods, losses
 from tfvae.models import networks
+from tfvae.models.adversarial import Critic, build_discriminator
+
+
+@dataclasses.dataclass
+class NoHparams:
+    """The hyperparameters of a model that has none beyond the shared settings (``tfvae.config.Config``)."""
 
 
 class Autoencoder(keras.Model):
-    """Deterministic autoencoder: loss = reconstruction only (the documents' plain autoencoder)."""
+    """Deterministic autoencoder: loss = reconstruction only (the documents' plain autoencoder).
 
-    variational = False
-    conditional = False
+    The class attributes say what a model is, so that nothing outside ``tfvae.models`` needs its name; a new
+    model overrides those that differ and registers its class in ``tfvae.models.registry``.
+    """
+
+    title = "plain autoencoder"  # what the model is called in a sentence
+    description = "plain autoencoder: a deterministic bottleneck, sampled from a mixture fitted to its codes"
+    Hparams = NoHparams  # the model's own hyperparameters: a dataclass of ``tfvae.fields.setting`` fields
+    variational = False  # the encoder is a posterior q(z|x) with a variance (it has an ELBO)
+    conditional = False  # encoder and decoder take a one-hot class label
+    code_grid = False  # the codes are (h, w, D) grids, not vectors
+    encoder_extras = ()  # the encoder's named outputs besides its codes (a vamp's pseudo_inputs)
     has_learned_prior = False  # True where ``learned_prior`` gives the model's own prior (the "learned" sampler)
+    trains_prior_after = False  # its prior is a network trained after the model's last epoch (a vqvae's PixelCNN)
+    default_sampler = "gmm"  # the sampler of codes that sample.py and Run.sample use when none is named
+    # The test-loss terms train.py prints after the loss and the reconstruction: (key, label, format).
+    summary_terms = (("kl", "KL", ".2f"),)
+
+    @classmethod
+    def check_config(cls, config):
+        """The one-line reason ``config`` (the run's settings) can't train this model, or None."""
+        if config.recon_weight == 0 and (config.beta == 0 or not cls.variational):
+            return "--recon_weight=0 leaves nothing to train without a KL term; use --model=vae with --beta > 0"
+        return None
+
+    @classmethod
+    def build(cls, image_shape, latent_dim, hparams, *, arch="conv", filters=(32, 64), hidden=16, num_classes=0,
+              reconstruction="bce", beta=1.0, recon_weight=1.0, seed=None, adversarial=0.0, feature_match=0.0,
+              name=None):
+        """An uncompiled model of this class with matching encoder and decoder (``tfvae.models.build_model``
+        documents the arguments; ``hparams`` is a ``cls.Hparams``)."""
+        if cls.conditional and num_classes < 1:
+            raise ValueError(f"{cls.__name__} needs labelled data (num_classes > 0)")
+        common = dict(arch=arch, filters=tuple(filters), hidden=hidden, num_classes=num_classes if cls.conditional
+                      else 0)
+        encoder = cls.build_encoder(image_shape, latent_dim, hparams, seed=seed, **common)
+        channels = likelihoods.output_channels(likelihoods.for_loss(reconstruction), image_shape[2])
+        decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian",
+                                         output_channels=channels, **common)
+        critic = None
+        if adversarial or feature_match:
+            # The discriminator is as wide as the encoder (its filters): docs/sharpness.md.
+            critic = Critic(build_discriminator(image_shape, filters), adversarial=adversarial,
+                            feature_match=feature_match, name="critic")
+        return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight,
+                   critic=critic, name=name, **cls.model_arguments(hparams, seed))
+
+    @classmethod
+    def build_encoder(cls, image_shape, latent_dim, hparams, *, seed=None, **common):
+        """The model's functional encoder (``networks.build_encoder``'s)."""
+        del hparams
+        return networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
+
+    @classmethod
+    def model_arguments(cls, hparams, seed):
+        """The keyword arguments of ``cls(...)`` that come from the model's hyperparameters."""
+        del hparams, seed
+        return {}
 
     def __init__(self, encoder, decoder, *, reconstruction="bce", beta=1.0, recon_weight=1.0, critic=None,
                  **kwargs):
@@ -221,12 +282,17 @@ def _across_workers(strategy):
 
 
 class VAE(Autoencoder):
-    """Variational autoencoder: loss = reconstruction + beta * KL(q(z|x) || N(0, I))."""
+    """Variational autoencoder: loss = reconstruction + beta * KL(q(z|x) || N(0, I)) (Kingma & Welling 2014)."""
 
+    title = "variational autoencoder"
+    description = "variational autoencoder: q(z|x) = N(mu, sigma^2), prior N(0, I)"
     variational = True
+    default_sampler = "prior"
 
 
 class CVAE(VAE):
-    """Conditional VAE: encoder and decoder both see the one-hot class label."""
+    """Conditional VAE: encoder and decoder both see the one-hot class label (Sohn et al. 2015)."""
 
+    title = "conditional VAE"
+    description = "conditional VAE: encoder and decoder see the one-hot class label"
     conditional = True

@@ -75,9 +75,12 @@ comparable with the training value when the test batches are mixed like the trai
 shuffled, and a test set stored sorted by class gives batches of one class, far from N(0, I) on their own.
 """
 
+import dataclasses
+
 import keras
 from keras import ops
 
+from tfvae.fields import setting
 from tfvae.models.autoencoders import Autoencoder
 
 RAE_LATENT_WEIGHT = 1e-2
@@ -152,9 +155,28 @@ class PriorDraws(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
+@dataclasses.dataclass
+class PenaltyHparams:
+    """The weight of a regularized autoencoder's penalty on its codes (rae and wae share the flag)."""
+
+    penalty_weight: float = setting(0.0, "rae: weight beta_z of 1/2 |z|^2; wae: weight lambda of the MMD between "
+                                    "the codes and N(0, I); 0: the model's default (rae 1e-2, wae 100).", lower=0)
+
+
+@dataclasses.dataclass
+class RAEHparams(PenaltyHparams):
+    """The RAE's hyperparameters: the code penalty's weight and its decoder's weight decay."""
+
+    decoder_l2: float = setting(0.0, "rae: weight lambda of the L2 penalty on the decoder's kernels; 0: the default "
+                                "(1e-3).", lower=0)
+
+
 class RegularizedAutoencoder(Autoencoder):
     """A deterministic autoencoder whose loss adds ``penalty(out)`` (logged as ``penalty``) to the
     reconstruction term; subclasses define the penalty."""
+
+    Hparams = PenaltyHparams
+    summary_terms = (("penalty", "penalty", ".4g"),)
 
     def __init__(self, encoder, decoder, *, penalty_weight, **kwargs):
         super().__init__(encoder, decoder, **kwargs)
@@ -184,6 +206,16 @@ class RegularizedAutoencoder(Autoencoder):
 class RAE(RegularizedAutoencoder):
     """RAE-L2: loss = mean_batch(reconstruction + beta_z * 1/2 ||z||^2) + lambda * ||decoder kernels||^2."""
 
+    title = "regularized autoencoder"
+    description = ("regularized autoencoder (RAE-L2, Ghosh et al. 2020): deterministic, sampled from a mixture "
+                   "fitted to its codes")
+    Hparams = RAEHparams
+
+    @classmethod
+    def model_arguments(cls, hparams, seed):
+        return {"penalty_weight": hparams.penalty_weight or RAE_LATENT_WEIGHT,
+                "decoder_l2": hparams.decoder_l2 or RAE_DECODER_L2}
+
     def __init__(self, encoder, decoder, *, penalty_weight=RAE_LATENT_WEIGHT, decoder_l2=RAE_DECODER_L2, **kwargs):
         super().__init__(encoder, decoder, penalty_weight=penalty_weight, **kwargs)
         self.decoder_l2 = float(decoder_l2)
@@ -200,6 +232,14 @@ class RAE(RegularizedAutoencoder):
 
 class WAE(RegularizedAutoencoder):
     """WAE-MMD: loss = mean_batch(reconstruction) + lambda * MMD^2(codes, N(0, I) draws)."""
+
+    title = "Wasserstein autoencoder"
+    description = "Wasserstein autoencoder with an MMD penalty (Tolstikhin et al. 2018): sampled from N(0, I)"
+    default_sampler = "prior"
+
+    @classmethod
+    def model_arguments(cls, hparams, seed):
+        return {"penalty_weight": hparams.penalty_weight or WAE_WEIGHT, "seed": seed}
 
     def __init__(self, encoder, decoder, *, penalty_weight=WAE_WEIGHT, seed=None, **kwargs):
         super().__init__(encoder, decoder, penalty_weight=penalty_weight, **kwargs)

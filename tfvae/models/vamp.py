@@ -59,11 +59,14 @@ call, nothing next to the convolutions). So the exported, float32, safe_mode-loa
 prior, and the checkpoints, resume and the damaged-file checks cover it with no new file.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 from keras import ops
 
 from tfvae import losses, sampling
+from tfvae.fields import setting
 from tfvae.models import networks
 from tfvae.models.autoencoders import VAE
 
@@ -160,11 +163,31 @@ class VampPrior:
         return (self.means[k] + np.exp(0.5 * self.log_vars[k]) * eps).astype("float32")
 
 
+@dataclasses.dataclass
+class VampHparams:
+    """The VampPrior's size."""
+
+    pseudo_inputs: int = setting(PSEUDO_INPUTS, "vamp: the VampPrior's number of learned pseudo-inputs K (Tomczak & "
+                                 "Welling used 500 on MNIST; each step encodes them beside the batch).", lower=1,
+                                 architecture=True)
+
+
 class VampVAE(VAE):
     """VAE with a VampPrior: loss = reconstruction + beta * (log q(z|x) - log p(z)), p the mixture of the
-    pseudo-inputs' posteriors (module docstring)."""
+    pseudo-inputs' posteriors (module docstring; Tomczak & Welling 2018)."""
 
+    title = "VAE with a VampPrior"
+    description = "VAE with a VampPrior: a mixture of the posteriors of --pseudo_inputs learned images"
+    Hparams = VampHparams
+    encoder_extras = (PSEUDO_INPUTS_LAYER,)
     has_learned_prior = True
+    default_sampler = "learned"
+
+    @classmethod
+    def build_encoder(cls, image_shape, latent_dim, hparams, *, seed=None, **common):
+        if hparams.pseudo_inputs < 1:
+            raise ValueError(f"pseudo_inputs must be at least 1 (got {hparams.pseudo_inputs})")
+        return build_encoder(image_shape, latent_dim, hparams.pseudo_inputs, seed=seed, **common)
 
     @property
     def pseudo_inputs(self):

@@ -46,6 +46,7 @@ Logged besides: ``commitment`` (unweighted) and ``perplexity``, exp of the entro
 (K when every code is used equally, 1 when one code takes every vector).
 """
 
+import dataclasses
 import math
 
 import keras
@@ -53,6 +54,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from tfvae import likelihoods
+from tfvae.fields import setting
 from tfvae.models import networks, pixelcnn
 from tfvae.models.autoencoders import Autoencoder
 from tfvae.models.layers import Conv2DTranspose, DecoderVariance
@@ -227,11 +229,51 @@ def perplexity(indices, num_codes):
     return ops.exp(-ops.sum(p * ops.log(p + 1e-10)))
 
 
-class VQVAE(Autoencoder):
-    """VQ-VAE: loss = reconstruction + commitment * sum_grid ||z_e - sg(z_q)||^2 (see the module docstring)."""
+@dataclasses.dataclass
+class VQVAEHparams:
+    """The codebook, the commitment weight and the PixelCNN prior's training length."""
 
-    quantized = True
+    codebook_size: int = setting(CODEBOOK_SIZE, "vqvae: codebook vectors K.", lower=2, architecture=True)
+    commitment: float = setting(COMMITMENT, "vqvae: weight of the commitment term (0.25, the paper's).", lower=0)
+    prior_epochs: int = setting(10, "vqvae: epochs of the PixelCNN prior over the training codes, trained after the "
+                                "last VQ-VAE epoch (resumed like the VQ-VAE).", lower=0)
+
+
+class VQVAE(Autoencoder):
+    """VQ-VAE: loss = reconstruction + commitment * sum_grid ||z_e - sg(z_q)||^2 (see the module docstring;
+    van den Oord et al. 2017)."""
+
+    title = "VQ-VAE"
+    description = ("VQ-VAE (an EMA codebook of --codebook_size vectors of size --latent) with a PixelCNN prior over "
+                   "its code grid, trained after it for --prior_epochs")
+    Hparams = VQVAEHparams
+    code_grid = True
     has_learned_prior = True  # its PixelCNN (the "learned" sampler), trained after it: see ``learned_prior``
+    trains_prior_after = True
+    default_sampler = "learned"
+    summary_terms = (("commitment", "commitment", ".2f"), ("perplexity", "codebook perplexity", ".1f"))
+
+    @classmethod
+    def check_config(cls, config):
+        if config.arch != "conv":
+            return f"--model=vqvae needs --arch=conv (its codes are a grid), got --arch={config.arch}"
+        for name in ("adversarial", "feature_match"):
+            if getattr(config, name):
+                return f"--{name} is a sharpness term of the VAE family's decoders; a vqvae takes none"
+        return None
+
+    @classmethod
+    def build(cls, image_shape, latent_dim, hparams, *, arch="conv", filters=(32, 64), reconstruction="bce",
+              seed=None, adversarial=0.0, feature_match=0.0, name=None, **ignored):
+        """``build_vqvae``'s model: ``latent_dim`` is the size D of the codebook vectors; ``hidden``,
+        ``num_classes``, ``beta`` and ``recon_weight`` are not a vqvae's."""
+        del ignored
+        if adversarial or feature_match:
+            raise ValueError("adversarial and feature_match are sharpness terms of the VAE family's decoders; a "
+                             "vqvae takes neither")
+        return build_vqvae(image_shape, latent_dim, arch=arch, filters=filters, codebook_size=hparams.codebook_size,
+                           commitment=hparams.commitment, reconstruction=reconstruction, seed=seed,
+                           name=name or "vqvae")
 
     def __init__(self, encoder, decoder, *, reconstruction="bce", commitment=COMMITMENT, **kwargs):
         super().__init__(encoder, decoder, reconstruction=reconstruction, beta=0.0, **kwargs)
@@ -274,7 +316,7 @@ class VQVAE(Autoencoder):
 
 
 def build_vqvae(image_shape, latent_dim, *, arch="conv", filters=(32, 64), codebook_size=CODEBOOK_SIZE,
-                commitment=COMMITMENT, reconstruction="bce", seed=None):
+                commitment=COMMITMENT, reconstruction="bce", seed=None, name="vqvae"):
     """Builds a ``VQVAE`` (uncompiled).
 
     Args:
@@ -297,4 +339,4 @@ def build_vqvae(image_shape, latent_dim, *, arch="conv", filters=(32, 64), codeb
     channels = likelihoods.output_channels(likelihoods.for_loss(reconstruction), image_shape[2])
     decoder = build_vq_decoder(image_shape, latent_dim, filters=tuple(filters), variance=reconstruction == "gaussian",
                                output_channels=channels)
-    return VQVAE(encoder, decoder, reconstruction=reconstruction, commitment=commitment, name="vqvae")
+    return VQVAE(encoder, decoder, reconstruction=reconstruction, commitment=commitment, name=name)

@@ -11,6 +11,7 @@ from tfvae import files, integrity, likelihoods
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
 from tfvae.models import layers as _layers  # noqa: F401  (registers the custom layers the files hold)
+from tfvae.models import model_class
 from tfvae.models.vqvae import grid_shape
 
 MODEL_NAMES = ("encoder", "decoder")
@@ -75,7 +76,8 @@ def model_misfit(model, name, config):
                     f"{image_shape}")
         outputs = [tuple(t.shape[1:]) for key, t in named.items() if key != "pseudo_inputs"]
     code = (latent,)
-    if config.model == "vqvae":  # codes are (h, w, D) grids; the encoder also gives the (h, w) indices
+    cls = model_class(config.model)
+    if cls.code_grid:  # codes are (h, w, D) grids; the encoder also gives the (h, w) indices
         code = grid_shape(image_shape, config.filters, latent)
         if name == "encoder":
             outputs = [shape for shape in outputs if shape != code[:2]]
@@ -92,10 +94,10 @@ def model_misfit(model, name, config):
             return f"it takes images of shape {first_input}, config.json says {image_shape}"
         if any(shape != code for shape in outputs):
             return f"it gives codes of shape {outputs[0]}, config.json says {says}"
-    wanted = 2 if config.model == "cvae" else 1
+    wanted = 2 if cls.conditional else 1
     if len(model.inputs) != wanted:
         return f"it takes {len(model.inputs)} input(s), a {config.model}'s {name} takes {wanted}"
-    if name == "encoder" and ("pseudo_inputs" in named) != (config.model == "vamp"):
+    if name == "encoder" and ("pseudo_inputs" in named) != ("pseudo_inputs" in cls.encoder_extras):
         return f"it {'has' if 'pseudo_inputs' in named else 'lacks'} pseudo-inputs, config.json says a {config.model}"
     return None
 

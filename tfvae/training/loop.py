@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfvae import data as data_lib
 from tfvae import files, integrity, sampling
 from tfvae.errors import TfvaeError
-from tfvae.models import networks
+from tfvae.models import model_class, networks
 from tfvae.models.adversarial import DISCRIMINATOR_LR_RATIO
 from tfvae.rundir import (
     check_exports,
@@ -58,9 +58,9 @@ def load_data(config, log=print):
         networks.check_image_shape(dataset.image_shape, config.arch, config.filters)
     except ValueError as e:
         raise TfvaeError(str(e)) from None
-    if config.model == "cvae" and not dataset.num_classes:
-        raise TfvaeError(f"--model=cvae needs class labels, but {config.dataset} data from {dataset.source} has "
-                         "none; put the images in one subfolder per class, or use --model=vae")
+    if model_class(config.model).conditional and not dataset.num_classes:
+        raise TfvaeError(f"--model={config.model} needs class labels, but {config.dataset} data from "
+                         f"{dataset.source} has none; put the images in one subfolder per class, or use --model=vae")
     return dataset
 
 
@@ -205,8 +205,8 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     if model.conditional:
         preview["label"] = sampling.one_hot(dataset.y_test[:8], config.num_classes)
         labels = sampling.one_hot(np.arange(64) % config.num_classes, config.num_classes)
-    # A vqvae has no prior to draw pictures from until its PixelCNN is trained: reconstructions only.
-    samples = None if config.model == "vqvae" else sampling.prior_samples(64, config.latent, config.seed)
+    # A model whose prior is trained after it (a vqvae's PixelCNN) has none to draw pictures from: reconstructions.
+    samples = None if model.trains_prior_after else sampling.prior_samples(64, config.latent, config.seed)
     recorder = RunRecorder(writedir, len(dataset.x_train), history, batch_size=config.batch_size,
                            images=ImageWriter(logdir, preview, samples, labels), probe=preview,
                            checkpoint_every_steps=config.checkpoint_every_steps,
@@ -241,7 +241,7 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         damaged = damaged_exports(model, writedir)  # missing or damaged: rebuilt from the last checkpoint
         if damaged:
             export_models(model, writedir, damaged)
-    if config.model == "vqvae" and chief:  # its PixelCNN prior, trained (or resumed) after the last epoch
+    if model.trains_prior_after and chief:  # a vqvae's PixelCNN prior, trained (or resumed) after the last epoch
         # Under the run's strategy on one host; a cluster's chief trains it alone (the workers have stopped).
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         train_prior(config, model, dataset, writedir, log=log, strategy=None if multi_worker else strategy)

@@ -1,5 +1,6 @@
 """The model a run trains: its precision policy, Adam with its learning-rate schedule, and the float32 export."""
 
+import dataclasses
 import math
 import os
 
@@ -82,10 +83,8 @@ def create_model(config, num_examples=None):
         model = build_model(config.model, config.image_shape, config.latent, arch=config.arch,
                             filters=config.filters, hidden=config.hidden, num_classes=config.num_classes,
                             reconstruction=config.loss, beta=config.beta, recon_weight=config.recon_weight,
-                            penalty_weight=config.penalty_weight or None, decoder_l2=config.decoder_l2 or None,
-                            seed=config.seed, pseudo_inputs=config.pseudo_inputs, adversarial=config.adversarial,
-                            feature_match=config.feature_match, codebook_size=config.codebook_size,
-                            commitment=config.commitment)
+                            seed=config.seed, adversarial=config.adversarial, feature_match=config.feature_match,
+                            **dataclasses.asdict(config.model_hparams()))
     finally:
         keras.mixed_precision.set_global_policy(previous)
     num_examples = num_examples or config.num_examples or config.batch_size or DEFAULT_BATCH_SIZE

@@ -21,6 +21,7 @@ _REGISTRY = {  # name: "module:Class" in tfvae.models
     "rae": "regularized:RAE",
     "wae": "regularized:WAE",
     "vqvae": "vqvae:VQVAE",
+    "iwae": "iwae:IWAE",
 }
 MODELS = tuple(_REGISTRY)
 

@@ -151,14 +151,37 @@ class Autoencoder(keras.Model):
     def _decoder_inputs(self, z, batch):
         return [z, batch["label"]] if self.conditional else z
 
+    def as_batch(self, data):
+        """The batch dict of what Keras hands a step: a dict as it is, or images ``x`` (``fit(x)``; float in [0, 1],
+        or integers in [0, 255], scaled) with, for a conditional model, labels ``y`` (``fit(x, y)``: class ids or
+        one-hot rows). An unconditional model ignores ``y`` (so ``fit(x, x)`` works too)."""
+        if isinstance(data, dict):
+            return data
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(x, dict):
+            return x
+        x = ops.convert_to_tensor(x)
+        x = ops.cast(x, "float32") / 255.0 if "int" in str(x.dtype) else ops.cast(x, "float32")
+        batch = {"image": x}
+        if self.conditional:
+            if y is None:
+                raise ValueError(f"a {self.name} takes class labels: fit(x, y)")
+            num_classes = self.encoder.inputs[1].shape[-1]
+            y = ops.convert_to_tensor(y)
+            batch["label"] = ops.cast(y, "float32") if len(y.shape) == 2 else ops.one_hot(
+                ops.cast(ops.reshape(y, (-1,)), "int32"), num_classes)
+        return batch
+
     def call(self, batch, training=False):
-        """Encodes and decodes a batch; returns the encoder's outputs plus ``logits``."""
+        """Encodes and decodes a batch (see ``as_batch``); returns the encoder's outputs plus ``logits``."""
+        batch = self.as_batch(batch)
         codes = self.encoder(self._encoder_inputs(batch), training=training)
         logits = self.decoder(self._decoder_inputs(codes["z"], batch), training=training)
         return {**codes, "logits": logits}
 
     def compute_terms(self, batch, training=False):
         """Per-batch loss terms of a fresh forward pass; see ``loss_terms``."""
+        batch = self.as_batch(batch)
         return self.loss_terms(batch, self(batch, training=training), training=training)
 
     def loss_terms(self, batch, out, training=False):
@@ -233,6 +256,7 @@ class Autoencoder(keras.Model):
         return logs
 
     def train_step(self, batch):
+        batch = self.as_batch(batch)
         replicas = self.distribute_strategy.num_replicas_in_sync
         critic = self.critic
         with tf.GradientTape(persistent=critic is not None) as tape:
@@ -258,6 +282,7 @@ class Autoencoder(keras.Model):
         return self._update_trackers(terms)
 
     def test_step(self, batch):
+        batch = self.as_batch(batch)
         out = self(batch, training=False)
         terms = self.loss_terms(batch, out, training=False)
         if self.critic is not None:

@@ -249,7 +249,7 @@ def test_bad_speed_settings_are_clear_errors():
         Config(steps_per_execution=0).validate()
     with pytest.raises(TfvaeError, match="--warmup_epochs"):
         Config(warmup_epochs=40).validate()
-    with pytest.raises(TfvaeError, match="--batch_size must be at least 1, or 0 for the default"):
+    with pytest.raises(TfvaeError, match=r"--batch_size must be at least 0 \(got -1\)"):
         Config(batch_size=-1).validate()
 
 

@@ -17,7 +17,7 @@ from tests.conftest import SAMPLE, TINY_MLP, TRAIN, Killed, event_tags, kill_at,
 from tfvae import api, rundir, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
-from tfvae.evaluation.likelihood import likelihood_note
+from tfvae.evaluation.likelihood_steps import likelihood_note
 from tfvae.models import PriorDraws, build_model
 from tfvae.models import regularized as reg
 from tfvae.samplers import default_sampler

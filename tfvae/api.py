@@ -36,14 +36,14 @@ import os
 
 import numpy as np
 
-from tfvae import arguments, metrics, models, rundir, sampler_store, sampling
+from tfvae import arguments, metrics, models, picture_arrays, rundir
 from tfvae import data as data_lib
 from tfvae import samplers as samplers_lib
 from tfvae.code_grids import CodeGrids
 from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.inference import BATCH_SIZE, Inference
 from tfvae.latent_views import LatentViews
-from tfvae.scoring import Scoring
+from tfvae.scores import Scoring
 
 
 def load(workdir="runs/latest", batch_size=BATCH_SIZE, log=None):
@@ -194,7 +194,7 @@ class Run(CodeGrids, Scoring, LatentViews):
 
     def one_hot(self, labels):
         """One-hot rows of class ids for a cvae; None for other models (no checks: see ``condition``)."""
-        return sampling.one_hot(labels, self.num_classes) if self.conditional else None
+        return picture_arrays.one_hot(labels, self.num_classes) if self.conditional else None
 
     def condition(self, labels, count):
         """The networks' label input for ``count`` items: one-hot (count, K) for a cvae, else None.
@@ -251,7 +251,7 @@ class Run(CodeGrids, Scoring, LatentViews):
         Raises:
           ArgumentError: an unknown sampler or setting (``sampler``), or a temperature that is not above 0.
         """
-        sampling.check_temperature(temperature)  # before anything is read or fitted
+        picture_arrays.check_temperature(temperature)  # before anything is read or fitted
         self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
         z = self.sampler(sampler, **settings).sample(n, seed, temperature)
         if self.conditional and label is None:
@@ -318,7 +318,7 @@ class Run(CodeGrids, Scoring, LatentViews):
             return kind(self.latent_dim)
         key = (name, tuple(sorted(settings.items())))
         if key not in self._samplers:
-            self._samplers[key] = sampler_store.load_or_fit(self.workdir, name, self.latent_dim, self.train_codes,
+            self._samplers[key] = samplers_lib.load_or_fit(self.workdir, name, self.latent_dim, self.train_codes,
                                                             settings, self.log or print)
         return self._samplers[key]
 
@@ -337,7 +337,7 @@ class Run(CodeGrids, Scoring, LatentViews):
         """
         ends = np.stack([np.asarray(a), np.asarray(b)])
         z_mean, _ = self.encode(ends, None if label is None else [label, label])
-        z = sampling.interpolate(z_mean[0], z_mean[1], steps)
+        z = picture_arrays.interpolate(z_mean[0], z_mean[1], steps)
         return self.decode(z, None if label is None else label)
 
     # -- the run's data and latent space ---------------------------------------------------------------

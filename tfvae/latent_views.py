@@ -4,7 +4,7 @@ used, and traversals that sweep one dimension at a time. Decoding goes through t
 
 import numpy as np
 
-from tfvae import losses, sampling
+from tfvae import losses, picture_arrays
 from tfvae.errors import TfvaeError
 
 TRAVERSE_RANGE = (0.05, 0.95)  # prior quantiles a traversal sweeps
@@ -56,10 +56,10 @@ class LatentViews:
         dims = list(range(self.latent_dim)) if self.latent_dim <= n else \
             [int(d) for d in np.argsort(-values, kind="stable")[:n]]
         z0, _ = self.encode(x[index:index + 1], None if y is None or not self.conditional else y[index:index + 1])
-        z = sampling.traversal_codes(z0[0], dims, n, *TRAVERSE_RANGE)
+        z = picture_arrays.traversal_codes(z0[0], dims, n, *TRAVERSE_RANGE)
         labels = int(y[index]) if self.conditional else None
         images = self.decode(z, labels)
-        picture = sampling.tile(images, len(dims), n)
+        picture = picture_arrays.tile(images, len(dims), n)
         rows = [(d, float(values[d])) for d in dims]
         text = [f"z[{d}] {what} {v:.2f}" for d, v in rows]
-        return sampling.label_rows(picture, text, self.image_shape[0]), rows, what, index
+        return picture_arrays.label_rows(picture, text, self.image_shape[0]), rows, what, index

@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from tfvae import api, files, sampling
+from tfvae import api, files, picture_arrays
 from tfvae.errors import TfvaeError
 
 LOGDIR = os.path.join("logs", "latent")
@@ -64,7 +64,7 @@ def sprite(images, max_side=SPRITE_MAX):
     if (w, h) != (width, height):
         thumbs = np.stack([np.asarray(Image.fromarray(t[..., 0] if channels == 1 else t).resize(
             (w, h), Image.Resampling.BILINEAR)).reshape(h, w, channels) for t in thumbs])
-    return sampling.tile(thumbs, side, side), (w, h)
+    return picture_arrays.tile(thumbs, side, side), (w, h)
 
 
 def write_projector(run, max_points=MAX_POINTS, step=None):

@@ -9,15 +9,15 @@ import time
 import numpy as np
 
 from tfvae import data as data_lib
-from tfvae import metrics, sampling
+from tfvae import metrics, picture_arrays
 from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.evaluation.denoising import denoising_psnr
-from tfvae.evaluation.likelihood import iwae_estimate, likelihood_note, per_image_scores
+from tfvae.evaluation.likelihood_steps import iwae_estimate, likelihood_note, per_image_scores
 from tfvae.evaluation.ood import ood_detection
 from tfvae.evaluation.options import WORST_COUNT
-from tfvae.evaluation.quality import sample_quality
 from tfvae.evaluation.report import save_picture, write_json, write_report, write_tensorboard
 from tfvae.evaluation.run import load_run
+from tfvae.evaluation.sample_quality import sample_quality
 
 
 @contextlib.contextmanager
@@ -103,7 +103,7 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
     m.update({f"recon_{k}": v for k, v in metrics.perception(recon, real).items()})
     worst = np.argsort(-mse, kind="stable")[:WORST_COUNT]
     cols = min(8, len(worst))
-    picture = sampling.tile(sampling.interleave_rows(x_test[worst], recon[worst], cols),
+    picture = picture_arrays.tile(picture_arrays.interleave_rows(x_test[worst], recon[worst], cols),
                             2 * math.ceil(len(worst) / cols), cols)
     results["figures"]["worst_reconstructions"] = save_picture(out_dir, "eval_worst_reconstructions.png", picture)
     notes.append(likelihood_note(run))

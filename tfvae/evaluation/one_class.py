@@ -31,7 +31,7 @@ import numpy as np
 from tfvae import api, metrics
 from tfvae import data as data_lib
 from tfvae.errors import TfvaeError
-from tfvae.evaluation.likelihood import per_image_scores
+from tfvae.evaluation.likelihood_steps import per_image_scores
 from tfvae.evaluation.report import write_json
 from tfvae.evaluation.run import prepare
 

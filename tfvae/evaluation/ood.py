@@ -7,7 +7,7 @@ import numpy as np
 from tfvae import data as data_lib
 from tfvae import metrics
 from tfvae.errors import TfvaeError
-from tfvae.evaluation.likelihood import per_image_scores
+from tfvae.evaluation.likelihood_steps import per_image_scores
 from tfvae.evaluation.report import save_histograms
 
 

@@ -147,8 +147,8 @@ class Autoencoder(keras.Model):
         The hook behind the ``learned`` sampler (``tfvae.api.Run.sampler("learned")``), read from the run's files,
         never fitted. A model with a learned prior returns an object with ``sample(n, seed, temperature=1.0)``
         -> float32 (n, latent) codes (reproducible from ``seed``; the temperature as ``tfvae.samplers`` defines it,
-        checked by ``tfvae.sampling.check_temperature``) and, where its density is known, ``log_prob(z)``: log p(z)
-        per code as a tensor, which the likelihood (IWAE) and the KL use in place of N(0, I).
+        checked by ``tfvae.picture_arrays.check_temperature``) and, where its density is known, ``log_prob(z)``:
+        log p(z) per code as a tensor, which the likelihood (IWAE) and the KL use in place of N(0, I).
 
         Args:
           run: the trained run (``tfvae.api.Run``: its ``encoder``, ``decoder``, ``workdir``, ``inference``).

@@ -63,7 +63,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfvae import losses, sampling
+from tfvae import losses, picture_arrays
 from tfvae.models import networks
 from tfvae.models.autoencoders import VAE
 
@@ -153,7 +153,7 @@ class VampPrior:
     def sample(self, n, seed=0, temperature=1.0):
         """``n`` draws, float32 (n, latent): k uniform over the components, then z ~ N(means_k, exp(log_vars_k)),
         from one generator seeded by ``seed``; the noise's spread multiplied by ``temperature``."""
-        temperature = sampling.check_temperature(temperature)
+        temperature = picture_arrays.check_temperature(temperature)
         rng = np.random.default_rng(seed)
         k = rng.integers(len(self.means), size=n)
         eps = rng.standard_normal((n, self.latent)) * temperature

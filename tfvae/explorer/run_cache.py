@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 import tfvae
-from tfvae import sampling
+from tfvae import picture_arrays
 from tfvae.errors import TfvaeError
 
 MAX_RUNS = 4  # loaded runs kept at once
@@ -35,7 +35,7 @@ def describe(run, name):
     lo, hi = lo - 0.25 * span, hi + 0.25 * span
     if run.variational:  # the prior's +-3 sigma at least
         lo, hi = np.minimum(lo, -3.0), np.maximum(hi, 3.0)
-    mean, axes = sampling.principal_plane(z)
+    mean, axes = picture_arrays.principal_plane(z)
     return {
         "run": name,
         "model": run.config.model,

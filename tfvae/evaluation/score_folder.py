@@ -8,7 +8,7 @@ import numpy as np
 from tfvae import data as data_lib
 from tfvae import metrics
 from tfvae.errors import ArgumentError, TfvaeError
-from tfvae.evaluation.likelihood import iwae_decoder, per_image_scores
+from tfvae.evaluation.likelihood_steps import iwae_decoder, per_image_scores
 from tfvae.evaluation.run import load_run
 
 SCORE_FIELDS = ("file", "neg_elbo", "reconstruction", "kl", "iwae_nll", "reconstruction_at_mean", "mse", "psnr",

@@ -16,3 +16,9 @@ def test_no_two_modules_of_tfvae_share_a_name():
                 homes[name].append(os.path.relpath(os.path.join(folder, name), PACKAGE))
     shared = {name: sorted(paths) for name, paths in homes.items() if len(paths) > 1}
     assert not shared, f"modules of one name in tfvae/: {shared}"
+
+
+def test_run_is_composed_of_parts_not_mixins():
+    from tfvae.api import Run
+
+    assert Run.__bases__ == (object,), f"tfvae.api.Run inherits {Run.__bases__}: give it parts instead"

@@ -184,7 +184,7 @@ def test_a_vamp_runs_likelihood_uses_its_prior(vamp_run):
     run = tfvae.load(str(vamp_run[0]))
     x, _ = run.test_data()
     x = x[:4]
-    terms = run.likelihood_terms(x, num_samples=64, seed=0)
+    terms = run.scores.likelihood_terms(x, num_samples=64, seed=0)
     # The KL by brute force: numpy draws from q(z|x), log q - log p with the mixture written out.
     z_mean, z_log_var = run.encode(x)
     eps = np.random.default_rng(5).standard_normal((4, 4000, LATENT))
@@ -241,5 +241,5 @@ def test_a_conv_vamp_on_a_colour_folder_with_a_gaussian_decoder(tmp_path):
         4, 8, 8, 3)
     assert run.sample(3).shape == (3, 8, 8, 3)
     x, _ = run.test_data()
-    terms = run.likelihood_terms(x[:2], num_samples=8)
+    terms = run.scores.likelihood_terms(x[:2], num_samples=8)
     assert run.likelihood == "gaussian" and np.isfinite(terms["nll"]).all() and np.isfinite(terms["kl"]).all()

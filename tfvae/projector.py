@@ -137,7 +137,7 @@ def write_after_training(config, dataset, log=print):
         run = api.Run(config.workdir, config)
         labels = None if dataset.y_test is None else dataset.y_test[:MAX_POINTS]
         # Static copies are drawn again identically; a dynamic run's test set is its one fixed draw.
-        run.set_test_data(run.model_view(dataset.x_test)[:MAX_POINTS], labels)  # the traversal's KL uses them
+        run.set_test_data(run.data.model_view(dataset.x_test)[:MAX_POINTS], labels)  # the traversal's KL uses them
         return write_end_of_training(run, step=config.epochs)
     except (OSError, TfvaeError) as e:
         log(f"warning: could not write the latent space to TensorBoard ({e}); python sample.py --mode=projector "

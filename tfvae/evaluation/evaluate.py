@@ -62,7 +62,7 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
     with _timer(seconds, "load"):
         run = load_run(workdir, log=log)
     workdir = run.workdir  # "runs/latest" resolved: the results go to the run it names
-    if run.quantized and options.samplers == ("prior",):  # the default: a vqvae's own is its PixelCNN prior
+    if run.code_grids.quantized and options.samplers == ("prior",):  # the default: a vqvae's own is its PixelCNN prior
         options = dataclasses.replace(options, samplers=("learned",))
     out_dir = output or options.output or workdir
     check_outputs(out_dir, workdir)
@@ -119,10 +119,10 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
             m["decoder_variance"] = run.variance
     else:
         m["reconstruction"] = float(np.mean(scores["reconstruction_at_mean"]))
-    if run.quantized:  # the PixelCNN prior's fit to the test images' code grids, and how many codes they use
+    if run.code_grids.quantized:  # the PixelCNN prior's fit to the test images' code grids, and how many codes they use
         with _timer(seconds, "prior"):
             indices = run.code_indices(x_test)
-            nll = run.inference.indices_nll(run.prior, indices)
+            nll = run.inference.indices_nll(run.code_grids.prior, indices)
             m["prior_bits_per_code"] = float(np.mean(nll) / (indices[0].size * math.log(2)))
         usage = np.bincount(indices.ravel(), minlength=config.codebook_size) / indices.size
         m["codes_used"] = int(np.count_nonzero(usage))

@@ -128,7 +128,7 @@ def evaluate_one_class(workdir, options, log=print):
     names = list(config.class_names)
     log(f"one-class protocol on {workdir}: {len(is_normal)} {config.dataset} test images, {int(is_normal.sum())} "
         f"of the normal {data_lib.describe_classes(config.classes, names)}")
-    scores = one_class_scores(run, run.model_view(dataset.x_test, "test"), options)
+    scores = one_class_scores(run, run.data.model_view(dataset.x_test, "test"), options)
     aurocs = one_class_aurocs(scores, is_normal)
     results = {
         "workdir": os.path.abspath(workdir), "model": config.model, "dataset": config.dataset,

@@ -22,7 +22,7 @@ SLIDERS = 16  # latent dimensions given a slider, highest usage first
 
 def describe(run, name):
     """What the page needs about ``run``: shapes, classes, test codes, latent usage, slider ranges, PCA plane."""
-    if run.quantized:
+    if run.code_grids.quantized:
         raise TfvaeError(f"{name} is a vqvae, whose codes are grids of codebook indices: the explorer shows vector "
                          "latents only (python sample.py --mode=random draws from its PixelCNN prior)")
     z, _, y = run.test_codes()

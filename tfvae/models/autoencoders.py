@@ -141,7 +141,7 @@ class Autoencoder(keras.Model):
         return noise
 
     @classmethod
-    def learned_prior(cls, run):
+    def learned_prior(cls, encoder, encode, sample_indices=None):
         """The model's own learned prior p(z) in a trained run, or None when it has none (the prior is N(0, I)).
 
         The hook behind the ``learned`` sampler (``tfvae.api.Run.sampler("learned")``), read from the run's files,
@@ -151,9 +151,13 @@ class Autoencoder(keras.Model):
         log p(z) per code as a tensor, which the likelihood (IWAE) and the KL use in place of N(0, I).
 
         Args:
-          run: the trained run (``tfvae.api.Run``: its ``encoder``, ``decoder``, ``workdir``, ``inference``).
+          encoder: the run's trained Keras encoder (encoder.keras).
+          encode: images in [0, 1] -> (z_mean, z_log_var) through the run's one forward path
+            (``tfvae.inference.Inference.encode`` with ``encoder``).
+          sample_indices: ``(n, seed, temperature)`` -> int32 (n, h, w) index grids drawn from the run's PixelCNN
+            prior (prior.keras, read on the first draw), for a model whose codes are grids of codebook indices.
         """
-        del run
+        del encoder, encode, sample_indices
         return None
 
     def _update_trackers(self, terms):

@@ -188,8 +188,9 @@ class VampVAE(VAE):
         return vamp_kl(out["z"], out["z_mean"], out["z_log_var"], out["prior_mean"], out["prior_log_var"])
 
     @classmethod
-    def learned_prior(cls, run):
-        """The run's VampPrior: its encoder's pseudo-inputs, encoded through the Run's one forward path."""
-        images = run.encoder.get_layer(PSEUDO_INPUTS_LAYER).images()
-        means, log_vars = run.inference.encode(run.encoder, images)
+    def learned_prior(cls, encoder, encode, sample_indices=None):
+        """The run's VampPrior: its ``encoder``'s pseudo-inputs, encoded by ``encode`` (the Run's one forward path);
+        see ``Autoencoder.learned_prior``."""
+        del sample_indices
+        means, log_vars = encode(encoder.get_layer(PSEUDO_INPUTS_LAYER).images())
         return VampPrior(means, log_vars)

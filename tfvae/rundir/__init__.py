@@ -28,7 +28,8 @@ One job per module (each imports only the ones listed above it)::
     config_file.py   config.json (``load_config``, ``check_workdir``), skipped_files.txt, files in their places
     history.py       history.csv, and its repair from the TensorBoard scalars
     state.py         checkpoints/state.json (``CheckpointState``), ``epochs_trained``
-    exports.py       encoder.keras and decoder.keras: ``save_model``, ``load_model_file`` and their checks
+    exports.py       encoder.keras and decoder.keras: ``save_model``, ``load_model_file`` and their checks,
+                     ``ExportedModels`` (a run's two, loaded on first use)
     prior_file.py    a vqvae's prior.keras and prior/: ``save_prior``, ``load_prior``, its checkpoint and state
 
 What writes them, and in which order, is ``tfvae.training``'s (its docstring); ``tfvae.load`` reads them (and
@@ -45,7 +46,14 @@ from tfvae.rundir.config_file import (
     write_config,
     write_skipped_files,
 )
-from tfvae.rundir.exports import MODEL_NAMES, check_exports, load_model_file, model_misfit, save_model
+from tfvae.rundir.exports import (
+    MODEL_NAMES,
+    ExportedModels,
+    check_exports,
+    load_model_file,
+    model_misfit,
+    save_model,
+)
 from tfvae.rundir.history import HISTORY_FIELDS, history_from_events, load_history, read_history, write_history
 from tfvae.rundir.latest import LATEST, point_latest, resolve_workdir
 from tfvae.rundir.prior_file import (
@@ -63,7 +71,7 @@ from tfvae.rundir.state import CheckpointState, describe_checkpoint, epochs_trai
 __all__ = [
     "HISTORY_FIELDS", "LATEST", "MODEL_NAMES", "PRIOR_DIR", "PRIOR_FILE", "load_prior", "prior_checkpoint_path",
     "prior_path", "read_prior_state", "save_prior", "save_prior_checkpoint", "RUN_FILES", "RUN_FOLDERS",
-    "SKIPPED_FILES", "CheckpointState",
+    "SKIPPED_FILES", "CheckpointState", "ExportedModels",
     "check_exports", "check_run_files", "check_workdir", "describe_checkpoint", "epochs_trained",
     "history_from_events", "load_config", "load_history", "load_model_file", "model_misfit", "point_latest",
     "read_history", "resolve_workdir", "restart_advice", "save_model", "write_config", "write_history",

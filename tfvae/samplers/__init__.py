@@ -2,11 +2,12 @@
 
 One job per module (each imports only the ones listed above it)::
 
-    densities.py   the samplers (prior, gmm, two_stage; "learned" is the model's own prior): their densities,
-                   fitting and drawing, and their state as arrays; the derivations are in its docstring
-    npz.py         a run directory's samplers/<name>.npz: ``save_sampler``, ``load_sampler`` and their checks
-    store.py       ``load_or_fit``: a run's fitted sampler read from its run directory, or fitted and written there
-    draws.py       codes drawn from a run's sampler and the images they decode to (evaluate.py's samples)
+    densities.py     the samplers (prior, gmm, two_stage; "learned" is the model's own prior): their densities,
+                     fitting and drawing, and their state as arrays; the derivations are in its docstring
+    npz.py           a run directory's samplers/<name>.npz: ``save_sampler``, ``load_sampler`` and their checks
+    store.py         ``load_or_fit``: a run's fitted sampler read from its run directory, or fitted and written there
+    run_samplers.py  ``RunSamplers``: a run's samplers by name, checked, made or fitted once (``Run.samplers``)
+    draws.py         codes drawn from a run's sampler and the images they decode to (evaluate.py's samples)
 
 ``tfvae.api.Run.sampler`` is where a run gets its samplers; ``tfvae.picture_arrays.check_temperature`` (below the
 models, which use it too) checks a draw's temperature.

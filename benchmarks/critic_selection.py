@@ -57,7 +57,7 @@ def main(argv):
     import numpy as np
 
     import tfvae
-    from tfvae import metrics, sampling
+    from tfvae import metrics, picture_arrays
     from tfvae.errors import TfvaeError
     from tfvae.evaluation.classifier import load_or_train_classifier
 
@@ -95,9 +95,9 @@ def main(argv):
         fcd = metrics.frechet_distance_of_features(features, test_features)
         inception, _ = metrics.inception_score(probs, 10 if len(probs) >= 1000 else 1)
         distance = metrics.training_distance_ratio(train_features, test_features, features)
-        grid = sampling.save_png(os.path.join(FLAGS.output, f"keep{keep:g}.png"),
-                                 sampling.tile(images[kept[:100]], 10, 10) if len(kept) >= 100 else
-                                 sampling.tile(images[kept], 1, len(kept)))
+        grid = picture_arrays.save_png(os.path.join(FLAGS.output, f"keep{keep:g}.png"),
+                                       picture_arrays.tile(images[kept[:100]], 10, 10) if len(kept) >= 100 else
+                                       picture_arrays.tile(images[kept], 1, len(kept)))
         print(f"keep {keep:g} of {pool}: critic score {scores[kept].mean():.6g} (all {pool}: "
               f"{scores[:pool].mean():.6g}); FCD {fcd:.2f}, IS {inception:.2f}, precision {precision:.3f}, recall "
               f"{recall:.3f}, distance to the training images x{distance:.2f} the test images'; {grid}")

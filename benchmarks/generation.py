@@ -195,17 +195,17 @@ def picture(rows, path):
     import numpy as np
 
     import tfvae
-    from tfvae import sampling
+    from tfvae import picture_arrays
 
     strips, labels = [], []
     for model in dict.fromkeys(r["model"] for r in rows):
         run = tfvae.load(os.path.join(FLAGS.output, model))
         for sampler in [r["sampler"] for r in rows if r["model"] == model]:
-            strips.append(sampling.tile(run.sample(FLAGS.picture_count, seed=FLAGS.seed, sampler=sampler), 1,
+            strips.append(picture_arrays.tile(run.sample(FLAGS.picture_count, seed=FLAGS.seed, sampler=sampler), 1,
                                         FLAGS.picture_count))
             labels.append(f"{model} {sampler}")
-    sheet = sampling.label_rows(np.concatenate(strips), labels, strips[0].shape[0])
-    return sampling.save_png(path, sheet)
+    sheet = picture_arrays.label_rows(np.concatenate(strips), labels, strips[0].shape[0])
+    return picture_arrays.save_png(path, sheet)
 
 
 def main(argv):

@@ -35,11 +35,11 @@ def grid_counts(run, classifier, n, sure=0.9):
       dict: ``cells`` (per class), ``sure_cells`` (per class, probability >= sure), ``present`` (classes with a
       cell), ``mean_confidence`` and the grid's class ids (row-major, top row first) as ``labels``.
     """
-    from tfvae import sampling
+    from tfvae import picture_arrays
 
     if run.latent_dim != 2:
         raise app.UsageError(f"{run.workdir} has a {run.latent_dim}-D latent; the manifold grid needs 2")
-    images = run.decode(sampling.manifold_grid(n))
+    images = run.decode(picture_arrays.manifold_grid(n))
     _, probs = classifier.features_and_probs(images)
     labels, confidence = probs.argmax(1), probs.max(1)
     k = probs.shape[1]
@@ -52,10 +52,10 @@ def grid_counts(run, classifier, n, sure=0.9):
 
 def code_stats(run, n):
     """The test codes' mean and std per dimension, and the share of codes inside the grid's square."""
-    from tfvae import sampling
+    from tfvae import picture_arrays
 
     z, _, _ = run.test_codes()
-    edge = float(np.abs(sampling.manifold_grid(n)).max())
+    edge = float(np.abs(picture_arrays.manifold_grid(n)).max())
     inside = float(np.mean(np.all(np.abs(z) <= edge, axis=1)))
     return {"mean": [round(float(m), 3) for m in z.mean(0)], "std": [round(float(s), 3) for s in z.std(0)],
             "grid_edge": round(edge, 3), "inside_grid": round(inside, 3)}

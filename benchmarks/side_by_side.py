@@ -38,7 +38,7 @@ def main(argv):
     import numpy as np
 
     import tfvae
-    from tfvae import sampling
+    from tfvae import picture_arrays
     from tfvae.metrics.perception import perception
 
     labels = FLAGS.labels or [os.path.basename(os.path.normpath(w)) for w in workdirs]
@@ -47,11 +47,11 @@ def main(argv):
     x, y = runs[0].test_data()
     pick = np.random.default_rng(FLAGS.seed).choice(len(x), FLAGS.count, replace=False)
     images = x[pick]
-    rows, names = [sampling.tile(images, 1, FLAGS.count)], ["test images"]
+    rows, names = [picture_arrays.tile(images, 1, FLAGS.count)], ["test images"]
     for label, run in zip(labels, runs):
         recon = run.reconstruct(images, y[pick] if run.conditional else None)
-        rows += [sampling.tile(recon, 1, FLAGS.count), sampling.tile(run.sample(FLAGS.count, seed=FLAGS.seed), 1,
-                                                                      FLAGS.count)]
+        rows += [picture_arrays.tile(recon, 1, FLAGS.count),
+                 picture_arrays.tile(run.sample(FLAGS.count, seed=FLAGS.seed), 1, FLAGS.count)]
         names += [f"{label} recon.", f"{label} {run.default_sampler}"]
         shown = perception(recon, perception(images))
         test = perception(run.reconstruct(x, y if run.conditional else None), real)
@@ -59,8 +59,8 @@ def main(argv):
               f"{_fmt(shown['colourfulness_ratio'])}x the colourfulness of the images shown "
               f"({_fmt(test['sharpness_ratio'])}x and {_fmt(test['colourfulness_ratio'])}x over all {len(x)} test "
               "images)")
-    sheet = sampling.label_rows(np.concatenate(rows), names, rows[0].shape[0])
-    print(f"wrote {sampling.save_png(FLAGS.output, sheet)}")
+    sheet = picture_arrays.label_rows(np.concatenate(rows), names, rows[0].shape[0])
+    print(f"wrote {picture_arrays.save_png(FLAGS.output, sheet)}")
     return 0
 
 

@@ -86,7 +86,7 @@ def test_score_is_the_elbo_and_flags_noise(run):
     x, _ = run.test_data()
     x, samples, draws = x[:16], 64, 1024
     scores = run.score(x, samples=samples, seed=0)
-    terms, _ = run.score_terms(x, samples=samples, seed=0)
+    terms, _ = run.scores.score_terms(x, samples=samples, seed=0)
     z_mean, z_log_var = run.encode(x)
     kl = 0.5 * np.sum(np.square(z_mean) + np.exp(z_log_var) - 1 - z_log_var, axis=1)
     np.testing.assert_allclose(terms["kl"], kl, rtol=1e-4, atol=1e-4)
@@ -332,7 +332,7 @@ def test_a_run_no_longer_referenced_is_freed_with_its_models(trained):
     z_mean, _ = run.encode(x[:16])
     assert run.decode(z_mean).shape == x[:16].shape
     assert np.isfinite(run.score(x[:16], samples=4)).all()
-    assert np.isfinite(run.likelihood_terms(x[:16], num_samples=4)["nll"]).all()
+    assert np.isfinite(run.scores.likelihood_terms(x[:16], num_samples=4)["nll"]).all()
     refs = [weakref.ref(run), weakref.ref(run.decoder), weakref.ref(run.encoder)]
     del run
     gc.collect()

@@ -217,7 +217,7 @@ def test_denoise_picture_and_psnr(denoising_run, tmp_path):
 
     assert Image.open(path).size == (6 * 28, 2 * 3 * 28)  # 2 groups of clean / noisy / denoised rows
     run = evaluation.load_run(workdir)
-    x = run.model_view(run.dataset.x_test, "test")
+    x = run.data.model_view(run.dataset.x_test, "test")
     d = evaluation.denoising_psnr(run, x, data_lib.parse_noise(NOISE), seed=5)
     noisy = np.asarray(data_lib.corrupt_array(x, data_lib.parse_noise(NOISE), 5), "float64")  # the same seed
     clean = np.asarray(x, "float64")

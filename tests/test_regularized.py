@@ -17,7 +17,7 @@ from tests.conftest import SAMPLE, TINY_MLP, TRAIN, Killed, event_tags, kill_at,
 from tfvae import api, rundir, training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
-from tfvae.evaluation.likelihood import likelihood_note
+from tfvae.evaluation.likelihood_steps import likelihood_note
 from tfvae.models import PriorDraws, build_model
 from tfvae.models import regularized as reg
 from tfvae.samplers import default_sampler
@@ -221,7 +221,7 @@ def test_a_trained_rae_loads_samples_and_logs_its_penalty(rae_run, tmp_path, off
     z, log_var = run.encode(run.test_data()[0][:3])
     assert log_var is None and z.shape == (3, 2)
     with pytest.raises(TfvaeError, match="holds an rae, a deterministic autoencoder, which defines no likelihood"):
-        run.likelihood_terms(run.test_data()[0][:2])
+        run.scores.likelihood_terms(run.test_data()[0][:2])
     assert likelihood_note(run).startswith("A regularized autoencoder (rae) defines no density p(x)")
     out = tmp_path / "gmm.png"
     proc = run_script([SAMPLE, f"--workdir={workdir}", "--mode=random", "--grid=2", f"--output={out}"], offline_env)

@@ -11,7 +11,7 @@ import pytest
 
 import tfvae
 from tests.conftest import EVALUATE, SAMPLE, assert_one_line_error, run_script, run_scripts
-from tfvae import metrics, pictures, rundir, samplers, sampling, training
+from tfvae import metrics, picture_arrays, pictures, samplers, training
 from tfvae.config import Config
 from tfvae.errors import ArgumentError, TfvaeError, flag_message
 from tfvae.models.vamp import VampPrior
@@ -41,17 +41,17 @@ def test_gmm_draws_are_scikit_learns_and_survive_the_file(tmp_path):
     estimator = metrics.fit_gaussian_mixture(codes, 2, seed=0)
     np.testing.assert_array_equal(fitted.sample(500, seed=3), estimator.sample(500, seed=3))  # evaluation's draws
 
-    path = rundir.save_sampler(str(tmp_path), "gmm", fitted.state(), {"latent": 3})
+    path = samplers.save_sampler(str(tmp_path), "gmm", fitted.state(), {"latent": 3})
     assert path == str(tmp_path / "samplers" / "gmm.npz") and not [p for p in os.listdir(tmp_path / "samplers")
                                                                     if ".tmp" in p]
-    arrays, meta = rundir.load_sampler(str(tmp_path), "gmm", 3, samplers.GaussianMixtureSampler.required)
+    arrays, meta = samplers.load_sampler(str(tmp_path), "gmm", 3, samplers.GaussianMixtureSampler.required)
     assert meta["format"] == 1 and meta["sampler"] == "gmm"
     reloaded = samplers.sampler_from_state("gmm", arrays)
     np.testing.assert_array_equal(reloaded.sample(500, seed=3), fitted.sample(500, seed=3))
     assert not np.array_equal(reloaded.sample(500, seed=4), fitted.sample(500, seed=3))
     with pytest.raises(TfvaeError, match="codes of size 3, but the run's latent is 5"):
-        rundir.load_sampler(str(tmp_path), "gmm", 5)
-    assert rundir.load_sampler(str(tmp_path), "two_stage", 3) is None
+        samplers.load_sampler(str(tmp_path), "gmm", 5)
+    assert samplers.load_sampler(str(tmp_path), "two_stage", 3) is None
 
 
 def nearest(draws, means):
@@ -147,7 +147,7 @@ def test_a_damaged_sampler_file_is_one_line(ae_run, tmp_path, damage):
     elif damage == "empty":
         path.write_bytes(b"")
     else:
-        rundir.save_sampler(str(workdir), "gmm", {"weights": np.ones(1)}, {"latent": 7})
+        samplers.save_sampler(str(workdir), "gmm", {"weights": np.ones(1)}, {"latent": 7})
     with pytest.raises(TfvaeError) as error:
         tfvae.load(str(workdir)).sample(4, sampler="gmm")
     message = str(error.value)
@@ -191,7 +191,7 @@ def test_the_mixture_size_is_asked_for_and_a_default_draw_fits_the_default_size_
          [SAMPLE, f"--workdir={workdir}", "--mode=random", "--sampler=prior", "--gmm_components=3"],
          [SAMPLE, f"--workdir={workdir}", "--mode=reconstruct", "--gmm_components=3"]], offline_env, check=False)
     assert three.returncode == 0, three.stderr
-    arrays, meta = rundir.load_sampler(str(workdir), "gmm", 4)
+    arrays, meta = samplers.load_sampler(str(workdir), "gmm", 4)
     assert arrays["weights"].shape == (3,) and meta["settings"]["components"] == 3
     assert_one_line_error(prior, "--gmm_components=3 given, but sampler=prior takes no settings")
     assert_one_line_error(wrong_mode, "--gmm_components=3 given, but the reconstruct picture draws no samples")
@@ -201,7 +201,7 @@ def test_the_mixture_size_is_asked_for_and_a_default_draw_fits_the_default_size_
     assert run.sampler("gmm").weights.shape == (samplers.GMM_COMPONENTS,)
     assert any("fitted with other settings" in line for line in lines), lines
     assert len(run.sample(3, sampler="gmm", components=2)) == 3
-    assert rundir.load_sampler(str(workdir), "gmm", 4)[0]["weights"].shape == (2,)
+    assert samplers.load_sampler(str(workdir), "gmm", 4)[0]["weights"].shape == (2,)
     with pytest.raises(ArgumentError, match="components=3 given, but sampler=two_stage takes hidden, steps") as error:
         run.sampler("two_stage", components=3)
     assert error.value.argument == "components"
@@ -221,9 +221,10 @@ def test_sample_py_temperature_reaches_the_draws_and_is_refused_where_nothing_is
     assert cool.returncode == 0, cool.stderr
     run = tfvae.load(str(workdir))
     # The picture is Run.sample's at that temperature: z = 0.5 e, not e.
-    expected = sampling.save_png(str(tmp_path / "expected.png"),
-                                 sampling.tile(run.sample(9, seed=0, sampler="prior", temperature=0.5), 3, 3))
-    hot = sampling.save_png(str(tmp_path / "hot.png"), sampling.tile(run.sample(9, seed=0, sampler="prior"), 3, 3))
+    cool = run.sample(9, seed=0, sampler="prior", temperature=0.5)
+    expected = picture_arrays.save_png(str(tmp_path / "expected.png"), picture_arrays.tile(cool, 3, 3))
+    hot = picture_arrays.save_png(str(tmp_path / "hot.png"),
+                                  picture_arrays.tile(run.sample(9, seed=0, sampler="prior"), 3, 3))
     picture = (tmp_path / "cool.png").read_bytes()
     assert picture == open(expected, "rb").read() and picture != open(hot, "rb").read()
     assert_one_line_error(scatter, "--temperature=0.5 given, but the scatter picture draws no samples")
@@ -252,10 +253,10 @@ def test_evaluate_py_reports_fcd_for_two_stage(ae_run, tmp_path, offline_env):
     for tau, equal in ((0.5, True), (1.0, False)):
         seen = metrics.perception(run.sample(64, seed=0, sampler="prior", temperature=tau))["sharpness"]
         assert np.isclose(seen, results["samplers"]["prior"]["sharpness"], rtol=1e-5) == equal, (tau, seen)
-    assert rundir.load_sampler(str(workdir), "gmm", 4)[0]["weights"].shape == (2,)
+    assert samplers.load_sampler(str(workdir), "gmm", 4)[0]["weights"].shape == (2,)
     assert (workdir / "samplers" / "two_stage.npz").is_file()
     # The saved second stage is the one Run.sample draws from.
-    meta = rundir.load_sampler(str(workdir), "two_stage", 4)[1]
+    meta = samplers.load_sampler(str(workdir), "two_stage", 4)[1]
     assert meta["codes"] == 256 and meta["settings"]["hidden"] == 64
 
 
@@ -263,11 +264,11 @@ def test_a_sampler_of_another_encoder_is_fitted_again(ae_run, tmp_path):
     workdir = copy_of(ae_run, tmp_path)
     fitted = tfvae.load(str(workdir), log=lambda message: None).sampler("gmm")
     # As if the run had trained further since: the file names another encoder.keras.
-    meta = rundir.load_sampler(str(workdir), "gmm", 4)[1]
-    rundir.save_sampler(str(workdir), "gmm", fitted.state(), dict(meta, encoder_sha256="0" * 64))
+    meta = samplers.load_sampler(str(workdir), "gmm", 4)[1]
+    samplers.save_sampler(str(workdir), "gmm", fitted.state(), dict(meta, encoder_sha256="0" * 64))
     lines = []
     refitted = tfvae.load(str(workdir), log=lines.append).sampler("gmm")
     assert "was fitted to another encoder.keras (the run has trained since): fitting it again" in lines[0]
-    assert rundir.load_sampler(str(workdir), "gmm", 4)[1]["encoder_sha256"] == rundir.encoder_fingerprint(
+    assert samplers.load_sampler(str(workdir), "gmm", 4)[1]["encoder_sha256"] == samplers.encoder_fingerprint(
         str(workdir))
     np.testing.assert_allclose(refitted.sample(5, seed=0), fitted.sample(5, seed=0), atol=1e-4)  # same codes, fit

@@ -17,7 +17,7 @@ from tfvae import evaluation, losses, training
 from tfvae.api import Run
 from tfvae.config import Config
 from tfvae.errors import ArgumentError, TfvaeError, flag_message
-from tfvae.evaluation import likelihood
+from tfvae.evaluation import likelihood_steps
 from tfvae.inference import Inference
 from tfvae.models import VampPrior, build_model, vamp
 
@@ -184,7 +184,7 @@ def test_a_vamp_runs_likelihood_uses_its_prior(vamp_run):
     run = tfvae.load(str(vamp_run[0]))
     x, _ = run.test_data()
     x = x[:4]
-    terms = run.likelihood_terms(x, num_samples=64, seed=0)
+    terms = run.scores.likelihood_terms(x, num_samples=64, seed=0)
     # The KL by brute force: numpy draws from q(z|x), log q - log p with the mixture written out.
     z_mean, z_log_var = run.encode(x)
     eps = np.random.default_rng(5).standard_normal((4, 4000, LATENT))
@@ -200,12 +200,12 @@ def test_a_vamp_runs_likelihood_uses_its_prior(vamp_run):
     assert run.score(x).shape == (4,)
     # evaluate.py's likelihood steps: the same terms, and a note that says which prior they use.
     options = evaluation.EvalOptions(num_samples=64, num_images=4, elbo_samples=64)
-    scores, _ = likelihood.per_image_scores(run, x, None, options)
+    scores, _ = likelihood_steps.per_image_scores(run, x, None, options)
     assert abs(np.mean(scores["kl"]) - np.mean(kl)) < 4 * np.mean(spread) / math.sqrt(64) + 1e-3
     m = {}
-    likelihood.iwae_estimate(run, x, None, scores, options, m, log=lambda line: None)
+    likelihood_steps.iwae_estimate(run, x, None, scores, options, m, log=lambda line: None)
     assert m["iwae_nll"] <= m["iwae_neg_elbo"] + 1e-3 and m["iwae_num_images"] == 4
-    assert "VampPrior" in likelihood.likelihood_note(run)
+    assert "VampPrior" in likelihood_steps.likelihood_note(run)
 
 
 def test_sample_py_learned_and_a_vamp_encoder_that_lost_its_prior(vamp_run, offline_env, tmp_path):
@@ -241,5 +241,5 @@ def test_a_conv_vamp_on_a_colour_folder_with_a_gaussian_decoder(tmp_path):
         4, 8, 8, 3)
     assert run.sample(3).shape == (3, 8, 8, 3)
     x, _ = run.test_data()
-    terms = run.likelihood_terms(x[:2], num_samples=8)
+    terms = run.scores.likelihood_terms(x[:2], num_samples=8)
     assert run.likelihood == "gaussian" and np.isfinite(terms["nll"]).all() and np.isfinite(terms["kl"]).all()

@@ -184,11 +184,11 @@ def test_tiny_vqvae_trains_samples_and_reloads_with_safe_mode(vq_run):
     for name in ("encoder.keras", "decoder.keras", "prior.keras", os.path.join("prior", "state.json")):
         assert os.path.isfile(os.path.join(vq_run, name)), name
     run = api.load(vq_run)  # encoder, decoder and prior load with safe_mode=True (tfvae.rundir)
-    assert run.default_sampler == "learned" and run.code_shape == (7, 7, 4)
+    assert run.default_sampler == "learned" and run.code_grids.code_shape == (7, 7, 4)
     images = run.sample(6, seed=3)
     assert images.shape == (6, 28, 28, 1) and 0.0 <= images.min() <= images.max() <= 1.0
     np.testing.assert_array_equal(images, run.sample(6, seed=3))  # reproducible from the seed
-    indices = run.inference.sample_indices(run.prior, 6, seed=3)
+    indices = run.inference.sample_indices(run.code_grids.prior, 6, seed=3)
     assert indices.shape == (6, 7, 7) and 0 <= indices.min() and indices.max() < 16
     codebook = vqvae.quantizer(run.encoder).embeddings.numpy()
     np.testing.assert_allclose(images, run.decode(codebook[indices]), atol=1e-6)  # the samples are the prior's
@@ -209,20 +209,21 @@ def test_the_pixelcnns_temperature_divides_its_logits(vq_run):
     run = api.load(vq_run)
     np.testing.assert_array_equal(run.sample(4, seed=3, temperature=1.0), run.sample(4, seed=3))
     # As tau -> 0 the softmax of logits / tau is the argmax: every draw is the one greedy grid, whatever the seed.
-    greedy = run.inference.sample_indices(run.prior, 8, seed=3, temperature=1e-4)
+    greedy = run.inference.sample_indices(run.code_grids.prior, 8, seed=3, temperature=1e-4)
     assert (greedy == greedy[:1]).all()
-    np.testing.assert_array_equal(run.inference.sample_indices(run.prior, 3, seed=9, temperature=1e-4), greedy[:3])
-    assert not (run.inference.sample_indices(run.prior, 8, seed=3) == greedy[:1]).all()
+    np.testing.assert_array_equal(run.inference.sample_indices(run.code_grids.prior, 3, seed=9, temperature=1e-4),
+                                  greedy[:3])
+    assert not (run.inference.sample_indices(run.code_grids.prior, 8, seed=3) == greedy[:1]).all()
     # The greedy grid, built here position by position from the network's own argmax.
     grid = np.zeros((1, *greedy.shape[1:]), "int32")
     for t in range(grid.size):
         i, j = divmod(t, grid.shape[2])
-        grid[0, i, j] = np.argmax(run.prior(grid, training=False).numpy()[0, i, j])
+        grid[0, i, j] = np.argmax(run.code_grids.prior(grid, training=False).numpy()[0, i, j])
     np.testing.assert_array_equal(greedy[0], grid[0])
     # The codes are the learned sampler's; a new temperature is a new input, not a new trace.
     np.testing.assert_array_equal(run.sampler().sample(2, seed=3, temperature=1e-4),
                                   vqvae.quantizer(run.encoder).embeddings.numpy()[greedy[:2]])
-    draw = pixelcnn.autoregressive_sampler(run.prior)
+    draw = pixelcnn.autoregressive_sampler(run.code_grids.prior)
     for tau in (1.0, 0.5, 2.0):
         draw(tf.constant(2), tf.constant([0, 0], tf.int64), tf.constant(tau))
     assert draw.experimental_get_tracing_count() == 1

@@ -13,20 +13,22 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
       | explorer                 the TensorBoard plugin that explores it interactively
     api | training               a finished run (Run, load) | the fit loop, which writes a run directory
                                  (it knows nothing of api or projector: train.py passes the Projector as a hook)
-    sampler_store | code_grids   a run's fitted samplers: read from its run directory, or fitted and written |
-      | scoring | latent_views   a vqvae's side of a Run: its code grids, their indices, its PixelCNN prior |
+    samplers | code_grids        the parts a Run is made of, each given what it needs: the samplers of codes
+      | scores | latent_views    (prior, gmm, two_stage, learned): fitting, drawing, storing them in a run
+      | run_data                 directory's samplers/ (read, or fitted and written), a run's samplers by name |
+                                 a vqvae's side of a Run: its code grids, their indices, its PixelCNN prior |
                                  a Run's scores: anomaly scores, -ELBO terms and the IWAE NLL | a Run's views
-                                 of its latent space: each dimension's use, traversals
+                                 of its latent space: each dimension's use, traversals | a Run's dataset and
+                                 its images as the model sees them
     inference | rundir           the one compiled, batched forward path a Run owns | the run directory's
-      | samplers | config_flags  on-disk format, read and written: latest, config.json, history.csv,
-                                 checkpoints/state.json, encoder.keras and decoder.keras, samplers/ |
-                                 the samplers of codes (prior, gmm, two_stage, learned): fitting and drawing |
-                                 config_flags: train.py's flags and docs/flags.md, made from the Config's fields
+      | config_flags             on-disk format, read and written: latest, config.json, history.csv,
+                                 checkpoints/state.json, encoder.keras and decoder.keras, prior.keras |
+                                 train.py's flags and docs/flags.md, made from the Config's fields
     config | metrics             the run's configuration | the maths of the metrics, over arrays |
       | arguments                the checks of a Run's arguments (images, labels, codes)
     data | models | flops        datasets and pipelines | networks and model classes | FLOP counts |
       | cluster                  the multi-worker cluster
-    losses | sampling            the objectives | array helpers for pictures and draws (the temperature check)
+    losses | picture_arrays      the objectives | array helpers for pictures and draws (the temperature check)
     likelihoods                  the decoders' pixel distributions: layouts, log-probabilities (the 8-bit
                                  likelihood every report uses), means and draws
     files | integrity            atomic writes, locks | checks of files on disk

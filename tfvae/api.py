@@ -24,26 +24,28 @@ Conventions of every method:
 * Errors are ``TfvaeError``s naming the argument that was wrong (``labels given, but ...``), one line each;
   ``tfvae.errors.ArgumentError`` carries its name, so that a script can say its flag instead.
 
-The test set. ``test_data()`` is what evaluation scores: the test images as the model sees them. With
-``binarize=none`` the grey levels; with ``binarize=static`` the fixed binary copy training used (one
-Bernoulli draw seeded by the run's seed + 1); with ``binarize=dynamic`` one fixed Bernoulli draw seeded by the
-run's seed + 1 as well (training drew fresh ones each epoch). ``test_data(grey=True)`` gives the grey levels
-whatever the binarization (the real images sample quality is measured against); ``train_data()`` the
-training images as the model sees them (the binary copy seeded by the run's seed).
+The Run is composed of parts, each made with what it needs, named in its arguments (no mixins): ``networks``
+(encoder.keras and decoder.keras, loaded on first use: ``tfvae.rundir.ExportedModels``), ``inference``, ``data``
+(its dataset and test set: ``tfvae.run_data.RunData``), ``code_grids`` (a vqvae's code grids and PixelCNN prior:
+``tfvae.code_grids.CodeGrids``), ``scores`` (``tfvae.scores.Scores``), ``views`` (its latent space's:
+``tfvae.latent_views.LatentViews``) and ``samplers`` (``tfvae.samplers.run_samplers.RunSamplers``). Its methods
+above are thin calls into them.
+
+The test set. ``test_data()`` is what evaluation scores: the test images as the model sees them
+(``tfvae.run_data``'s docstring says how a binarized run's are drawn); ``test_data(grey=True)`` the grey levels.
 """
 
 import os
 
 import numpy as np
 
-from tfvae import arguments, metrics, models, rundir, sampler_store, sampling
-from tfvae import data as data_lib
-from tfvae import samplers as samplers_lib
+from tfvae import arguments, models, picture_arrays, rundir
 from tfvae.code_grids import CodeGrids
-from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.inference import BATCH_SIZE, Inference
 from tfvae.latent_views import LatentViews
-from tfvae.scoring import Scoring
+from tfvae.run_data import RunData
+from tfvae.samplers.run_samplers import RunSamplers
+from tfvae.scores import Scores
 
 
 def load(workdir="runs/latest", batch_size=BATCH_SIZE, log=None):
@@ -63,30 +65,41 @@ def load(workdir="runs/latest", batch_size=BATCH_SIZE, log=None):
     return Run(workdir, rundir.load_config(workdir), batch_size=batch_size, log=log)
 
 
-def _a(model):
-    """'an ae', 'a vae': the model's name with its article, as it is read aloud."""
-    return f"{'an' if model[0] in 'aeiou' else 'a'} {model}"
-
-
-class Run(CodeGrids, Scoring, LatentViews):
-    """A trained run: its config, its models, and numpy in / numpy out access to them (a vqvae's code grids and
-    PixelCNN prior: ``tfvae.code_grids.CodeGrids``).
+class Run:
+    """A trained run: its config, its models, and numpy in / numpy out access to them, through its parts.
 
     Attributes:
       workdir: the run directory.
       config: its ``tfvae.config.Config`` (what its flags said and what its data turned out to be).
       batch_size: most images or codes per forward pass.
+      log: where the Run's lines go (a sampler fitted, a data fallback, a damaged state.json); default print.
+      networks: its encoder.keras and decoder.keras, loaded on first use (``tfvae.rundir.ExportedModels``).
       inference: the compiled forward passes of its models (``tfvae.inference.Inference``).
+      data: its dataset and its images as the model sees them (``tfvae.run_data.RunData``).
+      code_grids: its codes' shape; a vqvae's code grids, indices and PixelCNN prior (``tfvae.code_grids``).
+      scores: reconstructions, anomaly scores, -ELBO terms and the IWAE NLL (``tfvae.scores.Scores``).
+      views: each latent dimension's use, traversals (``tfvae.latent_views.LatentViews``).
+      samplers: its samplers by name (``tfvae.samplers.run_samplers.RunSamplers``).
     """
 
     def __init__(self, workdir, config, encoder=None, decoder=None, batch_size=BATCH_SIZE, log=None):
         self.workdir, self.config, self.batch_size, self.log = workdir, config, batch_size, log
-        self._encoder, self._decoder = encoder, decoder
+        self._epochs_trained = self._learned_prior = self._train_codes = self._test_codes = None
+        log = log or print
+        self.networks = rundir.ExportedModels(workdir, config, self.variational, encoder, decoder)
         self.inference = Inference(batch_size)
-        self._dataset = self._test_data = self._test_codes = self._epochs_trained = self._train_codes = None
-        self._learned_prior = None
-        self._samplers = {}
-        self._prior = None  # a vqvae's PixelCNN (CodeGrids.prior)
+        self.data = RunData(config, log)
+        self.code_grids = CodeGrids(workdir, config, self.inference, self.networks)
+        self.scores = Scores(self.networks, self.inference, workdir=workdir, model=config.model,
+                             variational=self.variational, loss=config.loss, batch_size=batch_size,
+                             learned_prior=lambda: self.learned_prior)
+        self.views = LatentViews(self.test_codes, self.test_data, self.encode, self.decode,
+                                 self.code_grids.vector_latent, conditional=self.conditional,
+                                 has_learned_prior=self.model_class.has_learned_prior, latent_dim=self.latent_dim,
+                                 image_shape=self.image_shape)
+        self.samplers = RunSamplers(workdir, model=config.model, latent_dim=self.latent_dim,
+                                    quantized=self.code_grids.quantized, learned_prior=lambda: self.learned_prior,
+                                    train_codes=self.train_codes, log=log)
 
     # -- what the run is -------------------------------------------------------------------------------
 
@@ -122,15 +135,6 @@ class Run(CodeGrids, Scoring, LatentViews):
         return models.model_class(self.config.model)
 
     @property
-    def learned_prior(self):
-        """The model's own learned prior (a vamp's VampPrior: ``log_prob`` and ``sample``; a vqvae's PixelCNN,
-        ``tfvae.models.pixelcnn.CodeGridPrior``: ``sample`` of code grids), read from the run's files once; None for
-        a model whose prior is N(0, I) or that has none."""
-        if self._learned_prior is None and self.model_class.has_learned_prior:
-            self._learned_prior = self.model_class.learned_prior(self)
-        return self._learned_prior
-
-    @property
     def num_classes(self):
         """Classes of the run's data (0 when unlabelled)."""
         return int(self.config.num_classes)
@@ -139,20 +143,6 @@ class Run(CodeGrids, Scoring, LatentViews):
     def class_names(self):
         """Names of the classes, or their ids as strings when the data has none."""
         return list(self.config.class_names) or [str(i) for i in range(self.num_classes)]
-
-    @property
-    def likelihood(self):
-        """The decoder likelihood the training loss implies (``tfvae.metrics.likelihood_for_loss``)."""
-        return metrics.likelihood_for_loss(self.config.loss)
-
-    @property
-    def variance(self):
-        """The Gaussian decoder's shared variance: the one a ``loss=gaussian`` run was trained with (kept in its
-        decoder's ``DecoderVariance`` layer), 1/2 for ``loss=mse``; None for the other losses."""
-        try:
-            return metrics.decoder_variance(self.decoder, self.config.loss)
-        except ValueError as e:
-            raise TfvaeError(f"{self.workdir}: {e}") from None
 
     @property
     def epochs_trained(self):
@@ -166,25 +156,37 @@ class Run(CodeGrids, Scoring, LatentViews):
         return self._epochs_trained
 
     @property
+    def learned_prior(self):
+        """The model's own learned prior (a vamp's VampPrior: ``log_prob`` and ``sample``; a vqvae's PixelCNN,
+        ``tfvae.models.pixelcnn.CodeGridPrior``: ``sample`` of code grids), made once by the model's
+        ``learned_prior`` hook from the run's encoder, its one forward path and (a vqvae's) PixelCNN draws; None
+        for a model whose prior is N(0, I) or that has none."""
+        if self._learned_prior is None and self.model_class.has_learned_prior:
+            encoder = self.networks.encoder
+            self._learned_prior = self.model_class.learned_prior(
+                encoder, lambda images: self.inference.encode(encoder, images),
+                sample_indices=self.code_grids.sample_indices)
+        return self._learned_prior
+
+    @property
     def encoder(self):
         """The Keras encoder: images in [0, 1] (+ one-hot labels) -> {"z_mean", "z_log_var", "z"}."""
-        if self._encoder is None:
-            encoder = rundir.load_model_file(self.workdir, "encoder", self.config)
-            outputs = encoder.output
-            has_log_var = isinstance(outputs, dict) and "z_log_var" in outputs
-            if has_log_var != self.variational:
-                raise TfvaeError(f"{self.workdir}: config.json says model={self.config.model} but encoder.keras "
-                                 f"{'has' if has_log_var else 'lacks'} z_log_var; the run directory is "
-                                 "inconsistent")
-            self._encoder = encoder
-        return self._encoder
+        return self.networks.encoder
 
     @property
     def decoder(self):
         """The Keras decoder: z (+ one-hot labels) -> logits."""
-        if self._decoder is None:
-            self._decoder = rundir.load_model_file(self.workdir, "decoder", self.config)
-        return self._decoder
+        return self.networks.decoder
+
+    @property
+    def likelihood(self):
+        """The decoder likelihood the training loss implies (``tfvae.metrics.likelihood_for_loss``)."""
+        return self.scores.likelihood
+
+    @property
+    def variance(self):
+        """The Gaussian decoder's shared variance (``tfvae.scores.Scores.variance``); None for bce and others."""
+        return self.scores.variance
 
     # -- inputs ----------------------------------------------------------------------------------------
 
@@ -194,7 +196,7 @@ class Run(CodeGrids, Scoring, LatentViews):
 
     def one_hot(self, labels):
         """One-hot rows of class ids for a cvae; None for other models (no checks: see ``condition``)."""
-        return sampling.one_hot(labels, self.num_classes) if self.conditional else None
+        return picture_arrays.one_hot(labels, self.num_classes) if self.conditional else None
 
     def condition(self, labels, count):
         """The networks' label input for ``count`` items: one-hot (count, K) for a cvae, else None.
@@ -206,8 +208,8 @@ class Run(CodeGrids, Scoring, LatentViews):
                                    f"{self.workdir} holds a {self.config.model}")
 
     def codes(self, z):
-        """``z`` as float32 (n, latent); ArgumentError for another shape."""
-        return arguments.codes(z, self.code_shape)
+        """``z`` as float32 (n, latent), or a vqvae's (n, h, w, D) grids; ArgumentError for another shape."""
+        return arguments.codes(z, self.code_grids.code_shape)
 
     # -- the models, numpy in and out ------------------------------------------------------------------
 
@@ -231,6 +233,37 @@ class Run(CodeGrids, Scoring, LatentViews):
         z = self.codes(z)
         return self.inference.decode(self.decoder, z, self.condition(labels, len(z)), batch_size, self.likelihood)
 
+    def reconstruct(self, images, labels=None):
+        """The decoded posterior means of ``images``."""
+        z_mean, _ = self.encode(images, labels)
+        return self.decode(z_mean, labels)
+
+    def interpolate(self, a, b, steps=10, label=None):
+        """``steps`` images along the straight line from image ``a``'s code to image ``b``'s (both included).
+
+        Args:
+          a, b: one image each, (H, W, C) or (H, W).
+          steps: images on the line.
+          label: a cvae's class, kept along the line.
+        """
+        ends = np.stack([np.asarray(a), np.asarray(b)])
+        z_mean, _ = self.encode(ends, None if label is None else [label, label])
+        z = picture_arrays.interpolate(z_mean[0], z_mean[1], steps)
+        return self.decode(z, None if label is None else label)
+
+    def score(self, images, labels=None, samples=8, seed=0):
+        """Per-image anomaly score in nats (higher = less like the training data): float64 (n,).
+
+        The -ELBO (reconstruction over ``samples`` draws z ~ q(z|x), plus the closed-form KL; a vamp's KL is the
+        mean of log q(z|x) - log p(z) over the same draws) for a VAE/CVAE/vamp; the reconstruction term
+        -log p(x | z_mean) for a plain autoencoder. It is the score evaluate.py reports (``--mode=score``, OOD
+        AUROC); its terms are ``scores.score_terms``'.
+        """
+        x = self.images(images)
+        return self.scores.score_terms(x, self.condition(labels, len(x)), samples=samples, seed=seed)[0]["score"]
+
+    # -- sampling --------------------------------------------------------------------------------------
+
     def sample(self, n, label=None, seed=0, sampler=None, temperature=1.0, **settings):
         """``n`` images decoded from codes drawn by ``sampler`` (a cvae draws class ``label``, or cycles through
         the classes).
@@ -251,7 +284,7 @@ class Run(CodeGrids, Scoring, LatentViews):
         Raises:
           ArgumentError: an unknown sampler or setting (``sampler``), or a temperature that is not above 0.
         """
-        sampling.check_temperature(temperature)  # before anything is read or fitted
+        picture_arrays.check_temperature(temperature)  # before anything is read or fitted
         self.decoder  # noqa: B018  (a damaged decoder.keras fails before a sampler is fitted)
         z = self.sampler(sampler, **settings).sample(n, seed, temperature)
         if self.conditional and label is None:
@@ -262,15 +295,7 @@ class Run(CodeGrids, Scoring, LatentViews):
     def default_sampler(self):
         """The sampler used when none is named: "learned" for a model with a learned prior (a vamp, a vqvae),
         "prior" for a vae, cvae or wae, "gmm" for an ae or rae."""
-        return samplers_lib.default_sampler(self.config.model)
-
-    def train_codes(self):
-        """Posterior means (float32 (n, latent)) of the run's training images as the model sees them (a cvae's
-        with their labels): what the fitted samplers are fitted to."""
-        if self._train_codes is None:
-            x, y = self.train_data()
-            self._train_codes = self.encode(x, y if self.conditional else None)[0]
-        return self._train_codes
+        return self.samplers.default
 
     def sampler(self, name=None, **settings):
         """The sampler ``name`` of this run, fitted to its training codes (``tfvae.samplers``).
@@ -294,102 +319,56 @@ class Run(CodeGrids, Scoring, LatentViews):
           ArgumentError: an unknown name, "learned" for a model without a learned prior, or a setting the
             sampler does not take. TfvaeError: a damaged sampler file (one line: delete it to refit).
         """
-        name = name or self.default_sampler
-        if name not in samplers_lib.SAMPLERS:
-            raise ArgumentError("sampler", f"sampler={name!r} is not a sampler; choose one of "
-                                           f"{', '.join(samplers_lib.SAMPLERS)}")
-        if self.quantized and name != samplers_lib.LEARNED:
-            raise ArgumentError("sampler", f"sampler={name} given, but {self.workdir} holds a vqvae: its codes are "
-                                           "grids of codebook indices, drawn by its PixelCNN prior: use "
-                                           "sampler=learned")
-        settable = () if name == samplers_lib.LEARNED else samplers_lib.CLASSES[name].settable
-        for setting, value in settings.items():
-            if setting not in settable:
-                raise ArgumentError(setting, f"{setting}={value!r} given, but sampler={name} takes "
-                                             f"{', '.join(settable) or 'no settings'}")
-        if name == samplers_lib.LEARNED:
-            if self.learned_prior is None:
-                raise ArgumentError("sampler", f"sampler='learned', but {self.workdir} holds {_a(self.config.model)}, "
-                                               "which has no learned prior (a vamp or vqvae has one); choose prior, "
-                                               "gmm or two_stage")
-            return self.learned_prior
-        kind = samplers_lib.CLASSES[name]
-        if not kind.fitted:
-            return kind(self.latent_dim)
-        key = (name, tuple(sorted(settings.items())))
-        if key not in self._samplers:
-            self._samplers[key] = sampler_store.load_or_fit(self.workdir, name, self.latent_dim, self.train_codes,
-                                                            settings, self.log or print)
-        return self._samplers[key]
+        return self.samplers.get(name, **settings)
 
-    def reconstruct(self, images, labels=None):
-        """The decoded posterior means of ``images``."""
-        z_mean, _ = self.encode(images, labels)
-        return self.decode(z_mean, labels)
-
-    def interpolate(self, a, b, steps=10, label=None):
-        """``steps`` images along the straight line from image ``a``'s code to image ``b``'s (both included).
-
-        Args:
-          a, b: one image each, (H, W, C) or (H, W).
-          steps: images on the line.
-          label: a cvae's class, kept along the line.
-        """
-        ends = np.stack([np.asarray(a), np.asarray(b)])
-        z_mean, _ = self.encode(ends, None if label is None else [label, label])
-        z = sampling.interpolate(z_mean[0], z_mean[1], steps)
-        return self.decode(z, None if label is None else label)
+    def train_codes(self):
+        """Posterior means (float32 (n, latent)) of the run's training images as the model sees them (a cvae's
+        with their labels): what the fitted samplers are fitted to."""
+        if self._train_codes is None:
+            x, y = self.data.train_data()
+            self._train_codes = self.encode(x, y if self.conditional else None)[0]
+        return self._train_codes
 
     # -- the run's data and latent space ---------------------------------------------------------------
 
     @property
     def dataset(self):
         """The run's dataset as its config names it, in grey levels whatever its binarization (uint8)."""
-        if self._dataset is None:
-            self._dataset = data_lib.load_configured(self.config, log=self.log or print, binarize=False)
-        return self._dataset
-
-    def model_view(self, x_uint8, split="test"):
-        """uint8 images as the model sees them, float32 in [0, 1]: for a binarized run, one fixed binary copy
-        (seeded by the run's seed for ``split="train"``, seed + 1 for ``"test"``; see the module docstring)."""
-        if self.config.binarize == "none":
-            return x_uint8.astype("float32") / 255.0
-        seed = self.config.seed + (1 if split == "test" else 0)
-        return data_lib.binarize_static(x_uint8, seed=seed).astype("float32") / 255.0
-
-    def model_view_uint8(self, x_uint8, split="test"):
-        """``model_view`` as uint8 0..255."""
-        return np.rint(self.model_view(x_uint8, split) * 255.0).astype(np.uint8)
+        return self.data.dataset
 
     def test_data(self, grey=False):
-        """The run's test images and their class ids (or None): the test set evaluation scores.
-
-        Args:
-          grey: the grey levels instead, whatever the run's binarization.
-
-        Returns:
-          (float32 images (n, H, W, C) in [0, 1], int class ids (n,) or None); see the module docstring.
-        """
-        if grey:
-            return self.dataset.x_test.astype("float32") / 255.0, self.dataset.y_test
-        if self._test_data is None:
-            self._test_data = (self.model_view(self.dataset.x_test, "test"), self.dataset.y_test)
-        return self._test_data
-
-    def train_data(self):
-        """The run's training images as the model sees them (float32 in [0, 1]) and their class ids (or None)."""
-        return self.model_view(self.dataset.x_train, "train"), self.dataset.y_train
+        """The run's test images and their class ids (or None): the test set evaluation scores
+        (``tfvae.run_data.RunData.test_data``; ``grey``: the grey levels, whatever the run's binarization)."""
+        return self.data.test_data(grey)
 
     def set_test_data(self, images, labels):
         """Uses these test images (as the model sees them) and class ids instead of loading them."""
-        self._test_data = (self.images(images), None if labels is None else np.asarray(labels))
+        self.data.set_test_data(images, labels)
         self._test_codes = None
 
     def test_codes(self, limit=None):
         """(z_mean, z_log_var or None, labels or None) of the first ``limit`` test images (all by default)."""
-        self.vector_latent("scatter")
+        self.code_grids.vector_latent("scatter")
         if self._test_codes is None:
             x, y = self.test_data()
             self._test_codes = self.encode(x, y if self.conditional else None) + (y,)
         z_mean, z_log_var, y = self._test_codes
         return (z_mean[:limit], None if z_log_var is None else z_log_var[:limit], None if y is None else y[:limit])
+
+    def latent_usage(self):
+        """How much each latent dimension is used (``tfvae.latent_views.LatentViews.latent_usage``)."""
+        return self.views.latent_usage()
+
+    def traverse(self, n=9, index=None, seed=0, usage=None):
+        """Latent traversals, one row per dimension (``tfvae.latent_views.LatentViews.traverse``)."""
+        return self.views.traverse(n, index, seed, usage)
+
+    # -- a vqvae's code grids --------------------------------------------------------------------------
+
+    def code_indices(self, images):
+        """A vqvae's codebook indices of ``images``: int32 (n, h, w) (``tfvae.code_grids``)."""
+        return self.code_grids.code_indices(images)
+
+    def prior_nll(self, images):
+        """-log p(k) in nats (float64 (n,)) of ``images``' index grids k under a vqvae's PixelCNN prior."""
+        return self.code_grids.prior_nll(images)

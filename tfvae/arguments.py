@@ -6,7 +6,7 @@ argument (the scripts translate the name into their flag).
 
 import numpy as np
 
-from tfvae import sampling
+from tfvae import picture_arrays
 from tfvae.errors import ArgumentError
 
 
@@ -57,7 +57,7 @@ def condition(labels, count, num_classes, holder):
     if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
         bad = ids.max() if ids.max() >= num_classes else ids.min()
         raise ArgumentError("labels", f"label {bad} is not a class of this run (0..{num_classes - 1})")
-    return sampling.one_hot(ids, num_classes)
+    return picture_arrays.one_hot(ids, num_classes)
 
 
 def codes(z, latent_dim):

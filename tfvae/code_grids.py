@@ -1,5 +1,5 @@
-"""A vqvae's side of a Run (``tfvae.api.Run`` inherits ``CodeGrids``): codes that are grids of codebook vectors,
-their indices, and the PixelCNN prior over them (prior.keras).
+"""A vqvae's side of a Run (``tfvae.api.Run.code_grids``): codes that are grids of codebook vectors, their
+indices, and the PixelCNN prior over them (prior.keras).
 
 A vqvae's code is an (h, w, D) grid (``tfvae.models.vqvae``), not a vector: the methods that need a vector latent
 (scatter, traverse, the Projector) refuse it in one line (``vector_latent``), and its codebook indices (h, w) are
@@ -7,25 +7,36 @@ what its PixelCNN prior scores and draws (``tfvae.models.pixelcnn``). Every othe
 (latent,).
 """
 
-from tfvae import models, rundir
+from tfvae import arguments, models, rundir
 from tfvae.errors import ArgumentError, TfvaeError
 
 
 class CodeGrids:
-    """The vqvae methods of a Run; they use its ``workdir``, ``config``, ``image_shape``, ``latent_dim``,
-    ``inference``, ``encoder``, ``images`` and ``_prior`` (None until prior.keras is loaded)."""
+    """A run's codes as grids: their shape, a vqvae's codebook indices and its PixelCNN prior.
+
+    Args:
+      workdir: the run directory (prior.keras is read from it; errors name it).
+      config: the run's Config: its ``model``, ``image_shape``, ``filters`` and ``latent``.
+      inference: the Run's one forward path (``tfvae.inference.Inference``).
+      networks: gives the run's Keras ``encoder`` (``tfvae.rundir.ExportedModels``: loaded on first use).
+    """
+
+    def __init__(self, workdir, config, inference, networks):
+        self.workdir, self.config, self.inference, self.networks = workdir, config, inference, networks
+        self._prior = None  # prior.keras, once loaded
 
     @property
     def quantized(self):
-        """Whether the run is a vqvae: its codes are (h, w, D) grids of codebook vectors, sampled by its PixelCNN."""
-        return self.model_class.code_grid
+        """Whether the run's codes are (h, w, D) grids of codebook vectors (a vqvae's), sampled by its PixelCNN."""
+        return models.model_class(self.config.model).code_grid
 
     @property
     def code_shape(self):
         """The shape of one code: (latent,), or a vqvae's (h, w, D) grid."""
+        image_shape, latent_dim = tuple(int(d) for d in self.config.image_shape), int(self.config.latent)
         if self.quantized:
-            return models.grid_shape(self.image_shape, self.config.filters, self.latent_dim)
-        return (self.latent_dim,)
+            return models.grid_shape(image_shape, self.config.filters, latent_dim)
+        return (latent_dim,)
 
     def vector_latent(self, what, argument="mode"):
         """Raises ArgumentError (naming ``argument``) when ``what`` needs a vector latent and the run is a vqvae."""
@@ -43,11 +54,17 @@ class CodeGrids:
         return self._prior
 
     def code_indices(self, images):
-        """A vqvae's codebook indices of ``images``: int32 (n, h, w)."""
+        """A vqvae's codebook indices of ``images`` (the Run's images: ``tfvae.arguments.images``): int32 (n, h, w)."""
         if not self.quantized:
             raise TfvaeError(f"{self.workdir} holds a {self.config.model}: only a vqvae's codes are codebook indices")
-        return self.inference.indices(self.encoder, self.images(images))
+        x = arguments.images(images, tuple(int(d) for d in self.config.image_shape))
+        return self.inference.indices(self.networks.encoder, x)
 
     def prior_nll(self, images):
         """-log p(k) in nats (float64 (n,)) of ``images``' index grids k under a vqvae's PixelCNN prior."""
         return self.inference.indices_nll(self.prior, self.code_indices(images))
+
+    def sample_indices(self, n, seed, temperature=1.0):
+        """``n`` index grids, int32 (n, h, w), drawn from the PixelCNN prior at ``temperature`` (what a vqvae's
+        learned prior decodes through its codebook: ``tfvae.models.vqvae.VQVAE.learned_prior``)."""
+        return self.inference.sample_indices(self.prior, n, seed, temperature=temperature)

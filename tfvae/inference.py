@@ -168,7 +168,7 @@ class Inference:
           images: float images in [0, 1], shape (n, H, W, C).
           num_samples: K, the number of draws z_k ~ q(z|x) per image.
           labels: one-hot labels (n, num_classes) for a conditional model (the likelihood is then p(x|y)).
-          likelihood: one of ``tfvae.metrics.LIKELIHOODS``; see ``tfvae.metrics.likelihood``.
+          likelihood: one of ``tfvae.metrics.LIKELIHOODS``; see ``tfvae.metrics.nll``.
           variance: a ``gaussian`` likelihood's shared variance (``metrics.decoder_variance``).
           max_batch: most codes decoded per call (bounds memory); also the encoder's batch.
           seed: seed of the draws.

@@ -2,7 +2,7 @@
 latent scatter plot, denoising rows, and the Projector's files.
 
 Everything here takes a ``tfvae.api.Run`` and goes through its methods (its one inference path); the array
-helpers are ``tfvae.sampling``'s. Errors name this module's arguments (``label=3``, ``noise=None``); sample.py
+helpers are ``tfvae.picture_arrays``'s. Errors name this module's arguments (``label=3``, ``noise=None``); sample.py
 writes them as its flags.
 """
 
@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from tfvae import api, projector, sampling
+from tfvae import api, picture_arrays, projector
 from tfvae import data as data_lib
 from tfvae.errors import ArgumentError
 
@@ -30,7 +30,7 @@ def check_label(run, label):
 def draws_samples(run, mode):
     """Whether ``mode`` draws codes from a sampler: "random", and "grid" of a latent other than 2-D (a vqvae's
     grid too: its codes are grids of codebook vectors, whatever their size)."""
-    return mode == "random" or (mode == "grid" and (run.latent_dim != 2 or run.quantized))
+    return mode == "random" or (mode == "grid" and (run.latent_dim != 2 or run.code_grids.quantized))
 
 
 def picture(run, mode, n, label=None, seed=0, sampler=None, sampler_settings=None, temperature=1.0):
@@ -57,13 +57,13 @@ def picture(run, mode, n, label=None, seed=0, sampler=None, sampler_settings=Non
         unknown mode.
     """
     check_label(run, label)
-    sampling.check_temperature(temperature)
+    picture_arrays.check_temperature(temperature)
     if not draws_samples(run, mode):
         _refuse_sampler(mode, sampler, sampler_settings, temperature)
     rng = np.random.default_rng(seed)
     if mode in ("grid", "random"):
         if not draws_samples(run, mode):
-            z = sampling.manifold_grid(n)
+            z = picture_arrays.manifold_grid(n)
             if run.conditional and label is None:
                 label = 0  # one class per manifold
         else:
@@ -72,7 +72,7 @@ def picture(run, mode, n, label=None, seed=0, sampler=None, sampler_settings=Non
         labels = None
         if run.conditional:
             labels = label if label is not None else (np.arange(n * n) // n) % run.num_classes
-        return sampling.tile(run.decode(z, labels), n, n)
+        return picture_arrays.tile(run.decode(z, labels), n, n)
     if mode == "traverse":
         return run.traverse(n, seed=seed)[0]
     x, y = run.test_data()
@@ -80,12 +80,13 @@ def picture(run, mode, n, label=None, seed=0, sampler=None, sampler_settings=Non
         rows = max(n // 2, 1)
         pick = rng.choice(len(x), size=min(rows * n, len(x)), replace=False)
         labels = y[pick] if run.conditional else None
-        return sampling.tile(sampling.interleave_rows(x[pick], run.reconstruct(x[pick], labels), n), 2 * rows, n)
+        pairs = picture_arrays.interleave_rows(x[pick], run.reconstruct(x[pick], labels), n)
+        return picture_arrays.tile(pairs, 2 * rows, n)
     if mode == "interpolate":
         ends = rng.choice(len(x), size=(n, 2), replace=True)
         # A cvae keeps the start image's class along each row.
         rows = [run.interpolate(x[a], x[b], n, label=int(y[a]) if run.conditional else None) for a, b in ends]
-        return sampling.tile(np.concatenate(rows), n, n)
+        return picture_arrays.tile(np.concatenate(rows), n, n)
     raise ArgumentError("mode", f"mode={mode!r} is not a picture; choose one of {', '.join(MODES)}")
 
 
@@ -107,7 +108,7 @@ def denoise_picture(run, n, seed=0, noise=None):
     clean = x[pick]
     noisy = data_lib.corrupt_array(clean, spec, seed)
     denoised = run.reconstruct(noisy, y[pick] if run.conditional else None)
-    return sampling.denoise_rows(clean, noisy, denoised, min(n, count))
+    return picture_arrays.denoise_rows(clean, noisy, denoised, min(n, count))
 
 
 def _refuse_sampler(mode, sampler, settings, temperature=1.0):
@@ -148,12 +149,12 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise="", sam
     """
     if mode not in MODES:
         raise ArgumentError("mode", f"mode={mode!r} is not a picture; choose one of {', '.join(MODES)}")
-    sampling.check_temperature(temperature)
+    picture_arrays.check_temperature(temperature)
     run = api.load(workdir, log=log)
     if mode in ("projector", "denoise", "scatter"):
         _refuse_sampler(mode, sampler, sampler_settings, temperature)
     if mode in ("projector", "scatter", "traverse"):
-        run.vector_latent(mode)  # a vqvae's codes are grids: one line saying so
+        run.code_grids.vector_latent(mode)  # a vqvae's codes are grids: one line saying so
     if mode == "projector":
         return projector.write_projector(run)
     output = output or os.path.join(run.workdir, f"{mode}.png")
@@ -161,12 +162,12 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise="", sam
         raise ArgumentError("output", f"output={output!r} is a directory, not a picture; pass another output "
                                       "or move it away")
     if mode == "denoise":
-        return sampling.save_png(output, denoise_picture(run, n, seed, noise))
+        return picture_arrays.save_png(output, denoise_picture(run, n, seed, noise))
     if mode == "scatter":
         check_label(run, label)
         z, _, labels = run.test_codes()
         title = f"{run.config.model} z{run.latent_dim} on {run.config.dataset}: test-set latent means"
-        return sampling.save_scatter(output, z, labels, list(run.config.class_names) or None, title)
-    return sampling.save_png(output, picture(run, mode, n, label=label, seed=seed, sampler=sampler,
+        return picture_arrays.save_scatter(output, z, labels, list(run.config.class_names) or None, title)
+    return picture_arrays.save_png(output, picture(run, mode, n, label=label, seed=seed, sampler=sampler,
                                              sampler_settings=sampler_settings, temperature=temperature))
 

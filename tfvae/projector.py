@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from tfvae import api, files, models, sampling
+from tfvae import api, files, models, picture_arrays
 from tfvae.errors import TfvaeError
 
 LOGDIR = os.path.join("logs", "latent")
@@ -64,7 +64,7 @@ def sprite(images, max_side=SPRITE_MAX):
     if (w, h) != (width, height):
         thumbs = np.stack([np.asarray(Image.fromarray(t[..., 0] if channels == 1 else t).resize(
             (w, h), Image.Resampling.BILINEAR)).reshape(h, w, channels) for t in thumbs])
-    return sampling.tile(thumbs, side, side), (w, h)
+    return picture_arrays.tile(thumbs, side, side), (w, h)
 
 
 def write_projector(run, max_points=MAX_POINTS, step=None):
@@ -137,7 +137,7 @@ def write_after_training(config, dataset, log=print):
         run = api.Run(config.workdir, config)
         labels = None if dataset.y_test is None else dataset.y_test[:MAX_POINTS]
         # Static copies are drawn again identically; a dynamic run's test set is its one fixed draw.
-        run.set_test_data(run.model_view(dataset.x_test)[:MAX_POINTS], labels)  # the traversal's KL uses them
+        run.set_test_data(run.data.model_view(dataset.x_test)[:MAX_POINTS], labels)  # the traversal's KL uses them
         return write_end_of_training(run, step=config.epochs)
     except (OSError, TfvaeError) as e:
         log(f"warning: could not write the latent space to TensorBoard ({e}); python sample.py --mode=projector "

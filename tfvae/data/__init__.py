@@ -31,7 +31,7 @@ fix, so that scripts can print it instead of a traceback.
 Layout, one job per file (every public name is importable from ``tfvae.data``):
 
 * ``base.py``: `DataError`, `Dataset` and `DataFacts` (what loading found: shapes, classes, source).
-* ``registry.py``: `load_dataset` and the names in `DATASETS`; caps and resizes what the sources return.
+* ``sources.py``: `load_dataset` and the names in `DATASETS`; caps and resizes what the sources return.
 * ``mnist.py``: the mnist and fashion_mnist sources and their fallbacks (it reads `DEBIAN_FASHION_MNIST_DIR`,
   so a test or caller that changes it does so in ``tfvae.data.mnist``); ``formats.py``: IDX and .npz parsing.
 * ``folder.py``: the folder source (scanning, checking, the split) and `load_image_files`; ``images.py``:
@@ -53,7 +53,7 @@ from tfvae.data.images import DEFAULT_MAX_IMAGE_PIXELS, ImageFiles
 from tfvae.data.mnist import DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASS_NAMES
 from tfvae.data.noise import NOISE_KINDS, Noise, NoiseError, corrupt, corrupt_array, parse_noise
 from tfvae.data.pipeline import BINARIZE_MODES, binarize_static, make_pipeline
-from tfvae.data.registry import DATASETS, load_dataset
+from tfvae.data.sources import DATASETS, load_dataset
 
 __all__ = ["BINARIZE_MODES", "DATASETS", "DEBIAN_FASHION_MNIST_DIR", "DEFAULT_MAX_IMAGE_PIXELS",
            "FASHION_MNIST_CLASS_NAMES", "IMAGE_EXTENSIONS", "NOISE_KINDS", "DataError", "DataFacts", "Dataset",

@@ -4,7 +4,7 @@ import dataclasses
 
 from tfvae.data.classes import select_classes
 from tfvae.data.pipeline import binarize_static
-from tfvae.data.registry import load_dataset
+from tfvae.data.sources import load_dataset
 
 
 def load_configured(config, log=print, binarize=True):

@@ -59,19 +59,20 @@ holding its test accuracy), ``<cache>`` being ``options.cache_dir``, else ``$TFV
 
 One job per file:
 
-    options.py      EvalOptions and the constants it checks against
-    run.py          load_run: a ``tfvae.api.Run`` with its models, data and epochs loaded up front
-    classifier.py   the feature classifier, its cache and the data fingerprint
-    samplers.py     latent codes from the run's samplers (``Run.sampler``), and the images they decode to
-    likelihood.py   per-image -ELBO terms, the IWAE NLL, what the numbers are comparable with
-    quality.py      FCD, IS and k-NN precision/recall per sampler, and the real-data floor
-    ood.py          OOD images and the AUROCs against them
-    evaluate.py     evaluate_run: the steps above for one run, then its reports
-    score.py        score_folder: per-image scores of a folder to CSV
-    compare.py      compare_runs: several runs side by side
-    report.py       Markdown tables, report.md, TensorBoard, histograms, JSON
-    denoising.py    denoising_psnr: PSNR of seeded noisy test images and of their reconstructions
-    one_class.py    evaluate_one_class: the one-class protocol (evaluate.py --one_class)
+    options.py           EvalOptions and the constants it checks against
+    run.py               load_run: a ``tfvae.api.Run`` with its models, data and epochs loaded up front
+    classifier.py        the feature classifier, its cache and the data fingerprint
+    likelihood_steps.py  per-image -ELBO terms, the IWAE NLL, what the numbers are comparable with
+    sample_quality.py    FCD, IS and k-NN precision/recall per sampler, and the real-data floor
+    ood.py               OOD images and the AUROCs against them
+    evaluate.py          evaluate_run: the steps above for one run, then its reports
+    score_folder.py      score_folder: per-image scores of a folder to CSV
+    compare.py           compare_runs: several runs side by side
+    report.py            Markdown tables, report.md, TensorBoard, histograms, JSON
+    denoising.py         denoising_psnr: PSNR of seeded noisy test images and of their reconstructions
+    one_class.py         evaluate_one_class: the one-class protocol (evaluate.py --one_class)
+
+The samples every step scores are drawn by ``tfvae.samplers.draws`` (``generate``, ``sample_latents``).
 """
 
 from tfvae.evaluation.classifier import (
@@ -86,7 +87,7 @@ from tfvae.evaluation.classifier import (
 from tfvae.evaluation.compare import compare_runs
 from tfvae.evaluation.denoising import denoising_psnr
 from tfvae.evaluation.evaluate import evaluate_run
-from tfvae.evaluation.likelihood import iwae_decoder, iwae_estimate, likelihood_note, per_image_scores
+from tfvae.evaluation.likelihood_steps import iwae_decoder, iwae_estimate, likelihood_note, per_image_scores
 from tfvae.evaluation.one_class import (
     ONE_CLASS_SCORES,
     evaluate_one_class,
@@ -105,7 +106,6 @@ from tfvae.evaluation.options import (
     WORST_COUNT,
     EvalOptions,
 )
-from tfvae.evaluation.quality import sample_quality
 from tfvae.evaluation.report import (
     OOD_COLUMNS,
     RUN_COLUMNS,
@@ -123,8 +123,9 @@ from tfvae.evaluation.report import (
     write_tensorboard,
 )
 from tfvae.evaluation.run import load_run
-from tfvae.evaluation.samplers import generate, sample_latents
-from tfvae.evaluation.score import SCORE_FIELDS, score_folder
+from tfvae.evaluation.sample_quality import sample_quality
+from tfvae.evaluation.score_folder import SCORE_FIELDS, score_folder
+from tfvae.samplers.draws import generate, sample_latents
 
 __all__ = [
     "CLASSIFIER_BATCH", "GRID_SIDE", "IWAE_PRECISIONS", "KNN_K", "MODES", "ONE_CLASS_SCORES", "OOD_COLUMNS",

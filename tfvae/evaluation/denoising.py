@@ -26,7 +26,7 @@ def denoising_psnr(run, images, noise, seed=0, labels=None, batch_size=512):
       ``mse_denoised`` (per-pixel MSE, mean over images).
     """
     noisy = data_lib.corrupt_array(images, noise, seed)
-    denoised, _ = run.reconstruction(noisy, labels, batch_size)
+    denoised, _ = run.scores.reconstruction(noisy, labels, batch_size)
     mse_noisy, psnr_noisy = metrics.mse_psnr(images, noisy)
     mse_denoised, psnr_denoised = metrics.mse_psnr(images, denoised)
     return {"noise": str(noise), "seed": seed, "num_images": len(images),

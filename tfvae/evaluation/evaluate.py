@@ -9,15 +9,15 @@ import time
 import numpy as np
 
 from tfvae import data as data_lib
-from tfvae import metrics, sampling
+from tfvae import metrics, picture_arrays
 from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.evaluation.denoising import denoising_psnr
-from tfvae.evaluation.likelihood import iwae_estimate, likelihood_note, per_image_scores
+from tfvae.evaluation.likelihood_steps import iwae_estimate, likelihood_note, per_image_scores
 from tfvae.evaluation.ood import ood_detection
 from tfvae.evaluation.options import WORST_COUNT
-from tfvae.evaluation.quality import sample_quality
 from tfvae.evaluation.report import save_picture, write_json, write_report, write_tensorboard
 from tfvae.evaluation.run import load_run
+from tfvae.evaluation.sample_quality import sample_quality
 
 
 @contextlib.contextmanager
@@ -62,7 +62,7 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
     with _timer(seconds, "load"):
         run = load_run(workdir, log=log)
     workdir = run.workdir  # "runs/latest" resolved: the results go to the run it names
-    if run.quantized and options.samplers == ("prior",):  # the default: a vqvae's own is its PixelCNN prior
+    if run.code_grids.quantized and options.samplers == ("prior",):  # the default: a vqvae's own is its PixelCNN prior
         options = dataclasses.replace(options, samplers=("learned",))
     out_dir = output or options.output or workdir
     check_outputs(out_dir, workdir)
@@ -103,7 +103,7 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
     m.update({f"recon_{k}": v for k, v in metrics.perception(recon, real).items()})
     worst = np.argsort(-mse, kind="stable")[:WORST_COUNT]
     cols = min(8, len(worst))
-    picture = sampling.tile(sampling.interleave_rows(x_test[worst], recon[worst], cols),
+    picture = picture_arrays.tile(picture_arrays.interleave_rows(x_test[worst], recon[worst], cols),
                             2 * math.ceil(len(worst) / cols), cols)
     results["figures"]["worst_reconstructions"] = save_picture(out_dir, "eval_worst_reconstructions.png", picture)
     notes.append(likelihood_note(run))
@@ -119,10 +119,10 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
             m["decoder_variance"] = run.variance
     else:
         m["reconstruction"] = float(np.mean(scores["reconstruction_at_mean"]))
-    if run.quantized:  # the PixelCNN prior's fit to the test images' code grids, and how many codes they use
+    if run.code_grids.quantized:  # the PixelCNN prior's fit to the test images' code grids, and how many codes they use
         with _timer(seconds, "prior"):
             indices = run.code_indices(x_test)
-            nll = run.inference.indices_nll(run.prior, indices)
+            nll = run.inference.indices_nll(run.code_grids.prior, indices)
             m["prior_bits_per_code"] = float(np.mean(nll) / (indices[0].size * math.log(2)))
         usage = np.bincount(indices.ravel(), minlength=config.codebook_size) / indices.size
         m["codes_used"] = int(np.count_nonzero(usage))

@@ -31,7 +31,7 @@ import numpy as np
 from tfvae import api, metrics
 from tfvae import data as data_lib
 from tfvae.errors import TfvaeError
-from tfvae.evaluation.likelihood import per_image_scores
+from tfvae.evaluation.likelihood_steps import per_image_scores
 from tfvae.evaluation.report import write_json
 from tfvae.evaluation.run import prepare
 
@@ -128,7 +128,7 @@ def evaluate_one_class(workdir, options, log=print):
     names = list(config.class_names)
     log(f"one-class protocol on {workdir}: {len(is_normal)} {config.dataset} test images, {int(is_normal.sum())} "
         f"of the normal {data_lib.describe_classes(config.classes, names)}")
-    scores = one_class_scores(run, run.model_view(dataset.x_test, "test"), options)
+    scores = one_class_scores(run, run.data.model_view(dataset.x_test, "test"), options)
     aurocs = one_class_aurocs(scores, is_normal)
     results = {
         "workdir": os.path.abspath(workdir), "model": config.model, "dataset": config.dataset,

@@ -7,7 +7,7 @@ import numpy as np
 from tfvae import data as data_lib
 from tfvae import metrics
 from tfvae.errors import TfvaeError
-from tfvae.evaluation.likelihood import per_image_scores
+from tfvae.evaluation.likelihood_steps import per_image_scores
 from tfvae.evaluation.report import save_histograms
 
 
@@ -43,11 +43,11 @@ def ood_detection(run, x_test_uint8, in_scores, options, results, shared, out_di
     x_ood_uint8, source = shared[key]
     log(f"OOD: {len(x_test_uint8)} {run.config.dataset} test images vs {len(x_ood_uint8)} {options.ood_dataset} "
         "images")
-    scores, _ = per_image_scores(run, run.model_view(x_ood_uint8, "test"), None, options)
+    scores, _ = per_image_scores(run, run.data.model_view(x_ood_uint8, "test"), None, options)
     out_scores = scores["score"]
     binary = run.config.binarize != "none"
-    in_png = metrics.png_length_nats(run.model_view_uint8(x_test_uint8, "test"), binary=binary)
-    out_png = metrics.png_length_nats(run.model_view_uint8(x_ood_uint8, "test"), binary=binary)
+    in_png = metrics.png_length_nats(run.data.model_view_uint8(x_test_uint8, "test"), binary=binary)
+    out_png = metrics.png_length_nats(run.data.model_view_uint8(x_ood_uint8, "test"), binary=binary)
     in_corrected = metrics.complexity_corrected_score(in_scores, in_png)
     out_corrected = metrics.complexity_corrected_score(out_scores, out_png)
     score_name = "-ELBO" if run.variational else "reconstruction -log p(x|z_mean)"

@@ -4,7 +4,7 @@ import dataclasses
 import os
 
 from tfvae import data as data_lib
-from tfvae import sampling
+from tfvae import picture_arrays
 from tfvae.errors import ArgumentError, TfvaeError
 from tfvae.samplers import GMM_COMPONENTS, SAMPLERS
 
@@ -81,7 +81,7 @@ class EvalOptions:
         if self.sample_count <= KNN_K:
             raise TfvaeError(f"--sample_count must be more than {KNN_K} for k-NN precision/recall")
         try:
-            sampling.check_temperature(self.temperature)
+            picture_arrays.check_temperature(self.temperature)
         except ArgumentError:
             raise TfvaeError(f"--temperature={self.temperature}: the samples' spread is multiplied by it, so it must "
                              "be a number above 0 (1: the density itself)") from None

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 
-from tfvae import files, metrics, sampling
+from tfvae import files, metrics, picture_arrays
 
 # Metrics that don't depend on the sampler, then those that do; (key, table header, format).
 RUN_COLUMNS = (
@@ -204,7 +204,7 @@ def write_tensorboard(results, logdir):
 
 def save_picture(out_dir, name, picture):
     """Saves ``picture`` (floats in [0, 1]) as ``out_dir/name``; returns the path."""
-    return sampling.save_png(os.path.join(out_dir, name), picture)
+    return picture_arrays.save_png(os.path.join(out_dir, name), picture)
 
 
 def save_histograms(path, panels, in_name, out_name):

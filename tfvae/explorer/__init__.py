@@ -7,7 +7,7 @@ under the mouse, one slider per latent dimension, a cvae's class, and the interp
 images. Decoding goes through ``tfvae.load(...)`` (the one inference path) inside the TensorBoard process.
 
 Modules: ``rundirs`` (which run directories a request may name: found under the log directory, never outside),
-``params`` (the query parameters, checked), ``cache`` (a bounded cache of loaded runs), ``plugin`` (the
+``params`` (the query parameters, checked), ``run_cache`` (a bounded cache of loaded runs), ``plugin`` (the
 TensorBoard plugin and its routes), ``static/index.js`` (the page).
 
 Nothing else in tfvae imports this package.

@@ -20,7 +20,7 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from tfvae.errors import TfvaeError
-from tfvae.explorer import PLUGIN_NAME, cache, params, rundirs
+from tfvae.explorer import PLUGIN_NAME, params, run_cache, rundirs
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
@@ -46,14 +46,14 @@ class ExplorerPlugin(base_plugin.TBPlugin):
 
     plugin_name = PLUGIN_NAME
 
-    def __init__(self, context, max_runs=cache.MAX_RUNS, load=None):
+    def __init__(self, context, max_runs=run_cache.MAX_RUNS, load=None):
         """Args:
           context: TensorBoard's ``TBContext`` (its ``logdir`` is searched for runs).
           max_runs: loaded runs kept at once.
           load: ``workdir -> Run`` (default ``tfvae.load``; tests pass a spy).
         """
         self.rundirs = rundirs.RunDirectory(context.logdir or "")
-        self.cache = cache.RunCache(max_runs, load)
+        self.cache = run_cache.RunCache(max_runs, load)
 
     def get_plugin_apps(self):
         return {

@@ -4,7 +4,7 @@ Every function returns plain numpy values; the reductions are explicit (sums ove
 dimensions, then one value per image, then means over images where a function says so). One file per kind,
 each with its maths in its docstring:
 
-    likelihood.py   log p(x|z), the ELBO's and the importance-weighted NLL's maths, bits/dim, MSE and PSNR
+    nll.py          log p(x|z), the ELBO's and the importance-weighted NLL's maths, bits/dim, MSE and PSNR
     quality.py      Fréchet distance, Inception Score, k-NN precision and recall in classifier features
     anomaly.py      AUROC, PNG length and Serrà et al.'s complexity-corrected score
     perception.py   what a person sees: sharpness (Laplacian) and colourfulness (Hasler & Suesstrunk 2003)
@@ -14,7 +14,8 @@ Every public name is importable from here: ``from tfvae import metrics; metrics.
 """
 
 from tfvae.metrics.anomaly import auroc, complexity_corrected_score, png_length_nats
-from tfvae.metrics.likelihood import (
+from tfvae.metrics.mixture import GaussianMixture, fit_gaussian_mixture
+from tfvae.metrics.nll import (
     GAUSSIAN_VARIANCE,
     LIKELIHOODS,
     LOG_2PI,
@@ -31,7 +32,6 @@ from tfvae.metrics.likelihood import (
     reports_bits_per_dim,
     sigmoid,
 )
-from tfvae.metrics.mixture import GaussianMixture, fit_gaussian_mixture
 from tfvae.metrics.perception import colourfulness, perception, ratio, sharpness
 from tfvae.metrics.quality import (
     frechet_distance,

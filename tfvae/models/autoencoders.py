@@ -225,19 +225,23 @@ class Autoencoder(keras.Model):
         return noise
 
     @classmethod
-    def learned_prior(cls, run):
+    def learned_prior(cls, encoder, encode, sample_indices=None):
         """The model's own learned prior p(z) in a trained run, or None when it has none (the prior is N(0, I)).
 
         The hook behind the ``learned`` sampler (``tfvae.api.Run.sampler("learned")``), read from the run's files,
         never fitted. A model with a learned prior returns an object with ``sample(n, seed, temperature=1.0)``
         -> float32 (n, latent) codes (reproducible from ``seed``; the temperature as ``tfvae.samplers`` defines it,
-        checked by ``tfvae.sampling.check_temperature``) and, where its density is known, ``log_prob(z)``: log p(z)
-        per code as a tensor, which the likelihood (IWAE) and the KL use in place of N(0, I).
+        checked by ``tfvae.picture_arrays.check_temperature``) and, where its density is known, ``log_prob(z)``:
+        log p(z) per code as a tensor, which the likelihood (IWAE) and the KL use in place of N(0, I).
 
         Args:
-          run: the trained run (``tfvae.api.Run``: its ``encoder``, ``decoder``, ``workdir``, ``inference``).
+          encoder: the run's trained Keras encoder (encoder.keras).
+          encode: images in [0, 1] -> (z_mean, z_log_var) through the run's one forward path
+            (``tfvae.inference.Inference.encode`` with ``encoder``).
+          sample_indices: ``(n, seed, temperature)`` -> int32 (n, h, w) index grids drawn from the run's PixelCNN
+            prior (prior.keras, read on the first draw), for a model whose codes are grids of codebook indices.
         """
-        del run
+        del encoder, encode, sample_indices
         return None
 
     def _update_trackers(self, terms):

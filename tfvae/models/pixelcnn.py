@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from tfvae import sampling
+from tfvae import picture_arrays
 
 FILTERS = 64
 BLOCKS = 4
@@ -118,7 +118,7 @@ class CodeGridPrior:
     def sample(self, n, seed=0, temperature=1.0):
         """``n`` code grids, float32 (n, h, w, D), reproducible from ``seed``; each index drawn from the softmax of
         the PixelCNN's logits / ``temperature`` (1: the prior itself; below 1 sharper, above 1 flatter)."""
-        temperature = sampling.check_temperature(temperature)
+        temperature = picture_arrays.check_temperature(temperature)
         return self.codebook[np.asarray(self.draw_indices(n, seed, temperature))]
 
 

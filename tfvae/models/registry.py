@@ -11,7 +11,8 @@ model is its module and one line below; nothing outside ``tfvae.models`` branche
 import dataclasses
 import importlib
 
-__all__ = ["MODELS", "build_model", "hyperparameter_classes", "hyperparameter_fields", "model_class", "owners"]
+__all__ = ["MODELS", "build_model", "hyperparameter_classes", "hyperparameter_fields", "model_class", "owners",
+           "with_article"]
 
 _REGISTRY = {  # name: "module:Class" in tfvae.models
     "ae": "autoencoders:Autoencoder",
@@ -32,6 +33,11 @@ def model_class(name):
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     module, cls = _REGISTRY[name].split(":")
     return getattr(importlib.import_module(f"tfvae.models.{module}"), cls)
+
+
+def with_article(name):
+    """'an rae', 'a vae': a model's name with its article, the name read letter by letter."""
+    return f"{'an' if name[0] in 'aefhilmnorsx' else 'a'} {name}"
 
 
 def hyperparameter_classes():

@@ -65,7 +65,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tfvae import losses, sampling
+from tfvae import losses, picture_arrays
 from tfvae.fields import setting
 from tfvae.models import networks
 from tfvae.models.autoencoders import VAE
@@ -156,7 +156,7 @@ class VampPrior:
     def sample(self, n, seed=0, temperature=1.0):
         """``n`` draws, float32 (n, latent): k uniform over the components, then z ~ N(means_k, exp(log_vars_k)),
         from one generator seeded by ``seed``; the noise's spread multiplied by ``temperature``."""
-        temperature = sampling.check_temperature(temperature)
+        temperature = picture_arrays.check_temperature(temperature)
         rng = np.random.default_rng(seed)
         k = rng.integers(len(self.means), size=n)
         eps = rng.standard_normal((n, self.latent)) * temperature
@@ -211,8 +211,9 @@ class VampVAE(VAE):
         return vamp_kl(out["z"], out["z_mean"], out["z_log_var"], out["prior_mean"], out["prior_log_var"])
 
     @classmethod
-    def learned_prior(cls, run):
-        """The run's VampPrior: its encoder's pseudo-inputs, encoded through the Run's one forward path."""
-        images = run.encoder.get_layer(PSEUDO_INPUTS_LAYER).images()
-        means, log_vars = run.inference.encode(run.encoder, images)
+    def learned_prior(cls, encoder, encode, sample_indices=None):
+        """The run's VampPrior: its ``encoder``'s pseudo-inputs, encoded by ``encode`` (the Run's one forward path);
+        see ``Autoencoder.learned_prior``."""
+        del sample_indices
+        means, log_vars = encode(encoder.get_layer(PSEUDO_INPUTS_LAYER).images())
         return VampPrior(means, log_vars)

@@ -301,13 +301,12 @@ class VQVAE(Autoencoder):
         return terms
 
     @classmethod
-    def learned_prior(cls, run):
-        """The run's learned prior (the ``learned`` sampler): grids drawn from its PixelCNN (prior.keras) through
-        the Run's one inference path, decoded into code grids by its codebook (encoder.keras)."""
-        codebook = quantizer(run.encoder).embeddings.numpy()
-        return pixelcnn.CodeGridPrior(
-            lambda n, seed, temperature: run.inference.sample_indices(run.prior, n, seed, temperature=temperature),
-            codebook)
+    def learned_prior(cls, encoder, encode, sample_indices=None):
+        """The run's learned prior (the ``learned`` sampler): index grids drawn by ``sample_indices`` (its PixelCNN,
+        prior.keras, through the Run's one inference path), decoded into code grids by the codebook of its
+        ``encoder``; see ``Autoencoder.learned_prior``."""
+        del encode
+        return pixelcnn.CodeGridPrior(sample_indices, quantizer(encoder).embeddings.numpy())
 
     def _update_trackers(self, terms):
         self.commitment_tracker.update_state(terms["commitment"])

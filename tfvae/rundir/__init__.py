@@ -13,9 +13,10 @@ A run directory holds everything a run produces::
     decoder.keras          z (+ one-hot labels) -> logits
     logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures; step = epoch (1, 2, ...)
                            latent/: the Projector's files and the traversal, after the last epoch (tfvae.projector)
-    prior.keras, prior/    a vqvae's PixelCNN prior over its code grids, and its training checkpoint (prior.py)
+    prior.keras, prior/    a vqvae's PixelCNN prior over its code grids, and its training checkpoint (prior_file.py)
     samplers/<name>.npz    a sampler fitted to the training codes after training (gmm, two_stage), written on
-                           its first use by sample.py, evaluate.py or ``Run.sample`` (see samplers.py)
+                           its first use by sample.py, evaluate.py or ``Run.sample``: ``tfvae.samplers.npz``
+                           writes and reads them, with the samplers they hold
     skipped_files.txt      folder data only: the files that could not be decoded, and why
     .lock                  held (fcntl.flock) by the train.py writing the directory
 
@@ -27,9 +28,9 @@ One job per module (each imports only the ones listed above it)::
     config_file.py   config.json (``load_config``, ``check_workdir``), skipped_files.txt, files in their places
     history.py       history.csv, and its repair from the TensorBoard scalars
     state.py         checkpoints/state.json (``CheckpointState``), ``epochs_trained``
-    exports.py       encoder.keras and decoder.keras: ``save_model``, ``load_model_file`` and their checks
-    samplers.py      samplers/<name>.npz: ``save_sampler``, ``load_sampler`` and their checks
-    prior.py         a vqvae's prior.keras and prior/: ``save_prior``, ``load_prior``, its checkpoint and state
+    exports.py       encoder.keras and decoder.keras: ``save_model``, ``load_model_file`` and their checks,
+                     ``ExportedModels`` (a run's two, loaded on first use)
+    prior_file.py    a vqvae's prior.keras and prior/: ``save_prior``, ``load_prior``, its checkpoint and state
 
 What writes them, and in which order, is ``tfvae.training``'s (its docstring); ``tfvae.load`` reads them (and
 writes the fitted samplers, ``tfvae.api.Run.sampler``).
@@ -45,10 +46,17 @@ from tfvae.rundir.config_file import (
     write_config,
     write_skipped_files,
 )
-from tfvae.rundir.exports import MODEL_NAMES, check_exports, load_model_file, model_misfit, save_model
+from tfvae.rundir.exports import (
+    MODEL_NAMES,
+    ExportedModels,
+    check_exports,
+    load_model_file,
+    model_misfit,
+    save_model,
+)
 from tfvae.rundir.history import HISTORY_FIELDS, history_from_events, load_history, read_history, write_history
 from tfvae.rundir.latest import LATEST, point_latest, resolve_workdir
-from tfvae.rundir.prior import (
+from tfvae.rundir.prior_file import (
     PRIOR_DIR,
     PRIOR_FILE,
     load_prior,
@@ -58,14 +66,12 @@ from tfvae.rundir.prior import (
     save_prior,
     save_prior_checkpoint,
 )
-from tfvae.rundir.samplers import SAMPLER_DIR, encoder_fingerprint, load_sampler, sampler_path, save_sampler
 from tfvae.rundir.state import CheckpointState, describe_checkpoint, epochs_trained, restart_advice
 
 __all__ = [
     "HISTORY_FIELDS", "LATEST", "MODEL_NAMES", "PRIOR_DIR", "PRIOR_FILE", "load_prior", "prior_checkpoint_path",
     "prior_path", "read_prior_state", "save_prior", "save_prior_checkpoint", "RUN_FILES", "RUN_FOLDERS",
-    "SAMPLER_DIR", "SKIPPED_FILES",
-    "CheckpointState", "encoder_fingerprint", "load_sampler", "sampler_path", "save_sampler",
+    "SKIPPED_FILES", "CheckpointState", "ExportedModels",
     "check_exports", "check_run_files", "check_workdir", "describe_checkpoint", "epochs_trained",
     "history_from_events", "load_config", "load_history", "load_model_file", "model_misfit", "point_latest",
     "read_history", "resolve_workdir", "restart_advice", "save_model", "write_config", "write_history",

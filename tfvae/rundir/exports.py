@@ -1,4 +1,5 @@
-"""The exported models, encoder.keras and decoder.keras: writing them, and loading them with their checks.
+"""The exported models, encoder.keras and decoder.keras: writing them, and loading them with their checks
+(``load_model_file``; ``ExportedModels``: a run's two, each loaded the first time it is asked for).
 
 Models load with ``safe_mode=True`` only: a ``.keras`` file can't run code on load.
 """
@@ -62,6 +63,48 @@ def load_model_file(workdir, name, config=None):
             raise TfvaeError(f"{path} does not fit the run's config.json ({misfit}): the two come from different "
                              f"runs; restore the run's own config.json, or {rebuild}")
     return model
+
+
+class ExportedModels:
+    """A run's encoder.keras and decoder.keras, each loaded (``load_model_file``) the first time it is asked for:
+    drawing prior samples never loads the encoder.
+
+    Args:
+      workdir: the run directory.
+      config: its Config: the files' shapes are checked against it, and errors name its model.
+      variational: whether the model's encoder is a posterior with a variance (z_log_var): encoder.keras must agree.
+      encoder, decoder: Keras models already in memory, used instead of the files.
+    """
+
+    def __init__(self, workdir, config, variational, encoder=None, decoder=None):
+        self.workdir, self.config, self.variational = workdir, config, variational
+        self._encoder, self._decoder = encoder, decoder
+
+    @property
+    def encoder(self):
+        """The Keras encoder: images in [0, 1] (+ one-hot labels) -> {"z_mean", "z_log_var", "z"}.
+
+        Raises:
+          TfvaeError: encoder.keras missing, damaged, or not this run's (``load_model_file``), or one whose
+            z_log_var disagrees with the run's model.
+        """
+        if self._encoder is None:
+            encoder = load_model_file(self.workdir, "encoder", self.config)
+            outputs = encoder.output
+            has_log_var = isinstance(outputs, dict) and "z_log_var" in outputs
+            if has_log_var != self.variational:
+                raise TfvaeError(f"{self.workdir}: config.json says model={self.config.model} but encoder.keras "
+                                 f"{'has' if has_log_var else 'lacks'} z_log_var; the run directory is "
+                                 "inconsistent")
+            self._encoder = encoder
+        return self._encoder
+
+    @property
+    def decoder(self):
+        """The Keras decoder: z (+ one-hot labels) -> logits."""
+        if self._decoder is None:
+            self._decoder = load_model_file(self.workdir, "decoder", self.config)
+        return self._decoder
 
 
 def model_misfit(model, name, config):

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae import files, integrity, sampling
+from tfvae import files, integrity, picture_arrays
 from tfvae.errors import TfvaeError
 from tfvae.models import model_class, networks
 from tfvae.models.adversarial import DISCRIMINATOR_LR_RATIO
@@ -203,10 +203,10 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     preview = {"image": dataset.x_test[:8].astype("float32") / 255.0}
     labels = None
     if model.conditional:
-        preview["label"] = sampling.one_hot(dataset.y_test[:8], config.num_classes)
-        labels = sampling.one_hot(np.arange(64) % config.num_classes, config.num_classes)
+        preview["label"] = picture_arrays.one_hot(dataset.y_test[:8], config.num_classes)
+        labels = picture_arrays.one_hot(np.arange(64) % config.num_classes, config.num_classes)
     # A model whose prior is trained after it (a vqvae's PixelCNN) has none to draw pictures from: reconstructions.
-    samples = None if model.trains_prior_after else sampling.prior_samples(64, config.latent, config.seed)
+    samples = None if model.trains_prior_after else picture_arrays.prior_samples(64, config.latent, config.seed)
     recorder = RunRecorder(writedir, len(dataset.x_train), history, batch_size=config.batch_size,
                            images=ImageWriter(logdir, preview, samples, labels), probe=preview,
                            checkpoint_every_steps=config.checkpoint_every_steps,

@@ -126,7 +126,7 @@ def damaged_exports(model, workdir):
 
     A finished run whose training command is run again re-exports only these: a re-export with the same
     weights still makes new files (Keras records the time of saving), and the samplers fitted to a run are tied
-    to its encoder.keras's bytes (``tfvae.rundir.encoder_fingerprint``), so they would be refitted.
+    to its encoder.keras's bytes (``tfvae.samplers.encoder_fingerprint``), so they would be refitted.
     """
     paths = {name: os.path.join(workdir, f"{name}.keras") for name in _exported_networks(model)}
     return [name for name, path in paths.items()

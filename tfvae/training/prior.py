@@ -33,7 +33,7 @@ def code_grids(encoder, images, batch_size=256):
 
 
 def model_view(x_uint8, config, split):
-    """uint8 images as the VQ-VAE saw them (``tfvae.api.Run.model_view``'s rule: a binarized run's fixed copy)."""
+    """uint8 images as the VQ-VAE saw them (``tfvae.run_data.RunData.model_view``: a binarized run's fixed copy)."""
     if config.binarize == "none":
         return x_uint8.astype("float32") / 255.0
     return data_lib.binarize_static(x_uint8, seed=config.seed + (split == "test")).astype("float32") / 255.0

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfvae import likelihoods, sampling
+from tfvae import likelihoods, picture_arrays
 
 
 class ScalarWriter:
@@ -44,14 +44,14 @@ class ImageWriter:
         originals = np.asarray(self.batch["image"])
         cols = len(originals)
         with self.writer.as_default(step=epoch):
-            tf.summary.image("reconstructions", sampling.tile(np.concatenate([originals, recon]), 2, cols)[None])
+            tf.summary.image("reconstructions", picture_arrays.tile(np.concatenate([originals, recon]), 2, cols)[None])
             if self.z is not None:  # None: a model without a prior to draw from while it trains (vqvae)
                 # A direct call: predict() would cost a quarter of a second per epoch for these 64 images.
                 z = model.prior_codes(self.z)  # the fixed noise, as draws of the model's prior (a vamp's moves)
                 outputs = model.decoder(z if self.labels is None else [z, self.labels])
                 samples = np.asarray(likelihoods.mean(outputs, likelihood))
                 side = int(np.sqrt(len(self.z)))
-                tf.summary.image("samples", sampling.tile(samples, side, side)[None])
+                tf.summary.image("samples", picture_arrays.tile(samples, side, side)[None])
         self.writer.flush()
 
     def close(self):

@@ -1,15 +1,15 @@
 """A run's fitted samplers, read from its run directory or fitted and written there: ``load_or_fit``.
 
-The fitting is ``tfvae.samplers``'; the files' format and checks are ``tfvae.rundir``'s. A saved sampler is used
-only while it was fitted to the run's present ``encoder.keras`` and with the settings asked for; a setting not asked
-for is the sampler's default (``defaults``: a gmm asked for nothing has 10 components, whatever a fit before had).
+The fitting is ``tfvae.samplers.densities``'; the files' format and checks are ``tfvae.samplers.npz``'s. A saved
+sampler is used only while it was fitted to the run's present ``encoder.keras`` and with the settings asked for; a
+setting not asked for is the sampler's default (``defaults``: a gmm asked for nothing has 10 components, whatever a
+fit before had).
 """
 
 import time
 
-from tfvae import rundir
-from tfvae import samplers as samplers_lib
 from tfvae.errors import TfvaeError
+from tfvae.samplers import densities, npz
 
 
 def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
@@ -26,11 +26,11 @@ def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
     Raises:
       TfvaeError: a damaged sampler file (one line: delete it to refit).
     """
-    kind = samplers_lib.CLASSES[name]
+    kind = densities.CLASSES[name]
     settings = {**kind.defaults, **settings}
-    path = rundir.sampler_path(workdir, name)
-    fingerprint = rundir.encoder_fingerprint(workdir)
-    saved = rundir.load_sampler(workdir, name, latent_dim, kind.required)
+    path = npz.sampler_path(workdir, name)
+    fingerprint = npz.encoder_fingerprint(workdir)
+    saved = npz.load_sampler(workdir, name, latent_dim, kind.required)
     if saved is not None:
         arrays, meta = saved
         asked = {k: v for k, v in settings.items() if meta.get("settings", {}).get(k) != v}
@@ -39,15 +39,15 @@ def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
         elif asked:
             log(f"{path} was fitted with other settings than {asked}: fitting it again")
         else:
-            return samplers_lib.sampler_from_state(name, arrays, meta.get("settings"))
+            return densities.sampler_from_state(name, arrays, meta.get("settings"))
     codes = train_codes()
     started = time.perf_counter()
-    fitted = samplers_lib.fit_sampler(name, codes, seed=0, **settings)
+    fitted = densities.fit_sampler(name, codes, seed=0, **settings)
     seconds = time.perf_counter() - started
     meta = {"latent": latent_dim, "codes": len(codes), "encoder_sha256": fingerprint,
             "settings": {**fitted.settings(), **settings}, "seconds": round(seconds, 3)}
     try:
-        rundir.save_sampler(workdir, name, fitted.state(), meta)
+        npz.save_sampler(workdir, name, fitted.state(), meta)
         saved_to = f"wrote {path}"
     except TfvaeError as e:  # e.g. someone else's read-only run: sample anyway, and say why nothing was kept
         saved_to = f"not saved: {e}"

@@ -8,7 +8,7 @@ import numpy as np
 from tfvae import data as data_lib
 from tfvae import metrics
 from tfvae.errors import ArgumentError, TfvaeError
-from tfvae.evaluation.likelihood import iwae_decoder, per_image_scores
+from tfvae.evaluation.likelihood_steps import iwae_decoder, per_image_scores
 from tfvae.evaluation.run import load_run
 
 SCORE_FIELDS = ("file", "neg_elbo", "reconstruction", "kl", "iwae_nll", "reconstruction_at_mean", "mse", "psnr",
@@ -39,17 +39,18 @@ def score_folder(workdir, data_dir, options, log=print):
                                                         max_image_pixels=run.config.max_image_pixels, log=log)
     if skipped:
         log(f"skipped {len(skipped)} undecodable file(s): {', '.join(skipped[:5])}")
-    x = run.model_view(x_uint8, "test")
+    x = run.data.model_view(x_uint8, "test")
     scores, recon = per_image_scores(run, x, None, options)
     if run.variational:
-        scores["iwae_nll"] = run.likelihood_terms(x, None, options.num_samples, max_batch=options.iwae_batch,
-                                                  seed=options.seed + 1, decoder=iwae_decoder(run, options))["nll"]
+        terms = run.scores.likelihood_terms(x, None, options.num_samples, max_batch=options.iwae_batch,
+                                            seed=options.seed + 1, decoder=iwae_decoder(run, options))
+        scores["iwae_nll"] = terms["nll"]
     mse, psnr = metrics.mse_psnr(x, recon)
-    png = metrics.png_length_nats(run.model_view_uint8(x_uint8, "test"), binary=run.config.binarize != "none")
+    png = metrics.png_length_nats(run.data.model_view_uint8(x_uint8, "test"), binary=run.config.binarize != "none")
     test = run.dataset.x_test
     count = min(options.num_images or len(test), len(test))
     subset = np.sort(np.random.default_rng(options.seed).permutation(len(test))[:count])
-    test_scores, _ = per_image_scores(run, run.model_view(test[subset], "test"), None, options)
+    test_scores, _ = per_image_scores(run, run.data.model_view(test[subset], "test"), None, options)
     reference = np.sort(test_scores["score"])
     percentile = 100.0 * np.searchsorted(reference, scores["score"], side="right") / len(reference)
     columns = {"neg_elbo": scores.get("neg_elbo"), "reconstruction": scores.get("reconstruction"),

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 import tfvae
-from tfvae import sampling
+from tfvae import picture_arrays
 from tfvae.errors import TfvaeError
 
 MAX_RUNS = 4  # loaded runs kept at once
@@ -22,7 +22,7 @@ SLIDERS = 16  # latent dimensions given a slider, highest usage first
 
 def describe(run, name):
     """What the page needs about ``run``: shapes, classes, test codes, latent usage, slider ranges, PCA plane."""
-    if run.quantized:
+    if run.code_grids.quantized:
         raise TfvaeError(f"{name} is a vqvae, whose codes are grids of codebook indices: the explorer shows vector "
                          "latents only (python sample.py --mode=random draws from its PixelCNN prior)")
     z, _, y = run.test_codes()
@@ -35,7 +35,7 @@ def describe(run, name):
     lo, hi = lo - 0.25 * span, hi + 0.25 * span
     if run.variational:  # the prior's +-3 sigma at least
         lo, hi = np.minimum(lo, -3.0), np.maximum(hi, 3.0)
-    mean, axes = sampling.principal_plane(z)
+    mean, axes = picture_arrays.principal_plane(z)
     return {
         "run": name,
         "model": run.config.model,

@@ -25,7 +25,7 @@ def _progress_logger(log, what, every=30.0):
 def likelihood_note(run):
     """One line on what the run's likelihood numbers mean and what they are comparable with."""
     config = run.config
-    if run.quantized:
+    if run.code_grids.quantized:
         return ("A VQ-VAE defines no likelihood of images here: its posterior is a point (one codebook index per "
                 "grid cell) and p(x) = sum_k p(k) p(x|k) is not estimated; reported are its reconstruction term "
                 "-log p(x|z_q) (nats), MSE/PSNR, and its PixelCNN prior's bits per code on the test images' "
@@ -68,10 +68,11 @@ def likelihood_note(run):
 def per_image_scores(run, images, labels, options):
     """Per-image -ELBO terms (VAE) or the reconstruction term at z_mean (AE), plus reconstructions.
 
-    The same computation as ``tfvae.api.Run.score`` (``Run.score_terms``), with the options' draws and batches.
+    The same computation as ``tfvae.api.Run.score`` (``tfvae.scores.Scores.score_terms``), with the options' draws
+    and batches.
     """
-    return run.score_terms(images, labels, samples=options.elbo_samples, seed=options.seed,
-                           batch_size=options.batch_size)
+    return run.scores.score_terms(images, labels, samples=options.elbo_samples, seed=options.seed,
+                                  batch_size=options.batch_size)
 
 
 def iwae_estimate(run, x_test, labels, scores, options, m, log):
@@ -90,7 +91,7 @@ def iwae_estimate(run, x_test, labels, scores, options, m, log):
     count = min(options.num_images or n, n)
     subset = np.sort(np.random.default_rng(options.seed).permutation(n)[:count])
     log(f"IWAE: {count} test images x {options.num_samples} importance samples")
-    terms = run.likelihood_terms(
+    terms = run.scores.likelihood_terms(
         x_test[subset], None if labels is None else labels[subset], options.num_samples,
         max_batch=options.iwae_batch, seed=options.seed + 1, decoder=iwae_decoder(run, options),
         progress=_progress_logger(log, f"IWAE k={options.num_samples}"))

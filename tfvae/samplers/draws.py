@@ -1,13 +1,13 @@
 """Latent codes from a run's sampler (``tfvae.api.Run.sampler``) and the images they decode to.
 
-The samplers are the run's own (``tfvae.samplers``): the prior, or a density fitted to the training images'
+The samplers are the run's own (``tfvae.samplers.densities``): the prior, or a density fitted to the training images'
 posterior means and saved in the run directory (``samplers/<name>.npz``) on first use, by evaluate.py,
 sample.py or ``Run.sample`` alike. So evaluate.py scores the very samples sample.py draws.
 """
 
 import numpy as np
 
-from tfvae.samplers import GMM_COMPONENTS
+from tfvae.samplers.densities import GMM_COMPONENTS
 
 
 def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM_COMPONENTS, temperature=1.0):

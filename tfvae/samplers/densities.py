@@ -3,7 +3,7 @@ r"""Samplers of latent codes: the prior, and densities fitted to the training co
 A trained autoencoder decodes any z, but it only learned to decode the codes its encoder gives. Sampling
 means drawing z from some density p(z) and decoding it; the samplers differ in that density. Each has one
 small interface: ``fit(codes, seed)`` (a classmethod), ``sample(n, seed, temperature=1.0)`` -> float32 (n, d), and
-``state()`` / ``from_state(arrays, settings)``, the arrays and settings that ``tfvae.rundir`` saves as
+``state()`` / ``from_state(arrays, settings)``, the arrays and settings that ``tfvae.samplers.npz`` saves as
 ``samplers/<name>.npz`` and reads back (``tfvae.api.Run.sampler`` fits, saves and reloads them).
 
 The codes. Every fitted sampler is fitted to the same codes: the posterior means z_i = mu(x_i) of the run's
@@ -72,7 +72,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import metrics, models, sampling
+from tfvae import metrics, models, picture_arrays
 from tfvae.errors import ArgumentError
 
 SAMPLERS = ("prior", "gmm", "two_stage", "learned")
@@ -101,8 +101,9 @@ class Prior:
 
     def sample(self, n, seed=0, temperature=1.0):
         """``n`` draws from N(0, temperature^2 I), float32 (n, d), reproducible from ``seed``
-        (``sampling.prior_samples``)."""
-        return sampling.prior_samples(n, self.latent, seed) * np.float32(sampling.check_temperature(temperature))
+        (``picture_arrays.prior_samples``)."""
+        temperature = picture_arrays.check_temperature(temperature)
+        return picture_arrays.prior_samples(n, self.latent, seed) * np.float32(temperature)
 
 
 class GaussianMixtureSampler:
@@ -149,7 +150,7 @@ class GaussianMixtureSampler:
         """``n`` draws, float32 (n, d): scikit-learn's ``GaussianMixture.sample`` with random_state=seed, then
         shuffled (``tfvae.metrics.GaussianMixture.sample`` gives the same draws from the fitted estimator); with a
         ``temperature`` tau, each draw x of component k moves to m_k + tau * (x - m_k)."""
-        temperature = sampling.check_temperature(temperature)
+        temperature = picture_arrays.check_temperature(temperature)
         rng = np.random.RandomState(seed)
         weights = self.weights / self.weights.sum()  # float32 round-off of a saved file must not fail multinomial
         counts = rng.multinomial(n, weights)
@@ -312,7 +313,8 @@ class TwoStageSampler:
     def sample(self, n, seed=0, temperature=1.0):
         """``n`` codes, float32 (n, d): u ~ N(0, tau^2 I) and e ~ N(0, tau^2 I) seeded by ``seed`` (tau the
         ``temperature``), c = g(u) + sqrt(gamma) e, z = shift + scale * c."""
-        draws = sampling.prior_samples(n, 2 * self.latent, seed) * np.float32(sampling.check_temperature(temperature))
+        temperature = picture_arrays.check_temperature(temperature)
+        draws = picture_arrays.prior_samples(n, 2 * self.latent, seed) * np.float32(temperature)
         c = self.decode(draws[:, :self.latent]) + math.exp(0.5 * self.log_gamma) * draws[:, self.latent:]
         return (self.shift + self.scale * c).astype("float32")
 
@@ -326,5 +328,5 @@ def fit_sampler(name, codes, seed=0, **settings):
 
 
 def sampler_from_state(name, arrays, settings=None):
-    """The sampler ``name`` rebuilt from the arrays its ``state()`` gave (as ``tfvae.rundir`` read them back)."""
+    """The sampler ``name`` rebuilt from the arrays its ``state()`` gave (as ``tfvae.samplers.npz`` read them back)."""
     return CLASSES[name].from_state(arrays, settings)

@@ -3,11 +3,11 @@ each sampler's sharpness and colourfulness as ratios to the real test images' (`
 
 import numpy as np
 
-from tfvae import metrics, sampling
+from tfvae import metrics, picture_arrays
 from tfvae.evaluation.classifier import data_fingerprint, load_or_train_classifier
 from tfvae.evaluation.options import GRID_SIDE, KNN_K
 from tfvae.evaluation.report import sampler_label, save_picture
-from tfvae.evaluation.samplers import generate, sample_latents
+from tfvae.samplers.draws import generate, sample_latents
 
 
 def _real_features(run, classifier, options, shared):
@@ -83,7 +83,7 @@ def sample_quality(run, options, results, shared, out_dir, log):
             entry = _quality(test_feats, fake_feats, fake_probs)
             entry["training_distance_ratio"] = metrics.training_distance_ratio(train_feats, test_feats, fake_feats)
         entry.update(metrics.perception(images, real))
-        grid = sampling.tile(images[: GRID_SIDE * GRID_SIDE], GRID_SIDE, GRID_SIDE)
+        grid = picture_arrays.tile(images[: GRID_SIDE * GRID_SIDE], GRID_SIDE, GRID_SIDE)
         entry["grid"] = save_picture(out_dir, f"eval_samples_{sampler}.png", grid)
         results["samplers"][sampler] = entry
         name = sampler_label(results, sampler)

@@ -11,7 +11,7 @@ One file per fitted sampler (the prior has none), an uncompressed ``.npz`` of pl
 (how many training codes it was fitted to), ``encoder_sha256`` (the sha256 of the encoder.keras whose codes
 it was fitted to: a run trained further has other codes, and its samplers are then fitted again),
 ``settings`` (what the fit was asked for, e.g. the number of components), ``seconds`` (the fit's time).
-What the arrays mean is ``tfvae.samplers``'s.
+What the arrays mean is ``tfvae.samplers.densities``'; ``tfvae.samplers.store`` decides when to read or fit.
 """
 
 import json

@@ -1,0 +1,36 @@
+"""The samplers of latent codes, in one package: what they are, how they are fitted, stored and drawn from.
+
+One job per module (each imports only the ones listed above it)::
+
+    densities.py     the samplers (prior, gmm, two_stage; "learned" is the model's own prior): their densities,
+                     fitting and drawing, and their state as arrays; the derivations are in its docstring
+    npz.py           a run directory's samplers/<name>.npz: ``save_sampler``, ``load_sampler`` and their checks
+    store.py         ``load_or_fit``: a run's fitted sampler read from its run directory, or fitted and written there
+    run_samplers.py  ``RunSamplers``: a run's samplers by name, checked, made or fitted once (``Run.samplers``)
+    draws.py         codes drawn from a run's sampler and the images they decode to (evaluate.py's samples)
+
+``tfvae.api.Run.sampler`` is where a run gets its samplers; ``tfvae.picture_arrays.check_temperature`` (below the
+models, which use it too) checks a draw's temperature.
+"""
+
+from tfvae.samplers.densities import (
+    CLASSES,
+    GMM_COMPONENTS,
+    LEARNED,
+    SAMPLERS,
+    GaussianMixtureSampler,
+    Prior,
+    TwoStageSampler,
+    default_sampler,
+    fit_sampler,
+    sampler_from_state,
+)
+from tfvae.samplers.draws import generate, sample_latents
+from tfvae.samplers.npz import SAMPLER_DIR, encoder_fingerprint, load_sampler, sampler_path, save_sampler
+from tfvae.samplers.store import load_or_fit
+
+__all__ = [
+    "CLASSES", "GMM_COMPONENTS", "LEARNED", "SAMPLERS", "SAMPLER_DIR", "GaussianMixtureSampler", "Prior",
+    "TwoStageSampler", "default_sampler", "encoder_fingerprint", "fit_sampler", "generate", "load_or_fit",
+    "load_sampler", "sample_latents", "sampler_from_state", "sampler_path", "save_sampler",
+]

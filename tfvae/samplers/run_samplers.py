@@ -1,0 +1,71 @@
+"""A run's samplers by name (``tfvae.api.Run.samplers``): the name checked, its settings checked, and the sampler
+made, read from the run directory or fitted there (``store.load_or_fit``), or the model's own learned prior; each
+fitted one is kept for the Run's life.
+"""
+
+from tfvae.errors import ArgumentError
+from tfvae.models import MODELS, model_class, with_article
+from tfvae.samplers import densities, store
+
+
+class RunSamplers:
+    """The samplers of one run.
+
+    Args:
+      workdir: the run directory (fitted samplers are read from and written to its samplers/; errors name it).
+      model: the run's model name (``Config.model``): its default sampler, and errors name it.
+      latent_dim: size of its codes.
+      quantized: whether its codes are a vqvae's grids, which only its learned prior draws.
+      learned_prior: a function giving the model's learned prior, or None when it has none
+        (``tfvae.api.Run.learned_prior``).
+      train_codes: a function giving the training codes a sampler is fitted to (``tfvae.api.Run.train_codes``),
+        called only when a fit is needed.
+      log: gets one line when a sampler is fitted, and why.
+    """
+
+    def __init__(self, workdir, *, model, latent_dim, quantized, learned_prior, train_codes, log):
+        self.workdir, self.model, self.latent_dim, self.quantized = workdir, model, latent_dim, quantized
+        self.learned_prior, self.train_codes, self.log = learned_prior, train_codes, log
+        self._fitted = {}  # (name, settings) -> sampler
+
+    @property
+    def default(self):
+        """The sampler used when none is named (``tfvae.samplers.default_sampler``)."""
+        return densities.default_sampler(self.model)
+
+    def get(self, name=None, **settings):
+        """The sampler ``name`` (default ``default``) with these ``settings``: see ``tfvae.api.Run.sampler``.
+
+        Raises:
+          ArgumentError: an unknown name, "learned" for a model without a learned prior, another sampler for a
+            vqvae, or a setting the sampler does not take. TfvaeError: a damaged sampler file.
+        """
+        name = name or self.default
+        if name not in densities.SAMPLERS:
+            raise ArgumentError("sampler", f"sampler={name!r} is not a sampler; choose one of "
+                                           f"{', '.join(densities.SAMPLERS)}")
+        if self.quantized and name != densities.LEARNED:
+            raise ArgumentError("sampler", f"sampler={name} given, but {self.workdir} holds a vqvae: its codes are "
+                                           "grids of codebook indices, drawn by its PixelCNN prior: use "
+                                           "sampler=learned")
+        settable = () if name == densities.LEARNED else densities.CLASSES[name].settable
+        for setting, value in settings.items():
+            if setting not in settable:
+                raise ArgumentError(setting, f"{setting}={value!r} given, but sampler={name} takes "
+                                             f"{', '.join(settable) or 'no settings'}")
+        if name == densities.LEARNED:
+            prior = self.learned_prior()
+            if prior is None:
+                having = " or ".join(m for m in MODELS if model_class(m).has_learned_prior)
+                raise ArgumentError("sampler", f"sampler='learned', but {self.workdir} holds "
+                                               f"{with_article(self.model)}, which has no learned prior (a {having} "
+                                               "has one); choose prior, gmm or two_stage")
+            return prior
+        kind = densities.CLASSES[name]
+        if not kind.fitted:
+            return kind(self.latent_dim)
+        key = (name, tuple(sorted(settings.items())))
+        if key not in self._fitted:
+            self._fitted[key] = store.load_or_fit(self.workdir, name, self.latent_dim, self.train_codes, settings,
+                                                  self.log)
+        return self._fitted[key]

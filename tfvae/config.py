@@ -36,8 +36,8 @@ class Config:
 
     The model, data, epochs and batch size are the Keras VAE example's (conv, latent 2, 30 epochs, batch 128);
     on fewer than 8,500 training images the default batch is 32 (tfvae.training.default_batch_size).
-    The optimizer schedule, precision and steps per call were chosen by measurement on a 2-core AVX512_BF16 CPU
-    (benchmarks/throughput.py, benchmarks/time_to_quality.py); the comments give the figures.
+    The optimizer schedule, precision and steps per call were chosen by measurement (benchmarks/throughput.py,
+    benchmarks/time_to_quality.py): docs/performance.md#how-the-defaults-were-chosen has the figures.
     """
 
     model: str = "vae"
@@ -60,9 +60,9 @@ class Config:
     classes: tuple = ()  # train and test on these class ids only (labelled data); () = every class
     epochs: int = 30
     batch_size: int = 0  # 0: 128, or 32 on small data (training.default_batch_size); train() records the size used
-    # Adam 5e-3 with a half-epoch warm-up and a cosine decay reaches the Keras example's 10-epoch test loss in
-    # 1.5 epochs (0.11 of its time, benchmarks/time_to_quality.py) and ends 30 epochs on Fashion-MNIST better
-    # than the example's constant 1e-3 (test loss 259.2 vs 264.4, seed 0). --learning_rate=1e-3
+    # Adam 5e-3 with a half-epoch warm-up and a cosine decay: it reaches the Keras example's 10-epoch test loss
+    # sooner and ends 30 epochs better than the example's constant 1e-3 (chosen by measurement:
+    # docs/results_keras_example.md, docs/performance.md#how-the-defaults-were-chosen). --learning_rate=1e-3
     # --lr_schedule=constant is the example's recipe.
     learning_rate: float = 5e-3
     lr_schedule: str = "cosine"  # linear warm-up for warmup_epochs, then decay to 0; or "constant"
@@ -89,7 +89,7 @@ class Config:
     strategy: str = "auto"
     precision: str = "auto"  # the keras.mixed_precision policy; auto: see training.resolve_precision
     jit_compile: object = "auto"  # True, False or "auto" (Keras: XLA on GPUs, not on CPU-only machines)
-    steps_per_execution: int = 16  # 1.04-1.2x the throughput of 1 on 2 CPU cores (benchmarks/throughput.py)
+    steps_per_execution: int = 16  # faster than 1 on CPU: docs/performance.md#how-the-defaults-were-chosen
     intra_op_threads: int = 0  # 0: TensorFlow's default (one per core)
     inter_op_threads: int = 0
     workdir: str = ""  # "": runs/<model>-<dataset>-z<latent>

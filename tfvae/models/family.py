@@ -91,8 +91,8 @@ def build_model(kind, image_shape, latent_dim, *, arch="conv", filters=(32, 64),
     if cls is regularized.WAE:
         extra["seed"] = seed
     if adversarial or feature_match:
-        # The discriminator is as wide as the encoder (its filters): it costs 2.6x less than a fixed 32-64-128 critic
-        # on the folder config's 16-32-64-128 VAE (docs/sharpness.md).
+        # The discriminator is as wide as the encoder (its filters): cheaper than a fixed 32-64-128 critic on the
+        # folder config's 16-32-64-128 VAE, and no worse (docs/sharpness.md#cost-and-effect-on-the-emoji-set).
         extra["critic"] = adversarial_lib.Critic(adversarial_lib.build_discriminator(image_shape, filters),
                                                  adversarial=adversarial, feature_match=feature_match, name="critic")
     return cls(encoder, decoder, reconstruction=reconstruction, beta=beta, recon_weight=recon_weight, name=kind,

@@ -17,6 +17,7 @@ lines is still found. Nothing here imports TensorFlow or tfvae.
 Review every match in the library at once (the same patterns, without pytest):
 
     python tests/test_docstrings.py            # prints file:line: phrase  [pattern], one a line
+    python -m pytest -q -n 0 --noconftest tests/test_docstrings.py   # the tests, without conftest's TensorFlow
 """
 
 import ast

@@ -105,6 +105,20 @@ def test_relative_links_and_images_resolve(page):
             assert anchor in anchors(os.path.relpath(resolved, REPO)), f"{page}: {target}: no such heading"
 
 
+RESULTS_PAGES = [page for page in PAGES if os.path.basename(page).startswith("results_")]
+
+
+@pytest.mark.parametrize("page", RESULTS_PAGES)
+def test_results_pages_open_with_their_answer(page):
+    """A results page's first line after its ``# `` title is a paragraph (the answer), not a heading, list, table,
+    quote, picture or code block (docs/design.md, "Numbers live in the docs")."""
+    lines = [line for line in read(page).splitlines() if line.strip()]
+    assert lines[0].startswith("# "), f"{page}: the first line is not a '# ' title"
+    first = lines[1]
+    assert not re.match(r"^\s*(#|[-*+] |\d+[.)] |\||>|!\[|```|<)", first), \
+        f"{page}: the first line after the title must be a paragraph that answers the page's question, not {first!r}"
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_block_names_its_language(page):
     for line, info, _ in blocks(page):

@@ -43,7 +43,7 @@ class RunSettings:
 
     The model, data, epochs and batch size are the Keras VAE example's (conv, latent 2, 30 epochs, batch 128);
     on small data the default batch is 32 (tfvae.training.default_batch_size). The optimizer schedule,
-    precision and steps per call were chosen by measurement (docs/performance.md).
+    precision and steps per call were chosen by measurement (docs/performance.md#how-the-defaults-were-chosen).
     """
 
     model: str = setting("vae", _model_help(), choices=MODELS)

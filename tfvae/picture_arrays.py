@@ -21,8 +21,8 @@ def manifold_grid(n, lo=0.01, hi=0.99):
     Returns:
       float32 array of shape (n * n, 2).
     """
-    # The standard library's normal quantile (scipy.stats.norm.ppf to 1e-15): importing scipy.stats costs ~1 s
-    # of sample.py's start-up.
+    # The standard library's normal quantile (scipy.stats.norm.ppf to 1e-15): importing scipy.stats would cost
+    # sample.py's start-up more than the grid (docs/performance.md#start-up-costs-the-code-avoids).
     ticks = np.array([NormalDist().inv_cdf(p) for p in np.linspace(lo, hi, n)])
     z1, z0 = np.meshgrid(ticks[::-1], ticks, indexing="ij")
     return np.stack([z0.ravel(), z1.ravel()], axis=-1).astype("float32")

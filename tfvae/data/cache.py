@@ -5,8 +5,8 @@ file under it with one process per core (`decode.py`; a progress line with the c
 to ``log``) and writes the results, in sorted path order, into
 ``<cache>/folders/<name>-<SxSxC>-<key>-<listing>.npy`` (an ordinary NumPy array of shape (files, S, S, C),
 uint8). The files that fail to decode are recorded with their reason, as skipped files, in the ``.json`` next
-to it. Later epochs and later runs read rows of that array instead of decoding (benchmarks/folder_throughput.py:
-training from it runs at 1.02x the images/s of the same images held in memory).
+to it. Later epochs and later runs read rows of that array instead of decoding, as fast as training on the same
+images held in memory (benchmarks/folder_throughput.py; the figures are in docs/performance.md, "Folders").
 
 The cache entry is keyed by
 
@@ -23,8 +23,8 @@ removed by the next build).
 
 Rows are read with ``os.preadv`` on the ``.npy`` file rather than through ``np.memmap``: both leave the images
 on disk (in the page cache when there is room) rather than in the process's memory, but pages touched through
-a memory map count towards the process's resident size, reads do not (reading all of a 100,000-image 64x64
-RGB cache, 1.2 GB: 1,209 MB peak RSS through a memory map, 37 MB with ``preadv``).
+a memory map count towards the process's resident size, reads do not (reading a whole cache through a memory
+map raises the resident size by the cache's size; docs/performance.md, "100,000 64x64 RGB images").
 
 The cache lives in ``cache_dir``, else ``$TFVAE_CACHE``, else ``~/.cache/tfvae`` (`cache_root`; evaluation
 keeps its classifiers there too). ``cache_dir="none"`` turns it off: the files are checked once at load (the

@@ -77,7 +77,7 @@ class Decoder:
                 f"{self.image_size}x{self.channels} with {min(workers, len(chunks))} process(es){where}{also}")
         pool, finished = None, False
         if workers > 1 and len(chunks) > 1:
-            # fork: the workers need no imports (a spawned one would import TensorFlow again, ~6 s each) and
+            # fork: the workers need no imports (a spawned one would import TensorFlow again, seconds each) and
             # only run Pillow and NumPy, never TensorFlow, so the parent's threads don't matter.
             try:
                 pool = multiprocessing.get_context("fork").Pool(min(workers, len(chunks)))

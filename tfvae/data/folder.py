@@ -75,8 +75,8 @@ def _load_folder(data_dir, image_size, channels, max_image_pixels=None, cache_di
     can't trap the walk).
 
     The data is labeled when every decodable image lies inside an immediate subfolder of data_dir and there
-    are at least two such subfolders (label = index of the sorted subfolder name). About 10% of the images
-    go to the test split, chosen by a CRC32 of the relative path, so adding files does not move others; at
+    are at least two such subfolders (label = index of the sorted subfolder name). About one image in ten
+    goes to the test split (CRC32 of the relative path = 0 mod 10), so adding files does not move others; at
     least one image is held out (with a single image, it is both the train and the test set). The test images
     are held in memory; the training images stay on disk (`ImageFiles`), in the cache or as files.
     """

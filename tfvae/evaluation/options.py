@@ -27,7 +27,7 @@ class EvalOptions:
       iwae_batch: most latent codes per decoder call of the IWAE estimate (iwae_batch // num_samples images
         with all their draws per call).
       iwae_precision: "float32", or "mixed_bfloat16" to run the IWAE's decoder passes in bfloat16 (logits
-        still float32): 1.4x faster on an AVX512_BF16 CPU, mean NLL within 0.01 nats here.
+        still float32): faster on an AVX512_BF16 CPU, with the same mean NLL (docs/performance.md, "IWAE NLL").
       sample_count: generated (and real) images for the sample-quality metrics.
       samplers: names from SAMPLERS (``tfvae.samplers``: prior, gmm, two_stage, learned); the default is the prior for
         every model but a vqvae (whose only sampler, learned, replaces it), so that the runs of a comparison are

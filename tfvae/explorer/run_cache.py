@@ -111,7 +111,7 @@ class RunCache:
             return self._load(path)
         run = tfvae.load(path)
         # Loads decoder.keras now (a missing or damaged one is reported at once) and makes the first call, whose
-        # set-up (~0.5 s) would otherwise delay the first image under the mouse.
+        # set-up would otherwise delay the first image under the mouse.
         run.decode(np.zeros((1, run.latent_dim), "float32"), 0 if run.conditional else None)
         return run
 

@@ -51,7 +51,7 @@ These functions are maths over arrays and tensors: the forward passes that produ
 Reconstruction
 --------------
 Per image: MSE = mean over pixels of (x - x_hat)^2, and PSNR = 10 log10(1 / MSE) for pixels in [0, 1]
-(MSE is floored at 1e-10, so a perfect reconstruction reads 100 dB rather than infinity).
+(MSE is floored at 1e-10, so a perfect reconstruction reads 10 log10(1e10) dB rather than infinity).
 """
 
 import math

@@ -57,9 +57,10 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
     Keras adds a transposed convolution's bias with ``BiasAdd``. Under ``mixed_bfloat16`` on CPU
     (TensorFlow 2.21), ``BiasAddGrad`` then sums the bias gradient over batch x height x width (100,352 values
     for a 128 x 28 x 28 output) in bfloat16, whose 8-bit mantissa stops absorbing small terms once the sum
-    is large: the gradient came out 2.5x to 16x too large (cosine 0.92 with float32's), and a short run's test
-    loss 9% worse. Convolutions proper are unaffected (oneDNN fuses their bias gradient and accumulates in
-    float32). Here the bias gradient is summed in float32 and rounded once; the forward pass is unchanged.
+    is large: the gradient comes out too large and a short run trains worse (the figures:
+    docs/performance.md#how-the-defaults-were-chosen). Convolutions proper are unaffected (oneDNN fuses their
+    bias gradient and accumulates in float32). Here the bias gradient is summed in float32 and rounded once; the
+    forward pass is unchanged.
     """
 
     def call(self, inputs):

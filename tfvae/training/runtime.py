@@ -73,13 +73,12 @@ def cpu_has_bfloat16():
 
 
 def resolve_precision(precision):
-    """The policy ``--precision`` names; "auto" is mixed_bfloat16 where it was measured to help, else float32.
+    """The policy ``--precision`` names; "auto" is mixed_bfloat16 where it helps, else float32.
 
-    mixed_bfloat16 trains 1.06-1.17x faster than float32 on 2 AVX512_BF16 cores, 1.2x more with the logits layer
-    in bfloat16 too (benchmarks/throughput.py), with the same quality (tests/test_performance.py; 30 epochs on
-    Fashion-MNIST with 5e-3 cosine: test loss 259.9 vs float32's 260.8).
-    Without native bfloat16 instructions or without oneDNN, bfloat16 is emulated and slow; GPUs were not
-    measured here, so they keep float32.
+    On CPUs with AVX512_BF16 (and oneDNN) mixed_bfloat16 trains faster than float32, more so with the logits layer
+    in bfloat16 too (benchmarks/throughput.py), with the same quality (tests/test_performance.py): chosen by
+    measurement, docs/performance.md#how-the-defaults-were-chosen. Without native bfloat16 instructions or
+    without oneDNN, bfloat16 is emulated and slow; GPUs were not benchmarked, so they keep float32.
     """
     if precision != "auto":
         return precision

@@ -46,7 +46,7 @@ class ImageWriter:
         with self.writer.as_default(step=epoch):
             tf.summary.image("reconstructions", picture_arrays.tile(np.concatenate([originals, recon]), 2, cols)[None])
             if self.z is not None:  # None: a model without a prior to draw from while it trains (vqvae)
-                # A direct call: predict() would cost a quarter of a second per epoch for these 64 images.
+                # A direct call: predict()'s per-call set-up would cost more every epoch than these 64 images.
                 z = model.prior_codes(self.z)  # the fixed noise, as draws of the model's prior (a vamp's moves)
                 outputs = model.decoder(z if self.labels is None else [z, self.labels])
                 samples = np.asarray(likelihoods.mean(outputs, likelihood))

@@ -101,8 +101,9 @@ class SpectralConv2D(keras.layers.Conv2D):
         return self.activation(outputs) if self.activation is not None else outputs
 
     # Keras's convolutions save their kernel and bias only: ``u`` is added, so checkpoints resume the power iteration.
+    # (``kernel`` is the kernel variable itself: this layer never enables LoRA, which would make it a sum.)
     def _saved_variables(self):
-        return [self._kernel, *([self.bias] if self.use_bias else []), self.u]
+        return [self.kernel, *([self.bias] if self.use_bias else []), self.u]
 
     def save_own_variables(self, store):
         if self.built:

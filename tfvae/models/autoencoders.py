@@ -41,7 +41,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tfvae import likelihoods, losses
+from tfvae import keras_private, likelihoods, losses
 from tfvae.models import networks
 from tfvae.models.adversarial import Critic, build_discriminator
 
@@ -51,7 +51,7 @@ class NoHparams:
     """The hyperparameters of a model that has none beyond the shared settings (``tfvae.config.Config``)."""
 
 
-class Autoencoder(keras.Model):
+class Autoencoder(keras_private.BuiltModelSkipsDistributedBuild, keras.Model):
     """Deterministic autoencoder: loss = reconstruction only (the documents' plain autoencoder).
 
     The class attributes say what a model is, so that nothing outside ``tfvae.models`` needs its name; a new
@@ -293,21 +293,14 @@ class Autoencoder(keras.Model):
             terms.update(self.critic.terms(batch["image"], out["logits"], training=False))
         return self._update_trackers(terms)
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a tf.distribute strategy, Keras's fit/evaluate first pull one batch and all-reduce it in order
-        # to build missing variables. Every variable here already exists (the functional networks are built,
-        # the trackers too, and create_model builds the optimizer), and the all-reduce of a dict batch fails
-        # across workers (MultiWorkerMirroredStrategy), so skip it when there is nothing to build.
-        if all(layer.built for layer in self._flatten_layers()) and (
-                self.optimizer is None or self.optimizer.built):
-            return
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
 
 def _across_workers(strategy):
-    """Whether ``strategy`` is a MultiWorkerMirroredStrategy over more than one worker."""
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
-        strategy.extended._in_multi_worker_mode()
+    """Whether ``strategy`` is a MultiWorkerMirroredStrategy over more than one worker (its cluster's chief and
+    workers, as TensorFlow counts them)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", [])) > 1
 
 
 class VAE(Autoencoder):

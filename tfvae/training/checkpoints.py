@@ -133,9 +133,16 @@ def _array_shapes(path):
     return shapes
 
 
+SEED_STATE = "seed_generator_state"  # the name of a keras.random.SeedGenerator's state variable
+
+
 def _noise_states(model):
-    """The state variables of the random-number generators in ``model``'s layers (the sampling noise)."""
-    return [generator.state for layer in model._flatten_layers() for generator in layer._seed_generators]
+    """The state variables of the random-number generators in ``model``'s layers (the sampling noise).
+
+    ``model.non_trainable_variables`` lists them (Keras: "including state for ... SeedGenerators"), each named
+    ``seed_generator_state``, in the order of the layers.
+    """
+    return [v for v in model.non_trainable_variables if v.name == SEED_STATE]
 
 
 def weights_are_finite(model):

@@ -169,5 +169,7 @@ def policy_copy(network, policy):
 def set_learning_rate(optimizer, value):
     """Sets a constant learning rate (one given by a schedule is left to the schedule)."""
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
-    if not isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+    try:
         optimizer.learning_rate = value
+    except TypeError:  # Keras refuses a constant where a LearningRateSchedule gives the rate: it stays in charge
+        pass

@@ -64,12 +64,10 @@ def panel_data(run, seed):
 
 def draw(path, panels, class_names, caption):
     """Writes the panels (title, z, labels) side by side, coloured by class, to ``path``."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no backend is chosen or switched
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.6))
+    fig = Figure(figsize=(5.2 * len(panels), 5.6))
+    axes = fig.subplots(1, len(panels))
     for ax, (title, z, labels) in zip(axes, panels):
         sc = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=6, alpha=0.8)
         ax.set_title(title, fontsize=10)
@@ -82,7 +80,6 @@ def draw(path, panels, class_names, caption):
         cbar.ax.set_yticklabels(class_names[:10])
     fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=9)
     fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 

@@ -123,13 +123,11 @@ def project_2d(z):
 
 def save_scatter(path, z, labels=None, class_names=None, title=""):
     """Scatter plot of latent means coloured by class (the documents' latent-space figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend is chosen or switched
 
     points, (xlabel, ylabel) = project_2d(z)
-    fig, ax = plt.subplots(figsize=(8, 7))
+    fig = Figure(figsize=(8, 7))
+    ax = fig.subplots()
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5)
     else:
@@ -143,7 +141,6 @@ def save_scatter(path, z, labels=None, class_names=None, title=""):
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

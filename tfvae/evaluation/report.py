@@ -209,12 +209,10 @@ def save_picture(out_dir, name, picture):
 
 def save_histograms(path, panels, in_name, out_name):
     """One histogram panel per (title, inlier scores, outlier scores, AUROC) of ``panels``, saved as ``path``."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no backend is chosen or switched
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5))
+    fig = Figure(figsize=(5 * len(panels), 3.5))
+    axes = fig.subplots(1, len(panels))
     for ax, (title, inliers, outliers, auc) in zip(np.atleast_1d(axes), panels):
         bins = np.histogram_bin_edges(np.concatenate([inliers, outliers]), bins=60)
         ax.hist(inliers, bins=bins, alpha=0.6, density=True, label=f"{in_name} (test)")
@@ -224,7 +222,6 @@ def save_histograms(path, panels, in_name, out_name):
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

@@ -11,7 +11,7 @@ Inputs are prepared arrays: images float32 (n, H, W, C) in [0, 1], codes float32
 (n, K); ``tfvae.api.Run`` checks and converts what a user passes.
 """
 
-import logging
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -20,20 +20,6 @@ from tfvae import losses, metrics
 from tfvae.models import pixelcnn
 
 BATCH_SIZE = 256
-
-
-class _ForwardTracingFilter(logging.Filter):
-    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning about
-    ``Inference._forward``'s functions. Each model gets its own function, traced once per input signature, but
-    TensorFlow counts the traces of all of them together (it keys its count by the Python code, which every
-    model's function shares), so scoring or loading a few runs warned of "excessive retracing" that was none.
-    A retrace of one model's function is still bounded by ``reduce_retracing`` (tested)."""
-
-    def filter(self, record):
-        return "Inference._forward" not in record.getMessage()
-
-
-tf.get_logger().addFilter(_ForwardTracingFilter())
 
 
 class Inference:
@@ -54,8 +40,12 @@ class Inference:
         return entry[1]
 
     def _forward(self, model):
+        # A partial, not a lambda: TensorFlow counts the traces of the functions that share one Python code object
+        # together, and warned of "excessive retracing" after five models' functions traced once each. A partial
+        # has no code object of its own, so each model's function is counted alone (and one model's retraces
+        # stay bounded by reduce_retracing).
         return self._compiled(model, "forward", lambda: tf.function(
-            lambda inputs: model(inputs, training=False), reduce_retracing=True, autograph=False))
+            functools.partial(_call_for_inference, model), reduce_retracing=True, autograph=False))
 
     def encode(self, encoder, images, labels=None, batch_size=None):
         """Posterior means and log-variances of ``images`` (and one-hot ``labels`` for a conditional encoder).
@@ -216,3 +206,7 @@ class Inference:
                 progress(stop, n)
         kl = mc_kl if prior is not None else np.asarray(losses.gaussian_kl(z_mean, z_log_var), dtype="float64")
         return {"nll": nll, "neg_elbo": recon + kl, "reconstruction": recon, "kl": kl}
+
+
+def _call_for_inference(model, inputs):
+    return model(inputs, training=False)

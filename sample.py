@@ -15,8 +15,9 @@
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's Python-side info logs
-os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")  # and its C++ start-up notices (see tfvae/__init__.py)
+import quiet_startup
+
+quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
 
 from absl import app, flags  # noqa: E402
 

@@ -33,48 +33,19 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
                                  likelihood every report uses), means and draws
     files | integrity            atomic writes, locks | checks of files on disk
     errors | fields              TfvaeError: one-line messages for the user | a setting defined once (help,
-                                 bounds, choices), from which flags, config.json and docs/flags.md come
+      | keras_private            bounds, choices), from which flags, config.json and docs/flags.md come | the one
+                                 module that touches Keras's private attributes (each wrapped, each tested
+                                 against the installed Keras)
 
 The scripts (train.py, sample.py, evaluate.py) sit on top: they parse flags, build a Config or options, call
-one library function and translate its errors into flag names (``tfvae.errors.flag_message``).
+one library function and translate its errors into flag names (``tfvae.errors.flag_message``). They first call
+``quiet_startup.quiet_tensorflow_startup()`` (beside them, outside the package): importing tfvae changes no file
+descriptor, logger or matplotlib backend.
 """
 
-import os
-import re
-import sys
-import tempfile
+__version__ = "0.1.0"  # the one place of the version: setup.cfg reads it (version = attr: tfvae.__version__)
 
-__version__ = "0.1.0"
+from tfvae import models  # registers the custom layers
+from tfvae.api import Run, load  # tfvae.load("runs/latest"): a finished run from Python
 
-# TensorFlow's C++ start-up notices (oneDNN, missing CUDA drivers, CPU features) are printed before its
-# logging is initialised, so TF_CPP_MIN_LOG_LEVEL can't hide them. The scripts set TFVAE_QUIET_STARTUP=1:
-# stderr is then captured while TensorFlow starts, and replayed without these known notices.
-_STARTUP_NOISE = re.compile(
-    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|[IWE]\d{4} \S+\s+\d+ (port|cudart_stub|cpu_feature_guard|cuda_platform|cuda_dnn|cuda_fft|cuda_blas)\.cc:"
-    r"|To enable the following instructions:)")
-
-
-def _start_tensorflow_quietly():
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # CUDA initialisation prints its notices here
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
-                if not _STARTUP_NOISE.match(line):
-                    sys.stderr.write(line)
-
-
-if os.environ.get("TFVAE_QUIET_STARTUP") == "1" and "tensorflow" not in sys.modules:
-    _start_tensorflow_quietly()
-
-from tfvae import models  # noqa: E402, F401  (registers the custom layers)
-from tfvae.api import Run, load  # noqa: E402, F401  (tfvae.load("runs/latest"): a finished run from Python)
+__all__ = ["Run", "__version__", "load", "models"]

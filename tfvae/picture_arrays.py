@@ -46,11 +46,6 @@ def check_temperature(temperature):
     return float(temperature)
 
 
-def latent_grid(n, latent_dim, seed=0):
-    """The documents' n x n manifold for a 2-D latent, else n * n prior samples."""
-    return manifold_grid(n) if latent_dim == 2 else prior_samples(n * n, latent_dim, seed)
-
-
 def one_hot(labels, num_classes):
     return np.eye(num_classes, dtype="float32")[np.asarray(labels)]
 
@@ -142,15 +137,6 @@ def save_scatter(path, z, labels=None, class_names=None, title=""):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
-
-
-def class_labels(count, num_classes, label=None, per_row=None):
-    """One-hot labels for a CVAE: all ``label``, or classes cycling row by row (``per_row`` images a row)."""
-    if label is not None:
-        ids = np.full(count, label)
-    else:
-        ids = (np.arange(count) // (per_row or 1)) % num_classes
-    return one_hot(ids, num_classes)
 
 
 def traversal_codes(z, dims, n, lo=0.05, hi=0.95):

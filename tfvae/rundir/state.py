@@ -75,9 +75,6 @@ class CheckpointState:
     def _ways_forward(self):
         return restart_advice(self.workdir)
 
-    def last_epoch(self):
-        return self.read_state().get("epoch", 0)
-
     @staticmethod
     def checkpoint_name(epoch, step_in_epoch=0):
         """``ckpt-<epoch>.weights.h5``, or ``ckpt-<epoch>-<step>.weights.h5`` inside an epoch."""

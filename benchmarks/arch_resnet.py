@@ -27,11 +27,15 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import quiet_startup  # noqa: E402
+
+quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
+
 from absl import app, flags  # noqa: E402
+
+from benchmarks.common import cpu_info  # noqa: E402
 
 flags.DEFINE_string("data_dir", None, "Folder of images (one subfolder per class).")
 flags.DEFINE_string("output", None, "Where the runs and report.json go (a rerun resumes finished runs).")
@@ -52,13 +56,10 @@ FLAGS = flags.FLAGS
 
 def machine():
     """The load average and the CPU's vector flags, printed beside every timing."""
-    flags_line = ""
-    if os.path.isfile("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            flags_line = next((line for line in f if line.startswith("flags")), "")
+    _, present = cpu_info()
     wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "fma")
     return {"load_average": [round(v, 2) for v in os.getloadavg()], "cpu_count": os.cpu_count(),
-            "cpu_flags": [f for f in wanted if f in flags_line.split()]}
+            "cpu_flags": [f for f in wanted if f in (present or ())]}
 
 
 def make_config(arch, epochs, workdir):

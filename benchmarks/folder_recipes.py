@@ -21,17 +21,19 @@ folder config's old recipe).
 """
 
 import json
-import math
 import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import quiet_startup  # noqa: E402
+
+quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
 
 from absl import app, flags  # noqa: E402
 
+from benchmarks.common import cell  # noqa: E402
 from benchmarks.figures import grid_rows, labelled  # noqa: E402
 
 flags.DEFINE_string("data_dir", None, "Folder of images (one subfolder per class).")
@@ -220,10 +222,6 @@ def make_figures(output, names, side):
     return written
 
 
-def _cell(value, spec):
-    return "—" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
-
-
 def markdown(rows):
     """The report's table, one row per run. "S/C" cells are the sharpness / colourfulness ratios to the real
     test images' (evaluate.py's ``recon_*_ratio`` and each sampler's ``*_ratio``; 1.0: as the real pictures)."""
@@ -236,19 +234,19 @@ def markdown(rows):
         likelihood = r.get("loss") in ("mse", "gaussian")  # bce on colour pixels is no normalised likelihood
         to_target = r.get("seconds_to_target")
         lines.append(
-            f"| {r['run']} | {r['epochs']} | {r['seconds_per_epoch']:.0f} | {_cell(r.get('mse'), '.4f')} | "
-            f"{r['mse_ratio']:.3f} | {_cell(r.get('psnr'), '.2f')} | {_cell(r.get('kl'), '.1f')} | "
-            f"{_cell(r.get('neg_elbo') if likelihood else None, '.0f')} | "
-            f"{_cell(r.get('bits_per_dim') if likelihood else None, '.3f')} | "
-            f"{_cell(r.get('recon_sharpness_ratio'), '.2f')}/{_cell(r.get('recon_colourfulness_ratio'), '.2f')} | "
-            f"{_cell(r.get('prior_fcd'), '.2f')} | {_cell(r.get('prior_inception_score'), '.2f')} | "
-            f"{_cell(r.get('prior_precision'), '.2f')}/{_cell(r.get('prior_recall'), '.2f')} | "
-            f"{_cell(r.get('prior_sharpness_ratio'), '.2f')}/{_cell(r.get('prior_colourfulness_ratio'), '.2f')} | "
-            f"{_cell(r.get('gmm_fcd'), '.2f')} | {_cell(r.get('gmm_inception_score'), '.2f')} | "
-            f"{_cell(r.get('gmm_precision'), '.2f')}/{_cell(r.get('gmm_recall'), '.2f')} | "
-            f"{_cell(r.get('gmm_sharpness_ratio'), '.2f')}/{_cell(r.get('gmm_colourfulness_ratio'), '.2f')} | "
+            f"| {r['run']} | {r['epochs']} | {r['seconds_per_epoch']:.0f} | {cell(r.get('mse'), '.4f')} | "
+            f"{r['mse_ratio']:.3f} | {cell(r.get('psnr'), '.2f')} | {cell(r.get('kl'), '.1f')} | "
+            f"{cell(r.get('neg_elbo') if likelihood else None, '.0f')} | "
+            f"{cell(r.get('bits_per_dim') if likelihood else None, '.3f')} | "
+            f"{cell(r.get('recon_sharpness_ratio'), '.2f')}/{cell(r.get('recon_colourfulness_ratio'), '.2f')} | "
+            f"{cell(r.get('prior_fcd'), '.2f')} | {cell(r.get('prior_inception_score'), '.2f')} | "
+            f"{cell(r.get('prior_precision'), '.2f')}/{cell(r.get('prior_recall'), '.2f')} | "
+            f"{cell(r.get('prior_sharpness_ratio'), '.2f')}/{cell(r.get('prior_colourfulness_ratio'), '.2f')} | "
+            f"{cell(r.get('gmm_fcd'), '.2f')} | {cell(r.get('gmm_inception_score'), '.2f')} | "
+            f"{cell(r.get('gmm_precision'), '.2f')}/{cell(r.get('gmm_recall'), '.2f')} | "
+            f"{cell(r.get('gmm_sharpness_ratio'), '.2f')}/{cell(r.get('gmm_colourfulness_ratio'), '.2f')} | "
             + ("not reached" if to_target is None and "target_ratio" in r else
-               f"{_cell(to_target, '.0f')} s ({r.get('epochs_to_target')} ep.)") + " |\n")
+               f"{cell(to_target, '.0f')} s ({r.get('epochs_to_target')} ep.)") + " |\n")
     return head + "".join(lines)
 
 

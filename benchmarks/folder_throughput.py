@@ -27,15 +27,18 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+import quiet_startup  # noqa: E402
+
+quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
+
 from absl import app, flags  # noqa: E402
 
 import train  # noqa: E402  (defines train.py's flags: the network is configured exactly as train.py does)
+from benchmarks.common import cpu_info, fit_segment, load_average  # noqa: E402
 
 flags.DEFINE_integer("num_images", 3000, "Pictures to generate when --data_dir is empty.", lower_bound=16)
 flags.DEFINE_integer("rounds", 3, "Timed rounds; each runs one segment of every variant.", lower_bound=1)
@@ -69,36 +72,12 @@ def generate_pictures(directory, count, seed=0, sizes=(48, 160)):
         image.save(os.path.join(folder, f"{i:06d}.png"))
 
 
-def fit_segment(model, data, steps, batch_size):
-    """images/s of ``steps`` training steps, timed from the end of the first execution to the last."""
-    import keras
-
-    marks = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            marks.append((batch, time.perf_counter()))
-
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[Timer()], shuffle=False)
-    (first_step, first_time), (last_step, last_time) = marks[0], marks[-1]
-    return (last_step - first_step) * batch_size / (last_time - first_time)
-
-
-def load_average():
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            present = set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
+    model, present = cpu_info()
+    if present is None:
         return "unknown"
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    return f"{model}; " + ", ".join(f"{name} {'yes' if name in present else 'no'}" for name in wanted)
+    return f"{model or 'unknown CPU'}; " + ", ".join(f"{name} {'yes' if name in present else 'no'}" for name in wanted)
 
 
 def main(argv):
@@ -159,12 +138,12 @@ def main(argv):
             return max(2 * spe, n // spe * spe)
 
         for stream in streams.values():
-            fit_segment(model, stream, steps(FLAGS.warmup_steps), base.batch_size)
+            fit_segment(model, stream, steps(FLAGS.warmup_steps), base.batch_size, shuffle=False)
         rates = {name: [] for name in streams}
         print("round  " + "  ".join(f"{name:>9}" for name in streams) + "   (images/s)")
         for r in range(FLAGS.rounds):
             for name, stream in streams.items():
-                rates[name].append(fit_segment(model, stream, steps(FLAGS.steps), base.batch_size))
+                rates[name].append(fit_segment(model, stream, steps(FLAGS.steps), base.batch_size, shuffle=False))
             print(f"{r + 1:5d}  " + "  ".join(f"{rates[n][-1]:9.1f}" for n in streams))
         for name in streams:
             print(f"  {name:>8}: {statistics.median(rates[name]):7.1f} images/s (median of rounds)")

@@ -22,16 +22,19 @@ Writes ``<output>/generation.md`` and ``generation.json`` (one row per model x s
 """
 
 import json
-import math
 import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import quiet_startup  # noqa: E402
+
+quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
+
 from absl import app, flags  # noqa: E402
+
+from benchmarks.common import cell  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASES = {"mnist": os.path.join(REPO, "configs", "mnist_vae_z2.cfg"),
@@ -173,20 +176,16 @@ def table_rows(models):
     return rows
 
 
-def _cell(value, spec):
-    return "—" if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
-
-
 def markdown(rows):
     head = ("| model | sampler | FCD | IS | precision | recall | sharpness / real | colourfulness / real | "
             "IWAE NLL | bits/dim | epochs | train min | img/s | sampler fit s |\n|" + "---|" * 14 + "\n")
-    lines = [f"| {r['model']} | {r['sampler']} | {_cell(r['fcd'], '.2f')} | {_cell(r['inception_score'], '.2f')} | "
-             f"{_cell(r['precision'], '.2f')} | {_cell(r['recall'], '.2f')} | {_cell(r['sharpness_ratio'], '.2f')} | "
-             f"{_cell(r['colourfulness_ratio'], '.2f')} | {_cell(r['iwae_nll'], '.1f')} | "
-             f"{_cell(r['bits_per_dim'], '.3f')} | {r['epochs']} | {r['train_minutes']:.1f} | "
-             f"{r['images_per_sec']:.0f} | {_cell(r['fit_seconds'], '.1f')} |\n" for r in rows]
+    lines = [f"| {r['model']} | {r['sampler']} | {cell(r['fcd'], '.2f')} | {cell(r['inception_score'], '.2f')} | "
+             f"{cell(r['precision'], '.2f')} | {cell(r['recall'], '.2f')} | {cell(r['sharpness_ratio'], '.2f')} | "
+             f"{cell(r['colourfulness_ratio'], '.2f')} | {cell(r['iwae_nll'], '.1f')} | "
+             f"{cell(r['bits_per_dim'], '.3f')} | {r['epochs']} | {r['train_minutes']:.1f} | "
+             f"{r['images_per_sec']:.0f} | {cell(r['fit_seconds'], '.1f')} |\n" for r in rows]
     floor = next((r["floor_fcd"] for r in rows if r.get("floor_fcd") is not None), None)
-    note = f"\nReal-vs-real FCD floor: {_cell(floor, '.2f')}.\n" if floor is not None else ""
+    note = f"\nReal-vs-real FCD floor: {cell(floor, '.2f')}.\n" if floor is not None else ""
     return head + "".join(lines) + note
 
 

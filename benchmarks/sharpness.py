@@ -17,11 +17,15 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import quiet_startup  # noqa: E402
+
+quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
+
 from absl import app, flags  # noqa: E402
+
+from benchmarks.common import cpu_info  # noqa: E402
 
 flags.DEFINE_string("data_dir", None, "Folder of images (one subfolder per class).")
 flags.DEFINE_string("output", None, "Where the runs and report.json go.")
@@ -38,13 +42,11 @@ def _variant(text):
 
 
 def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            line = next(line for line in f if line.startswith("flags"))
-    except (OSError, StopIteration):
+    _, present = cpu_info()
+    if present is None:
         return "?"
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return " ".join(flag for flag in wanted if f" {flag}" in line)
+    return " ".join(flag for flag in wanted if flag in present)
 
 
 def main(argv):

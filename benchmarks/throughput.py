@@ -24,15 +24,18 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TFVAE_QUIET_STARTUP", "1")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+import quiet_startup  # noqa: E402
+
+quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
+
 from absl import app, flags  # noqa: E402
 
 import train  # noqa: E402  (defines train.py's flags, so (a) is configured exactly as train.py does)
+from benchmarks.common import cpu_info, fit_segment, load_average  # noqa: E402
 
 flags.DEFINE_integer("rounds", 5, "Timed rounds; each runs one segment of (a), of (b) and of the matmul.")
 flags.DEFINE_integer("steps", 60, "Training steps per timed segment.", lower_bound=4)
@@ -42,33 +45,6 @@ flags.DEFINE_string("compare", "", "Extra variants of (a) timed in the same roun
 FLAGS = flags.FLAGS
 
 BENCHMARK_DATA = dict(dataset="fashion_mnist", latent=2, batch_size=128)
-
-
-class SegmentTimer:
-    """Times the steps of one fit() call after its first step (iterator start-up and tracing excluded)."""
-
-    def __init__(self):
-        import keras
-
-        class Callback(keras.callbacks.Callback):
-            def on_epoch_begin(cb, epoch, logs=None):  # noqa: N805
-                self.marks = []
-
-            def on_train_batch_end(cb, batch, logs=None):  # noqa: N805
-                self.marks.append((batch, time.perf_counter()))
-
-        self.callback = Callback()
-        self.marks = []
-
-    def images_per_second(self, batch_size):
-        (first_step, first_time), (last_step, last_time) = self.marks[0], self.marks[-1]
-        return (last_step - first_step) * batch_size / (last_time - first_time)
-
-
-def fit_segment(model, data, steps, images_per_step, **fit_kwargs):
-    timer = SegmentTimer()
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer.callback], **fit_kwargs)
-    return timer.images_per_second(images_per_step)
 
 
 def matmul_rate(seconds=1.0, n=2048):
@@ -113,26 +89,10 @@ def _parse_value(value):
 
 
 def describe_machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-        cpu = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
-        flags_line = next(line for line in info.splitlines() if line.startswith("flags"))
-        if "avx512_bf16" in flags_line:
-            cpu += ", AVX512_BF16"
-        if "amx_bf16" in flags_line:
-            cpu += ", AMX_BF16"
-    except (OSError, StopIteration):
-        pass
+    model, present = cpu_info()
+    cpu = model or platform.processor() or platform.machine()
+    cpu += "".join(f", {name.upper()}" for name in ("avx512_bf16", "amx_bf16") if name in (present or ()))
     return f"{os.cpu_count()} CPUs ({cpu})"
-
-
-def load_average():
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def main(argv):

@@ -181,7 +181,18 @@ def test_set_learning_rate_sets_a_constant_and_leaves_a_schedule():
 def test_across_workers_is_false_off_a_multi_worker_cluster():
     assert not autoencoders._across_workers(tf.distribute.get_strategy())
     assert not autoencoders._across_workers(tf.distribute.MirroredStrategy(["/cpu:0"]))
-    # A two-worker cluster: tests/test_multi_worker.py (its logs are averaged only when this is True).
+    # A two-worker cluster end to end: tests/test_multi_worker.py (its logs are averaged only when this is True).
+
+
+def test_worker_count_counts_as_tensorflow_does():
+    """What MultiWorkerMirroredStrategy's private _num_workers was read for, from its public cluster_resolver."""
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver
+    spec = tf.train.ClusterSpec({"chief": ["h0:1"], "worker": ["h1:1", "h2:1"], "evaluator": ["h3:1"]})
+    assert autoencoders._worker_count(resolver(spec, task_type="worker", task_id=0)) == 3
+    assert autoencoders._worker_count(resolver(spec, task_type="evaluator", task_id=0)) == 1
+    single = tf.train.ClusterSpec({"worker": ["h0:1"]})
+    assert autoencoders._worker_count(resolver(single, task_type="worker", task_id=0)) == 1
+    assert autoencoders._worker_count(resolver(tf.train.ClusterSpec({}))) == 0
 
 
 def test_spectral_conv_saves_its_kernel_bias_and_u():

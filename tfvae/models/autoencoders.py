@@ -295,12 +295,17 @@ class Autoencoder(keras_private.BuiltModelSkipsDistributedBuild, keras.Model):
 
 
 def _across_workers(strategy):
-    """Whether ``strategy`` is a MultiWorkerMirroredStrategy over more than one worker (its cluster's chief and
-    workers, as TensorFlow counts them)."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return False
-    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
-    return len(cluster.get("chief", [])) + len(cluster.get("worker", [])) > 1
+    """Whether ``strategy`` is a MultiWorkerMirroredStrategy over more than one worker."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+        _worker_count(strategy.cluster_resolver) > 1
+
+
+def _worker_count(resolver):
+    """The workers of the cluster a ``tf.distribute.cluster_resolver.ClusterResolver`` describes, counted as
+    TensorFlow counts them: its chief and workers (for an evaluator: the evaluators); 0 without a cluster."""
+    cluster = resolver.cluster_spec().as_dict()
+    kinds = ("evaluator",) if resolver.task_type == "evaluator" else ("chief", "worker")
+    return sum(len(cluster.get(kind, [])) for kind in kinds)
 
 
 class VAE(Autoencoder):

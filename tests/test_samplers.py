@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tfvae
-from tests.conftest import EVALUATE, SAMPLE, assert_one_line_error, run_script, run_scripts
+from tests.conftest import EVALUATE, SAMPLE, assert_one_line_error, run_script, run_scripts, shared_build
 from tfvae import metrics, picture_arrays, pictures, samplers, training
 from tfvae.config import Config
 from tfvae.errors import ArgumentError, TfvaeError, flag_message
@@ -21,11 +21,12 @@ from tfvae.models.vamp import VampPrior
 def ae_run(mnist_dir, tmp_path_factory):
     """A plain autoencoder (latent 4) trained for one epoch on 256 digits, in this process: its codes are not
     N(0, I). Tests copy it before writing into it (``copy_of``)."""
-    workdir = tmp_path_factory.mktemp("samplers") / "ae"
-    config = Config(model="ae", latent=4, data_dir=mnist_dir, epochs=1, batch_size=64, max_examples=256,
-                    workdir=str(workdir))
-    training.train(config, verbose=0, log=lambda message: None)
-    return workdir
+    def build(root):
+        config = Config(model="ae", latent=4, data_dir=mnist_dir, epochs=1, batch_size=64, max_examples=256,
+                        workdir=str(root / "ae"))
+        training.train(config, verbose=0, log=lambda message: None)
+
+    return shared_build(tmp_path_factory, "samplers", build)[0] / "ae"
 
 
 def copy_of(workdir, tmp_path):

@@ -20,6 +20,7 @@ from tests.conftest import (
     run_processes,
     run_script,
     run_scripts,
+    shared_build,
 )
 from tfvae import pictures, training
 from tfvae.config import Config
@@ -32,13 +33,14 @@ FAST_EVAL = ["--num_samples=4", "--num_images=32", "--sample_count=16", "--class
 def cli_run(mnist_dir, offline_env, tmp_path_factory):
     """The quickstart as a user types it, run once: ``train.py`` in a fresh folder -> (folder, its output).
 
-    Trained in this process (tests/script_runner.py): each xdist worker builds it, and a new process would add only
-    TensorFlow's start-up. ``python train.py`` as a new process is tested by
+    Trained in this process (tests/script_runner.py), once for both xdist workers (``shared_build``): a new process
+    would add only TensorFlow's start-up. ``python train.py`` as a new process is tested by
     test_same_seed_in_new_processes_gives_the_same_weights."""
-    cwd = tmp_path_factory.mktemp("cli")
-    proc = run_script([TRAIN, "--model=vae", "--latent=2", f"--data_dir={mnist_dir}", "--epochs=2", "--batch_size=64",
-                       "--workdir=runs/vae-mnist-z2"], offline_env, cwd=cwd)
-    return cwd, proc
+    def build(cwd):
+        return run_script([TRAIN, "--model=vae", "--latent=2", f"--data_dir={mnist_dir}", "--epochs=2",
+                           "--batch_size=64", "--workdir=runs/vae-mnist-z2"], offline_env, cwd=cwd)
+
+    return shared_build(tmp_path_factory, "cli", build)
 
 
 def test_train_then_sample_end_to_end(cli_run, mnist_dir, offline_env, tmp_path):

@@ -12,7 +12,15 @@ import pytest
 from PIL import Image
 
 import tfvae
-from tests.conftest import SAMPLE, TINY_MLP, assert_one_line_error, event_tags, run_scripts, tiny_run_config
+from tests.conftest import (
+    SAMPLE,
+    TINY_MLP,
+    assert_one_line_error,
+    event_tags,
+    run_scripts,
+    shared_build,
+    tiny_run_config,
+)
 from tfvae import evaluation, losses, training
 from tfvae.api import Run
 from tfvae.config import Config
@@ -120,14 +128,18 @@ def test_learned_sampler_needs_a_learned_prior_and_names_the_argument(tmp_path):
 def vamp_run(mnist_dir, tmp_path_factory):
     """A vamp (MLP, latent 3, K = 6) trained one epoch and resumed for a second, and the same two epochs trained
     at once: (resumed run's workdir, uninterrupted run's workdir, the resumed run's log)."""
-    root = tmp_path_factory.mktemp("vamp")
     config = dict(model="vamp", latent=LATENT, pseudo_inputs=K, **TINY_MLP)
-    resumed, straight = root / "resumed", root / "straight"
-    training.train(tiny_run_config(mnist_dir, resumed, **config), verbose=0, log=lambda m: None)
-    messages = []
-    training.train(tiny_run_config(mnist_dir, resumed, epochs=2, **config), verbose=0, log=messages.append)
-    training.train(tiny_run_config(mnist_dir, straight, epochs=2, **config), verbose=0, log=lambda m: None)
-    return resumed, straight, messages
+
+    def build(root):
+        resumed, straight = root / "resumed", root / "straight"
+        training.train(tiny_run_config(mnist_dir, resumed, **config), verbose=0, log=lambda m: None)
+        messages = []
+        training.train(tiny_run_config(mnist_dir, resumed, epochs=2, **config), verbose=0, log=messages.append)
+        training.train(tiny_run_config(mnist_dir, straight, epochs=2, **config), verbose=0, log=lambda m: None)
+        return messages
+
+    root, messages = shared_build(tmp_path_factory, "vamp", build)  # trained once for both xdist workers
+    return root / "resumed", root / "straight", messages
 
 
 def test_a_vamp_run_resumes_exactly_and_exports_its_prior(vamp_run):

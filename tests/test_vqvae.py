@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import tiny_run_config
+from tests.conftest import shared_build, tiny_run_config
 from tfvae.errors import ArgumentError
 from tfvae.models import pixelcnn, vqvae
 from tfvae.training.prior import train_prior
@@ -173,9 +173,10 @@ def vq_run(mnist_dir, tmp_path_factory):
     """A vqvae trained for one epoch on 64 digits, with one epoch of its PixelCNN prior."""
     from tfvae import training
 
-    workdir = tmp_path_factory.mktemp("vqvae") / "run"
-    training.train(tiny(mnist_dir, workdir), verbose=0, log=lambda message: None)
-    return str(workdir)
+    def build(root):
+        training.train(tiny(mnist_dir, root / "run"), verbose=0, log=lambda message: None)
+
+    return str(shared_build(tmp_path_factory, "vqvae", build)[0] / "run")
 
 
 def test_tiny_vqvae_trains_samples_and_reloads_with_safe_mode(vq_run):

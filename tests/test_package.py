@@ -1,11 +1,14 @@
 """Importing tfvae has no side effects beyond registering its Keras layers: no matplotlib backend chosen, no
 logging filter or handler, nothing done to stderr's file descriptor; its public names are ``__all__``'s."""
 
+import ast
 import json
 import os
 import subprocess
 import sys
 import types
+
+import pytest
 
 import quiet_startup
 import tfvae
@@ -44,30 +47,39 @@ def report(prelude):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_importing_tfvae_and_all_its_modules_has_no_side_effects():
-    baseline = report("import tensorflow, keras")
-    every_module = ("import pkgutil, importlib, tfvae\n"
-                    "for m in pkgutil.walk_packages(tfvae.__path__, 'tfvae.'):\n"
-                    "    importlib.import_module(m.name)")
-    after = report(every_module)
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """The report of a process that only imports TensorFlow and Keras, and of one that imports every module of
+    tfvae and then draws figures through it (two processes for the three tests that read them)."""
+    folder = tmp_path_factory.mktemp("figures")
+    every_module_then_draw = (
+        "import pkgutil, importlib, tfvae\n"
+        "for m in pkgutil.walk_packages(tfvae.__path__, 'tfvae.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "import numpy as np\n"
+        "from tfvae import picture_arrays\n"
+        "from tfvae.evaluation import report\n"
+        f"picture_arrays.save_scatter({str(folder / 'scatter.png')!r}, "
+        "np.random.default_rng(0).normal(size=(50, 3)), labels=np.arange(50) % 3, class_names=['a', 'b', 'c'], "
+        "title='t')\n"
+        f"report.save_histograms({str(folder / 'hist.png')!r}, [('x', np.zeros(5), np.ones(5), 1.0)], 'in', "
+        "'out')")
+    return report("import tensorflow, keras"), report(every_module_then_draw), folder
+
+
+def test_importing_tfvae_and_all_its_modules_has_no_side_effects(reports):
+    baseline, after, _ = reports
     assert after["fd_calls"] == baseline["fd_calls"], "importing tfvae duplicated file descriptors (stderr's?)"
     assert after["backend"] == "pdf", "importing tfvae switched matplotlib's backend"
     for key in ("tensorflow", "root", "absl", "warnings_filters"):
         assert after[key] == baseline[key], f"importing tfvae changed {key}: {baseline[key]} -> {after[key]}"
 
 
-def test_drawing_figures_keeps_the_chosen_matplotlib_backend(tmp_path):
-    draw = ("import numpy as np\n"
-            "from tfvae import picture_arrays\n"
-            "from tfvae.evaluation import report\n"
-            f"picture_arrays.save_scatter({str(tmp_path / 'scatter.png')!r}, "
-            "np.random.default_rng(0).normal(size=(50, 3)), labels=np.arange(50) % 3, class_names=['a', 'b', 'c'], "
-            "title='t')\n"
-            f"report.save_histograms({str(tmp_path / 'hist.png')!r}, [('x', np.zeros(5), np.ones(5), 1.0)], 'in', "
-            "'out')")
-    assert report(draw)["backend"] == "pdf"
-    assert (tmp_path / "scatter.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "hist.png").read_bytes()[:4] == b"\x89PNG"
+def test_drawing_figures_keeps_the_chosen_matplotlib_backend(reports):
+    _, after, folder = reports
+    assert after["backend"] == "pdf"  # set before tfvae was imported and figures drawn: kept
+    assert (folder / "scatter.png").read_bytes()[:4] == b"\x89PNG"
+    assert (folder / "hist.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_public_names_are_all_and_no_stray_imports():
@@ -94,15 +106,30 @@ def test_setuptools_reads_the_version_without_importing_tfvae():
     assert out.stdout.split() == [tfvae.__version__, "False"]
 
 
-def test_the_scripts_start_tensorflow_without_its_notices(tmp_path):
-    """quiet_startup.quiet_tensorflow_startup(), which each script calls first: stderr holds the script's own
-    error line only, none of TensorFlow's C++ start-up notices (oneDNN, CUDA drivers, CPU features)."""
+def test_each_script_quiets_tensorflow_before_anything_imports_it():
+    """Each script calls quiet_startup.quiet_tensorflow_startup() before any statement that imports tfvae,
+    TensorFlow or Keras (read from its source; the next test runs one for real)."""
+    heavy = ("tfvae", "tensorflow", "keras")
+    for script in ("train.py", "sample.py", "evaluate.py"):
+        tree = ast.parse(open(os.path.join(REPO, script)).read())
+        quiet = first_heavy = None
+        for i, node in enumerate(tree.body):
+            if quiet is None and "quiet_tensorflow_startup()" in ast.unparse(node):
+                quiet = i
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if first_heavy is None and any(n.split(".")[0] in heavy for n in names):
+                first_heavy = i
+        assert quiet is not None and (first_heavy is None or quiet < first_heavy), script
+
+
+def test_a_script_starts_tensorflow_without_its_notices(tmp_path):
+    """quiet_startup.quiet_tensorflow_startup() at work in a real process: stderr holds the script's own error
+    line only, none of TensorFlow's C++ start-up notices (oneDNN, CUDA drivers, CPU features)."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFVAE_QUIET_STARTUP")}
-    missing = str(tmp_path / "missing")
-    for args in (["train.py", "--latent=0"], ["sample.py", f"--workdir={missing}"],
-                 ["evaluate.py", f"--workdir={missing}"]):
-        out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        assert out.returncode != 0
-        noise = [line for line in out.stderr.splitlines() if quiet_startup.STARTUP_NOISE.match(line)
-                 or "oneDNN" in line or "cuda" in line.lower()]
-        assert noise == [] and "rror" in out.stderr.splitlines()[0], (args, out.stderr[-2000:])
+    args = ["sample.py", f"--workdir={tmp_path / 'missing'}"]  # imports TensorFlow, then fails in one line
+    out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    noise = [line for line in out.stderr.splitlines() if quiet_startup.STARTUP_NOISE.match(line)
+             or "oneDNN" in line or "cuda" in line.lower()]
+    assert noise == [] and "rror" in out.stderr.splitlines()[0], (args, out.stderr[-2000:])

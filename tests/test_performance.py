@@ -100,7 +100,11 @@ def test_mixed_precision_test_loss_is_within_one_percent_of_float32(mnist_dir, t
 def test_steps_per_execution_never_lengthens_an_epoch(mnist_dir, tmp_path):
     # 512 examples at batch 64 are 8 steps an epoch; 16 steps an execution must not train 16 of them.
     config = tiny_config(mnist_dir, tmp_path / "run", epochs=2, max_examples=512, steps_per_execution=16)
-    training.train(config, verbose=0, log=quiet)
+    lines = []
+    training.train(config, verbose=0, log=lines.append)
+    # The run says what runs, not what was asked: 8 steps a call, and why.
+    assert any(line.startswith("speed: 8 train step(s) per call (--steps_per_execution=16 asked: a common divisor "
+                               "with the epoch's 8 steps") for line in lines), lines
     model = training.create_model(config, 512)
     training.Checkpointer(str(tmp_path / "run")).restore(model)
     assert int(model.optimizer.iterations.numpy()) == 2 * 8

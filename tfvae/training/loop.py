@@ -155,6 +155,7 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     # The checkpoint is chosen and loaded before anything is written: a run that can't resume changes nothing.
     with strategy.scope():
         model = create_model(config, len(dataset.x_train))
+    log(describe_speed(config, model, steps_per_epoch(config, len(dataset.x_train))))
     checkpointer = Checkpointer(config.workdir, keep=config.keep_checkpoints)  # every worker resumes from it
     config_path = os.path.join(config.workdir, "config.json")
     try:
@@ -251,6 +252,16 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),
             "workdir": config.workdir, "config": config}
+
+
+def describe_speed(config, model, steps):
+    """One line: the train steps each call into TensorFlow really runs, XLA and the precision policy, as compiled
+    (what runs, not what the flags asked for)."""
+    used, asked = int(model.steps_per_execution), config.steps_per_execution
+    why = "" if used == asked else (f" (--steps_per_execution={asked} asked: a common divisor with the epoch's {steps} "
+                                    "steps so that no epoch runs longer, or 1 under a mirrored strategy)")
+    return (f"speed: {used} train step(s) per call{why}, jit_compile={model.jit_compile}, "
+            f"precision={config.precision}")
 
 
 def _write_error(workdir, checkpointer, reason, filename=None):

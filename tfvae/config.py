@@ -20,7 +20,7 @@ from tfvae.data.noise import parse_noise
 from tfvae.errors import TfvaeError
 from tfvae.fields import check, setting
 from tfvae.losses import RECONSTRUCTION_LOSSES
-from tfvae.models import ARCHS, MODELS, hyperparameter_classes, hyperparameter_fields, model_class
+from tfvae.models import ARCHS, MODELS, hyperparameter_classes, hyperparameter_fields, model_class, owners
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -181,9 +181,8 @@ class Config(*hyperparameter_classes(), RunSettings):
         own = {f.name for f in dataclasses.fields(cls.Hparams)}
         for name, field in hyperparameter_fields().items():
             if name not in own and getattr(self, name) != field.default:
-                owners = " or ".join(m for m in MODELS if name in {f.name for f in dataclasses.fields(
-                    model_class(m).Hparams)})
-                raise TfvaeError(f"--{name} is a hyperparameter of --model={owners}; a {self.model} has none")
+                raise TfvaeError(f"--{name} is a hyperparameter of --model={' or '.join(owners(name))}; a "
+                                 f"{self.model} has none")
         problem = cls.check_config(self)
         if problem:
             raise TfvaeError(problem)

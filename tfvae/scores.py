@@ -93,7 +93,7 @@ class Scores:
         if not self.variational:
             kind = "whose codes are discrete" if models.model_class(self.model).code_grid else \
                 "a deterministic autoencoder"
-            having = [m for m in models.MODELS if models.model_class(m).variational]
+            having = models.models_with("variational")
             raise TfvaeError(f"{self.workdir} holds {models.with_article(self.model)}, {kind}, which defines no "
                              f"likelihood: only {', '.join(having[:-1])} or {having[-1]} has one")
         return self.inference.likelihood_terms(

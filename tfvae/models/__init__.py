@@ -11,6 +11,8 @@ from tfvae.models.registry import (
     hyperparameter_classes,
     hyperparameter_fields,
     model_class,
+    models_with,
+    owners,
     with_article,
 )
 from tfvae.models.regularized import RAE, WAE, PriorDraws
@@ -21,4 +23,4 @@ __all__ = ["ARCHS", "MODELS", "PSEUDO_INPUTS", "CVAE", "RAE", "VAE", "VQVAE", "W
            "ClipLogVar", "Conv2DTranspose", "DecoderVariance", "GridCrossEntropy", "MaskedConv2D", "PriorDraws",
            "PseudoInputs", "Sampling", "VampPrior", "VampVAE", "VectorQuantizer", "build_decoder", "build_encoder",
            "build_model", "build_pixelcnn", "build_vqvae", "grid_shape", "hyperparameter_classes",
-           "hyperparameter_fields", "model_class", "with_article"]
+           "hyperparameter_fields", "model_class", "models_with", "owners", "with_article"]

@@ -11,8 +11,8 @@ model is its module and one line below; nothing outside ``tfvae.models`` branche
 import dataclasses
 import importlib
 
-__all__ = ["MODELS", "build_model", "hyperparameter_classes", "hyperparameter_fields", "model_class", "owners",
-           "with_article"]
+__all__ = ["MODELS", "build_model", "hyperparameter_classes", "hyperparameter_fields", "model_class",
+           "models_with", "owners", "with_article"]
 
 _REGISTRY = {  # name: "module:Class" in tfvae.models
     "ae": "autoencoders:Autoencoder",
@@ -54,6 +54,11 @@ def hyperparameter_classes():
 def hyperparameter_fields():
     """{name: dataclasses.Field} of every model's own hyperparameters."""
     return {f.name: f for cls in hyperparameter_classes() for f in dataclasses.fields(cls)}
+
+
+def models_with(attribute):
+    """The models whose class has ``attribute`` true (e.g. "variational"), in registry order."""
+    return tuple(name for name in MODELS if getattr(model_class(name), attribute))
 
 
 def owners(field_name):

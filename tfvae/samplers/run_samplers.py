@@ -4,7 +4,7 @@ fitted one is kept for the Run's life.
 """
 
 from tfvae.errors import ArgumentError
-from tfvae.models import MODELS, model_class, with_article
+from tfvae.models import models_with, with_article
 from tfvae.samplers import densities, store
 
 
@@ -56,7 +56,7 @@ class RunSamplers:
         if name == densities.LEARNED:
             prior = self.learned_prior()
             if prior is None:
-                having = " or ".join(m for m in MODELS if model_class(m).has_learned_prior)
+                having = " or ".join(models_with("has_learned_prior"))
                 raise ArgumentError("sampler", f"sampler='learned', but {self.workdir} holds "
                                                f"{with_article(self.model)}, which has no learned prior (a {having} "
                                                "has one); choose prior, gmm or two_stage")

@@ -22,6 +22,17 @@ def cpu_info():
     return model, set(flags_line.split(":", 1)[1].split())
 
 
+def describe_machine():
+    """"N CPUs (model, the vector flags that decide the precision and speed)": printed beside every timing."""
+    import platform
+
+    model, present = cpu_info()
+    cpu = model or platform.processor() or platform.machine()
+    names = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+    cpu += "".join(f", {name.upper()}" for name in names if name in (present or ()))
+    return f"{os.cpu_count()} CPUs ({cpu})"
+
+
 def load_average():
     """The 1, 5 and 15 minute load averages, printed beside every timing ("n/a" where the system has none)."""
     try:

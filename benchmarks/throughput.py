@@ -19,7 +19,6 @@ adjacent segments.
 """
 
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,7 +34,7 @@ quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up 
 from absl import app, flags  # noqa: E402
 
 import train  # noqa: E402  (defines train.py's flags, so (a) is configured exactly as train.py does)
-from benchmarks.common import cpu_info, fit_segment, load_average  # noqa: E402
+from benchmarks.common import describe_machine, fit_segment, load_average  # noqa: E402
 
 flags.DEFINE_integer("rounds", 5, "Timed rounds; each runs one segment of (a), of (b) and of the matmul.")
 flags.DEFINE_integer("steps", 60, "Training steps per timed segment.", lower_bound=4)
@@ -88,13 +87,6 @@ def _parse_value(value):
     return value
 
 
-def describe_machine():
-    model, present = cpu_info()
-    cpu = model or platform.processor() or platform.machine()
-    cpu += "".join(f", {name.upper()}" for name in ("avx512_bf16", "amx_bf16") if name in (present or ()))
-    return f"{os.cpu_count()} CPUs ({cpu})"
-
-
 def main(argv):
     del argv
     load_at_start = load_average()
@@ -135,8 +127,9 @@ def main(argv):
     print(f"data: {base.dataset} from {dataset.source}; {len(x_train)} training images, batch "
           f"{base.batch_size}, latent {base.latent}")
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 Linux builds)")
-    print(f"settings (a): precision={base.precision}, jit_compile={base.jit_compile}, steps_per_execution="
-          f"{base.steps_per_execution}, intra/inter-op threads={threads[0] or 'TF default'}/"
+    compiled = models["a"][0]  # what runs, as compiled: not what the flags asked for
+    print(f"settings (a): precision={base.precision}, jit_compile={compiled.jit_compile}, steps_per_execution="
+          f"{compiled.steps_per_execution}, intra/inter-op threads={threads[0] or 'TF default'}/"
           f"{threads[1] or 'TF default'}, TF_ENABLE_ONEDNN_OPTS={onednn}, strategy={base.strategy} "
           f"({type(strategy).__name__}), pipeline=tfvae.data.make_pipeline (uint8 in memory, shuffle, batch, "
           "vectorised map to float32, prefetch AUTOTUNE)")
@@ -155,7 +148,7 @@ def main(argv):
 
     def segment_steps(name, steps):
         """``steps`` rounded to whole executions, at least 2 (the first one is not timed)."""
-        spe = models[name][3].steps_per_execution if models[name][3] is not None else 1
+        spe = models[name][0].steps_per_execution if models[name][3] is not None else 1
         return max(2 * spe, steps // spe * spe)
 
     for name in order:

@@ -97,17 +97,53 @@ def test_mixed_precision_test_loss_is_within_one_percent_of_float32(mnist_dir, t
     assert losses["mixed_float16"] <= 1.01 * losses["float32"], losses
 
 
-def test_steps_per_execution_never_lengthens_an_epoch(mnist_dir, tmp_path):
-    # 512 examples at batch 64 are 8 steps an epoch; 16 steps an execution must not train 16 of them.
-    config = tiny_config(mnist_dir, tmp_path / "run", epochs=2, max_examples=512, steps_per_execution=16)
-    lines = []
-    training.train(config, verbose=0, log=lines.append)
-    # The run says what runs, not what was asked: 8 steps a call, and why.
-    assert any(line.startswith("speed: 8 train step(s) per call (--steps_per_execution=16 asked: a common divisor "
-                               "with the epoch's 8 steps") for line in lines), lines
+class CallCounter(keras.callbacks.Callback):
+    """Counts the calls into TensorFlow (Keras reports a batch's end once per call) and the epochs."""
+
+    def __init__(self, traced=()):
+        super().__init__()
+        self.calls, self.begun, self.ended, self.traced, self.traced_by_epoch = [], 0, 0, traced, []
+
+    def on_train_begin(self, logs=None):
+        self.begun += 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.calls.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls[-1] += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.traced_by_epoch.append(len(self.traced))
+
+    def on_train_end(self, logs=None):
+        self.ended += 1
+
+
+def test_steps_per_execution_runs_as_asked_and_never_lengthens_an_epoch(mnist_dir, tmp_path, monkeypatch):
+    from tfvae.models.autoencoders import VAE
+
+    traced = []  # Python runs train_step only while TensorFlow traces it
+    step = VAE.train_step
+    monkeypatch.setattr(VAE, "train_step", lambda self, batch: traced.append(1) or step(self, batch))
+    # 512 examples at batch 64 are 8 steps an epoch: 3 steps a call are calls of 3, 3 and 2 steps (never 9 steps),
+    # on an epoch length that 3 does not divide; 16 asked is 8, the epoch's length.
+    config = tiny_config(mnist_dir, tmp_path / "run", epochs=2, max_examples=512, steps_per_execution=3)
+    lines, counter = [], CallCounter(traced)
+    training.train(config, verbose=0, log=lines.append, callbacks=[counter])
+    assert any(line.startswith("speed: 3 train step(s) per call, jit_compile=") for line in lines), lines
+    assert counter.calls == [3, 3] and (counter.begun, counter.ended) == (1, 1)  # one training, two fits
+    assert counter.traced_by_epoch[0] > 0 and counter.traced_by_epoch[1] == counter.traced_by_epoch[0]  # no retrace
     model = training.create_model(config, 512)
     training.Checkpointer(str(tmp_path / "run")).restore(model)
     assert int(model.optimizer.iterations.numpy()) == 2 * 8
+    longer = tiny_config(mnist_dir, tmp_path / "longer", epochs=1, max_examples=512, steps_per_execution=16)
+    lines = []
+    result = training.train(longer, verbose=0, log=lines.append)
+    assert any(line.startswith("speed: 8 train step(s) per call (--steps_per_execution=16 asked: the epoch has 8)")
+               for line in lines), lines
+    assert result["config"].steps_per_execution == 8  # config.json records what ran
+    assert training.default_steps_per_execution() == (128 if tf.config.list_logical_devices("GPU") else 16)
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
@@ -249,8 +285,8 @@ def test_bad_speed_settings_are_clear_errors():
 
     with pytest.raises(TfvaeError, match="unknown --precision='float8'"):
         Config(precision="float8").validate()
-    with pytest.raises(TfvaeError, match="--steps_per_execution must be at least 1"):
-        Config(steps_per_execution=0).validate()
+    with pytest.raises(TfvaeError, match="--steps_per_execution must be at least 0"):
+        Config(steps_per_execution=-1).validate()
     with pytest.raises(TfvaeError, match="--warmup_epochs"):
         Config(warmup_epochs=40).validate()
     with pytest.raises(TfvaeError, match=r"--batch_size must be at least 0 \(got -1\)"):

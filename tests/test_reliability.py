@@ -116,7 +116,7 @@ def test_checkpoints_inside_an_epoch_keep_its_running_losses(mnist_dir, tmp_path
     state = json.loads(open(os.path.join(workdir, "checkpoints", "state.json")).read())
     assert (state["epoch"], state["step_in_epoch"], state["checkpoint"]) == (0, 3, "ckpt-0-3.weights.h5")
     assert sorted(state["metrics"]) == ["kl", "loss", "reconstruction"]
-    assert state["metrics"]["loss"][1] == 3  # the running mean's count: 3 batches
+    assert state["metrics"]["loss"][1] == 3 * 16  # the running mean's count: 3 batches of 16 images
     monkeypatch.undo()
     messages = []
     training.train(config, verbose=0, log=messages.append)

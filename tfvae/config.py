@@ -120,9 +120,9 @@ class RunSettings:
                              "instructions (AVX512_BF16, AMX) and no GPU, else float32.", choices=PRECISIONS)
     jit_compile: object = setting("auto", "Compile the train step with XLA: true, false or auto (Keras's auto, which "
                                   "uses XLA on GPUs and not on CPU-only machines).", choices=(True, False, "auto"))
-    steps_per_execution: int = setting(16, "Train steps run per call into TensorFlow (reduced to a divisor of an "
-                                       "epoch's steps; 1 under mirrored strategies). Per-batch callbacks, e.g. the "
-                                       "NaN check, run once per call.", lower=1)
+    steps_per_execution: int = setting(0, "Train steps run per call into TensorFlow (at most an epoch's; 1 under "
+                                       "mirrored strategies). 0: auto, 16 on a CPU and 128 on a GPU or TPU. "
+                                       "Per-batch callbacks, e.g. the NaN check, run once per call.", lower=0)
     intra_op_threads: int = setting(0, "Threads inside one op (0: TensorFlow's default).", lower=0)
     inter_op_threads: int = setting(0, "Ops run at once (0: TensorFlow's default).", lower=0)
     workdir: str = setting("", "Run directory (default runs/<model>-<dataset>-z<latent>); runs/latest points to the "

@@ -16,8 +16,9 @@
   `load_image_files` decodes a whole folder with its file names (evaluate.py's score mode).
 
 `make_pipeline` turns arrays (or `ImageFiles`) into batches of ``{"image": float32 in [0, 1], "label": one-hot
-float32}``; with ``repeat=True`` it is one endless stream whose order depends only on the seed, so that a
-resumed run can skip exactly the batches it has already trained on (``skip_batches``).
+float32}``; epoch ``e`` of it is a function of the seed and ``e`` alone, so that one epoch can be served on its
+own, finite, and a resumed run can skip exactly the batches it has already trained on (``skip_batches``);
+``repeat=True`` serves the epochs one after the other.
 
 Binarization. MNIST-type VAE results are reported on binary images in two ways:
 

@@ -9,28 +9,40 @@ from tfvae.data import noise as noise_lib
 from tfvae.data.images import ImageFiles
 
 BINARIZE_MODES = ("none", "static", "dynamic")
+_EPOCH_SEED_STRIDE = 1_000_003  # a prime: (seed, epoch) -> one int64 seed, distinct for epochs below it
 
 
 def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *, shuffle: bool,
-                  binarize: str = "none", seed: int = 0, drop_remainder: bool = False, repeat: bool = False,
-                  skip_batches: int = 0, noise=None, flip: bool = False) -> tf.data.Dataset:
+                  binarize: str = "none", seed: int = 0, drop_remainder: bool = False, min_last_batch: int = 1,
+                  epoch: int = 0,
+                  repeat: bool = False, skip_batches: int = 0, noise=None, flip: bool = False) -> tf.data.Dataset:
     """Builds a tf.data pipeline of batches of float images in [0, 1] and one-hot labels.
+
+    Epoch ``e`` is a function of ``(seed, e)`` alone: its order (a shuffle seeded by both) and its batches' random
+    draws (dynamic binarization, noise, flips: stateless, seeded by ``(seed, e)`` and the batch's index). So epoch
+    ``e`` can be built on its own, finite, with its length known (training fits one epoch's pipeline at a time, so
+    that Keras ends each epoch with a short call however many steps a call runs), and a resumed run serves exactly
+    the batches an uninterrupted one would.
 
     Args:
         x: uint8 images (N, H, W, C), or `ImageFiles`, decoded batch by batch as they are served.
         y: int class ids (N,), or None for unlabeled data.
         num_classes: depth of the one-hot labels (ignored when y is None).
         batch_size: images per batch.
-        shuffle: reshuffle the whole dataset every epoch (seeded by `seed`).
+        shuffle: shuffle the whole dataset, in a new order every epoch (seeded by `seed` and the epoch).
         binarize: "none" serves grey levels x / 255. "static" also serves x / 255: the caller passes data
             already binarized once with `binarize_static`, so values are exactly 0 or 1. "dynamic" serves a
             fresh Bernoulli(x / 255) sample every time an image is served, i.e. a new one every epoch;
-            the draws depend only on `seed`, so runs are reproducible.
-        seed: seed for shuffling and dynamic binarization.
+            the draws depend only on `seed` and the epoch, so runs are reproducible.
+        seed: seed for shuffling and the random draws.
         drop_remainder: drop the last incomplete batch.
-        repeat: serve the epochs one after the other as one endless stream (each epoch ends with its own
-            incomplete batch, if any); its order depends only on `seed`.
-        skip_batches: start the stream this many batches in, without decoding or preparing them.
+        min_last_batch: a last batch smaller than this joins the one before it (unshuffled data only): evaluation
+            over several replicas gives each replica at least one image (a short last batch of fewer images than
+            replicas would leave one with none, and TensorFlow's convolutions mis-shape an empty batch).
+        epoch: the (0-based) epoch served.
+        repeat: serve the epochs `epoch`, `epoch` + 1, ... one after the other as one endless stream (each epoch
+            ends with its own incomplete batch, if any).
+        skip_batches: start this many batches in, without decoding or preparing them.
         noise: a `tfvae.data.noise.Noise`, or None: each batch then also carries "input", the images corrupted
             with fresh noise drawn from the batch's seed (after dynamic binarization), while "image" stays clean.
         flip: mirror each image left-right with probability 1/2 (data augmentation), a fresh draw every time it
@@ -50,34 +62,46 @@ def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *,
     if y is not None and num_classes < 1:
         raise ValueError(f"num_classes must be positive for labeled data, got {num_classes}")
     files = x if isinstance(x, ImageFiles) else None
-    if files is not None:  # File indices here; the images are decoded after batching (and skipping).
-        tensors = {"index": np.arange(len(files), dtype=np.int64)}
-    else:
-        tensors = {"image": x}
-    if y is not None:
-        tensors["label"] = np.asarray(y, np.int64)
-    ds = tf.data.Dataset.from_tensor_slices(tensors)
-    if files is None:
-        ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    count = len(x)
+    # The pipeline serves batches of indices; the images (and labels) are gathered, or decoded, batch by batch
+    # after batching and skipping. The arrays are copied into TensorFlow once, here.
+    images = None if files is not None else tf.constant(x)
+    labels = None if y is None else tf.constant(np.asarray(y, np.int64))
+
+    @tf.autograph.experimental.do_not_convert  # plain Python: its branches are on Python values
+    def one_epoch(e):
+        # The epoch's order and each batch's draws are stateless, seeded by (seed, epoch) and the batch's index:
+        # nothing carries from one epoch or iterator to the next, and no global seed enters.
+        epoch_seed = tf.cast(seed, tf.int64) * _EPOCH_SEED_STRIDE + tf.cast(e, tf.int64)
+        order = tf.range(count, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([epoch_seed, 0]))
+        ds = tf.data.Dataset.from_tensor_slices(order)
+        short = count % batch_size
+        if 0 < short < min_last_batch and count > batch_size and not (shuffle or drop_remainder):
+            head = count - batch_size - short  # the last whole batch and the short one are served as one
+            ds = ds.take(head).batch(batch_size).concatenate(ds.skip(head).batch(batch_size + short))
+        else:
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        batch_seeds = tf.data.Dataset.range(tf.int64.max).map(lambda i: tf.stack([epoch_seed, i]))
+        return tf.data.Dataset.zip(ds, batch_seeds)
+
     if repeat:
-        ds = ds.repeat()
-    # One stateless seed per batch, from a stream that is re-drawn every epoch but fixed by `seed`. (A plain
-    # tf.random.uniform in the map would repeat the same noise every epoch once a global seed is set.)
-    noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip(ds, noise_seeds)
+        ds = tf.data.Dataset.range(epoch, tf.int64.max).flat_map(one_epoch)
+    else:
+        ds = one_epoch(epoch)
     if skip_batches:
         ds = ds.skip(skip_batches)
 
     corruption = noise  # ("noise" is a local name in prepare)
 
-    def prepare(batch, noise_seed):
+    def prepare(index, noise_seed):
         if files is not None:
-            pixels = tf.numpy_function(files.decode_batch, [batch["index"]], tf.uint8, stateful=False)
-            batch = {**batch, "image": tf.ensure_shape(pixels, (None, *files.shape[1:]))}
-        image = tf.cast(batch["image"], tf.float32) / 255.0
+            pixels = tf.ensure_shape(tf.numpy_function(files.decode_batch, [index], tf.uint8, stateful=False),
+                                     (None, *files.shape[1:]))
+        else:
+            pixels = tf.gather(images, index)
+        image = tf.cast(pixels, tf.float32) / 255.0
         if flip:  # a seed of its own, so that the binarization and noise draws stay those of a plain run
             mirror = tf.random.stateless_uniform(tf.shape(image)[:1], seed=tf.random.experimental.stateless_fold_in(
                 noise_seed, 2)) < 0.5
@@ -89,8 +113,8 @@ def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *,
         if corruption is not None:  # a seed of its own, so that the binarization draws stay those of a plain run
             out["input"] = noise_lib.corrupt(image, corruption,
                                              tf.random.experimental.stateless_fold_in(noise_seed, 1))
-        if "label" in batch:
-            out["label"] = tf.one_hot(batch["label"], num_classes, dtype=tf.float32)
+        if labels is not None:
+            out["label"] = tf.one_hot(tf.gather(labels, index), num_classes, dtype=tf.float32)
         return out
 
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -58,6 +58,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tfvae.models.trackers import track
+
 DISCRIMINATOR_FILTERS = (32, 64, 128)
 LEAKY_SLOPE = 0.2
 ADAPTIVE_EPS = 1e-4
@@ -160,14 +162,17 @@ def build_discriminator(image_shape, filters=DISCRIMINATOR_FILTERS, name="discri
       A functional ``keras.Model`` from images to a dict: ``logits`` (B, h, w, 1), one per patch, in float32,
       and ``features``, the list of the LeakyReLU outputs.
     """
+    # Under mixed_float16 the critic computes in float32: its hinge gradients are small and no loss scale of its
+    # own keeps them above float16's underflow. (bfloat16 has float32's exponent range: it keeps the policy.)
+    dtype = "float32" if keras.mixed_precision.global_policy().name == "mixed_float16" else None
     image = keras.Input(tuple(image_shape), name="image")
-    h = keras.layers.Rescaling(2.0, offset=-1.0)(image)
+    h = keras.layers.Rescaling(2.0, offset=-1.0, dtype=dtype)(image)
     features = []
     for f in filters:
-        h = SpectralConv2D(f, 4, strides=2, padding="same")(h)
-        h = LeakyReLU(LEAKY_SLOPE)(h)
+        h = SpectralConv2D(f, 4, strides=2, padding="same", dtype=dtype)(h)
+        h = LeakyReLU(LEAKY_SLOPE, dtype=dtype)(h)
         features.append(h)
-    logits = SpectralConv2D(1, 3, padding="same", name="patch_logits")(h)
+    logits = SpectralConv2D(1, 3, padding="same", name="patch_logits", dtype=dtype)(h)
     logits = keras.layers.Activation("linear", name="logits_float32", dtype="float32")(logits)
     return keras.Model(image, {"logits": logits, "features": features}, name=name)
 
@@ -285,10 +290,11 @@ class Critic(keras.layers.Layer):
         grads = tape.gradient(terms["d_loss"], variables, output_gradients=scale)
         self.optimizer.apply_gradients(zip(grads, variables))
 
-    def update_trackers(self, values):
+    def update_trackers(self, values, weight):
+        """Adds the batch's ``values`` to the trackers named like them, weighted by its ``weight`` examples."""
         for tracker in self.trackers:
             if tracker.name in values:
-                tracker.update_state(values[tracker.name])
+                track(tracker, values[tracker.name], weight)
 
     def get_config(self):
         return {**super().get_config(), "adversarial": self.adversarial, "feature_match": self.feature_match,

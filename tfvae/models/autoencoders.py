@@ -44,6 +44,7 @@ from keras import ops
 from tfvae import keras_private, likelihoods, losses
 from tfvae.models import networks
 from tfvae.models.adversarial import Critic, build_discriminator
+from tfvae.models.trackers import batch_weight, track
 
 
 @dataclasses.dataclass
@@ -244,14 +245,15 @@ class Autoencoder(keras_private.BuiltModelSkipsDistributedBuild, keras.Model):
         del encoder, encode, sample_indices
         return None
 
-    def _update_trackers(self, terms):
-        self.loss_tracker.update_state(terms["loss"])
-        self.reconstruction_tracker.update_state(terms["reconstruction"])
-        self.kl_tracker.update_state(terms["kl"])
+    def _update_trackers(self, terms, weight):
+        """Adds the batch's terms to the epoch's means, each weighted by the batch's ``weight`` examples."""
+        for tracker, name in ((self.loss_tracker, "loss"), (self.reconstruction_tracker, "reconstruction"),
+                              (self.kl_tracker, "kl")):
+            track(tracker, terms[name], weight)
         if "variance" in terms:
-            self.variance_tracker.update_state(terms["variance"])
+            track(self.variance_tracker, terms["variance"], weight)
         if self.critic is not None:
-            self.critic.update_trackers(terms)
+            self.critic.update_trackers(terms, weight)
         logs = {m.name: m.result() for m in self.metrics if m.name in terms}  # (the critic's scales: training only)
         if _across_workers(self.distribute_strategy):
             # Keras 3 averages each worker's logs with strategy.reduce(MEAN, axis=0), which needs an axis to
@@ -280,10 +282,12 @@ class Autoencoder(keras_private.BuiltModelSkipsDistributedBuild, keras.Model):
             terms.update(scales)
             critic.train_discriminator(tape, terms, replicas)
             del tape
+        if replicas > 1 and isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            grads = skip_together(grads)
         self.optimizer.apply_gradients(zip(grads, variables))
         if "variance" in terms:
             self.variance_layer.update(terms["variance"])
-        return self._update_trackers(terms)
+        return self._update_trackers(terms, batch_weight(batch))
 
     def test_step(self, batch):
         batch = self.as_batch(batch)
@@ -291,7 +295,20 @@ class Autoencoder(keras_private.BuiltModelSkipsDistributedBuild, keras.Model):
         terms = self.loss_terms(batch, out, training=False)
         if self.critic is not None:
             terms.update(self.critic.terms(batch["image"], out["logits"], training=False))
-        return self._update_trackers(terms)
+        return self._update_trackers(terms, batch_weight(batch))
+
+
+def skip_together(grads):
+    """This replica's gradients, made non-finite when any replica's are (the replicas' gradients are not yet summed).
+
+    Under mixed_float16 the LossScaleOptimizer skips a step, and halves its loss scale, when it sees an overflow,
+    but it checks this replica's gradients only (Keras 3.15); another replica's overflow reached Adam as inf
+    through the sum. With every replica's gradients non-finite, every replica skips the step together.
+    """
+    overflowed = ops.cast(ops.logical_not(ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in grads
+                                                              if g is not None]))), "float32")
+    overflowed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, overflowed)
+    return [g if g is None else ops.where(overflowed > 0, ops.full_like(g, float("nan")), g) for g in grads]
 
 
 def _across_workers(strategy):

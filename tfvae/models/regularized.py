@@ -79,6 +79,7 @@ from keras import ops
 
 from tfvae.fields import setting
 from tfvae.models.autoencoders import Autoencoder
+from tfvae.models.trackers import track
 
 RAE_LATENT_WEIGHT = 1e-2
 RAE_DECODER_L2 = 1e-3
@@ -195,9 +196,9 @@ class RegularizedAutoencoder(Autoencoder):
         penalty = self.penalty(out)
         return {**terms, "loss": terms["loss"] + penalty, "penalty": penalty}
 
-    def _update_trackers(self, terms):
-        self.penalty_tracker.update_state(terms["penalty"])
-        return super()._update_trackers(terms)
+    def _update_trackers(self, terms, weight):
+        track(self.penalty_tracker, terms["penalty"], weight)
+        return super()._update_trackers(terms, weight)
 
 
 class RAE(RegularizedAutoencoder):

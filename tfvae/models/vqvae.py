@@ -58,6 +58,7 @@ from tfvae.fields import setting
 from tfvae.models import networks, pixelcnn
 from tfvae.models.autoencoders import Autoencoder
 from tfvae.models.layers import Conv2DTranspose, DecoderVariance
+from tfvae.models.trackers import track
 
 CODEBOOK_SIZE = 128
 COMMITMENT = 0.25
@@ -308,10 +309,10 @@ class VQVAE(Autoencoder):
         del encode
         return pixelcnn.CodeGridPrior(sample_indices, quantizer(encoder).embeddings.numpy())
 
-    def _update_trackers(self, terms):
-        self.commitment_tracker.update_state(terms["commitment"])
-        self.perplexity_tracker.update_state(terms["perplexity"])
-        return super()._update_trackers(terms)
+    def _update_trackers(self, terms, weight):
+        track(self.commitment_tracker, terms["commitment"], weight)
+        track(self.perplexity_tracker, terms["perplexity"], weight)
+        return super()._update_trackers(terms, weight)
 
 
 def build_vqvae(image_shape, latent_dim, *, arch="conv", filters=(32, 64), codebook_size=CODEBOOK_SIZE,

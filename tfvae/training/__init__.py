@@ -3,9 +3,11 @@
 The run directory's files and their formats are ``tfvae.rundir``'s; this package writes them.
 
 Running the same command again resumes where the last checkpoint left off: after the last finished epoch, or
-with ``--checkpoint_every_steps`` inside an epoch, skipping the batches already trained on. The training data
-is one stream whose order depends only on the seed (``data.make_pipeline(repeat=True)``), so a resumed run
-sees exactly the batches an uninterrupted one would.
+with ``--checkpoint_every_steps`` inside an epoch, skipping the batches already trained on. Each epoch's data
+is a function of the seed and the epoch alone (``data.make_pipeline(epoch=...)``), so a resumed run sees
+exactly the batches an uninterrupted one would. Each epoch is one ``fit`` on that epoch's finite pipeline, so
+that every call runs ``--steps_per_execution`` steps but an epoch's last, which is short; the caller's callbacks
+still see one training (``on_train_begin`` once).
 
 What a kill at any moment leaves: every file is written under a temporary name and renamed into place
 (``tfvae.files``), and an epoch is recorded in this order: TensorBoard scalars and images (flushed),
@@ -33,22 +35,25 @@ from tfvae.training.model_setup import (
     MIN_WARMUP_STEPS,
     create_model,
     default_batch_size,
+    default_steps_per_execution,
     export_models,
     float32_copy,
     learning_rate,
     policy_copy,
+    resolve_jit_compile,
     resolved_batch_size,
     set_learning_rate,
     steps_per_epoch,
+    trained_examples,
 )
 from tfvae.training.recorder import NonFiniteLoss, RunRecorder
 from tfvae.training.runtime import configure_runtime, cpu_has_bfloat16, is_chief, make_strategy, resolve_precision
 from tfvae.training.writers import ImageWriter, ScalarWriter
 
 __all__ = [
-    "MIN_WARMUP_STEPS", "Checkpointer", "ImageWriter", "NonFiniteLoss", "RunRecorder", "ScalarWriter",
-    "configure_runtime", "cpu_has_bfloat16", "create_model", "default_batch_size", "describe_checkpoint",
-    "export_models", "float32_copy", "is_chief", "learning_rate", "load_data", "make_strategy", "pipelines",
-    "policy_copy", "probe_loss", "resolve_precision", "resolved_batch_size", "set_learning_rate", "steps_per_epoch",
-    "train", "weights_are_finite",
+    "Checkpointer", "ImageWriter", "MIN_WARMUP_STEPS", "NonFiniteLoss", "RunRecorder", "ScalarWriter",
+    "configure_runtime", "cpu_has_bfloat16", "create_model", "default_batch_size", "default_steps_per_execution",
+    "describe_checkpoint", "export_models", "float32_copy", "is_chief", "learning_rate", "load_data", "make_strategy",
+    "pipelines", "policy_copy", "probe_loss", "resolve_jit_compile", "resolve_precision", "resolved_batch_size",
+    "set_learning_rate", "steps_per_epoch", "train", "trained_examples", "weights_are_finite",
 ]

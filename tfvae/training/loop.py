@@ -30,10 +30,12 @@ from tfvae.training.checkpoints import Checkpointer, describe_checkpoint
 from tfvae.training.model_setup import (
     create_model,
     damaged_exports,
+    default_steps_per_execution,
     export_models,
     resolved_batch_size,
     set_learning_rate,
     steps_per_epoch,
+    trained_examples,
 )
 from tfvae.training.prior import train_prior
 from tfvae.training.recorder import RunRecorder
@@ -64,17 +66,21 @@ def load_data(config, log=print):
     return dataset
 
 
-def pipelines(config, dataset, skip_batches=0):
-    """The (train, test) tf.data pipelines for ``dataset``.
+def pipelines(config, dataset, epoch=0, skip_batches=0, replicas=1):
+    """The (train, test) tf.data pipelines for ``dataset``, for a strategy of ``replicas`` replicas.
 
-    The training pipeline is the endless stream of all epochs (fit with ``steps_per_epoch``), started
-    ``skip_batches`` batches in (mirrored at random with ``--flip``); the test pipeline is one pass, never mirrored.
+    The training pipeline serves the one (0-based) ``epoch``, finite, from ``skip_batches`` batches in (mirrored
+    at random with ``--flip``); the test pipeline is one pass, never mirrored. Several replicas train on whole
+    batches only (a short last batch could leave a replica no image, whose mean loss is NaN; each epoch drops a
+    different few of its shuffled images) and evaluate every test image once (no last batch smaller than the
+    replica count: it joins the one before).
     """
     kwargs = dict(num_classes=dataset.num_classes, batch_size=config.batch_size, binarize=config.binarize,
                   seed=config.seed, noise=data_lib.parse_noise(config.noise))
-    train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, repeat=True,
-                                   skip_batches=skip_batches, flip=config.flip, **kwargs)
-    test = data_lib.make_pipeline(dataset.x_test, dataset.y_test, shuffle=False, **kwargs)
+    train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, epoch=epoch,
+                                   drop_remainder=replicas > 1, skip_batches=skip_batches, flip=config.flip,
+                                   **kwargs)
+    test = data_lib.make_pipeline(dataset.x_test, dataset.y_test, shuffle=False, min_last_batch=replicas, **kwargs)
     return train, test
 
 
@@ -152,10 +158,17 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         log("flip: each training image is mirrored left-right with probability 1/2, a fresh draw each epoch")
     chief = writedir == config.workdir
 
+    # Several replicas train on whole batches only (``pipelines``).
+    replicas = strategy.num_replicas_in_sync
+    examples = trained_examples(config, len(dataset.x_train), replicas)
+
     # The checkpoint is chosen and loaded before anything is written: a run that can't resume changes nothing.
     with strategy.scope():
-        model = create_model(config, len(dataset.x_train))
-    log(describe_speed(config, model, steps_per_epoch(config, len(dataset.x_train))))
+        model = create_model(config, examples)
+    log(describe_speed(config, model, steps_per_epoch(config, examples)))
+    # config.json records what runs: the steps per call and XLA as compiled (the precision is already resolved).
+    config = dataclasses.replace(config, jit_compile=bool(model.jit_compile),
+                                 steps_per_execution=int(model.steps_per_execution))
     checkpointer = Checkpointer(config.workdir, keep=config.keep_checkpoints)  # every worker resumes from it
     config_path = os.path.join(config.workdir, "config.json")
     try:
@@ -181,7 +194,7 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         log(f"skipped {len(dataset.skipped)} file(s) that could not be decoded; listed in {skipped}")
 
     initial_epoch, step_in_epoch = state.get("epoch", 0), state.get("step_in_epoch", 0)
-    steps = steps_per_epoch(config, len(dataset.x_train))
+    steps = steps_per_epoch(config, examples)
     if step_in_epoch >= steps:  # the data or batch size changed since: start the next epoch afresh
         step_in_epoch = 0
     if state:
@@ -208,23 +221,30 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         labels = picture_arrays.one_hot(np.arange(64) % config.num_classes, config.num_classes)
     # A model whose prior is trained after it (a vqvae's PixelCNN) has none to draw pictures from: reconstructions.
     samples = None if model.trains_prior_after else picture_arrays.prior_samples(64, config.latent, config.seed)
-    recorder = RunRecorder(writedir, len(dataset.x_train), history, batch_size=config.batch_size,
+    recorder = RunRecorder(writedir, examples, history, batch_size=config.batch_size,
                            images=ImageWriter(logdir, preview, samples, labels), probe=preview,
                            checkpoint_every_steps=config.checkpoint_every_steps,
                            keep_checkpoints=config.keep_checkpoints, learning_rate=config.learning_rate, log=log)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    # A run checkpointed inside an epoch first finishes that epoch, then trains whole epochs.
-    segments = [(initial_epoch, initial_epoch + 1, step_in_epoch)] if step_in_epoch else []
-    if initial_epoch + bool(step_in_epoch) < config.epochs:
-        segments.append((initial_epoch + bool(step_in_epoch), config.epochs, 0))
+    # One fit per epoch, on that epoch's finite pipeline: Keras then ends each epoch with a short call, so every
+    # call runs --steps_per_execution steps but the last, and no epoch runs longer than its data. A run
+    # checkpointed inside an epoch first finishes that epoch.
+    epochs = range(initial_epoch, max(config.epochs, initial_epoch + bool(step_in_epoch)))
+    if step_in_epoch:
+        recorder.resume_at(initial_epoch, step_in_epoch, state.get("metrics"))
+    theirs = _OneTraining(callbacks, config.epochs)  # the caller's callbacks see one training, not one per epoch
+    _, test_ds = pipelines(config, dataset, replicas=replicas)
     try:
-        for first, last, skip in segments:
-            recorder.resume_at(first, skip, state.get("metrics") if skip else None)
-            train_ds, test_ds = pipelines(config, dataset, skip_batches=first * steps + skip)
-            model.fit(train_ds, validation_data=test_ds, epochs=last, initial_epoch=first,
-                      steps_per_epoch=steps - skip, callbacks=[recorder, *callbacks], verbose=verbose,
+        for epoch in epochs:
+            skip = step_in_epoch if epoch == initial_epoch else 0
+            train_ds, _ = pipelines(config, dataset, epoch=epoch, skip_batches=skip, replicas=replicas)
+            model.fit(train_ds, validation_data=test_ds, epochs=epoch + 1, initial_epoch=epoch,
+                      callbacks=[recorder, theirs, _Progress(config.epochs, verbose)], verbose=verbose,
                       shuffle=False)
+            if model.stop_training:  # a callback (EarlyStopping, say) ended the training
+                break
+        theirs.end_training()
     except OSError as e:  # a full or read-only disk, from our files, h5py or Keras
         raise TfvaeError(_write_error(writedir, checkpointer, files.describe_os_error(e), e.filename)) from None
     except tf.errors.OpError as e:  # from TensorBoard's writers, or the pipeline decoding images
@@ -237,7 +257,7 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         raise TfvaeError(_write_error(writedir, checkpointer, reason)) from None
     finally:
         recorder.close()
-    if not segments:
+    if not epochs:
         log(f"{config.workdir} already finished {initial_epoch} epochs; nothing to train")
         damaged = damaged_exports(model, writedir)  # missing or damaged: rebuilt from the last checkpoint
         if damaged:
@@ -246,20 +266,77 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         # Under the run's strategy on one host; a cluster's chief trains it alone (the workers have stopped).
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         train_prior(config, model, dataset, writedir, log=log, strategy=None if multi_worker else strategy)
-    if segments and chief and on_finished is not None:  # the chief, after the last epoch
+    if epochs and chief and on_finished is not None:  # the chief, after the last epoch
         on_finished(config, dataset)
-    _, test_ds = pipelines(config, dataset)
     result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),
             "workdir": config.workdir, "config": config}
+
+
+class _OneTraining(keras.callbacks.Callback):
+    """The caller's callbacks, told of one training however many ``fit`` calls it takes: ``on_train_begin`` with
+    the first, ``on_train_end`` from ``end_training`` after the last; ``set_params`` gives the run's epochs."""
+
+    def __init__(self, callbacks, epochs):
+        super().__init__()
+        self.callbacks, self.epochs, self.begun, self.last_logs = list(callbacks), epochs, False, None
+        for name in ("on_epoch_begin", "on_train_batch_begin", "on_train_batch_end", "on_test_begin",
+                     "on_test_end", "on_test_batch_begin", "on_test_batch_end"):
+            setattr(self, name, self._forward(name))
+
+    def _forward(self, name):
+        def forward(*args, **kwargs):
+            for callback in self.callbacks:
+                getattr(callback, name)(*args, **kwargs)
+        return forward
+
+    def set_model(self, model):
+        super().set_model(model)
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        for callback in self.callbacks:
+            callback.set_params({**params, "epochs": self.epochs})
+
+    def on_train_begin(self, logs=None):
+        if not self.begun:
+            self.begun = True
+            self._forward("on_train_begin")(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.last_logs = logs
+        self._forward("on_epoch_end")(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        pass  # end_training, after the last fit
+
+    def end_training(self):
+        if self.begun:
+            self._forward("on_train_end")(self.last_logs)
+
+
+class _Progress(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar, counting the run's epochs ("Epoch 3/30") though each fit trains one."""
+
+    def __init__(self, epochs, verbose):
+        super().__init__()
+        self.run_epochs, self.run_verbose = epochs, verbose
+
+    def set_params(self, params):
+        super().set_params({**params, "epochs": self.run_epochs, "verbose": self.run_verbose})
 
 
 def describe_speed(config, model, steps):
     """One line: the train steps each call into TensorFlow really runs, XLA and the precision policy, as compiled
     (what runs, not what the flags asked for)."""
     used, asked = int(model.steps_per_execution), config.steps_per_execution
-    why = "" if used == asked else (f" (--steps_per_execution={asked} asked: a common divisor with the epoch's {steps} "
-                                    "steps so that no epoch runs longer, or 1 under a mirrored strategy)")
+    flag = f"--steps_per_execution={asked}" if asked else f"auto ({default_steps_per_execution()})"
+    why = ""
+    if used != (asked or default_steps_per_execution()):
+        why = (f" ({flag} asked: the epoch has {steps})" if used == steps else
+               f" ({flag} asked: 1 under a mirrored strategy)")
     return (f"speed: {used} train step(s) per call{why}, jit_compile={model.jit_compile}, "
             f"precision={config.precision}")
 

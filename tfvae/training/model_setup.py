@@ -1,13 +1,13 @@
 """The model a run trains: its precision policy, Adam with its learning-rate schedule, and the float32 export."""
 
 import dataclasses
-import math
 import os
 
 import keras
 import tensorflow as tf
 
 from tfvae import integrity
+from tfvae.errors import TfvaeError
 from tfvae.models import build_model
 from tfvae.models.adversarial import discriminator_optimizer
 from tfvae.rundir import save_model
@@ -63,6 +63,54 @@ def steps_per_epoch(config, num_examples):
     return -(-num_examples // resolved_batch_size(config, num_examples))
 
 
+def default_steps_per_execution():
+    """``--steps_per_execution=0`` (auto): 16 train steps per call on a CPU, 128 on a GPU or TPU.
+
+    On a CPU a step takes milliseconds and 16 per call were faster than one (docs/performance.md);
+    an accelerator's step is far shorter than the host's round trip after each call, so it gets the order of
+    steps per call that Keras's guides use for TPUs (not measured here: no accelerator was lent).
+    """
+    accelerators = tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices("TPU")
+    return 128 if accelerators else 16
+
+
+def resolve_jit_compile(jit_compile, mirrored=False):
+    """Whether the train step is compiled with XLA: ``--jit_compile`` true or false, or for "auto" on one GPU yes
+    and otherwise no.
+
+    Keras's own "auto" turns XLA off for any model built under a tf.distribute strategy, so on one GPU (which
+    ``--strategy=auto`` runs under a OneDeviceStrategy) it would never compile; "auto" here means what Keras
+    means for a model built outside a strategy: XLA on an accelerator, not on a CPU-only machine (where Keras
+    keeps it off, and where tfvae's benchmarks found no gain: docs/performance.md).
+
+    Raises:
+      TfvaeError: XLA asked for under a mirrored strategy, where Keras 3.15 cannot compile the step
+        (keras-team/keras#18145, #20763).
+    """
+    if jit_compile is True and mirrored:
+        raise TfvaeError("--jit_compile=true cannot run under a mirrored or multi_worker strategy (Keras cannot "
+                         "compile a distributed train step with XLA: keras-team/keras#18145); leave it out "
+                         "(auto) or pass --nojit_compile")
+    if jit_compile == "auto":
+        return bool(tf.config.list_logical_devices("GPU")) and not mirrored
+    return bool(jit_compile)
+
+
+def trained_examples(config, num_examples, replicas=1):
+    """The examples an epoch trains on: all ``num_examples``, or under several ``replicas`` its whole batches only.
+
+    Raises:
+      TfvaeError: several replicas and fewer examples than one batch.
+    """
+    if replicas == 1:
+        return num_examples
+    batch_size = resolved_batch_size(config, num_examples)
+    if num_examples < batch_size:
+        raise TfvaeError(f"--batch_size={batch_size} is more than the {num_examples} training images: {replicas} "
+                         "replicas train on whole batches only; lower --batch_size")
+    return num_examples - num_examples % batch_size
+
+
 def create_model(config, num_examples=None):
     """Builds and compiles the model ``config`` describes (in the current strategy's scope).
 
@@ -91,15 +139,19 @@ def create_model(config, num_examples=None):
     optimizer = keras.optimizers.Adam(schedule)
     if precision == "mixed_float16":
         # The loss sums hundreds of per-pixel terms, so its gradients are ~2^6-2^10 times those of a per-pixel
-        # mean: Keras's default initial loss scale (2^15) overflows float16 and skips the first ~6 steps.
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0 ** 9)
-    # Keras runs whole executions: with 8 steps an epoch and 16 steps an execution it trained 16 steps an epoch.
-    # A divisor of the epoch's step count keeps every epoch exactly its length.
-    steps = math.gcd(config.steps_per_execution, steps_per_epoch(config, num_examples))
-    if isinstance(tf.distribute.get_strategy(),
-                  (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
+        # mean: Keras's default initial loss scale (2^15) overflows float16 and skips the first steps, and so
+        # does 2^9 on an untrained network; 2^5 skipped none (docs/performance.md). The scale still grows
+        # while no step overflows.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0 ** 5)
+    # A call runs at most the epoch's steps: each epoch is fitted on its own finite pipeline (training.loop), so
+    # its last call is short and no epoch runs longer than its data, whatever the two lengths.
+    steps = min(config.steps_per_execution or default_steps_per_execution(), steps_per_epoch(config, num_examples))
+    mirrored = isinstance(tf.distribute.get_strategy(),
+                          (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
+    if mirrored:
         steps = 1  # Keras 3.15's multi-step loop fails under these strategies (keras-team/keras#19246)
-    model.compile(optimizer=optimizer, jit_compile=config.jit_compile, steps_per_execution=steps)
+    model.compile(optimizer=optimizer, jit_compile=resolve_jit_compile(config.jit_compile, mirrored),
+                  steps_per_execution=steps)
     model.optimizer.build(model.autoencoder_variables)
     if model.critic is not None:  # the sharpness terms' discriminator trains with its own Adam (saved in checkpoints)
         model.critic.attach_optimizer(discriminator_optimizer(schedule))

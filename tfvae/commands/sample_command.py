@@ -62,8 +62,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}; flags look like --name=value")
     # `import keras` itself imports scikit-learn (keras.wrappers -> keras.src.wrappers.sklearn_wrapper) and
     # matplotlib.pyplot (keras.src.activations -> keras.src.visualization) when they are installed, guarded by
-    # try/except ImportError; tfvae's own imports never do. This script uses neither (~1.5 s of a cold start),
-    # so it marks them absent; only the scatter plot needs pyplot.
+    # try/except ImportError; tfvae's own imports never do. This command uses neither (a part of its cold start:
+    # docs/performance.md), so it marks them absent; only the scatter plot needs pyplot.
     for unused in ("sklearn",) + (() if FLAGS.mode == "scatter" else ("matplotlib.pyplot",)):
         sys.modules.setdefault(unused, None)
     from tfvae import pictures  # after flag parsing, so --help is instant

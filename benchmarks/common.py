@@ -1,7 +1,7 @@
 """Helpers the benchmarks share: the machine they ran on, timed fit segments, report table cells.
 
 The pictures the benchmarks lay out are ``benchmarks/figures.py``'s. A benchmark puts the repository root on
-``sys.path`` and calls ``quiet_startup.quiet_tensorflow_startup()`` at its top (as train.py does), then imports
+``sys.path`` and calls ``tfvae.startup.quiet_tensorflow_startup()`` at its top (as train.py does), then imports
 these helpers as ``from benchmarks.common import ...``.
 """
 

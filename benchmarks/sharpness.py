@@ -19,9 +19,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import quiet_startup  # noqa: E402
+from tfvae import startup  # noqa: E402
 
-quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
+startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
 
 from absl import app, flags  # noqa: E402
 

@@ -24,9 +24,9 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import quiet_startup  # noqa: E402
+from tfvae import startup  # noqa: E402
 
-quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
+startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402

@@ -26,9 +26,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-import quiet_startup  # noqa: E402
+from tfvae import startup  # noqa: E402
 
-quiet_startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
+startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
 
 from absl import app, flags  # noqa: E402
 

@@ -26,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 from absl import flags  # noqa: E402
 
 from tests import script_runner  # noqa: E402  (also imports pyplot and scikit-learn, which sample.py expects)
+from tfvae.commands import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 SCRIPTS = ("train.py", "sample.py", "evaluate.py")
@@ -131,6 +132,12 @@ def run_command(tokens, scripts, data, page_name):
         if "tensorboard" not in requirement_names(requires) or "--logdir" not in " ".join(args):
             raise Failed("expected `tensorboard --logdir DIR`, with tensorboard a dependency")
         return "shape only: starts a server"
+    if program == "tfvae":  # the installed command: `tfvae train ARGS` runs train.py's code (tfvae.commands)
+        if not args or args[0] in cli.HELP:
+            return "shape only: prints the commands"
+        if args[0] not in cli.COMMANDS:
+            raise Failed(f"tfvae has no command {args[0]!r} (tfvae/commands/cli.py)")
+        program, args = "python", [f"{args[0]}.py", *args[1:]]
     if program not in ("python", "python3"):
         raise Failed(f"no rule to check `{program}` (tests/docs_runner.py)")
     if args[:2] == ["-m", "pytest"]:

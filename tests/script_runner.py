@@ -1,5 +1,9 @@
 """train.py, sample.py and evaluate.py called inside the test process, as their own ``python SCRIPT`` would run them.
 
+The scripts are shims over ``tfvae.commands`` (``tfvae train|sample|evaluate``): loading one runs its
+``<command>_command.define_flags()``, so a script loaded again after another defines its flags again; the command
+modules stay imported (they define nothing when imported).
+
 A new Python process spends most of a tiny run starting TensorFlow (about 6 s here, more under load); the suite ran
 some 60 scripts that way. ``run_script`` does what ``python SCRIPT ARGS`` does without the start-up: the script is
 loaded with ``runpy`` (its absl flags defined, the previous script's removed: the three share names such as
@@ -36,8 +40,10 @@ SCRIPT_MODULES = {"train", "sample", "evaluate"}
 
 
 def _flags_of_scripts():
-    """Names of the flags defined by a script imported as a module (``import train``)."""
-    return {flag.name for module, defined in FLAGS.flags_by_module_dict().items() if module in SCRIPT_MODULES
+    """Names of the flags defined by a script imported as a module (``import train``), or by a command of
+    ``tfvae.commands`` (whose ``define_flags()`` the scripts call: its flags are the command module's)."""
+    return {flag.name for module, defined in FLAGS.flags_by_module_dict().items()
+            if module in SCRIPT_MODULES or module == "tfvae.config_flags" or module.startswith("tfvae.commands.")
             for flag in defined}
 
 
@@ -68,9 +74,11 @@ class Scripts:
 
     def parse(self, argv):
         """Parses argv (``[script, *flags]``) with the loaded script's flags from their defaults; returns the rest.
-        Raises ``flags.Error`` when a flag is unknown or a value is bad."""
+        train.py's ``--config=NAME`` is first expanded as its command does (``expand_config``). Raises
+        ``flags.Error`` when a flag is unknown or a value is bad."""
         FLAGS.unparse_flags()
-        return FLAGS(argv)
+        expand = (self.namespace or {}).get("expand_config")
+        return FLAGS(expand(argv) if expand else argv)
 
 
 _SCRIPTS = Scripts()

@@ -43,6 +43,32 @@ def test_config_documents_and_builds(path):
     assert model.decoder.output.shape[1:] == shape
 
 
+def test_configs_ship_in_the_package_and_are_named_without_a_path():
+    """``--config=NAME`` is ``--flagfile=tfvae/configs/NAME.cfg`` in its place (flags after it override it); the
+    repository's configs/ is that folder, which the wheel holds (setup.cfg's package_data)."""
+    from tests import script_runner
+    from tfvae.commands import train_command
+
+    assert os.path.samefile(os.path.join(REPO, "configs"), train_command.CONFIGS_DIR)
+    assert train_command.config_names() == sorted(os.path.basename(c)[:-len(".cfg")] for c in CONFIGS)
+    path = os.path.join(train_command.CONFIGS_DIR, "folder_vae_64.cfg")
+    expand = train_command.expand_config
+    assert expand(["p", "--epochs=1", "--config=folder_vae_64", "--epochs=2"]) == [
+        "p", "--epochs=1", f"--flagfile={path}", "--config=folder_vae_64", "--epochs=2"]
+    assert expand(["p", "--config", "folder_vae_64"]) == ["p", f"--flagfile={path}", "--config=folder_vae_64"]
+    assert expand(["p", "--config=nope", "--", "--config=folder_vae_64"]) == [
+        "p", "--config=nope", "--", "--config=folder_vae_64"]
+    train = script_runner.load(os.path.join(REPO, "train.py"))
+    try:
+        script_runner._SCRIPTS.parse(["train.py", "--latent=3", "--config=folder_vae_64", "--epochs=2"])
+        config = train["config_from_flags"]()
+        assert (config.image_size, config.dataset, config.latent, config.epochs) == (64, "folder", 128, 2)
+        with pytest.raises(script_runner.flags.IllegalFlagValueError, match="folder_vae_64"):
+            script_runner._SCRIPTS.parse(["train.py", "--config=folder_vae_65"])  # the names there are
+    finally:
+        script_runner.FLAGS.unparse_flags()
+
+
 def test_folder_config_trains_on_a_generated_folder(tmp_path, offline_env):
     rng = np.random.default_rng(0)
     for cls in ("a", "b"):

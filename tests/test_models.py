@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfvae  # noqa: F401  (registers the custom layers for loading)
+import tfvae.models  # noqa: F401  (registers the custom layers for loading)
 from tfvae import losses
 from tfvae.models import Sampling, build_decoder, build_encoder, build_model
 

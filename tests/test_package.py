@@ -1,5 +1,6 @@
-"""Importing tfvae has no side effects beyond registering its Keras layers: no matplotlib backend chosen, no
-logging filter or handler, nothing done to stderr's file descriptor; its public names are ``__all__``'s."""
+"""Importing tfvae (and every module of it) has no side effects: no matplotlib backend chosen, no logging filter or
+handler, nothing done to stderr's file descriptor; its public names are ``__all__``'s. ``import tfvae`` itself
+imports neither TensorFlow nor Keras (tests/test_commands.py): its exports load when first used."""
 
 import ast
 import json
@@ -10,9 +11,9 @@ import types
 
 import pytest
 
-import quiet_startup
 import tfvae
 from tests.conftest import REPO
+from tfvae import startup
 
 # Prints, as JSON, the state of a process's logging, matplotlib backend and warnings filters after PRELUDE,
 # and the os.dup/os.dup2 calls PRELUDE made.
@@ -107,8 +108,9 @@ def test_setuptools_reads_the_version_without_importing_tfvae():
 
 
 def test_each_script_quiets_tensorflow_before_anything_imports_it():
-    """Each script calls quiet_startup.quiet_tensorflow_startup() before any statement that imports tfvae,
-    TensorFlow or Keras (read from its source; the next test runs one for real)."""
+    """Each script calls tfvae.startup.quiet_tensorflow_startup() before any statement that imports more of tfvae,
+    or TensorFlow or Keras (read from its source; the next test runs one for real). ``tfvae.startup`` itself
+    imports neither (tests/test_commands.py checks it in a fresh process)."""
     heavy = ("tfvae", "tensorflow", "keras")
     for script in ("train.py", "sample.py", "evaluate.py"):
         tree = ast.parse(open(os.path.join(REPO, script)).read())
@@ -117,19 +119,19 @@ def test_each_script_quiets_tensorflow_before_anything_imports_it():
             if quiet is None and "quiet_tensorflow_startup()" in ast.unparse(node):
                 quiet = i
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            if first_heavy is None and any(n.split(".")[0] in heavy for n in names):
+                [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            if first_heavy is None and any(n.split(".")[0] in heavy and n != "tfvae.startup" for n in names):
                 first_heavy = i
         assert quiet is not None and (first_heavy is None or quiet < first_heavy), script
 
 
 def test_a_script_starts_tensorflow_without_its_notices(tmp_path):
-    """quiet_startup.quiet_tensorflow_startup() at work in a real process: stderr holds the script's own error
+    """tfvae.startup.quiet_tensorflow_startup() at work in a real process: stderr holds the script's own error
     line only, none of TensorFlow's C++ start-up notices (oneDNN, CUDA drivers, CPU features)."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFVAE_QUIET_STARTUP")}
     args = ["sample.py", f"--workdir={tmp_path / 'missing'}"]  # imports TensorFlow, then fails in one line
     out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
-    noise = [line for line in out.stderr.splitlines() if quiet_startup.STARTUP_NOISE.match(line)
+    noise = [line for line in out.stderr.splitlines() if startup.STARTUP_NOISE.match(line)
              or "oneDNN" in line or "cuda" in line.lower()]
     assert noise == [] and "rror" in out.stderr.splitlines()[0], (args, out.stderr[-2000:])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import tfvae  # noqa: F401  (registers the custom layers)
+import tfvae.models  # noqa: F401  (registers the custom layers)
 from tests.conftest import (
     REPO,
     SAMPLE,

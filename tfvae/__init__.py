@@ -1,13 +1,19 @@
 """tfvae: autoencoders and variational autoencoders that generate images (Keras 3 on TensorFlow).
 
-Importing the package registers its custom layers, so saved ``encoder.keras``/``decoder.keras`` files load
-with ``keras.saving.load_model(path, safe_mode=True)``. ``tfvae.load("runs/latest")`` gives a finished run
-(``tfvae.api.Run``).
+``tfvae.load("runs/latest")`` gives a finished run (``tfvae.api.Run``). ``import tfvae.models`` (or
+``tfvae.models``, ``tfvae.load``, ``tfvae.Run``, first used) registers the custom layers, so saved
+``encoder.keras``/``decoder.keras`` files load with ``keras.saving.load_model(path, safe_mode=True)``.
+
+``import tfvae`` itself imports neither TensorFlow nor Keras: its exports are loaded when first used (PEP 562's
+module ``__getattr__``), so that ``tfvae.startup`` can quiet TensorFlow's start-up before anything imports it,
+and ``tfvae --help`` answers at once.
 
 The floors, top first. A module imports only from floors below its own (an import inside a function too), and
 modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`` contract says the same and
 ``lint-imports`` (run by .ci/run) checks it::
 
+    commands                     the installed ``tfvae`` command (``tfvae train|sample|evaluate``): flags
+                                 parsed into a Config or options, one library call, errors in flag names
     pictures                     sample.py's pictures of a Run (grids, reconstructions, denoising, scatter)
     evaluation | projector       built on a Run: the metrics of a run, its latent space for TensorBoard,
       | explorer                 the TensorBoard plugin that explores it interactively
@@ -34,18 +40,34 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
     files | integrity            atomic writes, locks | checks of files on disk
     errors | fields              TfvaeError: one-line messages for the user | a setting defined once (help,
       | keras_private            bounds, choices), from which flags, config.json and docs/flags.md come | the one
-                                 module that touches Keras's private attributes (each wrapped, each tested
-                                 against the installed Keras)
+      | startup                  module that touches Keras's private attributes (each wrapped, each tested
+                                 against the installed Keras) | the commands' quiet TensorFlow start-up
 
-The scripts (train.py, sample.py, evaluate.py) sit on top: they parse flags, build a Config or options, call
-one library function and translate its errors into flag names (``tfvae.errors.flag_message``). They first call
-``quiet_startup.quiet_tensorflow_startup()`` (beside them, outside the package): importing tfvae changes no file
-descriptor, logger or matplotlib backend.
+The commands (``tfvae.commands``) parse flags, build a Config or options, call one library function and
+translate its errors into flag names (``tfvae.errors.flag_message``); the repository's train.py, sample.py and
+evaluate.py are shims over them. They first call ``tfvae.startup.quiet_tensorflow_startup()``: importing tfvae
+changes no file descriptor, logger or matplotlib backend.
 """
+
+import importlib as _importlib
 
 __version__ = "0.1.0"  # the one place of the version: setup.cfg reads it (version = attr: tfvae.__version__)
 
-from tfvae import models  # registers the custom layers
-from tfvae.api import Run, load  # tfvae.load("runs/latest"): a finished run from Python
+# name -> the module that defines it, imported when the name is first asked for (tfvae.load("runs/latest")).
+_LAZY = {"Run": "tfvae.api", "load": "tfvae.api", "models": "tfvae.models"}
 
 __all__ = ["Run", "__version__", "load", "models"]
+
+
+def __getattr__(name):
+    """``tfvae.Run``, ``tfvae.load`` and ``tfvae.models``, imported on first use (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tfvae' has no attribute {name!r}")
+    module = _importlib.import_module(_LAZY[name])
+    value = module if module.__name__ == f"tfvae.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

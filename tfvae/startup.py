@@ -1,9 +1,10 @@
-"""The scripts' start-up: TensorFlow imported with its C++ start-up notices kept out of their output.
+"""The commands' start-up: TensorFlow imported with its C++ start-up notices kept out of their output.
 
-train.py, sample.py, evaluate.py and the benchmarks call ``quiet_tensorflow_startup()`` at their top, before
-they import tfvae or TensorFlow. It lives beside the scripts, outside the tfvae package, because importing any
-module of tfvae imports TensorFlow (``import tfvae`` registers its Keras layers), and the notices come out then.
-The library itself changes no file descriptor, logger or backend when it is imported.
+``tfvae train|sample|evaluate`` (``tfvae.commands``), the repository's train.py, sample.py and evaluate.py and the
+benchmarks call ``quiet_tensorflow_startup()`` first, before anything imports TensorFlow. Importing this module
+imports neither TensorFlow nor the rest of tfvae (``tfvae/__init__.py`` loads its exports lazily), so an installed
+command can call it in time. Only calling it changes the process (a finder on ``sys.meta_path``, stderr captured
+while TensorFlow imports); the library itself changes no file descriptor, logger or backend when it is imported.
 """
 
 import importlib.abc
@@ -26,8 +27,8 @@ def quiet_tensorflow_startup():
     imports and initialises its devices, then what it printed is written back without the known start-up
     notices. Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (TensorFlow's Python-side info logs) unless it is set.
 
-    TensorFlow is not imported here: sample.py and evaluate.py import it after parsing their flags, so that
-    ``--help`` answers at once. Does nothing more when TensorFlow is already imported."""
+    TensorFlow is not imported here: the sample and evaluate commands import it after parsing their flags, so
+    that ``--help`` answers at once. Does nothing more when TensorFlow is already imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorflow) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorflow())

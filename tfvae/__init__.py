@@ -47,5 +47,6 @@ __version__ = "0.1.0"  # the one place of the version: setup.cfg reads it (versi
 
 from tfvae import models  # registers the custom layers
 from tfvae.api import Run, load  # tfvae.load("runs/latest"): a finished run from Python
+from tfvae.training import save_run, train  # the run directory of a model fitted by hand; the full recipe
 
-__all__ = ["Run", "__version__", "load", "models"]
+__all__ = ["Run", "__version__", "load", "models", "save_run", "train"]

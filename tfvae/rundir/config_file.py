@@ -1,5 +1,6 @@
 """config.json and the checks of a run directory's layout: its config, skipped_files.txt, files in their places."""
 
+import dataclasses
 import os
 
 from tfvae import files, integrity
@@ -15,10 +16,11 @@ RUN_FOLDERS = ("checkpoints", "logs")
 
 
 def load_config(workdir):
-    """The run's Config; a clear error if ``workdir`` holds no run."""
+    """The run's Config, its ``workdir`` the directory it was read from (a run moved or named from elsewhere still
+    finds what it keeps, such as the arrays it was given); a clear error if ``workdir`` holds no run."""
     if not os.path.isdir(workdir):
         raise TfvaeError(f"no trained run at {workdir}; train one first: python train.py --model=vae --latent=2")
-    return Config.load(workdir)
+    return dataclasses.replace(Config.load(workdir), workdir=workdir)
 
 
 def write_skipped_files(workdir, data_dir, dataset):

@@ -110,6 +110,10 @@ def test_save_run_writes_a_run_that_load_sample_py_and_evaluate_py_use(tmp_path,
                                     ["evaluate.py", f"--workdir={workdir}", "--num_samples=4", "--num_images=16",
                                      "--sample_count=64", "--elbo_samples=2"]], offline_env)
     assert (workdir / "grid.png").is_file() and "grid.png" in sample.stdout
+    from tfvae.explorer.run_cache import describe
+
+    shown = describe(run, "mine")  # what the explorer's page gets: the test codes, their ranges
+    assert shown["test_images"] == 16 and len(shown["codes"]) == 16
     scored = json.loads((workdir / "eval.json").read_text())
     assert scored["run"]["num_test_images"] == 16 and scored["metrics"]["neg_elbo"] > 0 and "-ELBO" in evaluate.stdout
 
@@ -142,6 +146,13 @@ def test_save_run_refuses_what_it_cannot_write_truthfully(tmp_path):
     tfvae.save_run(cvae, str(tmp_path / "e"), data=(x, y), log=lambda line: None)  # labelled: saved
     run = tfvae.load(str(tmp_path / "e"))
     assert run.num_classes == 3 and run.sample(3, label=2).shape == (3, 8, 8, 1)
+    tfvae.save_run(vae, str(tmp_path / "f"), log=lambda line: None)  # no data: the prior's samples, no test set
+    run = tfvae.load(str(tmp_path / "f"))
+    assert run.sample(2).shape == (2, 8, 8, 1)
+    with pytest.raises(TfvaeError, match=r"data.npz is missing; give the run its images .*save_run\(model, "
+                                         r"workdir, data=...\)") as raised:
+        run.test_data()
+    assert "\n" not in str(raised.value)
 
 
 def test_train_on_numpy_arrays_resumes_with_the_same_and_refuses_other_shapes(tmp_path):

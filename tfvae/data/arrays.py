@@ -112,8 +112,9 @@ def load_arrays(path):
     if os.path.isdir(path):
         path = os.path.join(path, ARRAYS_FILE)
     if not os.path.isfile(path):
-        raise DataError(f"--dataset=arrays: {path} is missing; pass --data_dir=FILE.npz (x_train, x_test and, "
-                        "labelled, y_train, y_test), or the arrays themselves: tfvae.train(config, data=...)")
+        raise DataError(f"--dataset=arrays: {path} is missing; give the run its images (tfvae.train(config, "
+                        "data=...), tfvae.save_run(model, workdir, data=...)), or pass --data_dir=FILE.npz (x_train, "
+                        "x_test and, labelled, y_train, y_test)")
     try:
         with np.load(path, allow_pickle=False) as f:
             found = {k: f[k] for k in (*_KEYS, "source") if k in f.files}

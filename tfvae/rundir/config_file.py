@@ -5,12 +5,13 @@ import os
 
 from tfvae import files, integrity
 from tfvae.config import Config
+from tfvae.data import ARRAYS_FILE
 from tfvae.errors import TfvaeError
 
 SKIPPED_FILES = "skipped_files.txt"
-# The files train.py writes at the top of a run directory (and in checkpoints/): a directory in their place is
-# refused before anything is written.
-RUN_FILES = ("config.json", "history.csv", "encoder.keras", "decoder.keras", SKIPPED_FILES,
+# The files train.py writes at the top of a run directory (and in checkpoints/; data.npz: the arrays a run was
+# given, tfvae.data.arrays): a directory in their place is refused before anything is written.
+RUN_FILES = ("config.json", "history.csv", "encoder.keras", "decoder.keras", SKIPPED_FILES, ARRAYS_FILE,
              os.path.join("checkpoints", "state.json"))
 RUN_FOLDERS = ("checkpoints", "logs")
 

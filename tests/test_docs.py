@@ -3,7 +3,8 @@ link and image resolves, and every runnable code block runs.
 
 The convention (docs/design.md, "Documentation that runs", says it for writers):
 - Every fenced block names its language: ``python``, ``bash`` (or ``sh``, ``shell``) or ``text``.
-- ``python`` blocks are executed as written.
+- ``python`` blocks are executed as written, but for ``epochs=N``, run as ``epochs=1``; MNIST there
+  (``tfvae.data.load_dataset("mnist")``) is 512 train / 128 test real digits, found in the Keras cache.
 - ``bash`` blocks: each command is checked, and those of train.py, sample.py and evaluate.py are run (``tfvae
   train|sample|evaluate``, the installed command, as the script of that name: the same code). The
   script's own absl flags parse the command exactly as written, then it runs on tiny data with overrides appended

@@ -54,13 +54,15 @@ import importlib as _importlib
 __version__ = "0.1.0"  # the one place of the version: setup.cfg reads it (version = attr: tfvae.__version__)
 
 # name -> the module that defines it, imported when the name is first asked for (tfvae.load("runs/latest")).
-_LAZY = {"Run": "tfvae.api", "load": "tfvae.api", "models": "tfvae.models"}
+_LAZY = {"Run": "tfvae.api", "load": "tfvae.api", "models": "tfvae.models", "save_run": "tfvae.training",
+         "train": "tfvae.training"}
 
-__all__ = ["Run", "__version__", "load", "models"]
+__all__ = ["Run", "__version__", "load", "models", "save_run", "train"]
 
 
 def __getattr__(name):
-    """``tfvae.Run``, ``tfvae.load`` and ``tfvae.models``, imported on first use (PEP 562)."""
+    """``tfvae.Run``, ``tfvae.load``, ``tfvae.models``, ``tfvae.save_run`` (the run directory of a model fitted
+    by hand) and ``tfvae.train`` (the full recipe), imported on first use (PEP 562)."""
     if name not in _LAZY:
         raise AttributeError(f"module 'tfvae' has no attribute {name!r}")
     module = _importlib.import_module(_LAZY[name])

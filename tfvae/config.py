@@ -55,9 +55,12 @@ class RunSettings:
                              "image sides must be divisible by 2**len(filters). resnet: each stage's width, the last "
                              "one repeated.")
     hidden: int = setting(0, "Units of the dense layer before z (0: 16 for conv, 400 for mlp).", lower=0)
-    dataset: str = setting("mnist", "mnist, fashion_mnist, or folder (images under --data_dir).", choices=DATASETS)
+    dataset: str = setting("mnist", "mnist, fashion_mnist, folder (images under --data_dir), or arrays (an .npz "
+                           "at --data_dir with x_train, x_test and, labelled, y_train, y_test; from Python, "
+                           "tfvae.train(config, data=...) keeps the arrays in the run directory).", choices=DATASETS)
     data_dir: str = setting("", "Folder with the data: IDX or .npz files for mnist/fashion_mnist, any tree of "
-                            "PNG/JPEG images for folder. Empty: the dataset's usual places.")
+                            "PNG/JPEG images for folder; the .npz file for arrays. Empty: the dataset's usual places "
+                            "(for arrays, the run directory's data.npz).")
     download: bool = setting(True, "Let keras.datasets download MNIST/Fashion-MNIST when no local copy is found.")
     image_size: int = setting(0, "Resize images to this square size (0: the dataset's own; 64 for folders).",
                               lower=0)
@@ -195,6 +198,18 @@ class Config(*hyperparameter_classes(), RunSettings):
         if self.dataset == "folder" and not self.data_dir:
             raise TfvaeError("--dataset=folder needs --data_dir=PATH (a folder of PNG/JPEG images)")
         return self
+
+    def for_arrays(self):
+        """A copy of this Config for images given as arrays (``tfvae.train(config, data=...)``): dataset arrays,
+        read from the run directory's data.npz; a workdir left at its default follows the dataset's name.
+
+        Raises:
+          TfvaeError: ``data_dir`` is set too (the arrays are the data: pass one or the other).
+        """
+        if self.data_dir:
+            raise TfvaeError(f"data= and data_dir={self.data_dir} both given; pass the arrays or the directory")
+        default = self.workdir == os.path.join("runs", f"{self.model}-{self.dataset}-z{self.latent}")
+        return dataclasses.replace(self, dataset="arrays", workdir="" if default else self.workdir)
 
     def model_hparams(self):
         """The run's model's own hyperparameters: its ``Hparams`` dataclass, filled from this Config."""

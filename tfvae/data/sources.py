@@ -5,11 +5,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tfvae.data.arrays import load_arrays
 from tfvae.data.base import DataError, Dataset
 from tfvae.data.folder import _load_folder
 from tfvae.data.mnist import FASHION_MNIST_CLASS_NAMES, _load_fashion_mnist, _load_mnist
 
-DATASETS = ("mnist", "fashion_mnist", "folder")
+DATASETS = ("mnist", "fashion_mnist", "folder", "arrays")
 
 
 def load_dataset(name: str, data_dir: str | None = None, image_size: int | None = None,
@@ -21,10 +22,12 @@ def load_dataset(name: str, data_dir: str | None = None, image_size: int | None 
         name: one of `DATASETS`.
         data_dir: where the data lives ("" is the same as None). Optional for mnist/fashion_mnist (IDX
             files, optionally gzipped, or an .npz with keys x_train, y_train, x_test, y_test); required for
+            folder; for arrays, the .npz file (x_train, x_test, and labelled y_train, y_test: ``tfvae.data.arrays``)
+            or a folder holding data.npz.
+        image_size: side of the square output images. None or 0: native size for mnist/fashion_mnist (28) and
+            arrays, 64 for folder.
+        channels: 1 (grayscale) or 3 (RGB). None or 0: native for mnist/fashion_mnist (1) and arrays, 3 for
             folder.
-        image_size: side of the square output images. None or 0: native size for mnist/fashion_mnist (28),
-            64 for folder.
-        channels: 1 (grayscale) or 3 (RGB). None or 0: native for mnist/fashion_mnist (1), 3 for folder.
         max_examples: if > 0, keep only the first `max_examples` training examples (in the source's order)
             and the first min(len(test), max(max_examples // 6, 64)) test examples.
         download: whether mnist/fashion_mnist may be downloaded with keras.datasets when not found locally.
@@ -53,12 +56,19 @@ def load_dataset(name: str, data_dir: str | None = None, image_size: int | None 
         raise DataError(f"--image_size={image_size} must be a positive number of pixels")
     if data_dir is not None:
         data_dir = os.path.expanduser(data_dir)
-        if not os.path.exists(data_dir):
+        if not os.path.exists(data_dir) and name != "arrays":  # arrays: load_arrays names what is missing
             raise DataError(f"--data_dir {data_dir} does not exist; pass a directory that holds the data")
-        if not os.path.isdir(data_dir):
+        if not os.path.isdir(data_dir) and name != "arrays":
             raise DataError(f"--data_dir {data_dir} is not a directory; pass the directory that holds it")
 
-    if name == "folder":
+    if name == "arrays":
+        if data_dir is None:
+            raise DataError("--dataset=arrays needs --data_dir=FILE.npz (x_train, x_test and, labelled, y_train, "
+                            "y_test), or the arrays themselves: tfvae.train(config, data=...)")
+        dataset = _cap(load_arrays(data_dir), max_examples)
+        dataset.x_train = _resize_and_convert(dataset.x_train, image_size, channels)
+        dataset.x_test = _resize_and_convert(dataset.x_test, image_size, channels)
+    elif name == "folder":
         dataset = _cap(_load_folder(data_dir, image_size or 64, channels or 3, max_image_pixels=max_image_pixels,
                                     cache_dir=cache_dir, log=log), max_examples)
     else:

@@ -10,6 +10,7 @@ model is its module and one line below; nothing outside ``tfvae.models`` branche
 
 import dataclasses
 import importlib
+import types
 
 __all__ = ["MODELS", "build_model", "hyperparameter_classes", "hyperparameter_fields", "model_class",
            "models_with", "owners", "with_article"]
@@ -79,10 +80,17 @@ def build_model(name, image_shape, latent_dim, **settings):
         ``feature_match``: see ``tfvae.config.Config``) and any model's hyperparameters by name (``pseudo_inputs``,
         ``penalty_weight``, ...): the model takes its own and leaves the others' (so one set of settings builds
         any model); a name that is neither raises TypeError.
+
+    The model keeps what built it in ``model.build_settings`` (read-only: ``name``, ``image_shape``,
+    ``latent_dim`` and the settings given), from which ``tfvae.save_run`` writes its run's config.json.
     """
     cls = model_class(name)
     known = hyperparameter_fields()
     own = {f.name for f in dataclasses.fields(cls.Hparams)}
     hparams = cls.Hparams(**{k: v for k, v in settings.items() if k in own})
     shared = {k: v for k, v in settings.items() if k not in known}
-    return cls.build(tuple(image_shape), latent_dim, hparams, name=name, **shared)
+    model = cls.build(tuple(image_shape), latent_dim, hparams, name=name, **shared)
+    # A read-only mapping: Keras would wrap a dict attribute in its own tracked type.
+    model.build_settings = types.MappingProxyType(
+        {"name": name, "image_shape": tuple(int(d) for d in image_shape), "latent_dim": int(latent_dim), **settings})
+    return model

@@ -18,6 +18,8 @@ A run directory holds everything a run produces::
                            its first use by sample.py, evaluate.py or ``Run.sample``: ``tfvae.samplers.npz``
                            writes and reads them, with the samplers they hold
     skipped_files.txt      folder data only: the files that could not be decoded, and why
+    data.npz               arrays data only (``tfvae.train(config, data=...)``, ``tfvae.save_run``): the images (and
+                           labels) the run was given, split into train and test (``tfvae.data.arrays``)
     .lock                  held (fcntl.flock) by the train.py writing the directory
 
 and beside it, ``latest``: one line naming the newest run directory (``resolve_workdir`` reads it).

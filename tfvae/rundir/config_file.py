@@ -1,24 +1,27 @@
 """config.json and the checks of a run directory's layout: its config, skipped_files.txt, files in their places."""
 
+import dataclasses
 import os
 
 from tfvae import files, integrity
 from tfvae.config import Config
+from tfvae.data import ARRAYS_FILE
 from tfvae.errors import TfvaeError
 
 SKIPPED_FILES = "skipped_files.txt"
-# The files train.py writes at the top of a run directory (and in checkpoints/): a directory in their place is
-# refused before anything is written.
-RUN_FILES = ("config.json", "history.csv", "encoder.keras", "decoder.keras", SKIPPED_FILES,
+# The files train.py writes at the top of a run directory (and in checkpoints/; data.npz: the arrays a run was
+# given, tfvae.data.arrays): a directory in their place is refused before anything is written.
+RUN_FILES = ("config.json", "history.csv", "encoder.keras", "decoder.keras", SKIPPED_FILES, ARRAYS_FILE,
              os.path.join("checkpoints", "state.json"))
 RUN_FOLDERS = ("checkpoints", "logs")
 
 
 def load_config(workdir):
-    """The run's Config; a clear error if ``workdir`` holds no run."""
+    """The run's Config, its ``workdir`` the directory it was read from (a run moved or named from elsewhere still
+    finds what it keeps, such as the arrays it was given); a clear error if ``workdir`` holds no run."""
     if not os.path.isdir(workdir):
         raise TfvaeError(f"no trained run at {workdir}; train one first: python train.py --model=vae --latent=2")
-    return Config.load(workdir)
+    return dataclasses.replace(Config.load(workdir), workdir=workdir)
 
 
 def write_skipped_files(workdir, data_dir, dataset):

@@ -159,23 +159,32 @@ def epochs_trained(workdir, log=None):
     """Epochs the run's newest checkpoint finished (checkpoints/state.json); 0 when it has none.
 
     When state.json is damaged, the epochs come from history.csv's last row instead, and ``log`` (if given)
-    gets one line saying so: the exported models can still be used, though train.py can't resume the run.
+    gets one line saying so: the exported models can still be used, though train.py can't resume the run. A run
+    with no checkpoints/ folder at all (written by ``tfvae.save_run`` from a model fitted by hand, or shared without
+    its checkpoints) has its epochs in history.csv, read without a word (0 without one).
     """
     state = CheckpointState(workdir)
     if not os.path.lexists(state.state_path) and not os.path.lexists(os.path.join(workdir, "decoder.keras")):
         return 0  # no checkpoint yet
+    if not os.path.lexists(state.directory):
+        return _history_epochs(workdir)
     try:
         if os.path.lexists(state.state_path):
             return state.read_state()["epoch"]
         problem = "is missing"
     except TfvaeError:
         problem = integrity.read_json_problem(state.state_path) or "is damaged"
-    try:
-        epochs = max((int(row["epoch"]) for row in read_history(os.path.join(workdir, "history.csv"))), default=0)
-    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError, csv.Error):
-        epochs = 0
+    epochs = _history_epochs(workdir)
     if log:
         source = f"history.csv's last row ({epochs})" if epochs else "nowhere: reported as 0"
         log(f"{state.state_path} {problem}: the epochs trained are taken from {source}; the models are "
             "used as they are (train.py needs state.json to resume this run)")
     return epochs
+
+
+def _history_epochs(workdir):
+    """The epoch of history.csv's last row; 0 without a readable one."""
+    try:
+        return max((int(row["epoch"]) for row in read_history(os.path.join(workdir, "history.csv"))), default=0)
+    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError, csv.Error):
+        return 0

@@ -24,6 +24,7 @@ The package, one job per module (each imports only the ones listed above it)::
     writers.py       TensorBoard scalars and images
     recorder.py      RunRecorder, the callback that checks each step and writes each epoch in the order above
     loop.py          load_data, pipelines and train(), the fit loop with resume
+    saved_runs.py    save_run: the run directory of a model fitted by hand (export_models' files, its data)
 
 Training imports neither ``tfvae.api`` nor ``tfvae.projector``: work after the last epoch (train.py writes the
 Projector's files) is a hook the caller passes, ``train(config, on_finished=...)``.
@@ -48,6 +49,7 @@ from tfvae.training.model_setup import (
 )
 from tfvae.training.recorder import NonFiniteLoss, RunRecorder
 from tfvae.training.runtime import configure_runtime, cpu_has_bfloat16, is_chief, make_strategy, resolve_precision
+from tfvae.training.saved_runs import save_run
 from tfvae.training.writers import ImageWriter, ScalarWriter
 
 __all__ = [
@@ -55,5 +57,5 @@ __all__ = [
     "configure_runtime", "cpu_has_bfloat16", "create_model", "default_batch_size", "default_steps_per_execution",
     "describe_checkpoint", "export_models", "float32_copy", "is_chief", "learning_rate", "load_data", "make_strategy",
     "pipelines", "policy_copy", "probe_loss", "resolve_jit_compile", "resolve_precision", "resolved_batch_size",
-    "set_learning_rate", "steps_per_epoch", "train", "trained_examples", "weights_are_finite",
+    "save_run", "set_learning_rate", "steps_per_epoch", "train", "trained_examples", "weights_are_finite",
 ]

@@ -84,7 +84,8 @@ def pipelines(config, dataset, epoch=0, skip_batches=0, replicas=1):
     return train, test
 
 
-def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=False, on_finished=None):
+def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=False, on_finished=None, data=None,
+          test_data=None):
     """Trains (or resumes) the run ``config`` describes and writes its run directory.
 
     Holds the run directory's lock throughout: a second train() on the same directory fails at once. Under
@@ -104,6 +105,12 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
       on_finished: called as ``on_finished(config, dataset)`` by the chief after the run's last epoch, with
         the run's Config and the data it trained on, once encoder.keras and decoder.keras are written
         (train.py writes the Projector's files there); its failures are its own to report.
+      data: your own images to train on instead of ``config``'s dataset: a numpy array (n, H, W, C) or (n, H, W),
+        uint8 or float in [0, 1], ``(images, labels)``, or a finite tf.data pipeline of them
+        (``tfvae.data.arrays``). The run's dataset becomes ``arrays``, kept in ``<workdir>/data.npz`` (a default
+        workdir becomes ``runs/<model>-arrays-z<latent>``); without ``test_data`` a fixed random tenth is held
+        out. A run resumes with the same arrays (other shapes are refused), or with none: ``data.npz``'s.
+      test_data: held-out images (and labels) for ``data``, in the same forms.
 
     Returns:
       dict with the final test ``loss``, ``reconstruction`` and ``kl`` (and an rae's or wae's ``penalty``),
@@ -113,14 +120,22 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
       TfvaeError: bad flags or data, a run directory in use or not writable, a non-finite loss
         (``NonFiniteLoss``): each a one-line message; the last checkpoint is kept.
     """
+    if data is not None:
+        config = config.for_arrays()
+    elif test_data is not None:
+        raise TfvaeError("test_data= given without data=; pass the training images too")
     config = dataclasses.replace(config).validate()  # the caller's Config stays what the flags said
     configure_runtime(config, log)  # before anything starts TensorFlow's runtime
     strategy = strategy or make_strategy(config.strategy)  # multi_worker: before any other TensorFlow op
+    arrays = None if data is None else data_lib.from_arrays(data, test_data)  # checked before anything is written
     config.precision = resolve_precision(config.precision)  # config.json records the policy actually used
     chief = is_chief(strategy)
     if not restart:
         check_workdir(config)
     if not chief:
+        if arrays is not None:
+            raise TfvaeError("data= trains on one host: save the arrays as an .npz and pass --dataset=arrays "
+                             "--data_dir=FILE.npz on every worker")
         writedir = tempfile.mkdtemp(prefix="tfvae-worker-")
         try:
             return _train(config, strategy, writedir, verbose, log, list(callbacks), None)
@@ -136,6 +151,8 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
         if removed:
             log(f"removed {len(removed)} unfinished file(s) left by a killed run: "
                 f"{', '.join(os.path.basename(p) for p in removed)}")
+        if arrays is not None:  # kept in the run directory: the run's data from now on (resume, evaluate, explorer)
+            data_lib.store(config.workdir, arrays, log)
         return _train(config, strategy, config.workdir, verbose, log, list(callbacks), on_finished)
 
 

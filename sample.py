@@ -35,12 +35,13 @@ flags.DEFINE_integer("grid", 15, "The picture is grid x grid images.", lower_bou
 flags.DEFINE_integer("label", None, "CVAE only: the class to draw (default: one class per row).", lower_bound=0)
 flags.DEFINE_string("output", "", "PNG path (default <workdir>/<mode>.png).")
 flags.DEFINE_integer("seed", 0, "Seed of the samples and of the choice of test images.")
-flags.DEFINE_enum("sampler", None, ["prior", "gmm", "two_stage", "learned"], "What draws the codes of --mode=random "
-                  "and of --mode=grid beyond a 2-D latent: prior (N(0, I)), gmm (a mixture of --gmm_components "
-                  "Gaussians fitted to the training images' codes), two_stage (a second small VAE fitted to them) or "
-                  "learned (the model's own learned prior: a vamp's VampPrior, a vqvae's PixelCNN prior over its code "
-                  "grids). Default: learned for a vamp or vqvae, prior for a vae or cvae, gmm for an ae. A fitted one "
-                  "is saved in <workdir>/samplers/ on first use and reused after.")
+flags.DEFINE_string("sampler", None, "What draws the codes of --mode=random and of --mode=grid beyond a 2-D "
+                    "latent (the names: tfvae.samplers.SAMPLERS): prior (N(0, I)), gmm (a mixture of --gmm_components "
+                    "Gaussians fitted to the training images' codes), two_stage (a second small VAE fitted to them), "
+                    "diffusion (a diffusion model fitted to them, DDIM draws) or learned (the model's own learned "
+                    "prior: a vamp's VampPrior, a vqvae's PixelCNN prior over its code grids). Default: learned for a "
+                    "vamp or vqvae, prior for a vae or cvae, gmm for an ae. A fitted one is saved in "
+                    "<workdir>/samplers/ on first use and reused after.")
 flags.DEFINE_integer("gmm_components", None, "Components of the gmm sampler's mixture (default 10, Ghosh et al.'s); "
                      "a saved mixture of another size is fitted again.", lower_bound=1)
 flags.DEFINE_float("temperature", 1.0, "The samples' temperature tau (--mode=random, and --mode=grid beyond a 2-D "

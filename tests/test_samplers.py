@@ -158,7 +158,7 @@ def test_a_damaged_sampler_file_is_one_line(ae_run, tmp_path, damage):
 def test_an_unknown_sampler_names_the_choices(trained):
     run = tfvae.load(str(trained / "runs" / "vae"))
     with pytest.raises(ArgumentError, match="sampler='bogus' is not a sampler; choose one of prior, gmm, "
-                                            "two_stage, learned") as error:
+                                            "two_stage, diffusion, learned") as error:
         run.sample(4, sampler="bogus")
     assert error.value.argument == "sampler"
 

@@ -29,9 +29,10 @@ class EvalOptions:
       iwae_precision: "float32", or "mixed_bfloat16" to run the IWAE's decoder passes in bfloat16 (logits
         still float32): faster on an AVX512_BF16 CPU, with the same mean NLL (docs/performance.md, "IWAE NLL").
       sample_count: generated (and real) images for the sample-quality metrics.
-      samplers: names from SAMPLERS (``tfvae.samplers``: prior, gmm, two_stage, learned); the default is the prior for
-        every model but a vqvae (whose only sampler, learned, replaces it), so that the runs of a comparison are
-        measured alike (``Run.sampler``'s default, used by sample.py and ``Run.sample``, is gmm for an ae or rae).
+      samplers: names from SAMPLERS (``tfvae.samplers``: prior, gmm, two_stage, diffusion, learned); the default
+        is the prior for every model but a vqvae (whose only sampler, learned, replaces it), so that the runs of a
+        comparison are measured alike (``Run.sampler``'s default, used by sample.py and ``Run.sample``, is gmm for
+        an ae or rae).
       elbo_samples: draws per image of the -ELBO's reconstruction term.
       ood_dataset: "" (none) or a name from tfvae.data.DATASETS.
       ood_data_dir: where the OOD data lives ("": the dataset's usual places).

@@ -241,12 +241,19 @@ def test_sample_py_temperature_reaches_the_draws_and_is_refused_where_nothing_is
 def test_evaluate_py_reports_fcd_for_two_stage(ae_run, tmp_path, offline_env):
     workdir = copy_of(ae_run, tmp_path)
     env = dict(offline_env, TFVAE_CACHE=str(tmp_path / "cache"))
-    run_script([EVALUATE, f"--workdir={workdir}", "--sampler=prior,two_stage,gmm", "--gmm_components=2",
+    # A test-size diffusion fit, saved first: evaluate.py asks for the default prediction and schedule, so it reads
+    # this one (the fit's size is the file's) instead of fitting one of the default size.
+    small = tfvae.load(str(workdir), log=lambda line: None).sampler("diffusion", hidden=32, blocks=1, steps=100)
+    run_script([EVALUATE, f"--workdir={workdir}", "--sampler=prior,two_stage,gmm,diffusion", "--gmm_components=2",
                 "--sample_count=64", "--classifier_epochs=1", "--batch_size=256", "--temperature=0.5"], env)
     results = json.loads((workdir / "eval.json").read_text())
-    for sampler in ("prior", "two_stage", "gmm"):
+    assert samplers.load_sampler(str(workdir), "diffusion", 4)[1]["settings"]["hidden"] == 32  # not fitted again
+    np.testing.assert_array_equal(tfvae.load(str(workdir)).sampler("diffusion").sample(5, seed=0),
+                                  small.sample(5, seed=0))
+    for sampler in ("prior", "two_stage", "gmm", "diffusion"):
         assert isinstance(results["samplers"][sampler]["fcd"], float)
         assert 0 < results["samplers"][sampler]["training_distance_ratio"] < 100
+        assert 0 <= results["samplers"][sampler]["near_copies"] <= 1
         assert f"| {sampler} at temperature 0.5 |" in (workdir / "report.md").read_text()
     assert results["settings"]["gmm_components"] == 2 and results["settings"]["temperature"] == 0.5
     # The scored samples are Run.sample's at temperature 0.5 (same seed, count and sampler), not at 1.

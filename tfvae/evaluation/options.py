@@ -6,7 +6,7 @@ import os
 from tfvae import data as data_lib
 from tfvae import picture_arrays
 from tfvae.errors import ArgumentError, TfvaeError
-from tfvae.samplers import GMM_COMPONENTS, SAMPLERS
+from tfvae.samplers import DIFFUSION_STEPS, GMM_COMPONENTS, SAMPLERS
 
 MODES = ("evaluate", "score")
 KNN_K = 3  # Kynkäänniemi et al. 2019
@@ -41,6 +41,7 @@ class EvalOptions:
       classifier_epochs: epochs of the feature classifier when it has to be trained.
       cache_dir: "" for $TFVAE_CACHE, else ~/.cache/tfvae.
       gmm_components: components of the ex-post Gaussian mixture.
+      diffusion_steps: DDIM steps of the diffusion sampler's draws.
       temperature: every sampler's temperature (``tfvae.samplers``; 1: the density itself).
       output: report directory (evaluate, compare) or CSV path (score); "" for the defaults.
       noise: corruption of the test images whose denoising is measured (the ``--noise`` grammar of
@@ -61,6 +62,7 @@ class EvalOptions:
     classifier_epochs: int = 8
     cache_dir: str = ""
     gmm_components: int = GMM_COMPONENTS
+    diffusion_steps: int = DIFFUSION_STEPS
     temperature: float = 1.0
     output: str = ""
     noise: str = ""
@@ -71,7 +73,7 @@ class EvalOptions:
     def validate(self):
         """Raises TfvaeError naming the first bad value."""
         for name in ("num_samples", "iwae_batch", "sample_count", "elbo_samples", "batch_size",
-                     "classifier_epochs", "gmm_components"):
+                     "classifier_epochs", "gmm_components", "diffusion_steps"):
             if getattr(self, name) < 1:
                 raise TfvaeError(f"--{name} must be at least 1 (got {getattr(self, name)})")
         if self.iwae_precision not in IWAE_PRECISIONS:

@@ -76,7 +76,7 @@ def sample_quality(run, options, results, shared, out_dir, log):
                                 "precision/recall; sample grids only.")
     for sampler in options.samplers:
         z, _ = sample_latents(run, sampler, options.sample_count, options.seed, options.batch_size,
-                              options.gmm_components, options.temperature)
+                              options.gmm_components, options.temperature, options.diffusion_steps)
         images = generate(run, z, options.batch_size)
         entry = {}
         if classifier is not None:

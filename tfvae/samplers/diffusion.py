@@ -34,16 +34,16 @@ and the output is W_o silu(LN(h)) + b_o, d numbers, W_o starting at 0. Its targe
     which the eps prediction needs (c_0 = (c_t - sigma_t e) / alpha_t) and which blows up near t = 1.
 
 The loss is summed over the code's dimensions and averaged over a batch of codes, each with its own t ~ U(0, 1)
-and e. Adam, its learning rate warmed up over the first ``warmup`` updates and then decayed to 0 along a cosine;
-batches of ``batch_size``; ``steps`` updates.
+and e. Adam (Kingma & Ba 2015), its learning rate warmed up linearly over the first ``warmup`` updates and then
+decayed to 0 along a cosine; batches of ``batch_size``; ``steps`` updates at most.
 
 EMA and when to stop. The weights sampled from are an exponential moving average of the trained ones
-(theta_ema <- beta theta_ema + (1 - beta) theta, beta = min(``ema``, (1 + k) / (10 + k)) at update k; DDPM's
-practice). A tenth of the codes (``held_out``; none when there are fewer than ten) is kept out of training: every
-``steps / 20`` updates the EMA weights' loss on them is computed with the same t and e each time (a fixed set of
-draws, 8 per held-out code at stratified t), and the EMA weights with the lowest held-out loss are the ones
-kept; the fit stops early when that loss has not improved for 5 checks. With no held-out codes the last EMA
-weights are kept.
+(theta_ema <- beta theta_ema + (1 - beta) theta, as DDPM samples from; beta = min(``ema``, (1 + k) / (10 + k)) at
+update k, the warm-up of TensorFlow's ExponentialMovingAverage with num_updates). A tenth of the codes
+(``held_out``; none when there are fewer than ten) is kept out of training: every ``steps / 20`` updates the EMA
+weights' loss on them is computed with the same t and e each time (a fixed set of draws, 8 per held-out code at
+stratified t), and the EMA weights with the lowest held-out loss are the ones kept; the fit stops early when that
+loss has not improved for 5 checks. With no held-out codes the last EMA weights are kept.
 
 Sampling (Song, Meng & Ermon 2021, "Denoising diffusion implicit models", DDIM with eta = 0): c_1 = tau e, e ~
 N(0, I) from ``seed`` (tau the ``temperature``); then over ``diffusion_steps`` K uniform steps t = 1, 1 - 1/K,
@@ -53,9 +53,12 @@ N(0, I) from ``seed`` (tau the ``temperature``); then over ``diffusion_steps`` K
 
 and the last step returns c_0^; z = shift + scale * c_0^. With eta = 0 the path from c_1 to c_0 is deterministic
 (DDIM's discretisation of the probability-flow ODE, Song et al. 2021): the initial noise is the only noise, so
-the temperature scales it alone, exactly as a flow's (Glow, Kingma & Dhariwal 2018) and the other samplers'
-temperature scales their Gaussian draws (``tfvae.samplers.densities``). tau < 1 starts the ODE nearer the origin
-of the noise, whose image is the densest region of the codes; tau = 1 is the fitted density.
+the temperature scales it alone, as a flow's temperature does (Glow, Kingma & Dhariwal 2018) and as the other
+samplers' scales their Gaussian draws (``tfvae.samplers.densities``); tau = 1 is the fitted density. For Gaussian
+codes the optimal denoiser is linear and the path an affine map of c_1, so tau multiplies the draws' spread about
+their mean, as for the prior. For codes with several modes the ODE carries the noise's direction to a mode and its
+radius to a place within it, so tau < 1 draws each mode's inner side and shrinks the spread much less than tau
+(docs/sampling.md).
 
 Codes. The denoiser is an MLP over vector codes (n, d). Grid codes (n, h, w, c) would want a small convolutional
 U-Net, which is not built: a fit to grids is refused in one line.

@@ -337,8 +337,8 @@ class DiffusionSampler:
             averaged.assign(beta * averaged + (1.0 - beta) * theta)
             return loss
 
-        @tf.function
-        def run_steps(batches, first_step):
+        @tf.function(input_signature=[tf.TensorSpec([None, batch_size, d], tf.float32), tf.TensorSpec([], tf.int64)])
+        def run_steps(batches, first_step):  # one trace, whatever the number of updates a call makes
             # Many updates in one call: the Python loop of per-step calls costs more than the small network's maths.
             loss = tf.constant(0.0)
             for i in tf.range(tf.shape(batches)[0]):

@@ -216,3 +216,11 @@ def test_a_trained_run_samples_with_diffusion_and_keeps_its_file(trained, tmp_pa
     assert not lines
     with pytest.raises(ArgumentError, match="diffusion_steps=5 given, but sampler=gmm takes components"):
         again.sampler("gmm", diffusion_steps=5)
+    # A file whose arrays have the right names but do not fit together: one line, as a damaged file is.
+    arrays["out_kernel"] = arrays["out_kernel"][:, :2]
+    samplers.save_sampler(str(workdir), "diffusion", arrays, meta)
+    with pytest.raises(TfvaeError) as error:
+        tfvae.load(str(workdir)).sample(2, sampler="diffusion", **small)
+    message = str(error.value)
+    assert "\n" not in message and "diffusion.npz holds arrays that are not one diffusion sampler" in message
+    assert "out_kernel (32, 2), not (32, 4)" in message and "delete it" in message, message

@@ -191,6 +191,23 @@ def initial_params(d, hidden, blocks, embed, seed):
     return params
 
 
+def _check_shapes(shift, scale, params):
+    """Raises ValueError unless the weights fit together: a code of size d, blocks ``hidden`` wide."""
+    d = shift.shape[0] if shift.ndim == 1 else -1
+    hidden = params["in_kernel"].shape[-1]
+    expected = {"in_kernel": (d, hidden), "in_bias": (hidden,), "out_kernel": (hidden, d), "out_bias": (d,),
+                "time_kernel_0": (params["time_kernel_0"].shape[0], hidden), "time_bias_0": (hidden,),
+                "time_kernel_1": (hidden, hidden), "time_bias_1": (hidden,)}
+    for i in range(blocks_of(params)):
+        expected.update({f"block{i}_{name}": (hidden, hidden) for name in ("kernel_0", "kernel_1", "time_kernel")})
+        expected.update({f"block{i}_{name}": (hidden,) for name in ("bias_0", "bias_1", "time_bias")})
+    wrong = [f"{name} {params[name].shape if name in params else 'missing'}, not {shape}"
+             for name, shape in expected.items() if name not in params or params[name].shape != shape]
+    if d < 1 or scale.shape != shift.shape or params["time_kernel_0"].shape[0] % 2 or wrong:
+        raise ValueError(f"the denoiser's weights do not fit together (shift {shift.shape}, scale {scale.shape}"
+                         f"{', ' if wrong else ''}{', '.join(wrong[:2])})")
+
+
 def check_diffusion_steps(steps):
     """``steps`` as an int: a whole number of DDIM steps, at least 1.
 
@@ -234,6 +251,7 @@ class DiffusionSampler:
                  diffusion_steps=DIFFUSION_STEPS):
         self.shift, self.scale = np.asarray(shift, "float32"), np.asarray(scale, "float32")
         self.params = {k: np.asarray(v, "float32") for k, v in params.items()}
+        _check_shapes(self.shift, self.scale, self.params)
         self.schedule = _choice("schedule", schedule, SCHEDULES)
         self.prediction = _choice("prediction", prediction, PREDICTIONS)
         self.diffusion_steps = check_diffusion_steps(diffusion_steps)

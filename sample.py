@@ -6,6 +6,7 @@
     python sample.py --mode=random --label=3        # a CVAE's samples of class 3
     python sample.py --mode=random --sampler=gmm    # codes from a mixture fitted to the training codes (saved)
     python sample.py --mode=random --sampler=learned  # a vamp's or vqvae's own prior (their default)
+    python sample.py --mode=random --sampler=diffusion  # a diffusion model fitted to the training codes (saved)
     python sample.py --mode=random --temperature=0.7  # draws nearer the density's modes (1: the density itself)
     python sample.py --mode=traverse --grid 9       # one row per latent dimension, the highest KL first
     python sample.py --mode=projector               # test-set codes for TensorBoard's Projector (logs/latent)
@@ -19,7 +20,7 @@ from tfvae import startup
 startup.quiet_tensorflow_startup()  # TensorFlow without its C++ start-up notices and info logs
 
 from tfvae.commands import cli, sample_command  # noqa: E402  (the command: `tfvae sample` runs the same code)
-from tfvae.commands.sample_command import gmm_settings, main  # noqa: E402, F401
+from tfvae.commands.sample_command import main, sampler_settings  # noqa: E402, F401
 
 sample_command.define_flags()
 

@@ -47,7 +47,8 @@ flags.DEFINE_string("output", None, "Where the runs, the table and the picture g
 flags.DEFINE_string("base", "", "The flagfile every run starts from (default: the data set's documented config).")
 flags.DEFINE_list("models", ["ae", "vae", "rae", "wae", "vamp", "vqvae"], "Models to train (those this tfvae "
                   "lacks are skipped with a notice).")
-flags.DEFINE_list("samplers", ["prior", "gmm", "two_stage", "learned"], "Samplers to measure where they apply.")
+flags.DEFINE_list("samplers", ["prior", "gmm", "two_stage", "diffusion", "learned"],
+                  "Samplers to measure where they apply.")
 flags.DEFINE_integer("latent", 0, "Latent size (0: 16, or the config's for folders).", lower_bound=0)
 flags.DEFINE_integer("epochs", 0, "Epochs of every run (0: the config's).", lower_bound=0)
 flags.DEFINE_integer("max_examples", 0, "Training images (0: all).", lower_bound=0)

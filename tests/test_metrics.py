@@ -195,6 +195,21 @@ def test_training_distance_ratio_tells_copies_new_draws_and_far_samples_apart():
     assert metrics.training_distance_ratio(train, test, fresh * 3.0) > 2.0  # spread past the data
 
 
+def test_near_copies_count_the_samples_nearer_the_training_set_than_new_real_images_come():
+    rng = np.random.default_rng(5)
+    train, test, fresh = rng.normal(size=(500, 8)), rng.normal(size=(1000, 8)), rng.normal(size=(1000, 8))
+    copies = train[rng.choice(500, 1000)] + rng.normal(scale=1e-3, size=(1000, 8))
+    share = {name: metrics.novelty(train, test, fake)["near_copies"]
+             for name, fake in (("fresh", fresh), ("copies", copies), ("far", fresh * 3.0))}
+    # New draws: nearer than the test images' 5% quantile about 5% of the time (binomial sd 0.007 over 1,000).
+    assert 0.025 < share["fresh"] < 0.08 and share["copies"] == 1.0 and share["far"] == 0.0, share
+    # A fifth of copies among new draws: the median ratio barely moves, the share of near copies does.
+    mixed = np.concatenate([fresh[:800], copies[:200]])
+    guard = metrics.novelty(train, test, mixed, batch_size=128)
+    assert guard["training_distance_ratio"] > 0.85 and 0.2 < guard["near_copies"] < 0.3, guard
+    assert guard["training_distance_ratio"] == metrics.training_distance_ratio(train, test, mixed)
+
+
 def test_knn_radii_are_the_kth_neighbour_distance():
     points = np.array([[0.0], [1.0], [3.0], [6.0]])
     np.testing.assert_allclose(metrics.knn_radii(points, k=1), [1.0, 1.0, 4.0, 9.0])

@@ -158,7 +158,7 @@ def test_a_damaged_sampler_file_is_one_line(ae_run, tmp_path, damage):
 def test_an_unknown_sampler_names_the_choices(trained):
     run = tfvae.load(str(trained / "runs" / "vae"))
     with pytest.raises(ArgumentError, match="sampler='bogus' is not a sampler; choose one of prior, gmm, "
-                                            "two_stage, learned") as error:
+                                            "two_stage, diffusion, learned") as error:
         run.sample(4, sampler="bogus")
     assert error.value.argument == "sampler"
 
@@ -172,12 +172,15 @@ def test_sample_py_fits_the_sampler_once_then_reuses_it(ae_run, tmp_path, offlin
     path = workdir / "samplers" / "gmm.npz"
     mtime = path.stat().st_mtime_ns
     # No --sampler: an ae's default is the gmm, read from the file; the same draws make the same picture.
-    second, wrong = run_scripts([[SAMPLE, f"--workdir={workdir}", "--mode=random", "--grid=4", f"--output={out2}"],
-                                 [SAMPLE, f"--workdir={workdir}", "--mode=reconstruct", "--sampler=gmm"]],
-                                offline_env, check=False)
+    second, wrong, unknown = run_scripts(
+        [[SAMPLE, f"--workdir={workdir}", "--mode=random", "--grid=4", f"--output={out2}"],
+         [SAMPLE, f"--workdir={workdir}", "--mode=reconstruct", "--sampler=gmm"],
+         [SAMPLE, f"--workdir={workdir}", "--mode=random", "--sampler=bogus"]], offline_env, check=False)
     assert second.returncode == 0 and "fitted" not in second.stdout, second.stdout + second.stderr
     assert path.stat().st_mtime_ns == mtime and out2.read_bytes() == out1.read_bytes()
     assert_one_line_error(wrong, "--sampler=gmm given, but the reconstruct picture draws no samples")
+    # The choices are the library's one list (tfvae.samplers.SAMPLERS), named by its error.
+    assert_one_line_error(unknown, f"--sampler=bogus is not a sampler; choose one of {', '.join(samplers.SAMPLERS)}")
     path.write_bytes(path.read_bytes()[:100])
     third = run_script([SAMPLE, f"--workdir={workdir}", "--mode=random", "--sampler=gmm"], offline_env, check=False)
     assert_one_line_error(third, "gmm.npz is cut short", "delete it")
@@ -241,12 +244,24 @@ def test_sample_py_temperature_reaches_the_draws_and_is_refused_where_nothing_is
 def test_evaluate_py_reports_fcd_for_two_stage(ae_run, tmp_path, offline_env):
     workdir = copy_of(ae_run, tmp_path)
     env = dict(offline_env, TFVAE_CACHE=str(tmp_path / "cache"))
-    run_script([EVALUATE, f"--workdir={workdir}", "--sampler=prior,two_stage,gmm", "--gmm_components=2",
-                "--sample_count=64", "--classifier_epochs=1", "--batch_size=256", "--temperature=0.5"], env)
+    # A test-size diffusion fit, saved first: evaluate.py asks for the default prediction and schedule, so it reads
+    # this one (the fit's size is the file's) instead of fitting one of the default size.
+    small = tfvae.load(str(workdir), log=lambda line: None).sampler("diffusion", hidden=32, blocks=1, steps=100)
+    run_script([EVALUATE, f"--workdir={workdir}", "--sampler=prior,two_stage,gmm,diffusion", "--gmm_components=2",
+                "--sample_count=64", "--classifier_epochs=1", "--batch_size=256", "--temperature=0.5",
+                "--diffusion_steps=20"], env)
     results = json.loads((workdir / "eval.json").read_text())
-    for sampler in ("prior", "two_stage", "gmm"):
+    assert results["settings"]["diffusion_steps"] == 20
+    seen = metrics.perception(tfvae.load(str(workdir)).sample(64, seed=0, sampler="diffusion", temperature=0.5,
+                                                              diffusion_steps=20))["sharpness"]
+    assert np.isclose(seen, results["samplers"]["diffusion"]["sharpness"], rtol=1e-5)  # the draws scored
+    assert samplers.load_sampler(str(workdir), "diffusion", 4)[1]["settings"]["hidden"] == 32  # not fitted again
+    np.testing.assert_array_equal(tfvae.load(str(workdir)).sampler("diffusion").sample(5, seed=0),
+                                  small.sample(5, seed=0))
+    for sampler in ("prior", "two_stage", "gmm", "diffusion"):
         assert isinstance(results["samplers"][sampler]["fcd"], float)
         assert 0 < results["samplers"][sampler]["training_distance_ratio"] < 100
+        assert 0 <= results["samplers"][sampler]["near_copies"] <= 1
         assert f"| {sampler} at temperature 0.5 |" in (workdir / "report.md").read_text()
     assert results["settings"]["gmm_components"] == 2 and results["settings"]["temperature"] == 0.5
     # The scored samples are Run.sample's at temperature 0.5 (same seed, count and sampler), not at 1.

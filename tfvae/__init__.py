@@ -20,8 +20,8 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
     api | training               a finished run (Run, load) | the fit loop, which writes a run directory
                                  (it knows nothing of api or projector: train.py passes the Projector as a hook)
     samplers | code_grids        the parts a Run is made of, each given what it needs: the samplers of codes
-      | scores | latent_views    (prior, gmm, two_stage, learned): fitting, drawing, storing them in a run
-      | run_data                 directory's samplers/ (read, or fitted and written), a run's samplers by name |
+      | scores | latent_views    (prior, gmm, two_stage, diffusion, learned): fitting, drawing, storing them in
+      | run_data                 a run directory's samplers/ (read, or fitted and written), a run's samplers by name |
                                  a vqvae's side of a Run: its code grids, their indices, its PixelCNN prior |
                                  a Run's scores: anomaly scores, -ELBO terms and the IWAE NLL | a Run's views
                                  of its latent space: each dimension's use, traversals | a Run's dataset and

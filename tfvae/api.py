@@ -272,14 +272,16 @@ class Run:
           n: how many.
           label: a cvae's class (default: the classes in turn, 0, 1, ..., K - 1, 0, ...).
           seed: seed of the draws.
-          sampler: "prior" (z ~ N(0, I)), "gmm" or "two_stage" (densities fitted to the training codes; see
-            ``sampler``) or "learned" (the model's own prior: a vamp's VampPrior, a vqvae's PixelCNN prior over
-            code grids); default ``default_sampler``: learned for a vamp or vqvae, the prior for a vae, cvae or
-            wae, gmm for an ae or rae.
+          sampler: "prior" (z ~ N(0, I)), "gmm", "two_stage" or "diffusion" (densities fitted to the training
+            codes; see ``sampler``) or "learned" (the model's own prior: a vamp's VampPrior, a vqvae's PixelCNN
+            prior over code grids); default ``default_sampler``: learned for a vamp or vqvae, the prior for a vae,
+            cvae or wae, gmm for an ae or rae.
           temperature: the draws' spread relative to the sampler's density (``tfvae.samplers``: tau scales the
-            Gaussian noise of prior, gmm, two_stage and a VampPrior, and divides a PixelCNN's logits); 1 is the
+            Gaussian noise of prior, gmm, two_stage and a VampPrior, a diffusion sampler's initial noise, and
+            divides a PixelCNN's logits); 1 is the
             density itself; below 1 draws nearer its modes, more alike.
-          settings: the fitted sampler's, e.g. ``components=50`` for gmm (see ``sampler``).
+          settings: the fitted sampler's, e.g. ``components=50`` for gmm, ``diffusion_steps=20`` for diffusion
+            (see ``sampler``).
 
         Raises:
           ArgumentError: an unknown sampler or setting (``sampler``), or a temperature that is not above 0.
@@ -300,16 +302,17 @@ class Run:
     def sampler(self, name=None, **settings):
         """The sampler ``name`` of this run, fitted to its training codes (``tfvae.samplers``).
 
-        A fitted sampler (gmm, two_stage) is read from ``<workdir>/samplers/<name>.npz`` when it is there, was
-        fitted to the run's present encoder.keras and with these ``settings``; else it is fitted now (seed 0),
-        saved there (a run directory that can't be written keeps none: the line says so), and the Run's ``log``
-        (default print) gets one line saying so. "learned" is the model's own prior (``learned_prior``), read
-        from its files and never fitted.
+        A fitted sampler (gmm, two_stage, diffusion) is read from ``<workdir>/samplers/<name>.npz`` when it is
+        there, was fitted to the run's present encoder.keras and with these ``settings``; else it is fitted now
+        (seed 0), saved there (a run directory that can't be written keeps none: the line says so), and the
+        Run's ``log`` (default print) gets one line saying so. "learned" is the model's own prior
+        (``learned_prior``), read from its files and never fitted.
 
         Args:
           name: one of ``tfvae.samplers.SAMPLERS``; default ``default_sampler``.
           settings: passed to the fit, e.g. ``components=10`` for gmm (its default), ``steps`` for two_stage;
-            one the sampler does not take is refused.
+            one the sampler does not take is refused. A setting of the draws (``diffusion_steps``, the diffusion
+            sampler's DDIM steps) is not the fit's: it changes the draws, never makes a saved fit be fitted again.
 
         Returns:
           an object whose ``sample(n, seed, temperature=1.0)`` gives float32 (n, latent) codes (a vqvae's: code

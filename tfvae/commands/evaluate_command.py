@@ -40,6 +40,7 @@ def define_flags():
                          "precision/recall.", lower_bound=1)
     flags.DEFINE_list("sampler", ["prior"], "prior: z ~ N(0, I); gmm: a Gaussian mixture (--gmm_components) fitted to "
                       "the training images' codes; two_stage: a second small VAE fitted to them (Dai & Wipf 2019); "
+                      "diffusion: a diffusion model fitted to them, drawn with DDIM (--diffusion_steps); "
                       "learned: the model's own learned prior (a vamp's VampPrior; a vqvae's PixelCNN prior, its only "
                       "sampler, used for a vqvae when --sampler is left at prior). "
                       "Comma-separated for several. A fitted one is saved in <workdir>/samplers/ and reused, as "
@@ -47,6 +48,8 @@ def define_flags():
                       "alike.")
     flags.DEFINE_integer("gmm_components", 10, "Components of the gmm sampler's mixture (10: Ghosh et al.'s); a saved "
                          "mixture of another size is fitted again.", lower_bound=1)
+    flags.DEFINE_integer("diffusion_steps", 50, "DDIM steps of the diffusion sampler's draws (a setting of the draws: "
+                         "a saved fit is reused).", lower_bound=1)
     flags.DEFINE_float("temperature", 1.0, "Every sampler's temperature tau, as sample.py --temperature: the Gaussian "
                        "noise of the draws multiplied by tau, a PixelCNN's logits divided by it. 1: the density itself "
                        "(the default, and what the likelihood describes).")
@@ -77,7 +80,7 @@ def options_from_flags():
         samplers=tuple(FLAGS.sampler), elbo_samples=FLAGS.elbo_samples, ood_dataset=FLAGS.ood_dataset,
         ood_data_dir=FLAGS.ood_data_dir, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
         classifier_epochs=FLAGS.classifier_epochs, cache_dir=FLAGS.cache_dir, output=FLAGS.output,
-        gmm_components=FLAGS.gmm_components, temperature=FLAGS.temperature,
+        gmm_components=FLAGS.gmm_components, diffusion_steps=FLAGS.diffusion_steps, temperature=FLAGS.temperature,
         noise=FLAGS.noise)
 
 

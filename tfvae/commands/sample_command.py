@@ -36,13 +36,15 @@ def define_flags():
     flags.DEFINE_integer("label", None, "CVAE only: the class to draw (default: one class per row).", lower_bound=0)
     flags.DEFINE_string("output", "", "PNG path (default <workdir>/<mode>.png).")
     flags.DEFINE_integer("seed", 0, "Seed of the samples and of the choice of test images.")
-    flags.DEFINE_enum("sampler", None, ["prior", "gmm", "two_stage", "learned"], "What draws the codes of "
-                      "--mode=random and of --mode=grid beyond a 2-D latent: prior (N(0, I)), gmm (a mixture of "
-                      "--gmm_components Gaussians fitted to the training images' codes), two_stage (a second small VAE "
-                      "fitted to them) or learned (the model's own learned prior: a vamp's VampPrior, a vqvae's "
-                      "PixelCNN prior over its code grids). Default: learned for a vamp or vqvae, prior for a vae or "
-                      "cvae, gmm for an ae. A fitted one is saved in <workdir>/samplers/ on first use and reused "
-                      "after.")
+    flags.DEFINE_string("sampler", None, "What draws the codes of --mode=random and of --mode=grid beyond a 2-D "
+                        "latent (the names: tfvae.samplers.SAMPLERS): prior (N(0, I)), gmm (a mixture of "
+                        "--gmm_components Gaussians fitted to the training images' codes), two_stage (a second small "
+                        "VAE fitted to them), diffusion (a diffusion model fitted to them, --diffusion_steps DDIM "
+                        "steps) or learned (the model's own learned prior: a vamp's VampPrior, a vqvae's PixelCNN "
+                        "prior over its code grids). Default: learned for a vamp or vqvae, prior for a vae or cvae, "
+                        "gmm for an ae. A fitted one is saved in <workdir>/samplers/ on first use and reused after.")
+    flags.DEFINE_integer("diffusion_steps", None, "DDIM steps of the diffusion sampler's draws (default 50; a "
+                         "setting of the draws: a saved fit is reused).", lower_bound=1)
     flags.DEFINE_integer("gmm_components", None, "Components of the gmm sampler's mixture (default 10, Ghosh et "
                          "al.'s); a saved mixture of another size is fitted again.", lower_bound=1)
     flags.DEFINE_float("temperature", 1.0, "The samples' temperature tau (--mode=random, and --mode=grid beyond a 2-D "
@@ -52,9 +54,12 @@ def define_flags():
     flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 
 
-def gmm_settings(components):
-    """The sampler settings --gmm_components asks for ({} when it is not given)."""
-    return {} if components is None else {"components": components}
+def sampler_settings(components, diffusion_steps=None):
+    """The sampler settings --gmm_components and --diffusion_steps ask for (those given)."""
+    settings = {} if components is None else {"components": components}
+    if diffusion_steps is not None:
+        settings["diffusion_steps"] = diffusion_steps
+    return settings
 
 
 def main(argv):
@@ -75,7 +80,7 @@ def main(argv):
     try:
         path = pictures.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
                                       label=FLAGS.label, noise=FLAGS.noise, sampler=FLAGS.sampler,
-                                      sampler_settings=gmm_settings(FLAGS.gmm_components),
+                                      sampler_settings=sampler_settings(FLAGS.gmm_components, FLAGS.diffusion_steps),
                                       temperature=FLAGS.temperature)
     except TfvaeError as e:
         print(f"error: {flag_message(e, {'n': 'grid', 'components': 'gmm_components'})}", file=sys.stderr)

@@ -41,9 +41,10 @@ What is measured, and on which images:
   many real grey-level test images, in the features of a small classifier trained here once per dataset
   (Inception weights can't be downloaded offline). FCD (Fréchet distance in those features), a classifier
   Inception Score, k-NN precision/recall (k = 3) and the samples' median distance to their nearest training
-  image over the test images' (``metrics.training_distance_ratio``; below 1 the sampler copies). The floor is
-  the same metrics for real test images against real training images. FCD is not comparable with Inception
-  FID, nor across datasets.
+  image over the test images' (``metrics.training_distance_ratio``; below 1 the sampler copies) and the share of
+  near copies, samples nearer a training image than all but a twentieth of the test images are
+  (``metrics.novelty``; about 0.05 for a sampler as new as real images). The floor is the same metrics for real
+  test images against real training images. FCD is not comparable with Inception FID, nor across datasets.
 * Anomaly detection (``ood_dataset``): AUROC of telling OOD images from the test set by -ELBO (the
   reconstruction term for a plain autoencoder), and by Serrà et al.'s complexity-corrected score
   -ELBO - L(x), with L(x) the image's PNG length in nats.

@@ -6,7 +6,7 @@ import os
 from tfvae import data as data_lib
 from tfvae import picture_arrays
 from tfvae.errors import ArgumentError, TfvaeError
-from tfvae.samplers import GMM_COMPONENTS, SAMPLERS
+from tfvae.samplers import DIFFUSION_STEPS, GMM_COMPONENTS, SAMPLERS
 
 MODES = ("evaluate", "score")
 KNN_K = 3  # Kynkäänniemi et al. 2019
@@ -29,9 +29,10 @@ class EvalOptions:
       iwae_precision: "float32", or "mixed_bfloat16" to run the IWAE's decoder passes in bfloat16 (logits
         still float32): faster on an AVX512_BF16 CPU, with the same mean NLL (docs/performance.md, "IWAE NLL").
       sample_count: generated (and real) images for the sample-quality metrics.
-      samplers: names from SAMPLERS (``tfvae.samplers``: prior, gmm, two_stage, learned); the default is the prior for
-        every model but a vqvae (whose only sampler, learned, replaces it), so that the runs of a comparison are
-        measured alike (``Run.sampler``'s default, used by sample.py and ``Run.sample``, is gmm for an ae or rae).
+      samplers: names from SAMPLERS (``tfvae.samplers``: prior, gmm, two_stage, diffusion, learned); the default
+        is the prior for every model but a vqvae (whose only sampler, learned, replaces it), so that the runs of a
+        comparison are measured alike (``Run.sampler``'s default, used by sample.py and ``Run.sample``, is gmm for
+        an ae or rae).
       elbo_samples: draws per image of the -ELBO's reconstruction term.
       ood_dataset: "" (none) or a name from tfvae.data.DATASETS.
       ood_data_dir: where the OOD data lives ("": the dataset's usual places).
@@ -40,6 +41,7 @@ class EvalOptions:
       classifier_epochs: epochs of the feature classifier when it has to be trained.
       cache_dir: "" for $TFVAE_CACHE, else ~/.cache/tfvae.
       gmm_components: components of the ex-post Gaussian mixture.
+      diffusion_steps: DDIM steps of the diffusion sampler's draws.
       temperature: every sampler's temperature (``tfvae.samplers``; 1: the density itself).
       output: report directory (evaluate, compare) or CSV path (score); "" for the defaults.
       noise: corruption of the test images whose denoising is measured (the ``--noise`` grammar of
@@ -60,6 +62,7 @@ class EvalOptions:
     classifier_epochs: int = 8
     cache_dir: str = ""
     gmm_components: int = GMM_COMPONENTS
+    diffusion_steps: int = DIFFUSION_STEPS
     temperature: float = 1.0
     output: str = ""
     noise: str = ""
@@ -70,7 +73,7 @@ class EvalOptions:
     def validate(self):
         """Raises TfvaeError naming the first bad value."""
         for name in ("num_samples", "iwae_batch", "sample_count", "elbo_samples", "batch_size",
-                     "classifier_epochs", "gmm_components"):
+                     "classifier_epochs", "gmm_components", "diffusion_steps"):
             if getattr(self, name) < 1:
                 raise TfvaeError(f"--{name} must be at least 1 (got {getattr(self, name)})")
         if self.iwae_precision not in IWAE_PRECISIONS:

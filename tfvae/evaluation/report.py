@@ -21,6 +21,7 @@ RUN_COLUMNS = (
 SAMPLER_COLUMNS = (
     ("fcd", "FCD", ".2f"), ("inception_score", "IS", ".2f"), ("precision", "precision", ".3f"),
     ("recall", "recall", ".3f"), ("training_distance_ratio", "train distance / real", ".2f"),
+    ("near_copies", "near copies (real: 0.05)", ".3f"),
     ("sharpness_ratio", "sharpness / real", ".2f"), ("colourfulness_ratio", "colourfulness / real", ".2f"),
 )
 OOD_COLUMNS = (("ood_auroc", "OOD AUROC", ".3f"), ("ood_auroc_complexity", "OOD AUROC corrected", ".3f"))

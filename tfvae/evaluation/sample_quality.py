@@ -39,7 +39,8 @@ def sample_quality(run, options, results, shared, out_dir, log):
     """Per sampler: a sample grid, the samples' sharpness and colourfulness (means, and ratios to the real test
     images' from ``results["metrics"]``, which ``evaluate_run`` measured first) and, when the data has labels,
     FCD, IS, precision/recall and how near the samples come to the training images against the test images
-    (``metrics.training_distance_ratio``: below 1, they copy); plus the floor.
+    (``metrics.novelty``: the distance ratio, below 1 they copy; the share of near copies, about 0.05 for new
+    real images); plus the floor.
 
     Args:
       run: the loaded Run.
@@ -75,13 +76,13 @@ def sample_quality(run, options, results, shared, out_dir, log):
                                 "precision/recall; sample grids only.")
     for sampler in options.samplers:
         z, _ = sample_latents(run, sampler, options.sample_count, options.seed, options.batch_size,
-                              options.gmm_components, options.temperature)
+                              options.gmm_components, options.temperature, options.diffusion_steps)
         images = generate(run, z, options.batch_size)
         entry = {}
         if classifier is not None:
             fake_feats, fake_probs = classifier.features_and_probs(images, options.batch_size)
             entry = _quality(test_feats, fake_feats, fake_probs)
-            entry["training_distance_ratio"] = metrics.training_distance_ratio(train_feats, test_feats, fake_feats)
+            entry.update(metrics.novelty(train_feats, test_feats, fake_feats))  # distance ratio, near copies
         entry.update(metrics.perception(images, real))
         grid = picture_arrays.tile(images[: GRID_SIDE * GRID_SIDE], GRID_SIDE, GRID_SIDE)
         entry["grid"] = save_picture(out_dir, f"eval_samples_{sampler}.png", grid)
@@ -90,6 +91,7 @@ def sample_quality(run, options, results, shared, out_dir, log):
         if classifier is not None:
             log(f"{name} sampler: FCD {entry['fcd']:.2f}, IS {entry['inception_score']:.2f}, "
                 f"precision {entry['precision']:.3f}, recall {entry['recall']:.3f}, distance to the training "
-                f"images x{entry['training_distance_ratio']:.2f} the test images'")
+                f"images x{entry['training_distance_ratio']:.2f} the test images', near copies "
+                f"{entry['near_copies']:.3f} (new real images: {metrics.NEAR_COPY_QUANTILE})")
         log(f"{name} sampler: sharpness x{_times(entry['sharpness_ratio'])}, colourfulness "
             f"x{_times(entry['colourfulness_ratio'])} the real images'")

@@ -14,8 +14,8 @@ A run directory holds everything a run produces::
     logs/                  TensorBoard: train/ and validation/ scalars, images/ pictures; step = epoch (1, 2, ...)
                            latent/: the Projector's files and the traversal, after the last epoch (tfvae.projector)
     prior.keras, prior/    a vqvae's PixelCNN prior over its code grids, and its training checkpoint (prior_file.py)
-    samplers/<name>.npz    a sampler fitted to the training codes after training (gmm, two_stage), written on
-                           its first use by sample.py, evaluate.py or ``Run.sample``: ``tfvae.samplers.npz``
+    samplers/<name>.npz    a sampler fitted to the training codes after training (gmm, two_stage, diffusion),
+                           written on its first use by sample.py, evaluate.py or ``Run.sample``: ``tfvae.samplers.npz``
                            writes and reads them, with the samplers they hold
     skipped_files.txt      folder data only: the files that could not be decoded, and why
     data.npz               arrays data only (``tfvae.train(config, data=...)``, ``tfvae.save_run``): the images (and

@@ -2,8 +2,11 @@
 
 One job per module (each imports only the ones listed above it)::
 
-    densities.py     the samplers (prior, gmm, two_stage; "learned" is the model's own prior): their densities,
-                     fitting and drawing, and their state as arrays; the derivations are in its docstring
+    diffusion.py     the diffusion sampler: a denoising diffusion model over the codes (an MLP of residual blocks),
+                     its fit with EMA weights and held-out codes, DDIM draws; its maths is in its docstring
+    densities.py     the samplers (prior, gmm, two_stage; diffusion, registered from diffusion.py; "learned" is the
+                     model's own prior): their densities, fitting and drawing, and their state as arrays; the
+                     derivations are in its docstring
     npz.py           a run directory's samplers/<name>.npz: ``save_sampler``, ``load_sampler`` and their checks
     store.py         ``load_or_fit``: a run's fitted sampler read from its run directory, or fitted and written there
     run_samplers.py  ``RunSamplers``: a run's samplers by name, checked, made or fitted once (``Run.samplers``)
@@ -25,12 +28,13 @@ from tfvae.samplers.densities import (
     fit_sampler,
     sampler_from_state,
 )
+from tfvae.samplers.diffusion import DIFFUSION_STEPS, DiffusionSampler
 from tfvae.samplers.draws import generate, sample_latents
 from tfvae.samplers.npz import SAMPLER_DIR, encoder_fingerprint, load_sampler, sampler_path, save_sampler
 from tfvae.samplers.store import load_or_fit
 
 __all__ = [
-    "CLASSES", "GMM_COMPONENTS", "LEARNED", "SAMPLERS", "SAMPLER_DIR", "GaussianMixtureSampler", "Prior",
-    "TwoStageSampler", "default_sampler", "encoder_fingerprint", "fit_sampler", "generate", "load_or_fit",
-    "load_sampler", "sample_latents", "sampler_from_state", "sampler_path", "save_sampler",
+    "CLASSES", "DIFFUSION_STEPS", "GMM_COMPONENTS", "LEARNED", "SAMPLERS", "SAMPLER_DIR", "DiffusionSampler",
+    "GaussianMixtureSampler", "Prior", "TwoStageSampler", "default_sampler", "encoder_fingerprint", "fit_sampler",
+    "generate", "load_or_fit", "load_sampler", "sample_latents", "sampler_from_state", "sampler_path", "save_sampler",
 ]

@@ -8,11 +8,13 @@ sample.py or ``Run.sample`` alike. So evaluate.py scores the very samples sample
 import numpy as np
 
 from tfvae.samplers.densities import GMM_COMPONENTS
+from tfvae.samplers.diffusion import DIFFUSION_STEPS
 
 
-def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM_COMPONENTS, temperature=1.0):
-    """``count`` latent codes from ``sampler`` ("prior", "gmm", "two_stage" or "learned") at ``temperature``, plus
-    the sampler.
+def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM_COMPONENTS, temperature=1.0,
+                   diffusion_steps=DIFFUSION_STEPS):
+    """``count`` latent codes from ``sampler`` (a name of ``tfvae.samplers.SAMPLERS``) at ``temperature``, plus
+    the sampler (a gmm of ``gmm_components``; a diffusion sampler drawing with ``diffusion_steps`` DDIM steps).
 
     A fitted sampler is read from the run directory, or fitted to the posterior means of the run's training
     images (``Run.train_codes``) with seed 0 and saved there (``Run.sampler``). ``batch_size`` is unused (the
@@ -22,7 +24,8 @@ def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM
       ArgumentError: an unknown sampler. TfvaeError: a damaged sampler file.
     """
     del batch_size
-    settings = {"components": gmm_components} if sampler == "gmm" else {}
+    settings = {"gmm": {"components": gmm_components},
+                "diffusion": {"diffusion_steps": diffusion_steps}}.get(sampler, {})
     fitted = run.sampler(sampler, **settings)
     return fitted.sample(count, seed, temperature), fitted
 

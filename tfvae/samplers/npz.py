@@ -6,6 +6,9 @@ One file per fitted sampler (the prior has none), an uncompressed ``.npz`` of pl
     samplers/gmm.npz         meta, weights (m,), means (m, d), covariances (m, d, d)
     samplers/two_stage.npz   meta, shift (d,), scale (d,), log_gamma (), enc_kernel_<i>, enc_bias_<i>,
                              dec_kernel_<i>, dec_bias_<i> (the second VAE's dense layers, in order)
+    samplers/diffusion.npz   meta, shift (d,), scale (d,), the denoiser's EMA weights: in_kernel, in_bias,
+                             time_kernel_<i>, time_bias_<i>, block<i>_kernel_<j>, block<i>_bias_<j>,
+                             block<i>_time_kernel, block<i>_time_bias, out_kernel, out_bias
 
 ``meta`` is a 0-d string array holding JSON: ``format`` (1), ``sampler`` (its name), ``latent`` (d), ``codes``
 (how many training codes it was fitted to), ``encoder_sha256`` (the sha256 of the encoder.keras whose codes

@@ -56,16 +56,19 @@ class RunSamplers:
         if name == densities.LEARNED:
             prior = self.learned_prior()
             if prior is None:
+                unlearned = [n for n in densities.SAMPLERS if n != densities.LEARNED]
                 having = " or ".join(models_with("has_learned_prior"))
                 raise ArgumentError("sampler", f"sampler='learned', but {self.workdir} holds "
                                                f"{with_article(self.model)}, which has no learned prior (a {having} "
-                                               "has one); choose prior, gmm or two_stage")
+                                               f"has one); choose {', '.join(unlearned[:-1])} or {unlearned[-1]}")
             return prior
         kind = densities.CLASSES[name]
         if not kind.fitted:
             return kind(self.latent_dim)
+        # A setting of the draws (the diffusion sampler's diffusion_steps) is no part of the fit: never a refit.
+        draw = {k: settings.pop(k) for k in list(settings) if k in getattr(kind, "draw_settings", ())}
         key = (name, tuple(sorted(settings.items())))
         if key not in self._fitted:
             self._fitted[key] = store.load_or_fit(self.workdir, name, self.latent_dim, self.train_codes, settings,
                                                   self.log)
-        return self._fitted[key]
+        return self._fitted[key].with_draw_settings(**draw) if draw else self._fitted[key]

@@ -39,7 +39,11 @@ def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
         elif asked:
             log(f"{path} was fitted with other settings than {asked}: fitting it again")
         else:
-            return densities.sampler_from_state(name, arrays, meta.get("settings"))
+            try:
+                return densities.sampler_from_state(name, arrays, meta.get("settings"))
+            except (ValueError, KeyError, IndexError) as e:  # arrays of the right names but not of one sampler
+                raise TfvaeError(f"{path} holds arrays that are not one {name} sampler ({e}); delete it and it is "
+                                 f"fitted again on its next use") from None
     codes = train_codes()
     started = time.perf_counter()
     fitted = densities.fit_sampler(name, codes, seed=0, **settings)

@@ -1,0 +1,226 @@
+"""The diffusion sampler (tfvae.samplers.diffusion): its forward process against the schedule's closed form, its
+draws on two 2-D toys against the target where one Gaussian fails, seeds, temperature, its file, and a real run.
+
+The toys are fitted once (module fixture) at a small test size (``TOY_FIT``), not the defaults; docs/sampling.md
+gives the figures at the defaults. The bounds below hold with a wide margin at the test size (docs/sampling.md
+has the values seen)."""
+
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvae
+from tfvae import samplers
+from tfvae.errors import ArgumentError, TfvaeError, flag_message
+from tfvae.samplers import diffusion
+
+RADIUS, RING_SD, MODE_SD = 2.0, 0.05, 0.1
+CENTRES = RADIUS * np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], 1)
+# The test size: about 3 s of CPU a toy (the defaults: 128 wide, 3 blocks, 3,000 updates, learning rate 1e-3).
+TOY_FIT = dict(hidden=64, blocks=2, steps=1500, learning_rate=3e-3)
+DRAWS = 2000
+
+
+def ring(n, seed):
+    """A circle of radius 2, radial noise 0.05."""
+    rng = np.random.default_rng(seed)
+    angle, radius = rng.uniform(0, 2 * np.pi, n), RADIUS + RING_SD * rng.standard_normal(n)
+    return np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1).astype("float32")
+
+
+def eight_gaussians(n, seed):
+    """Eight Gaussians (sd 0.1) evenly spaced on a circle of radius 2."""
+    rng = np.random.default_rng(seed)
+    return (CENTRES[rng.integers(0, 8, n)] + MODE_SD * rng.standard_normal((n, 2))).astype("float32")
+
+
+def gaussian(n, seed):
+    """N((1, -3), diag(2^2, 0.5^2))."""
+    return (np.random.default_rng(seed).standard_normal((n, 2)) * [2.0, 0.5] + [1.0, -3.0]).astype("float32")
+
+
+def in_band(x):
+    """Share of draws within 4 sds of the ring (a true draw: all but 6e-5 of them)."""
+    return float(np.mean(np.abs(np.linalg.norm(x, axis=1) - RADIUS) < 4 * RING_SD))
+
+
+def nearest_mode(x):
+    """(distance to the nearest centre, its index) per draw."""
+    distance = np.linalg.norm(x[:, None] - CENTRES[None], axis=2)
+    return distance.min(1), distance.argmin(1)
+
+
+def near_a_mode(x):
+    """Share of draws within 3 sds of a centre (a true draw: 1 - exp(-4.5), 0.989)."""
+    return float(np.mean(nearest_mode(x)[0] < 3 * MODE_SD))
+
+
+def sliced_wasserstein(a, b, projections=64):
+    """Root mean square over random directions of the 1-D Wasserstein-2 distance between equal-size samples."""
+    w = np.random.default_rng(0).standard_normal((a.shape[1], projections))
+    w /= np.linalg.norm(w, axis=0)
+    return float(np.sqrt(np.mean((np.sort(a @ w, 0) - np.sort(b @ w, 0)) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def toys():
+    """{name: (target sampler, fitted diffusion sampler, one-Gaussian gmm)}, each fitted to 2,000 codes and drawn
+    with 20 DDIM steps; and "gaussian": N((1, -3), diag(4, 0.25)), 1,000 codes, a smaller fit (it is easy)."""
+    fitted = {}
+    for name, target in (("ring", ring), ("eight", eight_gaussians)):
+        codes = target(2000, 0)
+        fitted[name] = (target, samplers.DiffusionSampler.fit(codes, seed=0, **TOY_FIT).with_draw_settings(
+            diffusion_steps=20), samplers.GaussianMixtureSampler.fit(codes, seed=0, components=1))
+    codes = gaussian(1000, 0)
+    fitted["gaussian"] = (gaussian, samplers.DiffusionSampler.fit(codes, seed=0, hidden=32, blocks=1, steps=300,
+                                                                  learning_rate=3e-3).with_draw_settings(
+        diffusion_steps=20), None)
+    return fitted
+
+
+@pytest.mark.parametrize("schedule", diffusion.SCHEDULES)
+def test_the_forward_process_has_the_schedules_marginals(schedule):
+    # q(c_t | c_0) = N(alpha_t c_0, sigma_t^2 I), variance preserving, drawn by the fit's own (TensorFlow) path.
+    t = np.array([0.05, 0.3, 0.5, 0.7, 0.95], "float32")
+    alpha, sigma = diffusion.alpha_sigma(t, schedule)
+    np.testing.assert_allclose(alpha ** 2 + sigma ** 2, 1.0, rtol=1e-6)
+    assert np.all(np.diff(alpha) < 0)
+    if schedule == "cosine":  # cos^2(pi t / 2) away from the ends, where the log-SNR is cut to [-10, 10]
+        np.testing.assert_allclose(alpha[1:4] ** 2, np.cos(np.pi * t[1:4] / 2) ** 2, atol=0.01)
+        ends = diffusion.alpha_sigma(np.array([0.0, 1.0]), schedule)
+        np.testing.assert_allclose(np.log(ends[0] ** 2 / ends[1] ** 2), [10.0, -10.0], atol=1e-6)
+    else:  # DDPM's discrete product of (1 - beta_i), betas linear in 1e-4..0.02 over 1,000 steps
+        betas = np.linspace(1e-4, 0.02, 1000)
+        discrete = np.array([np.prod(1 - betas[:round(1000 * s)]) for s in t])
+        np.testing.assert_allclose(alpha ** 2, discrete, rtol=0.02, atol=1e-4)
+    tf_alpha, tf_sigma = diffusion.alpha_sigma(tf.constant(t), schedule, diffusion.TENSORFLOW)
+    np.testing.assert_allclose(tf_alpha.numpy(), alpha, rtol=1e-5)
+    np.testing.assert_allclose(tf_sigma.numpy(), sigma, rtol=1e-5)
+    draws = 20000
+    c_0 = np.array([[1.5, -0.5]], "float32")
+    for i in range(len(t)):
+        e = tf.random.stateless_normal((draws, 2), seed=(0, i))
+        c_t = diffusion.noised(tf.constant(np.repeat(c_0, draws, 0)), tf.fill([draws], t[i]), e, schedule,
+                               diffusion.TENSORFLOW).numpy()
+        # The mean's standard error is sigma / sqrt(20000), under 0.01; the variance's relative one is 0.01.
+        np.testing.assert_allclose(c_t.mean(0), alpha[i] * c_0[0], atol=0.04 * sigma[i] + 1e-6)
+        np.testing.assert_allclose(c_t.var(0), sigma[i] ** 2, rtol=0.05)
+
+
+def test_numpys_denoiser_is_tensorflows():
+    params = diffusion.initial_params(3, 16, 2, 8, seed=1)
+    params["out_kernel"] = np.random.default_rng(0).standard_normal((16, 3)).astype("float32")  # not 0
+    c = np.random.default_rng(1).standard_normal((5, 3)).astype("float32")
+    t = np.linspace(0, 1, 5).astype("float32")
+    tensors = {k: tf.constant(v) for k, v in params.items()}
+    np.testing.assert_allclose(diffusion.denoise(params, c, t),
+                               diffusion.denoise(tensors, tf.constant(c), tf.constant(t), diffusion.TENSORFLOW).numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("toy", ["ring", "eight"])
+def test_the_draws_match_the_toy_where_one_gaussian_does_not(toys, toy):
+    target, fitted, one_gaussian = toys[toy]
+    draws, single, real = fitted.sample(DRAWS, seed=1), one_gaussian.sample(DRAWS, seed=1), target(DRAWS, 1)
+    distances = {name: sliced_wasserstein(x, real) for name, x in
+                 (("diffusion", draws), ("gaussian", single), ("real", target(DRAWS, 2)))}
+    shares = {name: (in_band if toy == "ring" else near_a_mode)(x) for name, x in
+              (("diffusion", draws), ("gaussian", single))}
+    print(toy, shares, distances)
+    assert distances["diffusion"] < 0.5 * distances["gaussian"], distances
+    if toy == "ring":
+        assert shares["diffusion"] > 0.85 and shares["gaussian"] < 0.3, shares
+    else:
+        assert shares["diffusion"] > 0.75 and shares["gaussian"] < 0.2, shares
+        counts = np.bincount(nearest_mode(draws)[1], minlength=8) / DRAWS  # every mode drawn, none twice as often
+        assert counts.min() > 0.06 and counts.max() < 0.2, counts
+
+
+def test_draws_are_reproducible_and_temperature_shrinks_them(toys):
+    _, fitted, _ = toys["gaussian"]
+    first = fitted.sample(500, seed=3)
+    np.testing.assert_array_equal(fitted.sample(500, seed=3), first)
+    assert not np.array_equal(fitted.sample(500, seed=4), first)
+    np.testing.assert_array_equal(fitted.sample(500, seed=3, temperature=1.0), first)
+    # tau scales the initial noise, the only noise of DDIM's eta = 0 path. For Gaussian codes that path is an
+    # affine map of c_1 (the optimal denoiser is linear), so the draws' spread is multiplied by tau about the same
+    # centre. (On the ring and the eight Gaussians it barely shrinks them: docs/sampling.md.)
+    draws = {tau: fitted.sample(DRAWS, seed=3, temperature=tau) for tau in (1.0, 0.5, 0.2)}
+    for tau in (0.5, 0.2):
+        np.testing.assert_allclose(draws[tau].std(0) / draws[1.0].std(0), tau, rtol=0.1)
+        np.testing.assert_allclose(draws[tau].mean(0), draws[1.0].mean(0), atol=0.1)
+    np.testing.assert_allclose(draws[1.0].std(0), [2.0, 0.5], rtol=0.1)
+    with pytest.raises(ArgumentError) as error:
+        fitted.sample(4, seed=0, temperature=0)
+    assert error.value.argument == "temperature"
+    with pytest.raises(ArgumentError, match="diffusion_steps=0: the DDIM sampler takes a whole number") as error:
+        fitted.sample(4, seed=0, diffusion_steps=0)
+    assert flag_message(error.value).startswith("--diffusion_steps=0: ")
+
+
+def test_the_file_round_trips_to_identical_draws_and_damage_is_one_line(toys, tmp_path):
+    _, fitted, _ = toys["ring"]
+    path = samplers.save_sampler(str(tmp_path), "diffusion", fitted.state(),
+                                 {"latent": 2, "settings": fitted.settings()})
+    arrays, meta = samplers.load_sampler(str(tmp_path), "diffusion", 2, samplers.DiffusionSampler.required)
+    assert meta["settings"]["prediction"] == fitted.prediction and all(v.dtype != object for v in arrays.values())
+    reloaded = samplers.sampler_from_state("diffusion", arrays, meta["settings"])
+    assert reloaded.diffusion_steps == samplers.DIFFUSION_STEPS and fitted.diffusion_steps == 20
+    np.testing.assert_array_equal(reloaded.sample(300, seed=2, diffusion_steps=20), fitted.sample(300, seed=2))
+    fewer = reloaded.with_draw_settings(diffusion_steps=10)
+    np.testing.assert_array_equal(fewer.sample(300, seed=2), fitted.sample(300, seed=2, diffusion_steps=10))
+    assert not np.array_equal(fewer.sample(300, seed=2), fitted.sample(300, seed=2))
+    data = open(path, "rb").read()
+    for damage, expected in ((data[: len(data) // 2], "cut short"), (b"not an archive" * 10, ""),
+                             (None, "lacks the arrays"), (b"", "")):
+        if damage is None:
+            samplers.save_sampler(str(tmp_path), "diffusion", {"shift": np.zeros(2)}, {"latent": 2})
+        else:
+            open(path, "wb").write(damage)
+        with pytest.raises(TfvaeError) as error:
+            samplers.load_sampler(str(tmp_path), "diffusion", 2, samplers.DiffusionSampler.required)
+        message = str(error.value)
+        assert "\n" not in message and path in message and expected in message and "delete it" in message, message
+
+
+def test_grid_codes_and_unknown_settings_are_refused_in_one_line():
+    with pytest.raises(TfvaeError, match=r"grids of shape \(7, 7, 4\) \(no convolutional U-Net") as error:
+        samplers.DiffusionSampler.fit(np.zeros((10, 7, 7, 4), "float32"))
+    assert "\n" not in str(error.value)
+    with pytest.raises(ArgumentError, match="prediction='x0': choose one of eps, v"):
+        samplers.DiffusionSampler.fit(np.zeros((10, 2), "float32"), prediction="x0")
+    with pytest.raises(ArgumentError, match="schedule='sigmoid': choose one of cosine, linear"):
+        samplers.DiffusionSampler.fit(np.zeros((10, 2), "float32"), schedule="sigmoid")
+
+
+def test_a_trained_run_samples_with_diffusion_and_keeps_its_file(trained, tmp_path):
+    workdir = tmp_path / "vae"
+    shutil.copytree(trained / "runs" / "vae", workdir)
+    lines = []
+    run = tfvae.load(str(workdir), log=lines.append)
+    small = dict(hidden=32, blocks=1, steps=100)  # a test-size fit
+    images = run.sample(6, seed=1, sampler="diffusion", **small)
+    assert images.shape[0] == 6 and np.isfinite(images).all() and 0 <= images.min() and images.max() <= 1
+    assert any("fitted the diffusion sampler to 512 training codes" in line for line in lines), lines
+    arrays, meta = samplers.load_sampler(str(workdir), "diffusion", run.latent_dim)
+    assert meta["encoder_sha256"] == samplers.encoder_fingerprint(str(workdir))
+    assert meta["settings"]["steps"] == 100 and meta["settings"]["held_out"] == 51
+    lines = []
+    again = tfvae.load(str(workdir), log=lines.append)
+    np.testing.assert_array_equal(again.sample(6, seed=1, sampler="diffusion", **small), images)
+    # diffusion_steps is a setting of the draws: other draws from the same file, never a second fit.
+    z = again.sampler("diffusion", diffusion_steps=5, **small).sample(6, seed=1)
+    np.testing.assert_array_equal(z, again.sampler("diffusion", **small).sample(6, seed=1, diffusion_steps=5))
+    assert not lines
+    with pytest.raises(ArgumentError, match="diffusion_steps=5 given, but sampler=gmm takes components"):
+        again.sampler("gmm", diffusion_steps=5)
+    # A file whose arrays have the right names but do not fit together: one line, as a damaged file is.
+    arrays["out_kernel"] = arrays["out_kernel"][:, :2]
+    samplers.save_sampler(str(workdir), "diffusion", arrays, meta)
+    with pytest.raises(TfvaeError) as error:
+        tfvae.load(str(workdir)).sample(2, sampler="diffusion", **small)
+    message = str(error.value)
+    assert "\n" not in message and "diffusion.npz holds arrays that are not one diffusion sampler" in message
+    assert "out_kernel (32, 2), not (32, 4)" in message and "delete it" in message, message

@@ -1,0 +1,448 @@
+r"""``diffusion``: a denoising diffusion model fitted to the training codes after training, sampled with DDIM.
+
+The codes are first standardised per dimension, c = (z - shift) / scale (shift, scale: the training codes' mean and
+standard deviation, kept with the sampler), so the denoiser sees unit-scale data whatever the encoder's scale.
+
+Forward process (Ho et al. 2020, "Denoising diffusion probabilistic models", DDPM, in continuous time t in [0, 1]
+as in Kingma et al. 2021, "Variational diffusion models"): a variance-preserving corruption,
+
+    q(c_t | c_0) = N(c_t; alpha_t c_0, sigma_t^2 I),   alpha_t^2 + sigma_t^2 = 1,   c_t = alpha_t c_0 + sigma_t e,
+
+with e ~ N(0, I). The schedule is given by the log signal-to-noise ratio lambda_t = log(alpha_t^2 / sigma_t^2),
+alpha_t^2 = sigmoid(lambda_t):
+
+  ``cosine`` (Nichol & Dhariwal 2021, "Improved denoising diffusion probabilistic models"): alpha_t^2 =
+    cos^2(pi t / 2), i.e. lambda_t = -2 log tan(pi t / 2), truncated to lambda in [-10, 10] by the affine map
+    lambda_t = -2 log tan(a t + b), b = arctan(exp(-5)), a = arctan(exp(5)) - b (so alpha_1 and sigma_0 are
+    about 0.0067, not 0: no division by zero at either end);
+  ``linear``: DDPM's betas rising linearly from 1e-4 to 0.02 over 1,000 steps, in the continuous limit of
+    Song et al. 2021 ("Score-based generative modeling through SDEs", the VP SDE): alpha_t^2 =
+    exp(-(beta_0 t + (beta_1 - beta_0) t^2 / 2)), beta_0 = 0.1, beta_1 = 20.
+
+Denoiser (DiffAE's latent MLP, Preechakul et al. 2022, "Diffusion autoencoders"): f(c_t, t), an MLP of residual
+blocks over the code vector. t enters as a sinusoidal embedding of 1000 t (``embed`` sines and cosines at
+frequencies 10000^(-k / (embed / 2)), Vaswani et al. 2017, as DDPM does), mapped by two SiLU layers to an
+embedding m; the code goes in through a dense layer to h (``hidden`` wide), then each of ``blocks`` blocks adds
+
+    h <- h + W_2 silu(W_1 LN(h) + b_1 + W_m m + b_m) + b_2      (LN: layer norm without parameters),
+
+and the output is W_o silu(LN(h)) + b_o, d numbers, W_o starting at 0. Its target is chosen by ``prediction``:
+
+  ``eps`` (DDPM): f predicts the noise e; the loss is |e - f(c_t, t)|^2;
+  ``v`` (Salimans & Ho 2022, "Progressive distillation"): f predicts v = alpha_t e - sigma_t c_0; the loss is
+    |v - f|^2. Then c_0 = alpha_t c_t - sigma_t v and e = sigma_t c_t + alpha_t v, with no division by alpha_t,
+    which the eps prediction needs (c_0 = (c_t - sigma_t e) / alpha_t) and which blows up near t = 1.
+
+The loss is summed over the code's dimensions and averaged over a batch of codes, each with its own t ~ U(0, 1)
+and e. Adam (Kingma & Ba 2015), its learning rate warmed up linearly over the first ``warmup`` updates and then
+decayed to 0 along a cosine; batches of ``batch_size``; ``steps`` updates at most.
+
+EMA and when to stop. The weights sampled from are an exponential moving average of the trained ones
+(theta_ema <- beta theta_ema + (1 - beta) theta, as DDPM samples from; beta = min(``ema``, (1 + k) / (10 + k)) at
+update k, the warm-up of TensorFlow's ExponentialMovingAverage with num_updates). A tenth of the codes
+(``held_out``; none when there are fewer than ten) is kept out of training: every ``steps / 20`` updates the EMA
+weights' loss on them is computed with the same t and e each time (a fixed set of draws, 8 per held-out code at
+stratified t), and the EMA weights with the lowest held-out loss are the ones kept; the fit stops early when that
+loss has not improved for 5 checks. With no held-out codes the last EMA weights are kept.
+
+Sampling (Song, Meng & Ermon 2021, "Denoising diffusion implicit models", DDIM with eta = 0): c_1 = tau e, e ~
+N(0, I) from ``seed`` (tau the ``temperature``); then over ``diffusion_steps`` K uniform steps t = 1, 1 - 1/K,
+..., 1/K, with the network's estimates c_0^ and e^ at (c_t, t),
+
+    c_s = alpha_s c_0^ + sigma_s e^    (s = t - 1/K),
+
+and the last step returns c_0^; z = shift + scale * c_0^. With eta = 0 the path from c_1 to c_0 is deterministic
+(DDIM's discretisation of the probability-flow ODE, Song et al. 2021): the initial noise is the only noise, so
+the temperature scales it alone, as a flow's temperature does (Glow, Kingma & Dhariwal 2018) and as the other
+samplers' scales their Gaussian draws (``tfvae.samplers.densities``); tau = 1 is the fitted density. For Gaussian
+codes the optimal denoiser is linear and the path an affine map of c_1, so tau multiplies the draws' spread about
+their mean, as for the prior. For codes with several modes the ODE carries the noise's direction to a mode and its
+radius to a place within it, so tau < 1 draws each mode's inner side and shrinks the spread much less than tau
+(docs/sampling.md).
+
+Codes. The denoiser is an MLP over vector codes (n, d). Grid codes (n, h, w, c) would want a small convolutional
+U-Net, which is not built: a fit to grids is refused in one line.
+
+Storage: every weight is a plain array (``state()``: shift, scale and the named kernels and biases), saved by
+``tfvae.samplers.npz`` as ``samplers/diffusion.npz`` and used by numpy alone: sampling never builds a Keras model,
+so nothing in the file is deserialised as code. The forward pass is one function (``denoise``) evaluated with
+TensorFlow's ops while fitting and numpy's while sampling.
+"""
+
+import copy
+import math
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import tensorflow as tf
+
+from tfvae import picture_arrays
+from tfvae.errors import ArgumentError, TfvaeError
+
+SCHEDULES = ("cosine", "linear")
+PREDICTIONS = ("eps", "v")
+DIFFUSION_STEPS = 50
+LOGSNR_RANGE = (-10.0, 10.0)  # the cosine schedule's truncation
+LINEAR_BETAS = (0.1, 20.0)  # beta_0, beta_1 of the continuous-time linear schedule
+TIME_SCALE = 1000.0  # t is embedded as 1000 t, DDPM's step index
+CHECKS = 20  # held-out checks over a fit
+PATIENCE = 5  # checks without improvement before a fit stops
+HELD_OUT_DRAWS = 8  # (t, e) draws per held-out code
+
+
+def _sigmoid_np(v):
+    return 0.5 * (1.0 + np.tanh(0.5 * v))  # no overflow warning for large |v|
+
+
+NUMPY = SimpleNamespace(sin=np.sin, cos=np.cos, exp=np.exp, log=np.log, tan=np.tan, sqrt=np.sqrt,
+                        sigmoid=_sigmoid_np, expm1=np.expm1,
+                        mean=lambda h: h.mean(axis=-1, keepdims=True),
+                        concat=lambda parts: np.concatenate(parts, axis=-1))
+TENSORFLOW = SimpleNamespace(sin=tf.sin, cos=tf.cos, exp=tf.exp, log=tf.math.log, tan=tf.tan, sqrt=tf.sqrt,
+                             sigmoid=tf.sigmoid, expm1=tf.math.expm1,
+                             mean=lambda h: tf.reduce_mean(h, axis=-1, keepdims=True),
+                             concat=lambda parts: tf.concat(parts, axis=-1))
+
+
+def alpha_sigma(t, schedule, ops=NUMPY):
+    """(alpha_t, sigma_t) of ``schedule`` ("cosine" or "linear") at times ``t`` in [0, 1] (module docstring)."""
+    if schedule == "cosine":
+        low, high = LOGSNR_RANGE
+        b = math.atan(math.exp(-0.5 * high))
+        a = math.atan(math.exp(-0.5 * low)) - b
+        logsnr = -2.0 * ops.log(ops.tan(a * t + b))
+        return ops.sqrt(ops.sigmoid(logsnr)), ops.sqrt(ops.sigmoid(-logsnr))
+    if schedule == "linear":
+        beta_0, beta_1 = LINEAR_BETAS
+        integral = beta_0 * t + 0.5 * (beta_1 - beta_0) * t * t
+        return ops.exp(-0.5 * integral), ops.sqrt(-ops.expm1(-integral))
+    raise ArgumentError("schedule", f"schedule={schedule!r}: choose one of {', '.join(SCHEDULES)}")
+
+
+def noised(c_0, t, e, schedule, ops=NUMPY):
+    """The forward process's draw c_t = alpha_t c_0 + sigma_t e of codes ``c_0`` (n, d) at times ``t`` (n,) with
+    noise ``e`` (n, d): a draw of q(c_t | c_0) = N(alpha_t c_0, sigma_t^2 I) when e ~ N(0, I)."""
+    alpha, sigma = alpha_sigma(t, schedule, ops)
+    return alpha[:, None] * c_0 + sigma[:, None] * e
+
+
+def _layer_norm(h, ops):
+    centred = h - ops.mean(h)
+    return centred / ops.sqrt(ops.mean(centred * centred) + 1e-5)
+
+
+def _silu(v, ops):
+    return v * ops.sigmoid(v)
+
+
+def blocks_of(params):
+    """How many residual blocks the weights ``params`` hold."""
+    count = 0
+    while f"block{count}_kernel_0" in params:
+        count += 1
+    return count
+
+
+def denoise(params, c, t, ops=NUMPY):
+    """The network's output f(c_t, t) (the eps or v estimate), (n, d), for codes ``c`` (n, d) at times ``t`` (n,)
+    (or (1,): one time for all, its embedding computed once).
+
+    ``params`` maps the weights' names to arrays (numpy's ``ops``) or tensors (TensorFlow's); the module
+    docstring gives the architecture.
+    """
+    half = params["time_kernel_0"].shape[0] // 2
+    frequencies = np.exp(-math.log(10000.0) * np.arange(half) / half).astype("float32")
+    angles = TIME_SCALE * t[:, None] * frequencies[None, :]
+    m = ops.concat([ops.sin(angles), ops.cos(angles)])
+    m = _silu(m @ params["time_kernel_0"] + params["time_bias_0"], ops)
+    m = _silu(m @ params["time_kernel_1"] + params["time_bias_1"], ops)
+    h = c @ params["in_kernel"] + params["in_bias"]
+    for i in range(blocks_of(params)):
+        u = _layer_norm(h, ops) @ params[f"block{i}_kernel_0"] + params[f"block{i}_bias_0"]
+        u = _silu(u + m @ params[f"block{i}_time_kernel"] + params[f"block{i}_time_bias"], ops)
+        h = h + u @ params[f"block{i}_kernel_1"] + params[f"block{i}_bias_1"]
+    return _silu(_layer_norm(h, ops), ops) @ params["out_kernel"] + params["out_bias"]
+
+
+def estimates(output, c_t, alpha, sigma, prediction):
+    """(c_0^, e^): the clean code and the noise the network's ``output`` at (c_t, t) implies."""
+    if prediction == "v":
+        return alpha * c_t - sigma * output, sigma * c_t + alpha * output
+    return (c_t - sigma * output) / alpha, output
+
+
+def initial_params(d, hidden, blocks, embed, seed):
+    """Glorot-uniform kernels (the output layer's at 0) and zero biases, float32, from ``seed``."""
+    rng = np.random.default_rng(seed)
+
+    def glorot(fan_in, fan_out):
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, (fan_in, fan_out)).astype("float32")
+
+    params = {"time_kernel_0": glorot(embed, hidden), "time_kernel_1": glorot(hidden, hidden),
+              "in_kernel": glorot(d, hidden), "out_kernel": np.zeros((hidden, d), "float32")}
+    for i in range(blocks):
+        params[f"block{i}_kernel_0"] = glorot(hidden, hidden)
+        params[f"block{i}_time_kernel"] = glorot(hidden, hidden)
+        params[f"block{i}_kernel_1"] = glorot(hidden, hidden)
+    for name in list(params):
+        params[name.replace("kernel", "bias")] = np.zeros(params[name].shape[1], "float32")
+    return params
+
+
+def _check_shapes(shift, scale, params):
+    """Raises ValueError unless the weights fit together: a code of size d, blocks ``hidden`` wide."""
+    d = shift.shape[0] if shift.ndim == 1 else -1
+    hidden = params["in_kernel"].shape[-1]
+    expected = {"in_kernel": (d, hidden), "in_bias": (hidden,), "out_kernel": (hidden, d), "out_bias": (d,),
+                "time_kernel_0": (params["time_kernel_0"].shape[0], hidden), "time_bias_0": (hidden,),
+                "time_kernel_1": (hidden, hidden), "time_bias_1": (hidden,)}
+    for i in range(blocks_of(params)):
+        expected.update({f"block{i}_{name}": (hidden, hidden) for name in ("kernel_0", "kernel_1", "time_kernel")})
+        expected.update({f"block{i}_{name}": (hidden,) for name in ("bias_0", "bias_1", "time_bias")})
+    wrong = [f"{name} {params[name].shape if name in params else 'missing'}, not {shape}"
+             for name, shape in expected.items() if name not in params or params[name].shape != shape]
+    if d < 1 or scale.shape != shift.shape or params["time_kernel_0"].shape[0] % 2 or wrong:
+        raise ValueError(f"the denoiser's weights do not fit together (shift {shift.shape}, scale {scale.shape}"
+                         f"{', ' if wrong else ''}{', '.join(wrong[:2])})")
+
+
+def check_diffusion_steps(steps):
+    """``steps`` as an int: a whole number of DDIM steps, at least 1.
+
+    Raises:
+      ArgumentError: anything else.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ArgumentError("diffusion_steps", f"diffusion_steps={steps!r}: the DDIM sampler takes a whole number "
+                                               f"of steps, at least 1 (default {DIFFUSION_STEPS})")
+    return int(steps)
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise ArgumentError(name, f"{name}={value!r}: choose one of {', '.join(choices)}")
+    return value
+
+
+class DiffusionSampler:
+    """A diffusion model over the standardised codes, sampled with DDIM (see the module docstring).
+
+    Attributes:
+      shift, scale: (d,) the codes' mean and standard deviation (z = shift + scale * c).
+      params: the denoiser's weights, name -> float32 array (the EMA weights kept by the fit).
+      schedule, prediction: how it was fitted (module docstring).
+      diffusion_steps: DDIM steps of a draw (``with_draw_settings`` gives a copy with others).
+    """
+
+    name = "diffusion"
+    fitted = True
+    required = ("shift", "scale", "in_kernel", "in_bias", "out_kernel", "out_bias", "time_kernel_0",
+                "time_bias_0", "time_kernel_1", "time_bias_1")
+    # fit's keyword arguments, and the draw's (diffusion_steps: a setting of the draws, never a reason to refit)
+    settable = ("hidden", "blocks", "steps", "batch_size", "learning_rate", "prediction", "schedule",
+                "diffusion_steps")
+    draw_settings = ("diffusion_steps",)
+    # The settings a fit that was asked for none of them uses: a saved fit with another one is fitted again.
+    defaults = {"prediction": "v", "schedule": "cosine"}
+
+    def __init__(self, shift, scale, params, schedule="cosine", prediction="v", history=None,
+                 diffusion_steps=DIFFUSION_STEPS):
+        self.shift, self.scale = np.asarray(shift, "float32"), np.asarray(scale, "float32")
+        self.params = {k: np.asarray(v, "float32") for k, v in params.items()}
+        _check_shapes(self.shift, self.scale, self.params)
+        self.schedule = _choice("schedule", schedule, SCHEDULES)
+        self.prediction = _choice("prediction", prediction, PREDICTIONS)
+        self.diffusion_steps = check_diffusion_steps(diffusion_steps)
+        self.latent = len(self.shift)
+        self.history = history or {}
+
+    @staticmethod
+    def default_steps(count, batch_size=256, epochs=200, lowest=3000, highest=20000):
+        """Updates of a fit: ``epochs`` passes over ``count`` codes, clipped to [lowest, highest]."""
+        return int(min(max(epochs * math.ceil(count / batch_size), lowest), highest))
+
+    @classmethod
+    def fit(cls, codes, seed=0, hidden=None, blocks=3, steps=None, batch_size=256, learning_rate=1e-3,
+            prediction="v", schedule="cosine", embed=64, warmup=100, ema=0.999):
+        """Fits the denoiser to ``codes`` (n, d) (see the module docstring).
+
+        Args:
+          codes: the training codes, float (n, d).
+          seed: seed of the initial weights, the held-out split, the batches and the noise.
+          hidden: width of the residual blocks (default max(128, 4 d)).
+          blocks: residual blocks.
+          steps: Adam updates at most (default ``default_steps(n)``); the fit may stop earlier (held-out loss).
+          batch_size: codes per update.
+          learning_rate: Adam's learning rate after the warm-up, decayed to 0 along a cosine.
+          prediction: "v" or "eps", what the network predicts.
+          schedule: "cosine" or "linear".
+          embed: size of the time embedding (sines and cosines).
+          warmup: updates of the learning rate's linear warm-up.
+          ema: the EMA's decay beta.
+
+        Raises:
+          TfvaeError: grid codes (n, h, w, c), or fewer than 2 codes. ArgumentError: an unknown prediction or
+            schedule, or a size that is not a whole number above 0.
+        """
+        codes = np.asarray(codes, "float32")
+        if codes.ndim != 2:
+            raise TfvaeError(f"the diffusion sampler's denoiser is an MLP over vector codes, but these codes are "
+                             f"grids of shape {codes.shape[1:]} (no convolutional U-Net is built for them); use the "
+                             "model's own sampler")
+        if len(codes) < 2:
+            raise TfvaeError(f"the diffusion sampler needs at least 2 training codes, not {len(codes)}")
+        _choice("prediction", prediction, PREDICTIONS)
+        _choice("schedule", schedule, SCHEDULES)
+        count, d = codes.shape
+        hidden = hidden or max(128, 4 * d)
+        steps = steps or cls.default_steps(count, batch_size)
+        for name, value in (("hidden", hidden), ("blocks", blocks), ("steps", steps), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ArgumentError(name, f"{name}={value!r}: the diffusion sampler takes a whole number above 0")
+        shift = codes.mean(axis=0)
+        scale = codes.std(axis=0) + 1e-6
+        c = (codes - shift) / scale
+
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(count)
+        held = count // 10
+        held_out, train = c[order[:held]], c[order[held:]]
+        batch_size = min(batch_size, len(train))
+
+        initial = initial_params(d, hidden, blocks, embed, seed)
+        names = sorted(initial)
+        shapes = [initial[k].shape for k in names]
+        sizes = [int(np.prod(shape)) for shape in shapes]
+        flat = np.concatenate([initial[k].ravel() for k in names])
+        # One flat vector of weights, with Adam's moments and the EMA beside it: a handful of ops an update.
+        theta = tf.Variable(flat, name="theta")
+        averaged = tf.Variable(flat, name="theta_ema", trainable=False)
+        first_moment = tf.Variable(np.zeros_like(flat), trainable=False)
+        second_moment = tf.Variable(np.zeros_like(flat), trainable=False)
+        warmup = min(warmup, max(steps // 10, 1))
+
+        def unpack(vector):
+            return {k: tf.reshape(part, shape) for k, part, shape in zip(names, tf.split(vector, sizes), shapes)}
+
+        def loss_of(weights, batch, t, e):
+            c_t = noised(batch, t, e, schedule, TENSORFLOW)
+            if prediction == "v":
+                alpha, sigma = alpha_sigma(t, schedule, TENSORFLOW)
+                target = alpha[:, None] * e - sigma[:, None] * batch
+            else:
+                target = e
+            return tf.reduce_mean(tf.reduce_sum(tf.square(target - denoise(weights, c_t, t, TENSORFLOW)), axis=1))
+
+        def step(batch, k):
+            noise_seed = tf.stack([tf.constant(seed, tf.int64), k])
+            t = tf.random.stateless_uniform(tf.shape(batch)[:1], seed=noise_seed)
+            e = tf.random.stateless_normal(tf.shape(batch), seed=noise_seed + 1)
+            with tf.GradientTape() as tape:
+                loss = loss_of(unpack(theta), batch, t, e)
+            gradient = tape.gradient(loss, theta)
+            # Adam (Kingma & Ba 2015: beta_1 0.9, beta_2 0.999, epsilon 1e-7 as Keras's), learning rate warmed up
+            # linearly, then decayed to 0 along a cosine.
+            n = tf.cast(k, tf.float32) + 1.0
+            rate = learning_rate * tf.minimum(n / warmup, 0.5 * (1.0 + tf.cos(
+                math.pi * tf.clip_by_value((n - warmup) / max(steps - warmup, 1), 0.0, 1.0))))
+            first_moment.assign(0.9 * first_moment + 0.1 * gradient)
+            second_moment.assign(0.999 * second_moment + 0.001 * tf.square(gradient))
+            corrected = first_moment / (1.0 - tf.pow(0.9, n))
+            theta.assign_sub(rate * corrected / (tf.sqrt(second_moment / (1.0 - tf.pow(0.999, n))) + 1e-7))
+            beta = tf.minimum(tf.constant(ema, tf.float32), n / (9.0 + n))
+            averaged.assign(beta * averaged + (1.0 - beta) * theta)
+            return loss
+
+        @tf.function(input_signature=[tf.TensorSpec([None, batch_size, d], tf.float32), tf.TensorSpec([], tf.int64)])
+        def run_steps(batches, first_step):  # one trace, whatever the number of updates a call makes
+            # Many updates in one call: the Python loop of per-step calls costs more than the small network's maths.
+            loss = tf.constant(0.0)
+            for i in tf.range(tf.shape(batches)[0]):
+                loss = step(batches[i], first_step + tf.cast(i, tf.int64))
+            return loss
+
+        check_codes = held_out if held else train
+        fixed = np.random.default_rng([seed, 1])
+        repeats = np.repeat(check_codes, HELD_OUT_DRAWS, axis=0)
+        check_t = ((np.arange(len(repeats)) + fixed.uniform(size=len(repeats))) / len(repeats)).astype("float32")
+        check_e = fixed.standard_normal(repeats.shape).astype("float32")
+        check_args = (tf.constant(repeats), tf.constant(fixed.permutation(check_t)), tf.constant(check_e))
+
+        @tf.function
+        def check_loss(batch, t, e):
+            return loss_of(unpack(averaged), batch, t, e)
+
+        per_epoch = max(len(train) // batch_size, 1)
+        every = max(steps // CHECKS, 1)
+        best, best_params, checks, since_best, done = math.inf, None, [], 0, 0
+        started = time.perf_counter()
+        while done < steps:
+            take = min(every, steps - done)
+            passes = -(-take // per_epoch)
+            picks = np.concatenate([rng.permutation(len(train))[:per_epoch * batch_size] for _ in range(passes)])
+            batches = tf.constant(train[picks[:take * batch_size]].reshape(take, batch_size, d))
+            loss = float(run_steps(batches, tf.constant(done, tf.int64)))
+            done += take
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"the diffusion sampler's training loss is not finite ({loss})")
+            held_loss = float(check_loss(*check_args)) / d
+            checks.append((done, loss / d, held_loss))
+            if held_loss < best:
+                best, since_best = held_loss, 0
+                best_params = averaged.numpy()
+            else:
+                since_best += 1
+                if held and since_best >= PATIENCE:
+                    break
+        if not held:  # nothing held out: the last EMA weights
+            best_params = averaged.numpy()
+        parts = np.split(best_params, np.cumsum(sizes)[:-1])
+        best_params = {k: part.reshape(shape) for k, part, shape in zip(names, parts, shapes)}
+        history = {"steps": steps, "steps_done": done, "hidden": hidden, "blocks": blocks, "batch_size": batch_size,
+                   "held_out": held, "best_step": min(checks, key=lambda row: row[2])[0] if held else done,
+                   "held_out_loss": best if held else checks[-1][2], "final_train_loss": checks[-1][1],
+                   "fit_seconds": time.perf_counter() - started}
+        return cls(shift, scale, best_params, schedule, prediction, history)
+
+    def settings(self):
+        return {"prediction": self.prediction, "schedule": self.schedule, **self.history}
+
+    def state(self):
+        return {"shift": self.shift, "scale": self.scale, **self.params}
+
+    @classmethod
+    def from_state(cls, arrays, settings=None):
+        settings = settings or {}
+        params = {k: v for k, v in arrays.items() if k not in ("shift", "scale")}
+        return cls(arrays["shift"], arrays["scale"], params, settings.get("schedule", "cosine"),
+                   settings.get("prediction", "v"))
+
+    def with_draw_settings(self, diffusion_steps=DIFFUSION_STEPS):
+        """This fitted sampler drawing with ``diffusion_steps`` DDIM steps (the weights shared, not copied)."""
+        other = copy.copy(self)
+        other.diffusion_steps = check_diffusion_steps(diffusion_steps)
+        return other
+
+    def denoised(self, c, t):
+        """(c_0^, e^) at standardised codes ``c`` (n, d) and one time ``t`` (numpy, float32)."""
+        t_array = np.full(1, t, "float32")
+        alpha, sigma = (np.float32(v[0]) for v in alpha_sigma(t_array, self.schedule))
+        return estimates(denoise(self.params, c, t_array), c, alpha, sigma, self.prediction)
+
+    def sample(self, n, seed=0, temperature=1.0, diffusion_steps=None):
+        """``n`` codes, float32 (n, d): DDIM (eta = 0) over ``diffusion_steps`` steps (default the sampler's) from
+        c_1 = tau e, e ~ N(0, I) seeded by ``seed`` (tau the ``temperature``); z = shift + scale * c_0^."""
+        temperature = picture_arrays.check_temperature(temperature)
+        steps = self.diffusion_steps if diffusion_steps is None else check_diffusion_steps(diffusion_steps)
+        c = picture_arrays.prior_samples(n, self.latent, seed) * np.float32(temperature)
+        times = np.linspace(1.0, 0.0, steps + 1)
+        for t, s in zip(times[:-1], times[1:]):
+            clean, noise = self.denoised(c, t)
+            if s == 0.0:
+                c = clean
+            else:
+                alpha_s, sigma_s = alpha_sigma(np.float32(s), self.schedule)
+                c = (np.float32(alpha_s) * clean + np.float32(sigma_s) * noise).astype("float32")
+        return (self.shift + self.scale * c).astype("float32")

@@ -116,6 +116,7 @@ def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
     proc = run_script([EVALUATE, f"--workdir={workdir}", *FAST, "--sampler=prior,gmm", "--ood_dataset=folder",
                        f"--ood_data_dir={image_folder}", "--iwae_precision=mixed_bfloat16", "--iwae_batch=16"], env)
     assert "| vae | vae | prior |" in proc.stdout and "real test vs real train" in proc.stdout
+    assert "| vae | vae | reconstructions (the floor) |" in proc.stdout
     assert "wrote" in proc.stdout.splitlines()[-1]
 
     results = json.loads((workdir / "eval.json").read_text())
@@ -132,6 +133,16 @@ def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
         assert set(entry) >= {"fcd", "inception_score", "precision", "recall", "grid"}
         assert_shares_of(64, entry["precision"], entry["recall"])  # 64 generated vs 64 real test images
         assert entry["fcd"] >= -1e-6
+    # The reconstructions' floor: 64 reconstructed test images against 64 training images, beside the samplers'.
+    recon = results["reconstructions"]
+    assert recon["count"] == 64 and np.isfinite(recon["fcd"]) and recon["fcd"] >= -1e-6
+    assert_shares_of(64, recon["precision"], recon["recall"])
+    assert m["recon_fcd"] == recon["fcd"] and recon["sharpness_ratio"] == m["recon_sharpness_ratio"]
+    limit = results["limit"]
+    assert limit == evaluation.what_limits({s: results["samplers"][s]["fcd"] for s in ("prior", "gmm")},
+                                           recon["fcd"])
+    assert "reconstructions (the floor)" in (workdir / "report.md").read_text()
+    assert limit["line"] in (workdir / "report.md").read_text() and limit["line"] in proc.stderr
     # What a person sees: grey digits have no colour, so no colourfulness ratio (None, never a division by 0).
     assert m["real_colourfulness"] == 0.0 and m["recon_colourfulness"] == 0.0
     assert m["recon_colourfulness_ratio"] is None
@@ -176,6 +187,23 @@ def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
                                                                rel=1e-4)
 
 
+def test_what_limits_the_floor_or_the_sampler():
+    """The rule on numbers: the floor limits when the best sampler is within 10% of the reconstructions' FCD."""
+    at_floor = evaluation.what_limits({"prior": 97.1, "gmm": 58.7}, 58.4)
+    assert at_floor["limit"] == "floor" and at_floor["best_sampler"] == "gmm"
+    assert at_floor["gap"] == pytest.approx(0.3)
+    assert at_floor["line"].startswith("The floor limits: the best sampler, gmm, has FCD 58.70, 0.30 above the "
+                                       "reconstructions' 58.40") and "a better decoder" in at_floor["line"]
+    gap = evaluation.what_limits({"learned": 29.5}, 24.3)  # 5.2 > 2.43
+    assert gap["limit"] == "sampler" and gap["gap"] == pytest.approx(5.2)
+    assert gap["line"].startswith("The sampler limits: the best sampler, learned, has FCD 29.50, 5.20 above")
+    assert evaluation.what_limits({"gmm": 11.0}, 10.0)["limit"] == "floor"  # the bound itself: at the floor
+    assert evaluation.what_limits({"gmm": 11.01}, 10.0)["limit"] == "sampler"
+    below = evaluation.what_limits({"gmm": 9.0}, 10.0)  # beating the floor is noise: still the floor
+    assert below["limit"] == "floor" and "1.00 below" in below["line"]
+    assert evaluation.what_limits({"gmm": 12.0}, 10.0, tolerance=0.25)["limit"] == "floor"
+
+
 def test_compare_ae_and_vae(tiny_runs):
     root, env = tiny_runs
     runs_dir = root / "runs"
@@ -202,6 +230,11 @@ def test_compare_ae_and_vae(tiny_runs):
         assert row["recon_sharpness_ratio"] == own["metrics"]["recon_sharpness_ratio"] > 0
         assert row["colourfulness_ratio"] is None and row["recon_colourfulness_ratio"] is None  # grey digits
     assert "sharpness / real" in report and "colourfulness / real" not in report  # no column of only None
+    floors = [r for r in rows if r["sampler"] == "reconstructions (the floor)"]  # one per run, after the samplers
+    assert [r["model"] for r in floors] == ["ae", "vae"] and rows.index(floors[0]) == 4
+    for row in floors:
+        assert row["fcd"] == json.loads((runs_dir / row["model"] / "eval.json").read_text())["reconstructions"]["fcd"]
+    assert report.count("The floor limits") + report.count("The sampler limits") == 2
 
 
 def test_evaluate_errors(tiny_runs, tmp_path):

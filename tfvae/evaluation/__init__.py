@@ -45,6 +45,10 @@ What is measured, and on which images:
   near copies, samples nearer a training image than all but a twentieth of the test images are
   (``metrics.novelty``; about 0.05 for a sampler as new as real images). The floor is the same metrics for real
   test images against real training images. FCD is not comparable with Inception FID, nor across datasets.
+* The reconstructions' floor: FCD, IS and precision/recall of the posterior-mean reconstructions of the same
+  test images against as many real training images (a sampler's codes go through the same decoder, so its
+  samples cannot beat them), and which of sampler and decoder limits the run (``what_limits``: the floor when
+  the best sampler's FCD is within ``FLOOR_TOLERANCE`` of the reconstructions' FCD above it, else the sampler).
 * Anomaly detection (``ood_dataset``): AUROC of telling OOD images from the test set by -ELBO (the
   reconstruction term for a plain autoencoder), and by Serrà et al.'s complexity-corrected score
   -ELBO - L(x), with L(x) the image's PNG length in nats.
@@ -64,7 +68,7 @@ One job per file:
     run.py               load_run: a ``tfvae.api.Run`` with its models, data and epochs loaded up front
     classifier.py        the feature classifier, its cache and the data fingerprint
     likelihood_steps.py  per-image -ELBO terms, the IWAE NLL, what the numbers are comparable with
-    sample_quality.py    FCD, IS and k-NN precision/recall per sampler, and the real-data floor
+    sample_quality.py    FCD, IS and k-NN precision/recall per sampler, the real-data and reconstructions' floors
     ood.py               OOD images and the AUROCs against them
     evaluate.py          evaluate_run: the steps above for one run, then its reports
     score_folder.py      score_folder: per-image scores of a folder to CSV
@@ -99,6 +103,7 @@ from tfvae.evaluation.one_class import (
 from tfvae.evaluation.ood import load_ood_images, ood_detection
 from tfvae.evaluation.options import (
     CLASSIFIER_BATCH,
+    FLOOR_TOLERANCE,
     GRID_SIDE,
     IWAE_PRECISIONS,
     KNN_K,
@@ -109,11 +114,13 @@ from tfvae.evaluation.options import (
 )
 from tfvae.evaluation.report import (
     OOD_COLUMNS,
+    RECONSTRUCTIONS,
     RUN_COLUMNS,
     SAMPLER_COLUMNS,
     compare_markdown,
     markdown_table,
     perception_markdown,
+    reconstruction_row,
     result_rows,
     save_histograms,
     save_picture,
@@ -124,19 +131,18 @@ from tfvae.evaluation.report import (
     write_tensorboard,
 )
 from tfvae.evaluation.run import load_run
-from tfvae.evaluation.sample_quality import sample_quality
+from tfvae.evaluation.sample_quality import sample_quality, what_limits
 from tfvae.evaluation.score_folder import SCORE_FIELDS, score_folder
 from tfvae.samplers.draws import generate, sample_latents
 
 __all__ = [
-    "CLASSIFIER_BATCH", "GRID_SIDE", "IWAE_PRECISIONS", "KNN_K", "MODES", "ONE_CLASS_SCORES", "OOD_COLUMNS",
-    "RUN_COLUMNS", "denoising_psnr", "evaluate_one_class", "one_class_aurocs", "one_class_markdown",
-    "one_class_scores",
-    "SAMPLERS", "SAMPLER_COLUMNS", "SCORE_FIELDS", "WORST_COUNT", "EvalOptions", "FeatureClassifier",
-    "build_classifier", "cache_root", "classifier_path", "compare_markdown", "compare_runs", "data_fingerprint",
-    "evaluate_run", "generate", "iwae_decoder", "iwae_estimate", "likelihood_note", "load_ood_images",
-    "load_or_train_classifier", "load_run", "markdown_table", "ood_detection", "per_image_scores",
-    "perception_markdown", "result_rows", "sample_latents", "sample_quality", "save_histograms", "save_picture",
-    "scalar_metrics",
-    "score_folder", "table_row", "train_classifier", "write_json", "write_report", "write_tensorboard",
+    "CLASSIFIER_BATCH", "FLOOR_TOLERANCE", "GRID_SIDE", "IWAE_PRECISIONS", "KNN_K", "MODES", "ONE_CLASS_SCORES",
+    "OOD_COLUMNS", "RECONSTRUCTIONS", "RUN_COLUMNS", "denoising_psnr", "evaluate_one_class", "one_class_aurocs",
+    "one_class_markdown", "one_class_scores", "SAMPLERS", "SAMPLER_COLUMNS", "SCORE_FIELDS", "WORST_COUNT",
+    "EvalOptions", "FeatureClassifier", "build_classifier", "cache_root", "classifier_path", "compare_markdown",
+    "compare_runs", "data_fingerprint", "evaluate_run", "generate", "iwae_decoder", "iwae_estimate",
+    "likelihood_note", "load_ood_images", "load_or_train_classifier", "load_run", "markdown_table", "ood_detection",
+    "per_image_scores", "perception_markdown", "reconstruction_row", "result_rows", "sample_latents",
+    "sample_quality", "save_histograms", "save_picture", "scalar_metrics", "score_folder", "table_row",
+    "train_classifier", "what_limits", "write_json", "write_report", "write_tensorboard",
 ]

@@ -8,7 +8,7 @@ import shutil
 from tfvae import api
 from tfvae.errors import ArgumentError
 from tfvae.evaluation.evaluate import evaluate_run
-from tfvae.evaluation.report import SAMPLER_COLUMNS, compare_markdown, table_row, write_json
+from tfvae.evaluation.report import SAMPLER_COLUMNS, compare_markdown, reconstruction_row, table_row, write_json
 
 
 def compare_runs(workdirs, options, log=print):
@@ -35,6 +35,7 @@ def compare_runs(workdirs, options, log=print):
             grid = f"{i:02d}-{results['name']}-{sampler}.png"
             shutil.copyfile(entry["grid"], os.path.join(out_dir, grid))
             rows.append(table_row(results, sampler, grid))
+    rows += [row for row in map(reconstruction_row, all_results) if row]  # each run's floor, after the samplers
     floors = {json.dumps(r["floor"], sort_keys=True): r for r in all_results if r["floor"]}
     for r in floors.values():
         rows.append({"run": f"real test vs real train ({r['run']['dataset']})", "model": "-", "sampler": "-",

@@ -83,8 +83,8 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
                 "binarize": config.binarize, "image_shape": list(config.image_shape),
                 "epochs": config.epochs, "epochs_trained": run.epochs_trained, "num_test_images": len(x_test),
                 "test_images": data_lib.describe_test_set(len(x_test), config.classes, config.class_names)},
-        "settings": dataclasses.asdict(options), "metrics": {}, "samplers": {}, "floor": {}, "notes": [],
-        "figures": {}, "seconds": seconds,
+        "settings": dataclasses.asdict(options), "metrics": {}, "samplers": {}, "floor": {}, "reconstructions": {},
+        "notes": [], "figures": {}, "seconds": seconds,
     }
     m, notes = results["metrics"], results["notes"]
     if run.epochs_trained < config.epochs:
@@ -138,7 +138,7 @@ def evaluate_run(workdir, options, log=print, shared=None, output=None):
 
     # Sample quality, per sampler.
     with _timer(seconds, "sample_quality"):
-        sample_quality(run, options, results, shared, out_dir, log)
+        sample_quality(run, options, results, shared, out_dir, log, reconstructions=recon)
 
     if options.ood_dataset:
         with _timer(seconds, "ood"):

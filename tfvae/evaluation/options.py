@@ -13,6 +13,9 @@ KNN_K = 3  # Kynkäänniemi et al. 2019
 GRID_SIDE = 10  # sample grids are GRID_SIDE x GRID_SIDE images
 WORST_COUNT = 16  # worst reconstructions shown
 CLASSIFIER_BATCH = 128
+# The reconstructions' FCD is the floor a sampler cannot beat (its samples go through the same decoder): the floor
+# limits a run when the best sampler's FCD is within this share of it above it, else the sampler does.
+FLOOR_TOLERANCE = 0.1
 
 IWAE_PRECISIONS = ("float32", "mixed_bfloat16")
 

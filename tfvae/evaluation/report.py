@@ -78,13 +78,27 @@ def compare_markdown(rows, all_results, options):
         text.append(f"- **{r['name']}** ({r['workdir']}): {run['model']} {run['arch']} z{run['latent']}, loss "
                     f"{run['loss']}, {run['epochs_trained']} epochs on {run['dataset']} ({run['data_source']}); "
                     f"classifier test accuracy {_fmt(acc, '.4f')}; evaluated in {r['seconds']['total']:.0f} s. "
-                    + " ".join(r["notes"]) + "\n")
+                    + " ".join(r["notes"] + ([r["limit"]["line"]] if "limit" in r else [])) + "\n")
     return "".join(text)
 
 
+RECONSTRUCTIONS = "reconstructions (the floor)"  # the sampler cell of the reconstructions' row
+
+
+def reconstruction_row(results):
+    """The table row of a run's test-image reconstructions (the floor a sampler cannot beat), or None."""
+    recon = results.get("reconstructions")
+    if not recon:
+        return None
+    return {"run": results["name"], "model": results["run"]["model"], "sampler": RECONSTRUCTIONS,
+            **{k: recon.get(k) for k, _, _ in SAMPLER_COLUMNS}, "grid": ""}
+
+
 def result_rows(results):
-    """Table rows of one run's results: one per sampler, then the real-data floor."""
+    """Table rows of one run's results: one per sampler, then its reconstructions, then the real-data floor."""
     rows = [table_row(results, s, os.path.basename(results["samplers"][s]["grid"])) for s in results["samplers"]]
+    if reconstruction_row(results):
+        rows.append(reconstruction_row(results))
     if results["floor"]:
         rows.append({"run": "real test vs real train", "model": "-", "sampler": "-",
                      **{k: results["floor"].get(k) for k, _, _ in SAMPLER_COLUMNS}, "grid": ""})
@@ -130,7 +144,13 @@ def write_report(results, path):
                      f"{s['sample_count']} generated images against as many real test images; the last row is "
                      "real test against real train images, the floor. FCD is a Fréchet distance in these "
                      "features: not comparable with Inception FID.\n\n")
+    if results.get("reconstructions"):
+        lines.append(f"The row \"{RECONSTRUCTIONS}\": the posterior-mean reconstructions of "
+                     f"{results['reconstructions']['count']} of those test images against as many real training "
+                     "images, what the decoder draws from codes it knows, which no sampler's samples beat.\n\n")
     lines.append(markdown_table(result_rows(results), SAMPLER_COLUMNS, grid_dir=""))
+    if "limit" in results:
+        lines.append("\n" + results["limit"]["line"] + "\n")
     if "ood" in results:
         o = results["ood"]
         lines += ["\n## Anomaly detection\n\n",

@@ -1,13 +1,19 @@
-"""Sample quality of a run: FCD, Inception Score and k-NN precision/recall per sampler, and the real-data floor;
-each sampler's sharpness and colourfulness as ratios to the real test images' (``metrics.perception``)."""
+"""Sample quality of a run: FCD, Inception Score and k-NN precision/recall per sampler, the real-data floor and the
+reconstructions' floor, and which of sampler and decoder limits the run; each sampler's sharpness and colourfulness
+as ratios to the real test images' (``metrics.perception``)."""
 
 import numpy as np
 
 from tfvae import metrics, picture_arrays
 from tfvae.evaluation.classifier import data_fingerprint, load_or_train_classifier
-from tfvae.evaluation.options import GRID_SIDE, KNN_K
+from tfvae.evaluation.options import FLOOR_TOLERANCE, GRID_SIDE, KNN_K
 from tfvae.evaluation.report import sampler_label, save_picture
 from tfvae.samplers.draws import generate, sample_latents
+
+
+def _subset(rng, n, count):
+    """Sorted indices of ``count`` of ``n`` images (all if fewer), drawn by ``rng``."""
+    return np.sort(rng.permutation(n)[:count])
 
 
 def _real_features(run, classifier, options, shared):
@@ -16,8 +22,8 @@ def _real_features(run, classifier, options, shared):
     if key not in shared:
         rng = np.random.default_rng(options.seed)
         x_test, x_train = run.dataset.x_test, run.dataset.x_train
-        test = x_test[np.sort(rng.permutation(len(x_test))[:options.sample_count])]
-        train = x_train[np.sort(rng.permutation(len(x_train))[:options.sample_count])]
+        test = x_test[_subset(rng, len(x_test), options.sample_count)]
+        train = x_train[_subset(rng, len(x_train), options.sample_count)]
         shared[key] = (classifier.features_and_probs(test.astype("float32") / 255.0, options.batch_size),
                        classifier.features_and_probs(train.astype("float32") / 255.0, options.batch_size))
     return shared[key]
@@ -35,20 +41,79 @@ def _quality(real_feats, fake_feats, fake_probs):
             "inception_score_std": is_std, "precision": precision, "recall": recall}
 
 
-def sample_quality(run, options, results, shared, out_dir, log):
+def what_limits(sampler_fcds, recon_fcd, tolerance=FLOOR_TOLERANCE):
+    """Which limits a run's samples: the decoder (the floor) or the sampler (its gap above the floor).
+
+    A sampler's codes go through the same decoder as the test images' codes, so the reconstructions' FCD is the
+    floor no sampler beats (up to noise). With g = best sampler's FCD - ``recon_fcd``: the floor limits when
+    g <= ``tolerance`` * ``recon_fcd`` (a better decoder, not a better sampler, would help), else the sampler does.
+
+    Args:
+      sampler_fcds: {sampler's name in the tables: its FCD}, at least one.
+      recon_fcd: the reconstructions' FCD (the floor).
+      tolerance: the share of the floor that a gap may reach and still count as at the floor.
+
+    Returns:
+      {"limit": "floor" or "sampler", "best_sampler", "best_fcd", "reconstructions_fcd", "gap", "tolerance",
+      "line": the report's sentence}.
+    """
+    best = min(sampler_fcds, key=sampler_fcds.get)
+    best_fcd = float(sampler_fcds[best])
+    gap = best_fcd - float(recon_fcd)
+    limit = "floor" if gap <= tolerance * recon_fcd else "sampler"
+    where = f"{gap:.2f} above" if gap >= 0 else f"{-gap:.2f} below"
+    said = (f"the best sampler, {best}, has FCD {best_fcd:.2f}, {where} the reconstructions' {recon_fcd:.2f}")
+    if limit == "floor":
+        line = (f"The floor limits: {said} (a gap within {tolerance:.0%} of the floor): a better decoder, not a "
+                "better sampler, would help.")
+    else:
+        line = (f"The sampler limits: {said} (a gap above {tolerance:.0%} of the floor): a better sampler could "
+                f"gain up to {gap:.2f} before the decoder limits.")
+    return {"limit": limit, "best_sampler": best, "best_fcd": best_fcd, "reconstructions_fcd": float(recon_fcd),
+            "gap": gap, "tolerance": tolerance, "line": line}
+
+
+def _reconstruction_quality(reconstructions, classifier, options, train_feats, results, log):
+    """The reconstructions' FCD, IS and precision/recall (the floor a sampler cannot beat), into ``results``.
+
+    The same seeded subset of test images as the real features', reconstructed, against as many real
+    *training* images: a sampler's samples are independent of the images they are measured against, and so are
+    these (reconstructions measured against their own originals would share their sampling noise and score
+    below any independent set: a perfect autoencoder would score 0 where a perfect sampler scores the real-data
+    floor; here it scores that floor too).
+    """
+    m = results["metrics"]
+    recon = reconstructions[_subset(np.random.default_rng(options.seed), len(reconstructions), options.sample_count)]
+    feats, probs = classifier.features_and_probs(recon, options.batch_size)
+    entry = _quality(train_feats, feats, probs)
+    entry.update({"count": len(recon), "sharpness": m["recon_sharpness"], "colourfulness": m["recon_colourfulness"],
+                  "sharpness_ratio": m["recon_sharpness_ratio"],
+                  "colourfulness_ratio": m["recon_colourfulness_ratio"]})
+    results["reconstructions"] = entry
+    m.update({f"recon_{k}": entry[k] for k in ("fcd", "inception_score", "precision", "recall")})
+    log(f"reconstructions of {len(recon)} test images (the floor): FCD {entry['fcd']:.2f}, IS "
+        f"{entry['inception_score']:.2f}, precision {entry['precision']:.3f}, recall {entry['recall']:.3f} "
+        "against as many training images")
+
+
+def sample_quality(run, options, results, shared, out_dir, log, reconstructions=None):
     """Per sampler: a sample grid, the samples' sharpness and colourfulness (means, and ratios to the real test
     images' from ``results["metrics"]``, which ``evaluate_run`` measured first) and, when the data has labels,
     FCD, IS, precision/recall and how near the samples come to the training images against the test images
     (``metrics.novelty``: the distance ratio, below 1 they copy; the share of near copies, about 0.05 for new
-    real images); plus the floor.
+    real images); plus the real-data floor, the reconstructions' floor (``results["reconstructions"]``) and
+    which of the two limits the run (``what_limits``, ``results["limit"]``).
 
     Args:
       run: the loaded Run.
       options: EvalOptions.
-      results: the results dict, updated in place (samplers, floor, classifier, metrics, notes).
+      results: the results dict, updated in place (samplers, floor, reconstructions, limit, classifier, metrics,
+        notes).
       shared: a dict kept across the runs of a --compare (classifiers and real-image features).
       out_dir: where the sample grids go.
       log: where progress lines go.
+      reconstructions: the decoded posterior means of the run's test images (``Scores.score_terms``'), in
+        the order of ``run.test_data()``; None: no reconstructions' floor.
     """
     m = results["metrics"]
     real = {"sharpness": m["real_sharpness"], "colourfulness": m["real_colourfulness"]}  # evaluate_run's
@@ -71,6 +136,8 @@ def sample_quality(run, options, results, shared, out_dir, log):
         results["floor"] = floor
         for k, v in floor.items():
             results["metrics"][f"floor_{k}"] = v
+        if reconstructions is not None:
+            _reconstruction_quality(reconstructions, classifier, options, train_feats, results, log)
     else:
         results["notes"].append("The data has no class labels: no feature classifier, so no FCD, IS or "
                                 "precision/recall; sample grids only.")
@@ -95,3 +162,7 @@ def sample_quality(run, options, results, shared, out_dir, log):
                 f"{entry['near_copies']:.3f} (new real images: {metrics.NEAR_COPY_QUANTILE})")
         log(f"{name} sampler: sharpness x{_times(entry['sharpness_ratio'])}, colourfulness "
             f"x{_times(entry['colourfulness_ratio'])} the real images'")
+    if results.get("reconstructions") and results["samplers"]:
+        results["limit"] = what_limits({sampler_label(results, s): e["fcd"] for s, e in results["samplers"].items()},
+                                       results["reconstructions"]["fcd"])
+        log(results["limit"]["line"])

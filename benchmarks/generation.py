@@ -170,7 +170,8 @@ def table_rows(models):
         for sampler, quality in results["samplers"].items():
             rows.append({"model": model, "sampler": sampler, **facts,
                          "fit_seconds": entry["fit_seconds"].get(sampler),
-                         "floor_fcd": (results.get("floor") or {}).get("fcd"), "iwae_nll": metrics.get("iwae_nll"),
+                         "floor_fcd": (results.get("floor") or {}).get("fcd"), "recon_fcd": metrics.get("recon_fcd"),
+                         "iwae_nll": metrics.get("iwae_nll"),
                          "bits_per_dim": metrics.get("bits_per_dim"),
                          **{k: quality.get(k) for k in ("fcd", "inception_score", "precision", "recall",
                                                         "sharpness_ratio", "colourfulness_ratio")}})
@@ -178,9 +179,11 @@ def table_rows(models):
 
 
 def markdown(rows):
-    head = ("| model | sampler | FCD | IS | precision | recall | sharpness / real | colourfulness / real | "
-            "IWAE NLL | bits/dim | epochs | train min | img/s | sampler fit s |\n|" + "---|" * 14 + "\n")
-    lines = [f"| {r['model']} | {r['sampler']} | {cell(r['fcd'], '.2f')} | {cell(r['inception_score'], '.2f')} | "
+    head = ("| model | sampler | FCD | recon. FCD (the floor) | IS | precision | recall | sharpness / real | "
+            "colourfulness / real | IWAE NLL | bits/dim | epochs | train min | img/s | sampler fit s |\n|"
+            + "---|" * 15 + "\n")
+    lines = [f"| {r['model']} | {r['sampler']} | {cell(r['fcd'], '.2f')} | {cell(r.get('recon_fcd'), '.2f')} | "
+             f"{cell(r['inception_score'], '.2f')} | "
              f"{cell(r['precision'], '.2f')} | {cell(r['recall'], '.2f')} | {cell(r['sharpness_ratio'], '.2f')} | "
              f"{cell(r['colourfulness_ratio'], '.2f')} | {cell(r['iwae_nll'], '.1f')} | "
              f"{cell(r['bits_per_dim'], '.3f')} | {r['epochs']} | {r['train_minutes']:.1f} | "

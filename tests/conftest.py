@@ -1,4 +1,8 @@
-"""Shared fixtures. Two logical CPU devices are configured before TensorFlow starts, for the 2-replica test."""
+"""Shared fixtures. Two logical CPU devices are configured before TensorFlow starts, for the 2-replica test.
+
+GPUs are hidden from the suite and the processes it starts (``CUDA_VISIBLE_DEVICES=""``): on a GPU machine two
+xdist workers would each take all of a GPU's memory, and the tests' figures are the CPU's.
+"""
 
 import collections
 import glob
@@ -7,6 +11,7 @@ import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before TensorFlow is imported; inherited by every process started
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -118,3 +118,9 @@ def test_xla_is_refused_in_one_line_under_a_mirrored_strategy(mnist_dir, tmp_pat
         training.create_model(config, 64)
     assert training.resolve_jit_compile("auto") is bool(tf.config.list_logical_devices("GPU"))
     assert training.resolve_jit_compile("auto", mirrored=True) is False
+
+
+def test_a_tpu_strategy_without_a_tpu_is_one_line():
+    message = r"^--strategy=tpu found no TPU \(.*\); run on a Cloud TPU VM or set TPU_NAME$"
+    with pytest.raises(TfvaeError, match=message):
+        training.make_strategy("tpu")

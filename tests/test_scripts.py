@@ -147,13 +147,16 @@ def _final_weights(workdir):
 def test_same_seed_in_new_processes_gives_the_same_weights(mnist_dir, offline_env, tmp_path):
     common = ["--model=vae", f"--data_dir={mnist_dir}", "--epochs=1", "--max_examples=256",
               "--binarize=dynamic", "--batch_size=64"]
-    run_processes([[TRAIN, *common, "--seed=3", f"--workdir={tmp_path / name}"] for name in "ab"], offline_env)
+    # --deterministic (op determinism, TensorFloat-32 off) on both: what a GPU needs for this; a CPU run is anyway.
+    run_processes([[TRAIN, *common, "--seed=3", "--deterministic", f"--workdir={tmp_path / name}"] for name in "ab"],
+                  offline_env)
     # Another seed gives other weights: that needs no fresh interpreter, so it trains in this one.
     run_script([TRAIN, *common, "--seed=4", f"--workdir={tmp_path / 'c'}"], offline_env)
     a, b, c = (_final_weights(str(tmp_path / n)) for n in "abc")
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
     assert any(not np.array_equal(x, y) for x, y in zip(a, c))
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["deterministic"] is True
 
 
 FLAG_ERRORS = [

@@ -22,7 +22,7 @@ from tfvae.fields import check, setting
 from tfvae.losses import RECONSTRUCTION_LOSSES
 from tfvae.models import ARCHS, MODELS, hyperparameter_classes, hyperparameter_fields, model_class, owners
 
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_HIDDEN = {"conv": 16, "mlp": 400}
@@ -115,9 +115,10 @@ class RunSettings:
                                           lower=0)
     keep_checkpoints: int = setting(2, "End-of-epoch checkpoints to keep (the newest checkpoint is always kept too); "
                                     "a damaged newest one is skipped on resume for the newest good one.", lower=1)
-    strategy: str = setting("auto", "auto: all GPUs mirrored when there are several, else the one GPU, else the CPU; "
-                            "multi_worker: MultiWorkerMirroredStrategy over the cluster in TF_CONFIG (run the same "
-                            "command on every host; --batch_size is global).", choices=STRATEGIES)
+    strategy: str = setting("auto", "auto: a Cloud TPU VM's TPU, else all GPUs mirrored when there are several, else "
+                            "the one GPU, else the CPU; multi_worker: MultiWorkerMirroredStrategy over the cluster in "
+                            "TF_CONFIG (run the same command on every host; --batch_size is global); tpu: "
+                            "TPUStrategy over the TPU the cluster resolver finds.", choices=STRATEGIES)
     precision: str = setting("auto", "Keras mixed-precision policy; the latent heads, loss and KL stay float32 and "
                              "exported models are float32. auto: mixed_bfloat16 on CPUs with bfloat16 dot-product "
                              "instructions (AVX512_BF16, AMX) and no GPU, else float32.", choices=PRECISIONS)
@@ -126,6 +127,9 @@ class RunSettings:
     steps_per_execution: int = setting(0, "Train steps run per call into TensorFlow (at most an epoch's; 1 under "
                                        "mirrored strategies). 0: auto, 16 on a CPU and 128 on a GPU or TPU. "
                                        "Per-batch callbacks, e.g. the NaN check, run once per call.", lower=0)
+    deterministic: bool = setting(False, "Deterministic ops (TensorFlow's op determinism; TensorFloat-32 off), so that "
+                                  "a resumed run is bit-identical on a GPU too (on a CPU it is without this). "
+                                  "Slower on GPUs; turns Keras's XLA off.")
     intra_op_threads: int = setting(0, "Threads inside one op (0: TensorFlow's default).", lower=0)
     inter_op_threads: int = setting(0, "Ops run at once (0: TensorFlow's default).", lower=0)
     workdir: str = setting("", "Run directory (default runs/<model>-<dataset>-z<latent>); runs/latest points to the "

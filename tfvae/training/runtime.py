@@ -12,12 +12,15 @@ def make_strategy(name="auto", devices=None):
     """The tf.distribute strategy for ``name``.
 
     Args:
-      name: "auto" (all GPUs mirrored when there are several, the one GPU, else the CPU), "default" (no
+      name: "auto" (the TPU of a Cloud TPU VM, else all GPUs mirrored when there are several, the one GPU, else
+        the CPU), "tpu" (``TPUStrategy`` over the TPU the cluster resolver finds), "default" (no
         distribution), "one_device" (the first GPU, else the CPU), "mirrored" (``devices``, else all GPUs) or
         "multi_worker" (``MultiWorkerMirroredStrategy`` over the cluster that ``TF_CONFIG`` describes; it must
         be created before TensorFlow runs anything else in the process).
       devices: explicit device names for "mirrored", e.g. two logical CPUs in tests.
     """
+    if name == "tpu":
+        return tpu_strategy()
     if name == "multi_worker":
         # A clear one-line error before TensorFlow sees a missing or malformed TF_CONFIG.
         if cluster.parse_tf_config() is None:
@@ -25,6 +28,8 @@ def make_strategy(name="auto", devices=None):
                              f"host, e.g. TF_CONFIG='{cluster.EXAMPLE}'")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto" and not gpus and os.path.exists("/dev/accel0"):  # a Cloud TPU VM's chips
+        return tpu_strategy()
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one_device" if gpus else "default"
     if name == "default":
@@ -34,7 +39,26 @@ def make_strategy(name="auto", devices=None):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices)
     raise TfvaeError(f"unknown --strategy={name!r}; choose one of auto, default, one_device, mirrored, "
-                     "multi_worker")
+                     "multi_worker, tpu")
+
+
+def tpu_strategy():
+    """``TPUStrategy`` over the TPU that ``TPUClusterResolver`` finds (a Cloud TPU VM's own, or $TPU_NAME's).
+
+    Not run here: no TPU was lent. Training on a TPU needs static shapes: several replicas train on whole batches
+    only (``tfvae.training.pipelines``).
+
+    Raises:
+      TfvaeError: no TPU found.
+    """
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TfvaeError(f"--strategy=tpu found no TPU ({reason}); run on a Cloud TPU VM or set TPU_NAME") from None
+    return tf.distribute.TPUStrategy(resolver)
 
 
 def is_chief(strategy):
@@ -48,7 +72,11 @@ def is_chief(strategy):
 
 
 def configure_runtime(config, log=print):
-    """Applies the thread settings; they only take effect before TensorFlow has started its runtime."""
+    """Applies the thread settings (they only take effect before TensorFlow has started its runtime) and, with
+    ``--deterministic``, op determinism with TensorFloat-32 off (for the rest of the process)."""
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+        tf.config.experimental.enable_tensor_float_32_execution(False)
     threading = tf.config.threading
     for value, getter, setter, flag in (
             (config.intra_op_threads, threading.get_intra_op_parallelism_threads,

@@ -285,7 +285,12 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         train_prior(config, model, dataset, writedir, log=log, strategy=None if multi_worker else strategy)
     if epochs and chief and on_finished is not None:  # the chief, after the last epoch
         on_finished(config, dataset)
-    result = model.evaluate(test_ds, verbose=0, return_dict=True)
+    # The last epoch's validation pass scored these weights already (unless the caller's callbacks may have
+    # changed them at the end, e.g. EarlyStopping's best weights): its figures are the result.
+    validated = {k[len("val_"):]: v for k, v in (recorder.last_logs or {}).items() if k.startswith("val_")}
+    if not (epochs and validated and not callbacks and not model.stop_training):
+        validated = model.evaluate(test_ds, verbose=0, return_dict=True)
+    result = validated
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),
             "workdir": config.workdir, "config": config}
 

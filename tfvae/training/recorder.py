@@ -62,6 +62,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.log = log
         self.resume_epoch, self.resume_step, self.resume_metrics = None, 0, {}
         self.epoch_losses = [float(r["loss"]) for r in history if r.get("loss")]
+        self.last_logs = None  # the last epoch's logs, its validation pass's ``val_*`` among them
         self.step_losses = []
 
     def resume_at(self, epoch, step_in_epoch, metrics):
@@ -100,6 +101,7 @@ class RunRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        self.last_logs = dict(logs)
         now = time.perf_counter()
         train_seconds = (self.train_end or now) - self.epoch_start
         examples = self._examples(self.first_step, self.step)

@@ -109,7 +109,9 @@ def test_bad_inputs_are_one_line_errors(run):
              (lambda: run.encode(np.zeros((2, 28, 28, 1), np.int64)), "dtype int64"),
              (lambda: run.encode(x[:2], labels=[1, 2]), "only a cvae takes labels"),
              (lambda: run.decode(np.zeros((2, LATENT + 1))), f"the run's are (n, {LATENT})"),
-             (lambda: pictures.picture(run, "grid", 3, label=1), "label=1 given, but")]
+             (lambda: pictures.picture(run, "grid", 3, label=1), "label=1 given, but"),
+             (lambda: pictures.picture(run, "reconstruct", len(x) + 1),
+              f"a row of reconstructions is {len(x) + 1} test images, but the run's test set has {len(x)}")]
     for call, fragment in cases:
         with pytest.raises(TfvaeError) as error:
             call()

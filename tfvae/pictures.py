@@ -77,6 +77,10 @@ def picture(run, mode, n, label=None, seed=0, sampler=None, sampler_settings=Non
         return run.traverse(n, seed=seed)[0]
     x, y = run.test_data()
     if mode == "reconstruct":
+        if len(x) < n:  # a row of originals above their reconstructions is n test images wide
+            raise ArgumentError("n", f"n={n}: a row of reconstructions is {n} test images, but the run's test set "
+                                f"has {len(x)}; ask for n={len(x)} or fewer" if len(x) else
+                                "the run's test set has no images to reconstruct")
         rows = max(n // 2, 1)
         pick = rng.choice(len(x), size=min(rows * n, len(x)), replace=False)
         labels = y[pick] if run.conditional else None

@@ -5,6 +5,7 @@ as ratios to the real test images' (``metrics.perception``)."""
 import numpy as np
 
 from tfvae import metrics, picture_arrays
+from tfvae.errors import TfvaeError
 from tfvae.evaluation.classifier import data_fingerprint, load_or_train_classifier
 from tfvae.evaluation.options import FLOOR_TOLERANCE, GRID_SIDE, KNN_K
 from tfvae.evaluation.report import sampler_label, save_picture
@@ -119,6 +120,11 @@ def sample_quality(run, options, results, shared, out_dir, log, reconstructions=
     real = {"sharpness": m["real_sharpness"], "colourfulness": m["real_colourfulness"]}  # evaluate_run's
     classifier = None
     if run.dataset.num_classes and run.dataset.y_train is not None:
+        real_count = min(len(run.dataset.x_test), options.sample_count)
+        if real_count <= KNN_K:  # precision/recall need each image's k-th nearest other image
+            raise TfvaeError(f"sample quality (FCD, precision/recall with k={KNN_K}) needs at least {KNN_K + 1} real "
+                             f"images, got {real_count} ({run.workdir}'s test set has {len(run.dataset.x_test)}, "
+                             f"--sample_count={options.sample_count})")
         key = ("classifier", data_fingerprint(run.dataset), options.cache_dir)
         if key not in shared:
             shared[key] = load_or_train_classifier(run.dataset, options.cache_dir, options.classifier_epochs,

@@ -62,3 +62,12 @@ def test_the_startup_module_and_the_command_import_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_python_dash_m_tfvae_is_the_same_command():
+    """Where the PATH has no ``tfvae`` (a checkout without pip install), ``python -m tfvae`` is the command."""
+    out = subprocess.run([sys.executable, "-m", "tfvae", "nope"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip() == ("error: unknown command 'nope': python -m tfvae's commands are train, sample, "
+                                  "evaluate (see python -m tfvae --help)")

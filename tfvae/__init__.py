@@ -12,6 +12,7 @@ The floors, top first. A module imports only from floors below its own (an impor
 modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`` contract says the same and
 ``lint-imports`` (run by .ci/run) checks it::
 
+    __main__                     ``python -m tfvae``: the command below, where the PATH has no ``tfvae``
     commands                     the installed ``tfvae`` command (``tfvae train|sample|evaluate``): flags
                                  parsed into a Config or options, one library call, errors in flag names
     pictures                     sample.py's pictures of a Run (grids, reconstructions, denoising, scatter)

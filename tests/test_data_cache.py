@@ -153,7 +153,11 @@ def test_a_killed_build_leaves_no_half_cache(tmp_path, monkeypatch, point):
     root, cache_dir = write_folder(tmp_path / "images"), tmp_path / "cache"
     folders = cache_dir / "folders"
     folders.mkdir(parents=True)
-    (folders / "images-8x8x3-0123456789ab-0123456789ab.npy.tmp.4194305").write_bytes(b"left by a dead build")
+    stem = "images-8x8x3-0123456789ab-0123456789ab.npy.tmp"
+    (folders / f"{stem}.4194305").write_bytes(b"left by a dead build")  # an older build's name: this host's
+    (folders / f"{stem}.{cache_lib._host()}.4194306").write_bytes(b"left by a dead build of this host")
+    elsewhere = folders / f"{stem}.another-host.{os.getpid()}"  # a pid of another host means nothing here
+    elsewhere.write_bytes(b"another host's build, maybe alive")
     kill_at(monkeypatch, point)
     with pytest.raises(Killed):
         load(root, cache_dir)
@@ -163,7 +167,7 @@ def test_a_killed_build_leaves_no_half_cache(tmp_path, monkeypatch, point):
     ds = load(root, cache_dir, messages)
     assert decoded(messages) == 37  # decoded again: a half-written entry is never read
     names = entry_files(cache_dir)
-    assert len(names) == 2 and not any(".tmp" in name for name in names), names
+    assert len(names) == 3 and [name for name in names if ".tmp" in name] == [elsewhere.name], names
     assert_same_data(ds, load(root, "none"))
 
 

@@ -16,10 +16,11 @@ The cache entry is keyed by
   load; a stat per file). A changed folder is decoded again, reusing the rows of the files whose path, size
   and mtime are unchanged, so adding 10 images to 100,000 decodes those 10 (and the files that failed before).
 
-Crash safety: the array is written under a temporary name (``*.npy.tmp.<pid>``) and renamed into place, then
+Crash safety: the array is written under a temporary name (``*.npy.tmp.<host>.<pid>``) and renamed into place, then
 the ``.json`` that names it is written the same way; the ``.json`` is the commit, so a build killed at any
-moment leaves the previous complete entry or none, never half of one (temporaries of dead processes are
-removed by the next build).
+moment leaves the previous complete entry or none, never half of one (temporaries of this host's dead
+processes are removed by the next build; another host's, on a shared cache of a cluster, are left to it: a pid
+means nothing across hosts).
 
 Rows are read with ``os.preadv`` on the ``.npy`` file rather than through ``np.memmap``: both leave the images
 on disk (in the page cache when there is room) rather than in the process's memory, but pages touched through
@@ -38,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import threading
 import weakref
 
@@ -228,7 +230,7 @@ class _Build:
         self.meta = {"version": CACHE_VERSION, "data_dir": data_dir, "settings": settings,
                      "fingerprint": fingerprint, "shape": list(shape), "files": listing}
         self.path = f"{stem}-{fingerprint[:12]}.npy"
-        self.tmp = f"{self.path}.tmp.{os.getpid()}"
+        self.tmp = f"{self.path}.tmp.{_host()}.{os.getpid()}"
         self.fd = None
         self.row_bytes = int(np.prod(shape[1:]))
         try:
@@ -305,14 +307,20 @@ class _Build:
         return CacheFile.open(self.path, self.shape)
 
 
+def _host():
+    """This host's name as it goes into a temporary's name (no dots, which separate the name's parts)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
 def _remove_dead_temporaries(directory):
-    """Removes ``*.tmp.<pid>`` files whose process is gone (a build that was killed)."""
+    """Removes ``*.tmp.<host>.<pid>`` files of this host whose process is gone (a build that was killed); older
+    ``*.tmp.<pid>`` files count as this host's. Another host's are left alone: its pid cannot be checked here."""
     for name in os.listdir(directory):
-        found = re.search(r"\.tmp\.(\d+)$", name)
-        if not found:
+        found = re.search(r"\.tmp\.(?:([A-Za-z0-9-]+)\.)?(\d+)$", name)
+        if not found or found.group(1) not in (None, _host()):
             continue
         try:
-            os.kill(int(found.group(1)), 0)
+            os.kill(int(found.group(2)), 0)
         except ProcessLookupError:
             try:
                 os.remove(os.path.join(directory, name))

@@ -71,3 +71,21 @@ def test_python_dash_m_tfvae_is_the_same_command():
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip() == ("error: unknown command 'nope': python -m tfvae's commands are train, sample, "
                                   "evaluate (see python -m tfvae --help)")
+
+
+@pytest.mark.parametrize("path,said", [
+    ("keras.callbacks", "give it as module:Name"),
+    ("keras.callbacks:NoSuchCallback", "cannot import it"),
+    ("keras.callbacks:CSVLogger:{filename}", "its arguments are not JSON"),
+    ("keras.callbacks:CSVLogger:[1]", "must be a JSON object"),
+    ("keras.callbacks:CSVLogger:{\"nope\": 1}", "unexpected keyword argument"),
+    ("collections:OrderedDict", "made a OrderedDict, not a keras.callbacks.Callback"),
+])
+def test_a_bad_callback_path_is_one_line(path, said):
+    from tfvae.commands.train_command import callback_from_path
+    from tfvae.errors import TfvaeError
+
+    with pytest.raises(TfvaeError) as error:
+        callback_from_path(path)
+    assert said in str(error.value) and str(error.value).startswith(f"--callback={path}")
+    assert "\n" not in str(error.value)

@@ -297,7 +297,9 @@ def test_train_py_speed_flags_reach_the_run(mnist_dir, offline_env, tmp_path):
     workdir = tmp_path / "run"
     run_script([os.path.join(REPO, "train.py"), f"--data_dir={mnist_dir}", "--max_examples=128", "--epochs=1",
                 "--precision=mixed_bfloat16", "--steps_per_execution=2", "--intra_op_threads=1",
-                "--inter_op_threads=1", "--nojit_compile", f"--workdir={workdir}"], offline_env)
+                "--inter_op_threads=1", "--nojit_compile", f"--workdir={workdir}",
+                f'--callback=keras.callbacks:CSVLogger:{{"filename": "{tmp_path / "log.csv"}"}}'], offline_env)
+    assert (tmp_path / "log.csv").read_text().splitlines()[0].startswith("epoch,")  # --callback's CSVLogger ran
     config = Config.load(str(workdir))
     assert (config.precision, config.steps_per_execution, config.jit_compile) == ("mixed_bfloat16", 2, False)
     assert (config.intra_op_threads, config.inter_op_threads) == (1, 1)

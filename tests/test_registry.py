@@ -95,7 +95,8 @@ def test_flags_fields_and_docs_are_one_definition():
     defined = {flag.name for module, flags in script_runner.FLAGS.flags_by_module_dict().items()
                if module in ("tfvae.config_flags", train["train_command"].__name__) for flag in flags}
     fields = {f.name for f in flag_fields()}
-    assert defined == fields | {"restart", "config"}  # actions, not settings of the run: --config names a flagfile
+    # Actions, not settings of the run: --config names a flagfile, --callback adds Keras callbacks.
+    assert defined == fields | {"restart", "config", "callback"}
     for field in flag_fields():
         assert script_runner.FLAGS[field.name].help.endswith(field.metadata["help"]), field.name  # enums: <a|b>: ...
     # config.json holds every field, run-wide and every model's own; nothing else.

@@ -64,6 +64,10 @@ def define_flags():
                       "tfvae/configs/<name>.cfg (the repository's configs/), read as --flagfile reads it, in its "
                       "place on the command line; flags after it override its values. Each file says how to run "
                       "it and what to expect.")
+    flags.DEFINE_multi_string("callback", [], "A Keras callback to add, by import path, e.g. "
+                              "keras.callbacks:TerminateOnNaN, with keyword arguments as JSON after a second colon: "
+                              "'keras.callbacks:CSVLogger:{\"filename\": \"log.csv\"}'; repeatable (an experiment "
+                              "tracker's Keras callback, say: docs/python_api.md). Not part of the run's settings.")
     flags.DEFINE_boolean("restart", False, "Start the run over: first move everything --workdir holds (e.g. a run "
                          "whose checkpoints are all damaged) to <workdir>.old-<UTC time>; nothing is deleted.")
 
@@ -77,8 +81,10 @@ def main(argv):
 
     try:
         config = config_from_flags()
+        callbacks = [callback_from_path(path) for path in FLAGS.callback]
         # After the last epoch: the test set's latent space for TensorBoard's Projector, and a traversal.
-        result = training.train(config, restart=FLAGS.restart, on_finished=projector.write_after_training)
+        result = training.train(config, restart=FLAGS.restart, on_finished=projector.write_after_training,
+                                callbacks=callbacks)
     except TfvaeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -89,6 +95,41 @@ def main(argv):
     print(f"next: {sibling(argv[0], 'sample')} --workdir={config.workdir} --grid 15; tensorboard --logdir "
           f"{os.path.dirname(os.path.abspath(config.workdir))}")
     return 0
+
+
+def callback_from_path(path):
+    """The Keras callback ``--callback=module:Name[:{json keyword arguments}]`` names, made.
+
+    Raises:
+      TfvaeError: the module or name cannot be imported, the arguments are not a JSON object, or the object made
+        is not a ``keras.callbacks.Callback``.
+    """
+    import importlib
+    import json
+
+    import keras
+
+    from tfvae.errors import TfvaeError
+
+    module, _, rest = path.partition(":")
+    name, _, arguments = rest.partition(":")
+    if not (module and name):
+        raise TfvaeError(f"--callback={path}: give it as module:Name, e.g. keras.callbacks:TerminateOnNaN")
+    try:
+        kwargs = json.loads(arguments) if arguments else {}
+    except json.JSONDecodeError as e:
+        raise TfvaeError(f"--callback={path}: its arguments are not JSON ({e.msg})") from None
+    if not isinstance(kwargs, dict):
+        raise TfvaeError(f"--callback={path}: its arguments must be a JSON object of keyword arguments")
+    try:
+        made = getattr(importlib.import_module(module), name)(**kwargs)
+    except (ImportError, AttributeError) as e:
+        raise TfvaeError(f"--callback={path}: cannot import it ({e})") from None
+    except TypeError as e:
+        raise TfvaeError(f"--callback={path}: {e}") from None
+    if not isinstance(made, keras.callbacks.Callback):
+        raise TfvaeError(f"--callback={path} made a {type(made).__name__}, not a keras.callbacks.Callback")
+    return made
 
 
 def sibling(program, command):

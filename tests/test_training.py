@@ -150,3 +150,18 @@ def test_two_replicas_average_the_gaussian_decoders_variance():
     stored = float(keras.ops.convert_to_numpy(model.variance_layer.variance))
     assert 0.01 < stored < 0.5
     assert stored == pytest.approx(history.history["variance"][0], rel=1e-5)
+
+
+def test_each_epoch_validates_on_the_first_test_images_and_the_result_on_all(mnist_dir, tmp_path):
+    # An ae (no sampling noise): the history's val_loss is the first 64 test images' mean loss, the result all 128's.
+    workdir = tmp_path / "run"
+    result = training.train(tiny_config(mnist_dir, workdir, model="ae", arch="mlp", hidden=16, batch_size=128,
+                                        max_examples=0, validation_images=64), verbose=0, log=lambda *_: None)
+    model = training.create_model(result["config"], 512)
+    training.Checkpointer(str(workdir)).restore(model)
+    x_test = training.load_data(result["config"], log=lambda *_: None).x_test.astype("float32") / 255.0
+    assert len(x_test) == 128
+    with open(workdir / "history.csv") as f:
+        validated = float(next(csv.DictReader(f))["val_loss"])
+    assert validated == pytest.approx(float(model.compute_terms({"image": x_test[:64]})["loss"]), rel=1e-4)
+    assert result["loss"] == pytest.approx(float(model.compute_terms({"image": x_test})["loss"]), rel=1e-4)

@@ -110,6 +110,9 @@ class RunSettings:
                         "channel; logistic_mixture: PixelCNN++'s discretized logistic mixture of the 8-bit values "
                         "(docs/likelihoods.md).", choices=RECONSTRUCTION_LOSSES)
     seed: int = setting(0, "Seed for weights, shuffling and sampling noise.")
+    validation_images: int = setting(2000, "Test images each epoch's validation pass scores: the first N, the same "
+                                     "every epoch (0: all). The final test loss, printed and returned, scores them "
+                                     "all.", lower=0)
     checkpoint_every_steps: int = setting(0, "Also checkpoint every this many steps inside an epoch, so that a killed "
                                           "run loses at most that many steps (0: at the end of each epoch only).",
                                           lower=0)

@@ -66,21 +66,24 @@ def load_data(config, log=print):
     return dataset
 
 
-def pipelines(config, dataset, epoch=0, skip_batches=0, replicas=1):
+def pipelines(config, dataset, epoch=0, skip_batches=0, replicas=1, test_images=0):
     """The (train, test) tf.data pipelines for ``dataset``, for a strategy of ``replicas`` replicas.
 
     The training pipeline serves the one (0-based) ``epoch``, finite, from ``skip_batches`` batches in (mirrored
     at random with ``--flip``); the test pipeline is one pass, never mirrored. Several replicas train on whole
     batches only (a short last batch could leave a replica no image, whose mean loss is NaN; each epoch drops a
     different few of its shuffled images) and evaluate every test image once (no last batch smaller than the
-    replica count: it joins the one before).
+    replica count: it joins the one before); ``test_images`` > 0: the first that many test images only.
     """
     kwargs = dict(num_classes=dataset.num_classes, batch_size=config.batch_size, binarize=config.binarize,
                   seed=config.seed, noise=data_lib.parse_noise(config.noise))
     train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, epoch=epoch,
                                    drop_remainder=replicas > 1, skip_batches=skip_batches, flip=config.flip,
                                    **kwargs)
-    test = data_lib.make_pipeline(dataset.x_test, dataset.y_test, shuffle=False, min_last_batch=replicas, **kwargs)
+    x_test, y_test = dataset.x_test, dataset.y_test
+    if 0 < test_images < len(x_test):
+        x_test, y_test = x_test[:test_images], None if y_test is None else y_test[:test_images]
+    test = data_lib.make_pipeline(x_test, y_test, shuffle=False, min_last_batch=replicas, **kwargs)
     return train, test
 
 
@@ -252,11 +255,15 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         recorder.resume_at(initial_epoch, step_in_epoch, state.get("metrics"))
     theirs = _OneTraining(callbacks, config.epochs)  # the caller's callbacks see one training, not one per epoch
     _, test_ds = pipelines(config, dataset, replicas=replicas)
+    # Each epoch validates on the first --validation_images test images: the validation pass was most of an
+    # epoch's overhead (docs/performance.md).
+    validation_ds = pipelines(config, dataset, replicas=replicas, test_images=config.validation_images)[1]
+    validates_all = not 0 < config.validation_images < len(dataset.x_test)
     try:
         for epoch in epochs:
             skip = step_in_epoch if epoch == initial_epoch else 0
             train_ds, _ = pipelines(config, dataset, epoch=epoch, skip_batches=skip, replicas=replicas)
-            model.fit(train_ds, validation_data=test_ds, epochs=epoch + 1, initial_epoch=epoch,
+            model.fit(train_ds, validation_data=validation_ds, epochs=epoch + 1, initial_epoch=epoch,
                       callbacks=[recorder, theirs, _Progress(config.epochs, verbose)], verbose=verbose,
                       shuffle=False)
             if model.stop_training:  # a callback (EarlyStopping, say) ended the training
@@ -285,10 +292,10 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         train_prior(config, model, dataset, writedir, log=log, strategy=None if multi_worker else strategy)
     if epochs and chief and on_finished is not None:  # the chief, after the last epoch
         on_finished(config, dataset)
-    # The last epoch's validation pass scored these weights already (unless the caller's callbacks may have
-    # changed them at the end, e.g. EarlyStopping's best weights): its figures are the result.
+    # The last epoch's validation pass scored these weights already, on every test image (unless the caller's
+    # callbacks may have changed them at the end, e.g. EarlyStopping's best weights): its figures are the result.
     validated = {k[len("val_"):]: v for k, v in (recorder.last_logs or {}).items() if k.startswith("val_")}
-    if not (epochs and validated and not callbacks and not model.stop_training):
+    if not (epochs and validated and validates_all and not callbacks and not model.stop_training):
         validated = model.evaluate(test_ds, verbose=0, return_dict=True)
     result = validated
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),

@@ -2,8 +2,10 @@
 
 One job per module (each imports only the ones listed above it)::
 
-    diffusion.py     the diffusion sampler: a denoising diffusion model over the codes (an MLP of residual blocks),
-                     its fit with EMA weights and held-out codes, DDIM draws; its maths is in its docstring
+    denoiser.py      the diffusion process (noise schedules, forward noising) and the denoiser, an MLP of residual
+                     blocks with a time embedding, as plain weights evaluated with numpy's or TensorFlow's ops
+    diffusion.py     the diffusion sampler over the codes: its fit with EMA weights and held-out codes, DDIM
+                     draws; its maths is in its docstring
     densities.py     the samplers (prior, gmm, two_stage; diffusion, registered from diffusion.py; "learned" is the
                      model's own prior): their densities, fitting and drawing, and their state as arrays; the
                      derivations are in its docstring

@@ -294,10 +294,9 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         on_finished(config, dataset)
     # The last epoch's validation pass scored these weights already, on every test image (unless the caller's
     # callbacks may have changed them at the end, e.g. EarlyStopping's best weights): its figures are the result.
-    validated = {k[len("val_"):]: v for k, v in (recorder.last_logs or {}).items() if k.startswith("val_")}
-    if not (epochs and validated and validates_all and not callbacks and not model.stop_training):
-        validated = model.evaluate(test_ds, verbose=0, return_dict=True)
-    result = validated
+    result = {k[len("val_"):]: v for k, v in (recorder.last_logs or {}).items() if k.startswith("val_")}
+    if not (epochs and result and validates_all and not callbacks and not model.stop_training):
+        result = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {**{k: float(v) for k, v in result.items()}, "epochs": max(initial_epoch, config.epochs),
             "workdir": config.workdir, "config": config}
 

@@ -68,6 +68,8 @@ def test_its_settings_are_its_own_and_checked(tmp_path):
         Config(model="gridvae", beta=0.5, workdir=str(tmp_path)).validate()
     with pytest.raises(TfvaeError, match="--model=gridvae needs --arch=conv"):
         Config(model="gridvae", arch="mlp", workdir=str(tmp_path)).validate()
+    with pytest.raises(ValueError, match="a gridvae's is kl_weight"):  # from Python too: build_model's beta
+        _tiny(beta=0.5)
 
 
 @pytest.fixture(scope="module")

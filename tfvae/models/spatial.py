@@ -118,9 +118,10 @@ class SpatialVAE(VAE):
 
     @classmethod
     def build(cls, image_shape, latent_dim, hparams, *, beta=1.0, arch="conv", **settings):
-        """``Autoencoder.build``'s model with beta = ``hparams.kl_weight`` (the shared ``beta`` is not this model's);
-        ``latent_dim`` is the number of channels per grid cell; ``arch`` must be "conv"."""
-        del beta
+        """``Autoencoder.build``'s model with beta = ``hparams.kl_weight`` (the shared ``beta``, which must be left at
+        1, is not this model's); ``latent_dim`` is the number of channels per grid cell; ``arch`` must be "conv"."""
+        if beta != 1.0:
+            raise ValueError(f"beta={beta} weighs a vector VAE's KL term; a gridvae's is kl_weight")
         if arch != "conv":
             raise ValueError(f"gridvae needs arch='conv' (its codes are a grid), got arch={arch!r}")
         return super().build(image_shape, latent_dim, hparams, beta=hparams.kl_weight, arch=arch, **settings)

@@ -31,11 +31,12 @@ def _one_sgd_step(strategy, weights, batch, kind="ae", **network):
 
 # resnet: it has no normalisation layer, so no batch statistics that two replicas of 4 images would split.
 # vqvae: its EMA codebook is set and moved by the counts and sums of the whole batch, summed over the replicas.
+# gridvae: its KL is summed over a 7x7x2 grid of cells.
 @pytest.mark.parametrize("kind,network", [("ae", {}), ("vamp", {}), ("ae", {"arch": "resnet", "filters": (8, 16)}),
-                                          ("vqvae", {"codebook_size": 16})],
-                         ids=["ae", "vamp", "ae-resnet", "vqvae"])
+                                          ("vqvae", {"codebook_size": 16}), ("gridvae", {"kl_weight": 1.0})],
+                         ids=["ae", "vamp", "ae-resnet", "vqvae", "gridvae"])
 def test_two_replicas_make_the_same_update_as_one_device(kind, network, monkeypatch):
-    if kind == "vamp":  # z = z_mean: each replica would draw its own noise; the VampPrior's KL term stays
+    if kind in ("vamp", "gridvae"):  # z = z_mean: each replica would draw its own noise; the KL terms stay
         monkeypatch.setattr(Sampling, "call", lambda self, inputs: inputs[0])
     rng = np.random.default_rng(0)
     batch = {"image": rng.uniform(size=(8, 28, 28, 1)).astype("float32")}

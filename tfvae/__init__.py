@@ -23,7 +23,7 @@ modules on one floor import nothing of each other; setup.cfg's ``[importlinter]`
     samplers | code_grids        the parts a Run is made of, each given what it needs: the samplers of codes
       | scores | latent_views    (prior, gmm, two_stage, diffusion, learned): fitting, drawing, storing them in
       | run_data                 a run directory's samplers/ (read, or fitted and written), a run's samplers by name |
-                                 a vqvae's side of a Run: its code grids, their indices, its PixelCNN prior |
+                                 a grid model's side of a Run: its code grids; a vqvae's indices, PixelCNN prior |
                                  a Run's scores: anomaly scores, -ELBO terms and the IWAE NLL | a Run's views
                                  of its latent space: each dimension's use, traversals | a Run's dataset and
                                  its images as the model sees them

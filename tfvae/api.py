@@ -97,7 +97,7 @@ class Run:
                                  self.code_grids.vector_latent, conditional=self.conditional,
                                  has_learned_prior=self.model_class.has_learned_prior, latent_dim=self.latent_dim,
                                  image_shape=self.image_shape)
-        self.samplers = RunSamplers(workdir, model=config.model, latent_dim=self.latent_dim,
+        self.samplers = RunSamplers(workdir, model=config.model, code_shape=self.code_grids.code_shape,
                                     quantized=self.code_grids.quantized, learned_prior=lambda: self.learned_prior,
                                     train_codes=self.train_codes, log=log)
 

@@ -1,10 +1,11 @@
-"""A vqvae's side of a Run (``tfvae.api.Run.code_grids``): codes that are grids of codebook vectors, their
-indices, and the PixelCNN prior over them (prior.keras).
+"""The side of a Run whose codes are grids (``tfvae.api.Run.code_grids``): their shape, and a vqvae's codebook
+indices and the PixelCNN prior over them (prior.keras).
 
-A vqvae's code is an (h, w, D) grid (``tfvae.models.vqvae``), not a vector: the methods that need a vector latent
-(scatter, traverse, the Projector) refuse it in one line (``vector_latent``), and its codebook indices (h, w) are
-what its PixelCNN prior scores and draws (``tfvae.models.pixelcnn``). Every other model's ``code_shape`` is
-(latent,).
+A vqvae's code is an (h, w, D) grid of codebook vectors (``tfvae.models.vqvae``; ``quantized``), a gridvae's an
+(h, w, c) grid of continuous values (``tfvae.models.spatial``): not vectors, so the methods that need a vector
+latent (scatter, traverse, the Projector) refuse them in one line (``vector_latent``). A vqvae's codebook indices
+(h, w) are what its PixelCNN prior scores and draws (``tfvae.models.pixelcnn``). Every other model's
+``code_shape`` is (latent,).
 """
 
 from tfvae import arguments, models, rundir
@@ -26,24 +27,34 @@ class CodeGrids:
         self._prior = None  # prior.keras, once loaded
 
     @property
-    def quantized(self):
-        """Whether the run's codes are (h, w, D) grids of codebook vectors (a vqvae's), sampled by its PixelCNN."""
+    def gridded(self):
+        """Whether the run's codes are (h, w, D) grids (a vqvae's, a gridvae's), not vectors."""
         return models.model_class(self.config.model).code_grid
 
     @property
+    def quantized(self):
+        """Whether the run's codes are (h, w, D) grids of codebook vectors (a vqvae's), sampled by its PixelCNN."""
+        return models.model_class(self.config.model).quantized
+
+    @property
     def code_shape(self):
-        """The shape of one code: (latent,), or a vqvae's (h, w, D) grid."""
+        """The shape of one code: (latent,), or a grid model's (h, w, D)."""
         image_shape, latent_dim = tuple(int(d) for d in self.config.image_shape), int(self.config.latent)
-        if self.quantized:
+        if self.gridded:
             return models.grid_shape(image_shape, self.config.filters, latent_dim)
         return (latent_dim,)
 
+    def kind(self):
+        """What the run's codes are, for a sentence: "7x7 grids of codebook indices", "7x7x4 grids"."""
+        h, w, d = self.code_shape
+        return f"{h}x{w} grids of codebook indices" if self.quantized else f"{h}x{w}x{d} grids"
+
     def vector_latent(self, what, argument="mode"):
-        """Raises ArgumentError (naming ``argument``) when ``what`` needs a vector latent and the run is a vqvae."""
-        if self.quantized:
-            h, w, _ = self.code_shape
-            raise ArgumentError(argument, f"{argument}={what} needs a vector latent, but {self.workdir} holds a vqvae, "
-                                          f"whose codes are {h}x{w} grids of codebook indices; use random, grid, "
+        """Raises ArgumentError (naming ``argument``) when ``what`` needs a vector latent and the run's codes are
+        grids."""
+        if self.gridded:
+            raise ArgumentError(argument, f"{argument}={what} needs a vector latent, but {self.workdir} holds a "
+                                          f"{self.config.model}, whose codes are {self.kind()}; use random, grid, "
                                           "reconstruct or interpolate")
 
     @property

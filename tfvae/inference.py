@@ -7,8 +7,8 @@ scores). Each model's forward pass is a ``tf.function`` traced once per input si
 alive. The maths (log-densities, the importance weights, the log-sum-exp) is ``tfvae.metrics``'s.
 
 Inputs are prepared arrays: images float32 (n, H, W, C) in [0, 1], codes float32 (n, latent) (a vqvae's:
-(n, h, w, D) grids of codebook vectors; its indices int (n, h, w)), and for a conditional model one-hot labels
-(n, K); ``tfvae.api.Run`` checks and converts what a user passes.
+(n, h, w, D) grids of codebook vectors, its indices int (n, h, w); a gridvae's: (n, h, w, c) grids), and for a
+conditional model one-hot labels (n, K); ``tfvae.api.Run`` checks and converts what a user passes.
 """
 
 import functools
@@ -128,15 +128,16 @@ class Inference:
                                         variance).numpy()
         return metrics.mean_image(logits, likelihood), nll.astype("float64")
 
-    def _log_weight_fn(self, decoder, likelihood, conditional, variance, prior):
-        """(x, mean, log_var, labels, seed, k) -> (log p(x|z_k), log p(z_k) - log q(z_k|x)), compiled."""
+    def _log_weight_fn(self, decoder, likelihood, conditional, variance, prior, code_shape):
+        """(x, mean, log_var, labels, seed, k) -> (log p(x|z_k), log p(z_k) - log q(z_k|x)), compiled; the codes are
+        flat (batch, latent), each reshaped to ``code_shape`` for the decoder."""
 
         @tf.function(reduce_retracing=True)
         def log_weights(x, mean, log_var, labels, seed, k):
             batch, latent = tf.shape(mean)[0], tf.shape(mean)[1]
             eps = tf.random.stateless_normal((batch, k, latent), seed=seed)
             z = mean[:, None, :] + tf.exp(0.5 * log_var)[:, None, :] * eps  # (batch, k, latent)
-            flat_z = tf.reshape(z, (batch * k, latent))
+            flat_z = tf.reshape(z, (batch * k, *code_shape))
             inputs = [flat_z, tf.repeat(labels, k, axis=0)] if conditional else flat_z
             logits = decoder(inputs, training=False)
             return metrics.importance_log_weights(x, z, eps, log_var, logits, likelihood, variance, prior)
@@ -177,10 +178,15 @@ class Inference:
         if z_log_var is None:
             raise ValueError("likelihood_terms needs a variational encoder (with z_log_var); a plain autoencoder "
                              "defines no likelihood")
+        # A grid of codes (a gridvae's (h, w, c)) is one vector of h w c numbers here: q(z|x) and N(0, I)
+        # factorise over its cells, so their log-densities are sums over the flat vector.
+        code_shape = tuple(int(d) for d in z_mean.shape[1:])
+        z_mean, z_log_var = z_mean.reshape(len(z_mean), -1), z_log_var.reshape(len(z_log_var), -1)
         conditional = labels is not None
         variance = float(variance)
-        fn = self._compiled(decoder, ("log_weights", likelihood, conditional, variance, prior),
-                            lambda: self._log_weight_fn(decoder, likelihood, conditional, variance, prior))
+        fn = self._compiled(decoder, ("log_weights", likelihood, conditional, variance, prior, code_shape),
+                            lambda: self._log_weight_fn(decoder, likelihood, conditional, variance, prior,
+                                                        code_shape))
         k_chunk = min(num_samples, max_batch)
         images_per_call = max(1, max_batch // k_chunk)
         n = len(images)

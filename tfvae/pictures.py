@@ -28,9 +28,9 @@ def check_label(run, label):
 
 
 def draws_samples(run, mode):
-    """Whether ``mode`` draws codes from a sampler: "random", and "grid" of a latent other than 2-D (a vqvae's
-    grid too: its codes are grids of codebook vectors, whatever their size)."""
-    return mode == "random" or (mode == "grid" and (run.latent_dim != 2 or run.code_grids.quantized))
+    """Whether ``mode`` draws codes from a sampler: "random", and "grid" of a latent other than 2-D (a grid model's
+    too: its codes are grids, whatever their channels)."""
+    return mode == "random" or (mode == "grid" and (run.latent_dim != 2 or run.code_grids.gridded))
 
 
 def picture(run, mode, n, label=None, seed=0, sampler=None, sampler_settings=None, temperature=1.0):
@@ -158,7 +158,7 @@ def sample_to_png(workdir, mode, n, output="", seed=0, label=None, noise="", sam
     if mode in ("projector", "denoise", "scatter"):
         _refuse_sampler(mode, sampler, sampler_settings, temperature)
     if mode in ("projector", "scatter", "traverse"):
-        run.code_grids.vector_latent(mode)  # a vqvae's codes are grids: one line saying so
+        run.code_grids.vector_latent(mode)  # a vqvae's or gridvae's codes are grids: one line saying so
     if mode == "projector":
         return projector.write_projector(run)
     output = output or os.path.join(run.workdir, f"{mode}.png")

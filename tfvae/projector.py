@@ -131,7 +131,7 @@ def write_after_training(config, dataset, log=print):
     """
     if models.model_class(config.model).code_grid:
         log(f"the latent space's Projector and traversal are for vector codes; a {config.model}'s are grids "
-            "(python sample.py --mode=random draws from its own prior)")
+            "(python sample.py --mode=random draws samples of them)")
         return None
     try:
         run = api.Run(config.workdir, config)

@@ -91,7 +91,7 @@ class Scores:
           TfvaeError: the run is a plain autoencoder, which defines no likelihood.
         """
         if not self.variational:
-            kind = "whose codes are discrete" if models.model_class(self.model).code_grid else \
+            kind = "whose codes are discrete" if models.model_class(self.model).quantized else \
                 "a deterministic autoencoder"
             having = models.models_with("variational")
             raise TfvaeError(f"{self.workdir} holds {models.with_article(self.model)}, {kind}, which defines no "

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 import tfvae
-from tfvae import picture_arrays
+from tfvae import models, picture_arrays
 from tfvae.errors import TfvaeError
 
 MAX_RUNS = 4  # loaded runs kept at once
@@ -22,9 +22,10 @@ SLIDERS = 16  # latent dimensions given a slider, highest usage first
 
 def describe(run, name):
     """What the page needs about ``run``: shapes, classes, test codes, latent usage, slider ranges, PCA plane."""
-    if run.code_grids.quantized:
-        raise TfvaeError(f"{name} is a vqvae, whose codes are grids of codebook indices: the explorer shows vector "
-                         "latents only (python sample.py --mode=random draws from its PixelCNN prior)")
+    if run.code_grids.gridded:
+        raise TfvaeError(f"{name} is {models.with_article(run.config.model)}, whose codes are "
+                         f"{run.code_grids.kind()}: the explorer shows vector latents only (python sample.py "
+                         "--mode=random draws from its sampler)")
     z, _, y = run.test_codes()
     values, what = run.latent_usage()
     order = [int(d) for d in np.argsort(-np.asarray(values), kind="stable")]

@@ -16,11 +16,12 @@ from tfvae.models.registry import (
     with_article,
 )
 from tfvae.models.regularized import RAE, WAE, PriorDraws
+from tfvae.models.spatial import SpatialVAE
 from tfvae.models.vamp import PSEUDO_INPUTS, PseudoInputs, VampPrior, VampVAE
 from tfvae.models.vqvae import VQVAE, VectorQuantizer, build_vqvae, grid_shape
 
 __all__ = ["ARCHS", "MODELS", "PSEUDO_INPUTS", "CVAE", "RAE", "VAE", "VQVAE", "WAE", "Autoencoder",
            "ClipLogVar", "Conv2DTranspose", "DecoderVariance", "GridCrossEntropy", "MaskedConv2D", "PriorDraws",
-           "PseudoInputs", "Sampling", "VampPrior", "VampVAE", "VectorQuantizer", "build_decoder", "build_encoder",
-           "build_model", "build_pixelcnn", "build_vqvae", "grid_shape", "hyperparameter_classes",
+           "PseudoInputs", "Sampling", "SpatialVAE", "VampPrior", "VampVAE", "VectorQuantizer", "build_decoder",
+           "build_encoder", "build_model", "build_pixelcnn", "build_vqvae", "grid_shape", "hyperparameter_classes",
            "hyperparameter_fields", "model_class", "models_with", "owners", "with_article"]

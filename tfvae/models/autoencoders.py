@@ -64,7 +64,8 @@ class Autoencoder(keras_private.BuiltModelSkipsDistributedBuild, keras.Model):
     Hparams = NoHparams  # the model's own hyperparameters: a dataclass of ``tfvae.fields.setting`` fields
     variational = False  # the encoder is a posterior q(z|x) with a variance (it has an ELBO)
     conditional = False  # encoder and decoder take a one-hot class label
-    code_grid = False  # the codes are (h, w, D) grids, not vectors
+    code_grid = False  # the codes are (h, w, D) grids, not vectors (a vqvae's, a gridvae's)
+    quantized = False  # the grids hold codebook vectors, one discrete index per cell, drawn by its own PixelCNN
     encoder_extras = ()  # the encoder's named outputs besides its codes (a vamp's pseudo_inputs)
     has_learned_prior = False  # True where ``learned_prior`` gives the model's own prior (the "learned" sampler)
     trains_prior_after = False  # its prior is a network trained after the model's last epoch (a vqvae's PixelCNN)
@@ -91,8 +92,8 @@ class Autoencoder(keras_private.BuiltModelSkipsDistributedBuild, keras.Model):
                       else 0)
         encoder = cls.build_encoder(image_shape, latent_dim, hparams, seed=seed, **common)
         channels = likelihoods.output_channels(likelihoods.for_loss(reconstruction), image_shape[2])
-        decoder = networks.build_decoder(image_shape, latent_dim, variance=reconstruction == "gaussian",
-                                         output_channels=channels, **common)
+        decoder = cls.build_decoder(image_shape, latent_dim, hparams, variance=reconstruction == "gaussian",
+                                    output_channels=channels, **common)
         critic = None
         if adversarial or feature_match:
             # The discriminator is as wide as the encoder (its filters): docs/sharpness.md.
@@ -106,6 +107,13 @@ class Autoencoder(keras_private.BuiltModelSkipsDistributedBuild, keras.Model):
         """The model's functional encoder (``networks.build_encoder``'s)."""
         del hparams
         return networks.build_encoder(image_shape, latent_dim, variational=cls.variational, seed=seed, **common)
+
+    @classmethod
+    def build_decoder(cls, image_shape, latent_dim, hparams, *, variance=False, output_channels=None, **common):
+        """The model's functional decoder (``networks.build_decoder``'s)."""
+        del hparams
+        return networks.build_decoder(image_shape, latent_dim, variance=variance, output_channels=output_channels,
+                                      **common)
 
     @classmethod
     def model_arguments(cls, hparams, seed):

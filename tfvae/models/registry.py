@@ -2,7 +2,7 @@
 
 A model is one module of ``tfvae.models``: its class (a subclass of ``autoencoders.Autoencoder``) holds its
 objective, its own hyperparameters (``Hparams``, a dataclass of ``tfvae.fields.setting`` fields: flags, config.json
-fields and docs rows come from it), what it is (``variational``, ``conditional``, ``code_grid``,
+fields and docs rows come from it), what it is (``variational``, ``conditional``, ``code_grid``, ``quantized``,
 ``has_learned_prior``), its default sampler, its learned prior and whether a prior is trained after it. Adding a
 model is its module and one line below; nothing outside ``tfvae.models`` branches on a model's name
 (tests/test_registry.py checks it).
@@ -24,6 +24,7 @@ _REGISTRY = {  # name: "module:Class" in tfvae.models
     "wae": "regularized:WAE",
     "vqvae": "vqvae:VQVAE",
     "iwae": "iwae:IWAE",
+    "gridvae": "spatial:SpatialVAE",
 }
 MODELS = tuple(_REGISTRY)
 

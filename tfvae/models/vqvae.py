@@ -183,6 +183,15 @@ def grid_shape(image_shape, filters, latent_dim):
     return (int(image_shape[0]) // factor, int(image_shape[1]) // factor, int(latent_dim))
 
 
+def grid_features(image, filters):
+    """The conv encoder's features of ``image`` (a Keras tensor): ``len(filters)`` stride-2 3x3 convolutions and one
+    more 3x3 convolution, all ReLU, giving an (h, w, filters[-1]) grid (``grid_shape``'s h, w)."""
+    h = image
+    for f in filters:
+        h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(h)
+    return layers.Conv2D(filters[-1], 3, padding="same", activation="relu")(h)
+
+
 def build_vq_encoder(image_shape, latent_dim, *, filters=(32, 64), codebook_size=CODEBOOK_SIZE, seed=None,
                      name="encoder"):
     """Builds the encoder and quantizer: images -> {"z_e", "z", "z_mean", "indices"}.
@@ -192,11 +201,7 @@ def build_vq_encoder(image_shape, latent_dim, *, filters=(32, 64), codebook_size
     """
     networks.check_image_shape(image_shape, "conv", filters)
     image = keras.Input(image_shape, name="image")
-    h = image
-    for f in filters:
-        h = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(h)
-    h = layers.Conv2D(filters[-1], 3, padding="same", activation="relu")(h)
-    z_e = layers.Conv2D(latent_dim, 1, name="z_e", dtype="float32")(h)
+    z_e = layers.Conv2D(latent_dim, 1, name="z_e", dtype="float32")(grid_features(image, filters))
     z, indices = VectorQuantizer(codebook_size, seed=seed, name="quantizer", dtype="float32")(z_e)
     z_mean = layers.Identity(name="z_mean", dtype="float32")(z)
     return keras.Model(image, {"z_e": z_e, "z": z, "z_mean": z_mean, "indices": indices}, name=name)
@@ -249,6 +254,7 @@ class VQVAE(Autoencoder):
                    "its code grid, trained after it for --prior_epochs")
     Hparams = VQVAEHparams
     code_grid = True
+    quantized = True
     has_learned_prior = True  # its PixelCNN (the "learned" sampler), trained after it: see ``learned_prior``
     trains_prior_after = True
     default_sampler = "learned"

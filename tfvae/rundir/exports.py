@@ -120,9 +120,9 @@ def model_misfit(model, name, config):
         outputs = [tuple(t.shape[1:]) for key, t in named.items() if key != "pseudo_inputs"]
     code = (latent,)
     cls = model_class(config.model)
-    if cls.code_grid:  # codes are (h, w, D) grids; the encoder also gives the (h, w) indices
+    if cls.code_grid:  # codes are (h, w, D) grids; a vqvae's encoder also gives the (h, w) indices
         code = grid_shape(image_shape, config.filters, latent)
-        if name == "encoder":
+        if name == "encoder" and cls.quantized:
             outputs = [shape for shape in outputs if shape != code[:2]]
     says = f"latent={latent}" if code == (latent,) else f"codes of shape {code}"
     if name == "decoder":

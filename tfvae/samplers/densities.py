@@ -8,7 +8,8 @@ small interface: ``fit(codes, seed)`` (a classmethod), ``sample(n, seed, tempera
 
 The codes. Every fitted sampler is fitted to the same codes: the posterior means z_i = mu(x_i) of the run's
 training images as the model sees them (``Run.train_codes``; a cvae's encoder takes each image's label). For
-a plain autoencoder mu(x) is its code.
+a plain autoencoder mu(x) is its code. A gridvae's codes are (h, w, c) grids: its samplers are fitted to them
+flattened into vectors and their draws reshaped back (``tfvae.samplers.run_samplers``).
 
 ``prior``: p(z) = N(0, I); nothing is fitted. It is the density a VAE's KL term pulls the aggregate posterior
 q(z) = (1/n) sum_i q(z | x_i) towards, so it is a VAE's (and a cvae's) default, and the one a WAE's MMD term pulls

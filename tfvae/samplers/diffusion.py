@@ -61,7 +61,10 @@ radius to a place within it, so tau < 1 draws each mode's inner side and shrinks
 (docs/sampling.md).
 
 Codes. The denoiser is an MLP over vector codes (n, d). Grid codes (n, h, w, c) would want a small convolutional
-U-Net, which is not built: a fit to grids is refused in one line.
+U-Net, which is not built: a run whose codes are continuous grids (a gridvae's) fits this sampler to them
+flattened into vectors of d = h w c numbers and reshapes its draws back (``tfvae.samplers.run_samplers``), so the
+MLP sees every cell at once; a grid array given to ``fit`` itself is refused in one line, and a vqvae's grids of
+codebook indices are drawn by its PixelCNN only.
 
 Storage: every weight is a plain array (``state()``: shift, scale and the named kernels and biases), saved by
 ``tfvae.samplers.npz`` as ``samplers/diffusion.npz`` and used by numpy alone: sampling never builds a Keras model,
@@ -180,8 +183,8 @@ class DiffusionSampler:
         codes = np.asarray(codes, "float32")
         if codes.ndim != 2:
             raise TfvaeError(f"the diffusion sampler's denoiser is an MLP over vector codes, but these codes are "
-                             f"grids of shape {codes.shape[1:]} (no convolutional U-Net is built for them); use the "
-                             "model's own sampler")
+                             f"grids of shape {codes.shape[1:]} (no convolutional U-Net is built for them); flatten "
+                             "them into vectors, as a Run's samplers do")
         if len(codes) < 2:
             raise TfvaeError(f"the diffusion sampler needs at least 2 training codes, not {len(codes)}")
         _choice("prediction", prediction, PREDICTIONS)

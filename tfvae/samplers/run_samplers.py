@@ -1,7 +1,15 @@
 """A run's samplers by name (``tfvae.api.Run.samplers``): the name checked, its settings checked, and the sampler
 made, read from the run directory or fitted there (``store.load_or_fit``), or the model's own learned prior; each
 fitted one is kept for the Run's life.
+
+The samplers of ``tfvae.samplers.densities`` draw vectors. A run whose codes are continuous grids (a gridvae's
+(h, w, c)) has them fitted to its training codes flattened into vectors of h w c numbers (C order), and their draws
+reshaped back into grids (``GridDraws``): the prior N(0, I) is the same density either way, a mixture's full
+covariance and the diffusion sampler's MLP denoiser see every cell. A vqvae's grids of codebook indices are drawn by
+its own PixelCNN only.
 """
+
+import math
 
 from tfvae.errors import ArgumentError
 from tfvae.models import models_with, with_article
@@ -14,7 +22,7 @@ class RunSamplers:
     Args:
       workdir: the run directory (fitted samplers are read from and written to its samplers/; errors name it).
       model: the run's model name (``Config.model``): its default sampler, and errors name it.
-      latent_dim: size of its codes.
+      code_shape: the shape of one of its codes: (latent,), or a grid's (h, w, c) (``tfvae.code_grids``).
       quantized: whether its codes are a vqvae's grids, which only its learned prior draws.
       learned_prior: a function giving the model's learned prior, or None when it has none
         (``tfvae.api.Run.learned_prior``).
@@ -23,8 +31,10 @@ class RunSamplers:
       log: gets one line when a sampler is fitted, and why.
     """
 
-    def __init__(self, workdir, *, model, latent_dim, quantized, learned_prior, train_codes, log):
-        self.workdir, self.model, self.latent_dim, self.quantized = workdir, model, latent_dim, quantized
+    def __init__(self, workdir, *, model, code_shape, quantized, learned_prior, train_codes, log):
+        self.workdir, self.model, self.quantized = workdir, model, quantized
+        self.code_shape = tuple(int(d) for d in code_shape)
+        self.latent_dim = math.prod(self.code_shape)  # the size of the vectors the samplers draw
         self.learned_prior, self.train_codes, self.log = learned_prior, train_codes, log
         self._fitted = {}  # (name, settings) -> sampler
 
@@ -64,11 +74,34 @@ class RunSamplers:
             return prior
         kind = densities.CLASSES[name]
         if not kind.fitted:
-            return kind(self.latent_dim)
+            return self._shaped(kind(self.latent_dim))
         # A setting of the draws (the diffusion sampler's diffusion_steps) is no part of the fit: never a refit.
         draw = {k: settings.pop(k) for k in list(settings) if k in getattr(kind, "draw_settings", ())}
         key = (name, tuple(sorted(settings.items())))
         if key not in self._fitted:
-            self._fitted[key] = store.load_or_fit(self.workdir, name, self.latent_dim, self.train_codes, settings,
-                                                  self.log)
-        return self._fitted[key].with_draw_settings(**draw) if draw else self._fitted[key]
+            self._fitted[key] = store.load_or_fit(self.workdir, name, self.latent_dim, self._flat_train_codes,
+                                                  settings, self.log)
+        return self._shaped(self._fitted[key].with_draw_settings(**draw) if draw else self._fitted[key])
+
+    def _flat_train_codes(self):
+        codes = self.train_codes()
+        return codes.reshape(len(codes), -1)
+
+    def _shaped(self, sampler):
+        return sampler if len(self.code_shape) == 1 else GridDraws(sampler, self.code_shape)
+
+
+class GridDraws:
+    """A sampler of flat vectors whose draws are reshaped into code grids: ``sample(n, ...)`` -> float32
+    (n, *shape). Everything else is the sampler's (``sampler``)."""
+
+    def __init__(self, sampler, shape):
+        self.sampler, self.shape = sampler, tuple(shape)
+
+    def sample(self, n, seed=0, temperature=1.0, **draw):
+        return self.sampler.sample(n, seed, temperature, **draw).reshape((n, *self.shape))
+
+    def __getattr__(self, name):  # only for names not found on GridDraws itself
+        if name == "sampler":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.sampler, name)

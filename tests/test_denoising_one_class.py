@@ -91,7 +91,7 @@ def test_noise_is_fresh_every_step_reproducible_and_survives_resume():
         np.testing.assert_array_equal(a["image"].numpy(), b["image"].numpy())
 
 
-def test_a_resumed_denoising_run_trains_as_an_uninterrupted_one(mnist_dir, tmp_path):
+def test_a_resumed_denoising_run_trains_as_an_uninterrupted_one(mnist_dir, tmp_path, eager):
     import keras
 
     def config(name):

@@ -16,6 +16,7 @@ from tests.conftest import (
     EVALUATE,
     REPO,
     assert_one_line_error,
+    eagerly,
     event_tags,
     monte_carlo_elbo_terms,
     run_script,
@@ -41,7 +42,8 @@ def tiny_runs(mnist_dir, tmp_path_factory):
     for model in ("ae", "vae"):
         config = Config(model=model, data_dir=mnist_dir, epochs=1, batch_size=64, max_examples=256,
                         workdir=str(root / "runs" / model))
-        training.train(config, verbose=0, log=lambda message: None)
+        with eagerly():  # 4 steps
+            training.train(config, verbose=0, log=lambda message: None)
     return root, env
 
 
@@ -387,9 +389,10 @@ def likelihood_runs(folder_run):
     for loss in ("gaussian_pixel", "logistic_mixture"):
         fields = dict(model="vae", dataset="folder", data_dir=str(root / "images"), image_size=16, channels=3,
                       filters=(8, 16), hidden=16, latent=4, loss=loss, batch_size=8, workdir=str(root / loss))
-        training.train(Config(epochs=1, **fields), verbose=0, log=lambda message: None)
         messages = []
-        training.train(Config(epochs=2, **fields), verbose=0, log=messages.append)
+        with eagerly():  # 12 steps an epoch
+            training.train(Config(epochs=1, **fields), verbose=0, log=lambda message: None)
+            training.train(Config(epochs=2, **fields), verbose=0, log=messages.append)
         assert any("resuming" in m and "after epoch 1" in m for m in messages), messages
     return root, env
 

@@ -155,7 +155,7 @@ def test_save_run_refuses_what_it_cannot_write_truthfully(tmp_path):
     assert "\n" not in str(raised.value)
 
 
-def test_train_on_numpy_arrays_resumes_with_the_same_and_refuses_other_shapes(tmp_path):
+def test_train_on_numpy_arrays_resumes_with_the_same_and_refuses_other_shapes(tmp_path, eager):
     """tfvae.train(config, data=(x, y)): a cvae on labelled uint8 arrays, a tenth held out; the run loads and
     samples; resuming with arrays of other shapes is one line; with none, the run's data.npz is used. About 8 s."""
     import tfvae

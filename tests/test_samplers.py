@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tfvae
-from tests.conftest import EVALUATE, SAMPLE, assert_one_line_error, run_script, run_scripts, shared_build
+from tests.conftest import EVALUATE, SAMPLE, assert_one_line_error, eagerly, run_script, run_scripts, shared_build
 from tfvae import metrics, picture_arrays, pictures, samplers, training
 from tfvae.config import Config
 from tfvae.errors import ArgumentError, TfvaeError, flag_message
@@ -24,7 +24,8 @@ def ae_run(mnist_dir, tmp_path_factory):
     def build(root):
         config = Config(model="ae", latent=4, data_dir=mnist_dir, epochs=1, batch_size=64, max_examples=256,
                         workdir=str(root / "ae"))
-        training.train(config, verbose=0, log=lambda message: None)
+        with eagerly():  # 4 steps
+            training.train(config, verbose=0, log=lambda message: None)
 
     return shared_build(tmp_path_factory, "samplers", build)[0] / "ae"
 

@@ -56,7 +56,7 @@ def test_two_replicas_make_the_same_update_as_one_device(kind, network, monkeypa
     assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)  # the undivided loss is logged
 
 
-def test_resume_continues_from_the_last_finished_epoch(mnist_dir, tmp_path):
+def test_resume_continues_from_the_last_finished_epoch(mnist_dir, tmp_path, eager):
     workdir = tmp_path / "run"
     training.train(tiny_config(mnist_dir, workdir, epochs=1), verbose=0, log=lambda *_: None)
     messages = []

@@ -16,6 +16,7 @@ from tests.conftest import (
     SAMPLE,
     TINY_MLP,
     assert_one_line_error,
+    eagerly,
     event_tags,
     run_scripts,
     shared_build,
@@ -132,10 +133,11 @@ def vamp_run(mnist_dir, tmp_path_factory):
 
     def build(root):
         resumed, straight = root / "resumed", root / "straight"
-        training.train(tiny_run_config(mnist_dir, resumed, **config), verbose=0, log=lambda m: None)
         messages = []
-        training.train(tiny_run_config(mnist_dir, resumed, epochs=2, **config), verbose=0, log=messages.append)
-        training.train(tiny_run_config(mnist_dir, straight, epochs=2, **config), verbose=0, log=lambda m: None)
+        with eagerly():  # 2 steps an epoch
+            training.train(tiny_run_config(mnist_dir, resumed, **config), verbose=0, log=lambda m: None)
+            training.train(tiny_run_config(mnist_dir, resumed, epochs=2, **config), verbose=0, log=messages.append)
+            training.train(tiny_run_config(mnist_dir, straight, epochs=2, **config), verbose=0, log=lambda m: None)
         return messages
 
     root, messages = shared_build(tmp_path_factory, "vamp", build)  # trained once for both xdist workers

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import shared_build, tiny_run_config
+from tests.conftest import eagerly, shared_build, tiny_run_config
 from tfvae.errors import ArgumentError
 from tfvae.models import pixelcnn, vqvae
 from tfvae.training.prior import train_prior
@@ -174,7 +174,8 @@ def vq_run(mnist_dir, tmp_path_factory):
     from tfvae import training
 
     def build(root):
-        training.train(tiny(mnist_dir, root / "run"), verbose=0, log=lambda message: None)
+        with eagerly():  # 2 steps, and 2 of the prior's
+            training.train(tiny(mnist_dir, root / "run"), verbose=0, log=lambda message: None)
 
     return str(shared_build(tmp_path_factory, "vqvae", build)[0] / "run")
 

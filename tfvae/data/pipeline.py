@@ -15,7 +15,8 @@ _EPOCH_SEED_STRIDE = 1_000_003  # a prime: (seed, epoch) -> one int64 seed, dist
 def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *, shuffle: bool,
                   binarize: str = "none", seed: int = 0, drop_remainder: bool = False, min_last_batch: int = 1,
                   epoch: int = 0,
-                  repeat: bool = False, skip_batches: int = 0, noise=None, flip: bool = False) -> tf.data.Dataset:
+                  repeat: bool = False, skip_batches: int = 0, noise=None, flip: bool = False,
+                  constants: dict | None = None) -> tf.data.Dataset:
     """Builds a tf.data pipeline of batches of float images in [0, 1] and one-hot labels.
 
     Epoch ``e`` is a function of ``(seed, e)`` alone: its order (a shuffle seeded by both) and its batches' random
@@ -49,6 +50,9 @@ def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *,
             is served, from the batch's seed: the same stream for the same `seed`, and a resumed stream
             (`skip_batches`) flips what an uninterrupted one would. Applied before binarization and noise, so a
             denoising run's input and target are the same mirror image.
+        constants: a dict the caller keeps while `x` and `y` stay unchanged (a training's epochs): the arrays'
+            copies in TensorFlow, made by the first call and reused by the next (a large array's copy costs about
+            as much as a short epoch's steps).
 
     Returns:
         A dataset of dicts {"image": float32 (B, H, W, C)} plus "label": float32 (B, num_classes) when y is
@@ -65,8 +69,16 @@ def make_pipeline(x, y: np.ndarray | None, num_classes: int, batch_size: int, *,
     count = len(x)
     # The pipeline serves batches of indices; the images (and labels) are gathered, or decoded, batch by batch
     # after batching and skipping. The arrays are copied into TensorFlow once, here.
-    images = None if files is not None else tf.constant(x)
-    labels = None if y is None else tf.constant(np.asarray(y, np.int64))
+    constants = {} if constants is None else constants
+
+    def constant(array, dtype=None):
+        key = (id(array), dtype)
+        if key not in constants:  # the array stays referenced beside its copy: its id is not reused meanwhile
+            constants[key] = (array, tf.constant(np.asarray(array, dtype)))
+        return constants[key][1]
+
+    images = None if files is not None else constant(x)
+    labels = None if y is None else constant(y, np.int64)
 
     @tf.autograph.experimental.do_not_convert  # plain Python: its branches are on Python values
     def one_epoch(e):

@@ -68,24 +68,35 @@ def load_data(config, log=print):
 
 
 def pipelines(config, dataset, epoch=0, skip_batches=0, replicas=1, test_images=0):
-    """The (train, test) tf.data pipelines for ``dataset``, for a strategy of ``replicas`` replicas.
+    """The (train, test) tf.data pipelines for ``dataset``, for a strategy of ``replicas`` replicas: the pair of
+    ``train_pipeline`` and ``test_pipeline``."""
+    return (train_pipeline(config, dataset, epoch, skip_batches, replicas),
+            test_pipeline(config, dataset, replicas, test_images))
 
-    The training pipeline serves the one (0-based) ``epoch``, finite, from ``skip_batches`` batches in (mirrored
-    at random with ``--flip``); the test pipeline is one pass, never mirrored. Several replicas train on whole
-    batches only (a short last batch could leave a replica no image, whose mean loss is NaN; each epoch drops a
-    different few of its shuffled images) and evaluate every test image once (no last batch smaller than the
-    replica count: it joins the one before); ``test_images`` > 0: the first that many test images only.
-    """
-    kwargs = dict(num_classes=dataset.num_classes, batch_size=config.batch_size, binarize=config.binarize,
-                  seed=config.seed, noise=data_lib.parse_noise(config.noise))
-    train = data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, epoch=epoch,
-                                   drop_remainder=replicas > 1, skip_batches=skip_batches, flip=config.flip,
-                                   **kwargs)
+
+def _pipeline_settings(config, dataset):
+    return dict(num_classes=dataset.num_classes, batch_size=config.batch_size, binarize=config.binarize,
+                seed=config.seed, noise=data_lib.parse_noise(config.noise))
+
+
+def train_pipeline(config, dataset, epoch=0, skip_batches=0, replicas=1, constants=None):
+    """The training pipeline: the one (0-based) ``epoch``, finite, from ``skip_batches`` batches in (mirrored at
+    random with ``--flip``). Several replicas train on whole batches only (a short last batch could leave a
+    replica no image, whose mean loss is NaN; each epoch drops a different few of its shuffled images).
+    ``constants``: a dict kept across a training's epochs (``tfvae.data.make_pipeline``)."""
+    return data_lib.make_pipeline(dataset.x_train, dataset.y_train, shuffle=True, epoch=epoch,
+                                  drop_remainder=replicas > 1, skip_batches=skip_batches, flip=config.flip,
+                                  constants=constants, **_pipeline_settings(config, dataset))
+
+
+def test_pipeline(config, dataset, replicas=1, test_images=0):
+    """The test pipeline: one pass, never mirrored, every test image once (no last batch smaller than the replica
+    count: it joins the one before); ``test_images`` > 0: the first that many test images only."""
     x_test, y_test = dataset.x_test, dataset.y_test
     if 0 < test_images < len(x_test):
         x_test, y_test = x_test[:test_images], None if y_test is None else y_test[:test_images]
-    test = data_lib.make_pipeline(x_test, y_test, shuffle=False, min_last_batch=replicas, **kwargs)
-    return train, test
+    return data_lib.make_pipeline(x_test, y_test, shuffle=False, min_last_batch=replicas,
+                                  **_pipeline_settings(config, dataset))
 
 
 def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=False, on_finished=None, data=None,
@@ -257,15 +268,16 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     if step_in_epoch:
         recorder.resume_at(initial_epoch, step_in_epoch, state.get("metrics"))
     theirs = _OneTraining(callbacks, config.epochs)  # the caller's callbacks see one training, not one per epoch
-    _, test_ds = pipelines(config, dataset, replicas=replicas)
+    test_ds = test_pipeline(config, dataset, replicas)
     # Each epoch validates on the first --validation_images test images: the validation pass was most of an
     # epoch's overhead (docs/performance.md).
-    validation_ds = pipelines(config, dataset, replicas=replicas, test_images=config.validation_images)[1]
     validates_all = not 0 < config.validation_images < len(dataset.x_test)
+    validation_ds = test_ds if validates_all else test_pipeline(config, dataset, replicas, config.validation_images)
+    constants = {}  # the training arrays, copied into TensorFlow once for every epoch's pipeline
     try:
         for epoch in epochs:
             skip = step_in_epoch if epoch == initial_epoch else 0
-            train_ds, _ = pipelines(config, dataset, epoch=epoch, skip_batches=skip, replicas=replicas)
+            train_ds = train_pipeline(config, dataset, epoch, skip, replicas, constants)
             model.fit(train_ds, validation_data=validation_ds, epochs=epoch + 1, initial_epoch=epoch,
                       callbacks=[recorder, theirs, _Progress(config.epochs, verbose)], verbose=verbose,
                       shuffle=False)

@@ -89,3 +89,19 @@ def test_a_bad_callback_path_is_one_line(path, said):
         callback_from_path(path)
     assert said in str(error.value) and str(error.value).startswith(f"--callback={path}")
     assert "\n" not in str(error.value)
+
+
+def test_errors_name_the_commands_as_the_user_ran_them(tmp_path):
+    from tfvae import rundir
+    from tfvae.errors import TfvaeError
+
+    with pytest.raises(TfvaeError) as error:
+        rundir.load_config(str(tmp_path / "none"))
+    message = str(error.value)
+    assert "python train.py --model=vae" in message  # the library's words, what python train.py users read
+    installed = cli.in_program_terms(message, "tfvae sample")
+    assert "tfvae train --model=vae" in installed and ".py" not in installed
+    assert cli.in_program_terms(message, "sample.py") == message
+    # Only the commands' own names: a path or another script keeps its name.
+    assert cli.in_program_terms("see /a/train.py, my_train.py, evaluate.py", "tfvae evaluate") == (
+        "see /a/train.py, my_train.py, tfvae evaluate")

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.conftest import run_script, tiny_run_config
+from tests.conftest import eagerly, run_script, tiny_run_config
 from tfvae import models
 from tfvae.config import Config
 from tfvae.errors import ArgumentError, TfvaeError
@@ -78,14 +78,15 @@ def grid_run(mnist_dir, offline_env, tmp_path_factory):
     from tfvae import training
 
     workdir = tmp_path_factory.mktemp("gridvae") / "run"
-    run_script(["train.py", "--model=gridvae", "--latent=2", "--filters=4,8", "--kl_weight=1e-3", "--epochs=1",
-                "--max_examples=64", "--batch_size=32", "--steps_per_execution=1", "--precision=float32",
-                f"--data_dir={mnist_dir}", "--nodownload", f"--workdir={workdir}"], offline_env)
     lines = []
-    result = training.train(tiny_run_config(mnist_dir, workdir, model="gridvae", latent=2, filters=(4, 8),
-                                            kl_weight=1e-3, epochs=2, max_examples=64, batch_size=32,
-                                            steps_per_execution=1, precision="float32"),
-                            verbose=0, log=lines.append)
+    with eagerly():  # 2 steps an epoch
+        run_script(["train.py", "--model=gridvae", "--latent=2", "--filters=4,8", "--kl_weight=1e-3", "--epochs=1",
+                    "--max_examples=64", "--batch_size=32", "--steps_per_execution=1", "--precision=float32",
+                    f"--data_dir={mnist_dir}", "--nodownload", f"--workdir={workdir}"], offline_env)
+        result = training.train(tiny_run_config(mnist_dir, workdir, model="gridvae", latent=2, filters=(4, 8),
+                                                kl_weight=1e-3, epochs=2, max_examples=64, batch_size=32,
+                                                steps_per_execution=1, precision="float32"),
+                                verbose=0, log=lines.append)
     return str(workdir), lines, result
 
 

@@ -9,6 +9,7 @@ help, the parsing and the errors are absl's, as for ``python train.py``.
 
 import importlib
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -30,6 +31,16 @@ def usage(program="tfvae"):
     lines += ["", f"{program} COMMAND --help lists a command's flags; e.g. {program} train --config=mnist_vae_z2, "
               f"then {program} sample --grid 15."]
     return "\n".join(lines)
+
+
+def in_program_terms(message, program):
+    """``message`` as the user who ran ``program`` (argv[0]) reads it: the library names the scripts ("python
+    train.py --model=vae", "sample.py"), which are ``tfvae train``, ``tfvae sample`` to the installed command."""
+    if program.split()[0] != "tfvae":
+        return message
+    named = "|".join(COMMANDS)
+    message = re.sub(rf"\bpython ({named})\.py\b", r"tfvae \1", message)
+    return re.sub(rf"(?<![\w/.-])({named})\.py\b", r"tfvae \1", message)
 
 
 def run(command, argv):

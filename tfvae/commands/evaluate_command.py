@@ -17,6 +17,8 @@ import sys
 
 from absl import app, flags
 
+from tfvae.commands.cli import in_program_terms
+
 FLAGS = flags.FLAGS
 
 
@@ -118,6 +120,6 @@ def main(argv):
             logs = os.path.join(os.path.relpath(results["workdir"]), "logs", "eval")  # runs/latest resolved
             print(f"wrote {out}/eval.json and {out}/report.md; TensorBoard: {logs}")
     except TfvaeError as e:
-        print(f"error: {flag_message(e, {'workdirs': 'compare'})}", file=sys.stderr)
+        print(f"error: {in_program_terms(flag_message(e, {'workdirs': 'compare'}), argv[0])}", file=sys.stderr)
         return 2
     return 0

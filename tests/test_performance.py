@@ -56,24 +56,32 @@ def test_flops_scale_with_the_image_and_ignore_layers_without_weights():
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
-@pytest.fixture(scope="session")
-def precision_runs(mnist_dir, tmp_path_factory):
-    """{precision: (run directory, config, result)}: one VAE trained in each precision, alike in all else (the
-    Keras example's constant 1e-3; at a high rate 48 steps are chaotic enough that any difference, a skipped float16
-    step, moves the result by more than the numerics do). Built once for both xdist workers; tests copy a run
-    before writing into it."""
+def precision_run(precision, mnist_dir, tmp_path_factory):
+    """(config, result) of one VAE trained in ``precision``, alike in all else across precisions (the Keras
+    example's constant 1e-3; at a high rate 48 steps are chaotic enough that any difference, a skipped float16
+    step, moves the result by more than the numerics do). Each precision is built once, by whichever xdist worker
+    asks first (so three workers build the three at once); tests copy a run before writing into it."""
 
     def build(root):
-        runs = {}
-        for precision in PRECISIONS:
-            config = tiny_config(mnist_dir, root / precision, precision=precision, epochs=6, batch_size=32, seed=1,
-                                 learning_rate=1e-3, lr_schedule="constant")  # 48 steps of 32 of 256 digits
-            runs[precision] = (config, training.train(config, verbose=0, log=quiet))
-        return runs
+        config = tiny_config(mnist_dir, root / precision, precision=precision, epochs=6, batch_size=32, seed=1,
+                             learning_rate=1e-3, lr_schedule="constant")  # 48 steps of 32 of 256 digits
+        return config, training.train(config, verbose=0, log=quiet)
 
     from tests.conftest import shared_build
 
-    return shared_build(tmp_path_factory, "precision_runs", build)[1]
+    return shared_build(tmp_path_factory, f"precision_{precision}", build)[1]
+
+
+@pytest.fixture(scope="session")
+def precision_runs(mnist_dir, tmp_path_factory):
+    """precision -> ``precision_run(precision, ...)``, built when first asked for."""
+
+    class Runs(dict):
+        def __missing__(self, precision):
+            self[precision] = precision_run(precision, mnist_dir, tmp_path_factory)
+            return self[precision]
+
+    return Runs()
 
 
 def trained_in(precision, kind, mnist_dir, precision_runs, tmp_path):
@@ -120,7 +128,7 @@ def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precisi
 
 
 def test_mixed_precision_test_loss_is_within_one_percent_of_float32(precision_runs):
-    losses = {precision: result["loss"] for precision, (_, result) in precision_runs.items()}
+    losses = {precision: precision_runs[precision][1]["loss"] for precision in PRECISIONS}
     assert all(math.isfinite(loss) for loss in losses.values()), losses
     # bfloat16 follows float32's trajectory closely (0.03% apart here). float16's loss-scale steps can move a
     # 48-step run further (measured 1.7% apart, to a lower loss, at batch 64; 0.06% above float32 here), so for

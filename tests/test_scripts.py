@@ -33,7 +33,7 @@ FAST_EVAL = ["--num_samples=4", "--num_images=32", "--sample_count=16", "--class
 def cli_run(mnist_dir, offline_env, tmp_path_factory):
     """The quickstart as a user types it, run once: ``train.py`` in a fresh folder -> (folder, its output).
 
-    Trained in this process (tests/script_runner.py), once for both xdist workers (``shared_build``): a new process
+    Trained in this process (tests/script_runner.py), once for the xdist workers (``shared_build``): a new process
     would add only TensorFlow's start-up. ``python train.py`` as a new process is tested by
     test_same_seed_in_new_processes_gives_the_same_weights."""
     def build(cwd):

@@ -140,7 +140,7 @@ def vamp_run(mnist_dir, tmp_path_factory):
             training.train(tiny_run_config(mnist_dir, straight, epochs=2, **config), verbose=0, log=lambda m: None)
         return messages
 
-    root, messages = shared_build(tmp_path_factory, "vamp", build)  # trained once for both xdist workers
+    root, messages = shared_build(tmp_path_factory, "vamp", build)  # trained once for the xdist workers
     return root / "resumed", root / "straight", messages
 
 

@@ -159,13 +159,14 @@ def offline_env(tmp_path_factory):
     return env
 
 
-def run_script(args, env, cwd=None, check=True):
+def run_script(args, env, cwd=None, check=True, eager=None):
     """Runs ``python <script> <args>`` from the repo, inside this process (tests/script_runner.py: the same flags,
-    output and exit status without TensorFlow's start-up); returns the CompletedProcess (text output)."""
-    return run_scripts([args], env, cwd=cwd, check=check)[0]
+    output and exit status without TensorFlow's start-up; train.py's steps eagerly unless ``eager=False``); returns
+    the CompletedProcess (text output)."""
+    return run_scripts([args], env, cwd=cwd, check=check, eager=eager)[0]
 
 
-def run_scripts(commands, env, cwd=None, check=True):
+def run_scripts(commands, env, cwd=None, check=True, eager=None):
     """``run_script`` for each command in turn. ``cwd``: one folder for all, or a list, one per command."""
     from tests import script_runner
 
@@ -173,7 +174,7 @@ def run_scripts(commands, env, cwd=None, check=True):
     done = []
     for args, where in zip(commands, cwds):
         where = str(where or REPO)
-        proc = script_runner.run_script([os.path.join(where, args[0]), *args[1:]], env, where)
+        proc = script_runner.run_script([os.path.join(where, args[0]), *args[1:]], env, where, eager=eager)
         done.append(proc)
         if check and proc.returncode != 0:
             raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -25,6 +25,7 @@ import runpy
 import subprocess
 import sys
 import traceback
+import warnings
 
 # sample.py marks scikit-learn and pyplot absent unless they are already imported (to start faster); the tests and
 # evaluate.py, run later in this process, need them.
@@ -105,12 +106,24 @@ def _environment(env, cwd):
         os.environ.update(saved_env)
 
 
-def run_script(args, env, cwd):
-    """Runs ``python args[0] args[1:]`` in this process; returns a CompletedProcess (text stdout and stderr)."""
+def run_script(args, env, cwd, eager=None):
+    """Runs ``python args[0] args[1:]`` in this process; returns a CompletedProcess (text stdout and stderr).
+
+    ``eager``: run the train steps eagerly (``tf.config.run_functions_eagerly``); by default train.py's are, as a
+    tiny run's few steps cost less than tracing them (the compiled steps are tested by the in-process trainings;
+    pass False where the compiled path is the point)."""
+    import tensorflow as tf
+
     path, argv = args[0], list(args[1:])
     namespace = _SCRIPTS.load(path)
     stdout, stderr = io.StringIO(), io.StringIO()
-    with _environment(env, cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    if eager is None:
+        eager = os.path.basename(path) == "train.py"
+    was_eager = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(eager or was_eager)
+    with _environment(env, cwd), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), \
+            warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Even though the `tf.config.experimental_run_functions_eagerly`")
         try:
             try:
                 remaining = _SCRIPTS.parse([path, *argv])
@@ -133,4 +146,5 @@ def run_script(args, env, cwd):
             code = 1
         finally:
             FLAGS.unparse_flags()
+            tf.config.run_functions_eagerly(was_eager)
     return subprocess.CompletedProcess([sys.executable, *args], code or 0, stdout.getvalue(), stderr.getvalue())

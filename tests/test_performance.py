@@ -72,24 +72,12 @@ def precision_run(precision, mnist_dir, tmp_path_factory):
     return shared_build(tmp_path_factory, f"precision_{precision}", build)[1]
 
 
-@pytest.fixture(scope="session")
-def precision_runs(mnist_dir, tmp_path_factory):
-    """precision -> ``precision_run(precision, ...)``, built when first asked for."""
-
-    class Runs(dict):
-        def __missing__(self, precision):
-            self[precision] = precision_run(precision, mnist_dir, tmp_path_factory)
-            return self[precision]
-
-    return Runs()
-
-
-def trained_in(precision, kind, mnist_dir, precision_runs, tmp_path):
+def trained_in(precision, kind, mnist_dir, tmp_path_factory, tmp_path):
     """(config, result) of a run trained in ``precision``, in tmp_path / precision: the shared VAE's copy, or a
     new run of ``kind``."""
     workdir = tmp_path / precision
     if kind == "vae":
-        config, result = precision_runs[precision]
+        config, result = precision_run(precision, mnist_dir, tmp_path_factory)
         shutil.copytree(config.workdir, workdir)
         return dataclasses.replace(config, workdir=str(workdir)), result
     config = tiny_config(mnist_dir, workdir, precision=precision, model=kind)
@@ -98,9 +86,9 @@ def trained_in(precision, kind, mnist_dir, precision_runs, tmp_path):
 
 @pytest.mark.parametrize("precision,kind", [("float32", "vae"), ("mixed_float16", "vae"), ("mixed_bfloat16", "vae"),
                                             ("mixed_float16", "wae")])
-def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precision, kind, mnist_dir, precision_runs,
+def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precision, kind, mnist_dir, tmp_path_factory,
                                                                           tmp_path):
-    config, result = trained_in(precision, kind, mnist_dir, precision_runs, tmp_path)
+    config, result = trained_in(precision, kind, mnist_dir, tmp_path_factory, tmp_path)
     assert all(math.isfinite(result[k]) for k in ("loss", "reconstruction", "kl", "penalty") if k in result)
     assert ("penalty" in result) == (kind == "wae")
     assert keras.mixed_precision.global_policy().name == "float32"  # the policy was only set for building
@@ -127,8 +115,8 @@ def test_each_precision_trains_without_nan_and_keeps_the_loss_in_float32(precisi
     assert picture.shape == (3 * 28, 3 * 28) and picture.std() > 1.0  # a 3x3 grid of digits, not a blank
 
 
-def test_mixed_precision_test_loss_is_within_one_percent_of_float32(precision_runs):
-    losses = {precision: precision_runs[precision][1]["loss"] for precision in PRECISIONS}
+def test_mixed_precision_test_loss_is_within_one_percent_of_float32(mnist_dir, tmp_path_factory):
+    losses = {p: precision_run(p, mnist_dir, tmp_path_factory)[1]["loss"] for p in PRECISIONS}
     assert all(math.isfinite(loss) for loss in losses.values()), losses
     # bfloat16 follows float32's trajectory closely (0.03% apart here). float16's loss-scale steps can move a
     # 48-step run further (measured 1.7% apart, to a lower loss, at batch 64; 0.06% above float32 here), so for

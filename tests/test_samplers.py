@@ -131,6 +131,29 @@ def test_a_capped_fit_says_so_keeps_its_settings_and_is_reused(tmp_path):
     assert "was fitted with other settings than {'max_codes': 150}" in lines[0] and "150 of 300" in lines[1]
 
 
+def test_evaluation_asks_each_sampler_for_its_settings():
+    # evaluate.py's draws (sample_latents) ask Run.sampler for the flags' gmm and diffusion settings, then the
+    # options' sampler_settings, which win. No run: a stand-in records what is asked (milliseconds).
+    from tfvae import evaluation
+
+    class Asked:
+        def sampler(self, name, **settings):
+            self.asked = (name, settings)
+            return samplers.Prior(2)
+
+    run = Asked()
+    samplers.sample_latents(run, "gmm", 3, 0, gmm_components=4)
+    assert run.asked == ("gmm", {"components": 4, "max_codes": samplers.GMM_MAX_CODES})
+    samplers.sample_latents(run, "gmm", 3, 0, gmm_max_codes=500, settings={"gmm": {"components": 50}})
+    assert run.asked == ("gmm", {"components": 50, "max_codes": 500})
+    samplers.sample_latents(run, "diffusion", 3, 0, settings={"diffusion": {"steps": 16000}, "gmm": {"components": 5}})
+    assert run.asked == ("diffusion", {"diffusion_steps": samplers.DIFFUSION_STEPS, "steps": 16000})
+    with pytest.raises(TfvaeError, match="sampler settings for bogus: not a sampler; choose from prior, gmm"):
+        evaluation.EvalOptions(sampler_settings={"bogus": {"x": 1}}).validate()
+    with pytest.raises(TfvaeError, match="--gmm_max_codes must be at least 1"):
+        evaluation.EvalOptions(gmm_max_codes=0).validate()
+
+
 def nearest(draws, means):
     """Index of the nearest of ``means`` for each draw."""
     return np.argmin(((draws[:, None, :] - means[None]) ** 2).sum(-1), axis=1)

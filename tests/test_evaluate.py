@@ -422,3 +422,62 @@ def test_the_new_decoders_train_resume_export_and_report_8bit_likelihoods(likeli
         recon = run.reconstruct(x[:4])
         assert recon.shape == x[:4].shape and 0 <= recon.min() and recon.max() <= 1
         assert 0 < m["mse"] < 0.25
+
+
+GENERATION = os.path.join(REPO, "benchmarks", "generation.py")
+
+
+def test_the_generation_benchmark_parses_per_model_flags_and_sampler_settings(tmp_path, offline_env):
+    """benchmarks/generation.py's --model_flags (train.py's flag definitions) and --sampler_settings (the samplers'
+    settable names); a bad entry is one line and exit status 2 before anything is trained. Nothing is trained or
+    fitted: the parsing, one Config and one in-process run of the script that stops at its bad entry (about a
+    second)."""
+    from absl import flags
+
+    from tests import script_runner
+
+    bench = script_runner.load(GENERATION)
+    parse_flags, parse_settings, bad = bench["parse_model_flags"], bench["parse_sampler_settings"], bench["EntryError"]
+    parsed = parse_flags(["gridvae:--latent=2 --kl_weight=1e-2", "gridvae:--filters=8,16", "ae:--noflip"],
+                         ["ae", "gridvae"])
+    assert parsed == {"gridvae": {"latent": 2, "kl_weight": 0.01, "filters": ["8", "16"]}, "ae": {"flip": False}}
+    flags.FLAGS([GENERATION, f"--output={tmp_path}"])
+    config = bench["make_config"]("gridvae", str(tmp_path / "gridvae"), parsed["gridvae"])
+    assert (config.model, config.latent, config.kl_weight, config.filters) == ("gridvae", 2, 0.01, (8, 16))
+    assert bench["make_config"]("ae", str(tmp_path / "ae")).latent == 16  # the benchmark's own --latent
+    flags.FLAGS.unparse_flags()
+    for entry, message in [
+            ("gridvae", "--model_flags=gridvae: write MODEL:FLAGS, train.py's flags separated by spaces"),
+            ("gridvae:", "--model_flags=gridvae:: write MODEL:FLAGS"),
+            ("vqvae:--latent=2", "--model_flags=vqvae:--latent=2: vqvae is not one of the models trained here "
+                                 "(ae, gridvae)"),
+            ("gridvae:--bogus=1", "--model_flags for gridvae: Unknown command line flag 'bogus'"),
+            ("gridvae:--latent=two", "--model_flags for gridvae: flag --latent=two: "),
+            ("gridvae:latent=2", "--model_flags for gridvae: latent=2 is not a flag; write --name=value"),
+            ("gridvae:--model=vae", "--model_flags for gridvae: --model is set by this benchmark")]:
+        with pytest.raises(bad) as error:
+            parse_flags([entry], ["ae", "gridvae"])
+        assert str(error.value).startswith(message) and "\n" not in str(error.value), str(error.value)
+
+    settings = parse_settings(["diffusion:steps=16000,hidden=392", "gmm:components=50",
+                               "diffusion:prediction=eps,learning_rate=1e-3"], ["prior", "gmm", "diffusion"])
+    assert settings == {"diffusion": {"steps": 16000, "hidden": 392, "prediction": "eps", "learning_rate": 1e-3},
+                        "gmm": {"components": 50}}
+    for entry, message in [
+            ("gmm", "--sampler_settings=gmm: write SAMPLER:NAME=VALUE,NAME=VALUE"),
+            ("gmm:components", "--sampler_settings=gmm:components: write SAMPLER:NAME=VALUE"),
+            ("gmm:components=", "--sampler_settings=gmm:components=: write SAMPLER:NAME=VALUE"),
+            ("two_stage:steps=5", "--sampler_settings=two_stage:steps=5: two_stage is not one of --samplers "
+                                  "(prior, gmm, diffusion)"),
+            ("gmm:steps=5", "--sampler_settings=gmm:steps=5: steps is not a setting of gmm; it takes components, "
+                            "max_codes"),
+            ("prior:x=1", "--sampler_settings=prior:x=1: x is not a setting of prior; it takes none")]:
+        with pytest.raises(bad) as error:
+            parse_settings([entry], ["prior", "gmm", "diffusion"])
+        assert str(error.value).startswith(message) and "\n" not in str(error.value), str(error.value)
+
+    proc = run_script([GENERATION, f"--output={tmp_path}", "--models=ae", "--model_flags=ae:--bogus=1"],
+                      offline_env, check=False)
+    assert proc.returncode == 2 and not list(tmp_path.iterdir()), proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith(
+        "error: --model_flags for ae: Unknown command line flag 'bogus'"), proc.stderr

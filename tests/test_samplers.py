@@ -56,6 +56,104 @@ def test_gmm_draws_are_scikit_learns_and_survive_the_file(tmp_path):
     assert samplers.load_sampler(str(tmp_path), "two_stage", 3) is None
 
 
+def two_clusters(count=300):
+    """``count`` codes of size 3 in two clusters."""
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.normal(-3, 1, (count // 2, 3)), rng.normal(4, 0.5, (count - count // 2, 3))])
+
+
+def test_a_gmm_is_fitted_to_at_most_max_codes_codes_drawn_with_its_seed():
+    # Four 2-component fits of 100-300 codes of size 3: well under a second.
+    codes = two_clusters()
+    subset = samplers.capped_codes(codes, 100, seed=0)
+    assert subset.shape == (100, 3) and len(np.unique(subset, axis=0)) == 100
+    assert (subset[:, None] == codes[None]).all(axis=-1).any(axis=1).all()  # rows of the codes, each once
+    np.testing.assert_array_equal(samplers.capped_codes(codes, 100, seed=0), subset)  # the same seed, the same subset
+    assert not np.array_equal(samplers.capped_codes(codes, 100, seed=1), subset)
+    assert samplers.capped_codes(codes, 300) is codes and samplers.capped_codes(codes, 1000) is codes  # no cap
+    fitted = samplers.GaussianMixtureSampler.fit(codes, seed=0, components=2, max_codes=100)
+    alone = metrics.fit_gaussian_mixture(subset, 2, seed=0)  # the mixture of exactly those 100 codes
+    np.testing.assert_array_equal(fitted.sample(50, seed=2), alone.sample(50, seed=2))
+    again = samplers.GaussianMixtureSampler.fit(codes, seed=0, components=2, max_codes=100)
+    np.testing.assert_array_equal(again.means, fitted.means)
+    every = samplers.GaussianMixtureSampler.fit(codes, seed=0, components=2)  # the default cap is above 300: all
+    np.testing.assert_array_equal(every.sample(50, seed=2), metrics.fit_gaussian_mixture(codes, 2, seed=0).sample(
+        50, seed=2))
+
+
+@pytest.mark.parametrize("max_codes, components, message", [
+    (0, 2, "max_codes=0: the gmm is fitted to at most this many training codes, a whole number above 0"),
+    (-5, 2, "max_codes=-5: the gmm is fitted to at most this many training codes"),
+    (True, 2, "max_codes=True: the gmm is fitted to at most this many training codes"),
+    (2.5, 2, "max_codes=2.5: the gmm is fitted to at most this many training codes"),
+    (5, 10, "max_codes=5: fewer codes than the mixture's 10 components; give it at least 10")])
+def test_a_bad_max_codes_is_one_line_naming_it(max_codes, components, message):
+    with pytest.raises(ArgumentError) as error:  # refused before any fit
+        samplers.GaussianMixtureSampler.fit(two_clusters(), components=components, max_codes=max_codes)
+    assert error.value.argument == "max_codes" and "\n" not in str(error.value)
+    assert str(error.value).startswith(message), str(error.value)
+    assert flag_message(error.value, {"max_codes": "gmm_max_codes"}).startswith(f"--gmm_max_codes={max_codes}: ")
+
+
+def test_a_capped_fit_says_so_keeps_its_settings_and_is_reused(tmp_path):
+    # load_or_fit on 300 codes of size 3 in a folder without a run (no encoder.keras): three tiny fits.
+    codes, workdir, calls = two_clusters(), str(tmp_path), []
+
+    def fit(settings):
+        lines = []
+        fitted = samplers.load_or_fit(workdir, "gmm", 3, lambda: calls.append(1) or codes, settings, lines.append)
+        return fitted, lines
+
+    first, lines = fit({"components": 2, "max_codes": 100})
+    assert len(lines) == 1 and lines[0].startswith(
+        "fitted the gmm sampler to 100 of 300 training codes (a random subset: max_codes=100) in "), lines
+    meta = samplers.load_sampler(workdir, "gmm", 3)[1]
+    assert meta["codes"] == 100 and meta["training_codes"] == 300
+    assert meta["settings"] == {"components": 2, "max_codes": 100}
+    again, lines = fit({"components": 2, "max_codes": 100})
+    assert not lines and len(calls) == 1  # read back, not fitted again (the codes not even asked for)
+    np.testing.assert_array_equal(again.sample(20, seed=1), first.sample(20, seed=1))
+    # Asked for nothing: the default cap (above 300) fits all 300, a fit of other codes.
+    every, lines = fit({"components": 2})
+    assert "was fitted with other settings than {'max_codes': 20000}" in lines[0], lines
+    assert lines[1].startswith("fitted the gmm sampler to 300 training codes in ")
+    assert samplers.load_sampler(workdir, "gmm", 3)[1]["codes"] == 300
+    # Any cap at or above the 300 codes fits all of them, the same fit: reused.
+    assert not fit({"components": 2, "max_codes": 300})[1] and not fit({"components": 2, "max_codes": 5000})[1]
+    # A file written before the cap (no max_codes, no training_codes; fitted to all its codes) is reused while the
+    # cap takes them all, and fitted again, to a subset, when it does not.
+    samplers.save_sampler(workdir, "gmm", every.state(), {"latent": 3, "codes": 300, "encoder_sha256": None,
+                                                         "settings": {"components": 2}, "seconds": 0.1})
+    old, lines = fit({"components": 2})
+    assert not lines and len(calls) == 2
+    np.testing.assert_array_equal(old.sample(20, seed=1), every.sample(20, seed=1))
+    lines = fit({"components": 2, "max_codes": 150})[1]
+    assert "was fitted with other settings than {'max_codes': 150}" in lines[0] and "150 of 300" in lines[1]
+
+
+def test_evaluation_asks_each_sampler_for_its_settings():
+    # evaluate.py's draws (sample_latents) ask Run.sampler for the flags' gmm and diffusion settings, then the
+    # options' sampler_settings, which win. No run: a stand-in records what is asked (milliseconds).
+    from tfvae import evaluation
+
+    class Asked:
+        def sampler(self, name, **settings):
+            self.asked = (name, settings)
+            return samplers.Prior(2)
+
+    run = Asked()
+    samplers.sample_latents(run, "gmm", 3, 0, gmm_components=4)
+    assert run.asked == ("gmm", {"components": 4, "max_codes": samplers.GMM_MAX_CODES})
+    samplers.sample_latents(run, "gmm", 3, 0, gmm_max_codes=500, settings={"gmm": {"components": 50}})
+    assert run.asked == ("gmm", {"components": 50, "max_codes": 500})
+    samplers.sample_latents(run, "diffusion", 3, 0, settings={"diffusion": {"steps": 16000}, "gmm": {"components": 5}})
+    assert run.asked == ("diffusion", {"diffusion_steps": samplers.DIFFUSION_STEPS, "steps": 16000})
+    with pytest.raises(TfvaeError, match="sampler settings for bogus: not a sampler; choose from prior, gmm"):
+        evaluation.EvalOptions(sampler_settings={"bogus": {"x": 1}}).validate()
+    with pytest.raises(TfvaeError, match="--gmm_max_codes must be at least 1"):
+        evaluation.EvalOptions(gmm_max_codes=0).validate()
+
+
 def nearest(draws, means):
     """Index of the nearest of ``means`` for each draw."""
     return np.argmin(((draws[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
@@ -192,12 +290,17 @@ def test_the_mixture_size_is_asked_for_and_a_default_draw_fits_the_default_size_
     workdir = copy_of(ae_run, tmp_path)
     three, prior, wrong_mode = run_scripts(
         [[SAMPLE, f"--workdir={workdir}", "--mode=random", "--grid=2", "--sampler=gmm", "--gmm_components=3",
-          f"--output={tmp_path / 'three.png'}"],
+          "--gmm_max_codes=200", f"--output={tmp_path / 'three.png'}"],
          [SAMPLE, f"--workdir={workdir}", "--mode=random", "--sampler=prior", "--gmm_components=3"],
          [SAMPLE, f"--workdir={workdir}", "--mode=reconstruct", "--gmm_components=3"]], offline_env, check=False)
     assert three.returncode == 0, three.stderr
+    assert "fitted the gmm sampler to 200 of 256 training codes (a random subset: max_codes=200)" in three.stdout
     arrays, meta = samplers.load_sampler(str(workdir), "gmm", 4)
-    assert arrays["weights"].shape == (3,) and meta["settings"]["components"] == 3
+    assert arrays["weights"].shape == (3,) and meta["settings"] == {"components": 3, "max_codes": 200}
+    assert meta["codes"] == 200 and meta["training_codes"] == 256
+    too_few = run_script([SAMPLE, f"--workdir={workdir}", "--mode=random", "--sampler=gmm", "--gmm_components=3",
+                          "--gmm_max_codes=2"], offline_env, check=False)
+    assert_one_line_error(too_few, "--gmm_max_codes=2: fewer codes than the mixture's 3 components")
     assert_one_line_error(prior, "--gmm_components=3 given, but sampler=prior takes no settings")
     assert_one_line_error(wrong_mode, "--gmm_components=3 given, but the reconstruct picture draws no samples")
     # Asked for nothing, a draw gets the default size: the saved 3-component mixture is fitted again, not reused.

@@ -310,9 +310,11 @@ class Run:
 
         Args:
           name: one of ``tfvae.samplers.SAMPLERS``; default ``default_sampler``.
-          settings: passed to the fit, e.g. ``components=10`` for gmm (its default), ``steps`` for two_stage;
-            one the sampler does not take is refused. A setting of the draws (``diffusion_steps``, the diffusion
-            sampler's DDIM steps) is not the fit's: it changes the draws, never makes a saved fit be fitted again.
+          settings: passed to the fit, e.g. ``components=10`` for gmm (its default) and ``max_codes=20000`` (its
+            default: the most training codes it is fitted to, a random subset of a run with more, drawn with the
+            fit's seed), ``steps`` for two_stage; one the sampler does not take is refused. A setting of the draws
+            (``diffusion_steps``, the diffusion sampler's DDIM steps) is not the fit's: it changes the draws, never
+            makes a saved fit be fitted again.
 
         Returns:
           an object whose ``sample(n, seed, temperature=1.0)`` gives float32 (n, latent) codes (a vqvae's: code

@@ -50,6 +50,9 @@ def define_flags():
                       "alike.")
     flags.DEFINE_integer("gmm_components", 10, "Components of the gmm sampler's mixture (10: Ghosh et al.'s); a saved "
                          "mixture of another size is fitted again.", lower_bound=1)
+    flags.DEFINE_integer("gmm_max_codes", 20000, "The most training codes the gmm sampler is fitted to: a run with "
+                         "more is fitted to a random subset of that many, drawn with the fit's seed (0); a saved "
+                         "mixture fitted to other codes is fitted again.", lower_bound=1)
     flags.DEFINE_integer("diffusion_steps", 50, "DDIM steps of the diffusion sampler's draws (a setting of the draws: "
                          "a saved fit is reused).", lower_bound=1)
     flags.DEFINE_float("temperature", 1.0, "Every sampler's temperature tau, as sample.py --temperature: the Gaussian "
@@ -82,7 +85,8 @@ def options_from_flags():
         samplers=tuple(FLAGS.sampler), elbo_samples=FLAGS.elbo_samples, ood_dataset=FLAGS.ood_dataset,
         ood_data_dir=FLAGS.ood_data_dir, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
         classifier_epochs=FLAGS.classifier_epochs, cache_dir=FLAGS.cache_dir, output=FLAGS.output,
-        gmm_components=FLAGS.gmm_components, diffusion_steps=FLAGS.diffusion_steps, temperature=FLAGS.temperature,
+        gmm_components=FLAGS.gmm_components, gmm_max_codes=FLAGS.gmm_max_codes, diffusion_steps=FLAGS.diffusion_steps,
+        temperature=FLAGS.temperature,
         noise=FLAGS.noise)
 
 
@@ -120,6 +124,7 @@ def main(argv):
             logs = os.path.join(os.path.relpath(results["workdir"]), "logs", "eval")  # runs/latest resolved
             print(f"wrote {out}/eval.json and {out}/report.md; TensorBoard: {logs}")
     except TfvaeError as e:
-        print(f"error: {in_program_terms(flag_message(e, {'workdirs': 'compare'}), argv[0])}", file=sys.stderr)
+        message = flag_message(e, {'workdirs': 'compare', 'components': 'gmm_components', 'max_codes': 'gmm_max_codes'})
+        print(f"error: {in_program_terms(message, argv[0])}", file=sys.stderr)
         return 2
     return 0

@@ -49,6 +49,9 @@ def define_flags():
                          "setting of the draws: a saved fit is reused).", lower_bound=1)
     flags.DEFINE_integer("gmm_components", None, "Components of the gmm sampler's mixture (default 10, Ghosh et "
                          "al.'s); a saved mixture of another size is fitted again.", lower_bound=1)
+    flags.DEFINE_integer("gmm_max_codes", None, "The most training codes the gmm sampler is fitted to (default "
+                         "20,000): a run with more is fitted to a random subset of that many, drawn with the fit's "
+                         "seed; a saved mixture fitted to other codes is fitted again.", lower_bound=1)
     flags.DEFINE_float("temperature", 1.0, "The samples' temperature tau (--mode=random, and --mode=grid beyond a 2-D "
                        "latent): the sampler's Gaussian noise is multiplied by tau (prior z = tau * e; gmm, two_stage "
                        "and a VampPrior likewise), a PixelCNN's logits divided by it. 1: the density itself; below 1 "
@@ -56,9 +59,11 @@ def define_flags():
     flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 
 
-def sampler_settings(components, diffusion_steps=None):
-    """The sampler settings --gmm_components and --diffusion_steps ask for (those given)."""
+def sampler_settings(components, diffusion_steps=None, max_codes=None):
+    """The sampler settings --gmm_components, --diffusion_steps and --gmm_max_codes ask for (those given)."""
     settings = {} if components is None else {"components": components}
+    if max_codes is not None:
+        settings["max_codes"] = max_codes
     if diffusion_steps is not None:
         settings["diffusion_steps"] = diffusion_steps
     return settings
@@ -82,10 +87,11 @@ def main(argv):
     try:
         path = pictures.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
                                       label=FLAGS.label, noise=FLAGS.noise, sampler=FLAGS.sampler,
-                                      sampler_settings=sampler_settings(FLAGS.gmm_components, FLAGS.diffusion_steps),
+                                      sampler_settings=sampler_settings(FLAGS.gmm_components, FLAGS.diffusion_steps,
+                                                                        FLAGS.gmm_max_codes),
                                       temperature=FLAGS.temperature)
     except TfvaeError as e:
-        message = flag_message(e, {'n': 'grid', 'components': 'gmm_components'})
+        message = flag_message(e, {'n': 'grid', 'components': 'gmm_components', 'max_codes': 'gmm_max_codes'})
         print(f"error: {in_program_terms(message, argv[0])}", file=sys.stderr)
         return 2
     print(f"wrote {path}")

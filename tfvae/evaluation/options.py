@@ -6,7 +6,7 @@ import os
 from tfvae import data as data_lib
 from tfvae import picture_arrays
 from tfvae.errors import ArgumentError, TfvaeError
-from tfvae.samplers import DIFFUSION_STEPS, GMM_COMPONENTS, SAMPLERS
+from tfvae.samplers import DIFFUSION_STEPS, GMM_COMPONENTS, GMM_MAX_CODES, SAMPLERS
 
 MODES = ("evaluate", "score")
 KNN_K = 3  # Kynkäänniemi et al. 2019
@@ -44,7 +44,10 @@ class EvalOptions:
       classifier_epochs: epochs of the feature classifier when it has to be trained.
       cache_dir: "" for $TFVAE_CACHE, else ~/.cache/tfvae.
       gmm_components: components of the ex-post Gaussian mixture.
+      gmm_max_codes: the most training codes the mixture is fitted to (a random subset of a run with more).
       diffusion_steps: DDIM steps of the diffusion sampler's draws.
+      sampler_settings: {sampler name: {setting: value}}, more of the samplers' settings (``Run.sampler``'s),
+        winning over gmm_components, gmm_max_codes and diffusion_steps, e.g. ``{"diffusion": {"steps": 16000}}``.
       temperature: every sampler's temperature (``tfvae.samplers``; 1: the density itself).
       output: report directory (evaluate, compare) or CSV path (score); "" for the defaults.
       noise: corruption of the test images whose denoising is measured (the ``--noise`` grammar of
@@ -65,7 +68,9 @@ class EvalOptions:
     classifier_epochs: int = 8
     cache_dir: str = ""
     gmm_components: int = GMM_COMPONENTS
+    gmm_max_codes: int = GMM_MAX_CODES
     diffusion_steps: int = DIFFUSION_STEPS
+    sampler_settings: dict = dataclasses.field(default_factory=dict)
     temperature: float = 1.0
     output: str = ""
     noise: str = ""
@@ -76,7 +81,7 @@ class EvalOptions:
     def validate(self):
         """Raises TfvaeError naming the first bad value."""
         for name in ("num_samples", "iwae_batch", "sample_count", "elbo_samples", "batch_size",
-                     "classifier_epochs", "gmm_components", "diffusion_steps"):
+                     "classifier_epochs", "gmm_components", "gmm_max_codes", "diffusion_steps"):
             if getattr(self, name) < 1:
                 raise TfvaeError(f"--{name} must be at least 1 (got {getattr(self, name)})")
         if self.iwae_precision not in IWAE_PRECISIONS:
@@ -94,6 +99,10 @@ class EvalOptions:
         if not self.samplers or any(s not in SAMPLERS for s in self.samplers):
             raise TfvaeError(f"--sampler={','.join(self.samplers)}: choose from {', '.join(SAMPLERS)} "
                              "(comma-separated for several)")
+        unknown = sorted(set(self.sampler_settings) - set(SAMPLERS))
+        if unknown:
+            raise TfvaeError(f"sampler settings for {', '.join(unknown)}: not a sampler; choose from "
+                             f"{', '.join(SAMPLERS)}")
         if self.ood_dataset and self.ood_dataset not in data_lib.DATASETS:
             raise TfvaeError(f"unknown --ood_dataset={self.ood_dataset!r}; choose one of "
                              f"{', '.join(data_lib.DATASETS)}")

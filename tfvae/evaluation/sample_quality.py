@@ -149,7 +149,8 @@ def sample_quality(run, options, results, shared, out_dir, log, reconstructions=
                                 "precision/recall; sample grids only.")
     for sampler in options.samplers:
         z, _ = sample_latents(run, sampler, options.sample_count, options.seed, options.batch_size,
-                              options.gmm_components, options.temperature, options.diffusion_steps)
+                              options.gmm_components, options.temperature, options.diffusion_steps,
+                              gmm_max_codes=options.gmm_max_codes, settings=options.sampler_settings)
         images = generate(run, z, options.batch_size)
         entry = {}
         if classifier is not None:

@@ -21,11 +21,13 @@ models, which use it too) checks a draw's temperature.
 from tfvae.samplers.densities import (
     CLASSES,
     GMM_COMPONENTS,
+    GMM_MAX_CODES,
     LEARNED,
     SAMPLERS,
     GaussianMixtureSampler,
     Prior,
     TwoStageSampler,
+    capped_codes,
     default_sampler,
     fit_sampler,
     sampler_from_state,
@@ -36,7 +38,8 @@ from tfvae.samplers.npz import SAMPLER_DIR, encoder_fingerprint, load_sampler, s
 from tfvae.samplers.store import load_or_fit
 
 __all__ = [
-    "CLASSES", "DIFFUSION_STEPS", "GMM_COMPONENTS", "LEARNED", "SAMPLERS", "SAMPLER_DIR", "DiffusionSampler",
-    "GaussianMixtureSampler", "Prior", "TwoStageSampler", "default_sampler", "encoder_fingerprint", "fit_sampler",
-    "generate", "load_or_fit", "load_sampler", "sample_latents", "sampler_from_state", "sampler_path", "save_sampler",
+    "CLASSES", "DIFFUSION_STEPS", "GMM_COMPONENTS", "GMM_MAX_CODES", "LEARNED", "SAMPLERS", "SAMPLER_DIR",
+    "DiffusionSampler", "GaussianMixtureSampler", "Prior", "TwoStageSampler", "capped_codes", "default_sampler",
+    "encoder_fingerprint", "fit_sampler", "generate", "load_or_fit", "load_sampler", "sample_latents",
+    "sampler_from_state", "sampler_path", "save_sampler",
 ]

@@ -28,7 +28,19 @@ the argument.
 
 ``gmm`` (Ghosh et al. 2020, "From variational to deterministic autoencoders", ex-post density estimation):
 p(z) = sum_k w_k N(z; m_k, S_k), a full-covariance mixture of ``components`` (10) Gaussians fitted to the
-codes by EM (``tfvae.metrics.fit_gaussian_mixture``: scikit-learn, k-means initialisation). Sampling draws
+codes by EM (``tfvae.metrics.fit_gaussian_mixture``: scikit-learn, k-means initialisation), to at most
+``max_codes`` (GMM_MAX_CODES) of them: a run with more is fitted to a random subset of that many, drawn without
+replacement by ``numpy.random.default_rng(seed)`` from the fit's seed (``capped_codes``), so the same seed fits the
+same subset. Why a cap, and why 20,000: an EM iteration costs O(n k d^2) for n codes (each code's Mahalanobis
+distance to each of the k components, and the k weighted covariances), plus O(k d^3) for the k Cholesky factors of
+the d x d covariances, so the time of a fit grows with n while what it estimates does not: k (d + d (d + 1) / 2)
+numbers (and k - 1 weights). Each component's covariance is the sample covariance of the m ~ n / k codes it
+owns, whose eigenvalues are spread by factors between (1 - sqrt(d / m))^2 and (1 + sqrt(d / m))^2 around the true
+ones (Marchenko & Pastur 1967); 20,000 codes give each of the default 10 components m ~ 2,000, keeping d / m <= 0.1
+for codes of up to 200 numbers (a 7x7x4 grid's 196), where all of a 60,000-image training set would buy
+d / m ~ 0.03 at three times the cost. A mixture of more components, or of longer codes, wants a larger cap (about
+10 d codes a component); a cap at or above the number of codes is no cap (the fit uses them all, in their order).
+Sampling draws
 the component counts from Multinomial(n, w), then each component's draws, exactly as scikit-learn's
 ``GaussianMixture.sample`` with ``random_state=seed`` does (so a saved mixture gives the draws the fitted
 estimator gives), shuffled by a generator seeded with ``seed``. A plain autoencoder's default: it has no
@@ -86,6 +98,7 @@ from tfvae.samplers.diffusion import DiffusionSampler
 SAMPLERS = ("prior", "gmm", "two_stage", "diffusion", "learned")
 LEARNED = "learned"
 GMM_COMPONENTS = 10
+GMM_MAX_CODES = 20_000  # the most codes a gmm is fitted to (the module docstring says why)
 
 
 def default_sampler(model):
@@ -114,15 +127,28 @@ class Prior:
         return picture_arrays.prior_samples(n, self.latent, seed) * np.float32(temperature)
 
 
+def capped_codes(codes, max_codes, seed=0):
+    """``codes`` when there are at most ``max_codes`` of them, else a random ``max_codes`` of them: rows drawn
+    without replacement by ``numpy.random.default_rng(seed).choice``, in the order drawn (the same seed, the same
+    subset)."""
+    if len(codes) <= max_codes:
+        return codes
+    return codes[np.random.default_rng(seed).choice(len(codes), max_codes, replace=False)]
+
+
 class GaussianMixtureSampler:
     """The ex-post Gaussian mixture: weights (m,), means (m, d), covariances (m, d, d)."""
 
     name = "gmm"
     fitted = True
     required = ("weights", "means", "covariances")
-    settable = ("components",)  # fit's keyword arguments
-    # The settings a fit that was asked for none of them uses: a saved mixture of another size is fitted again.
-    defaults = {"components": GMM_COMPONENTS}
+    settable = ("components", "max_codes")  # fit's keyword arguments
+    # The settings a fit that was asked for none of them uses: a saved mixture of another size, or fitted to other
+    # codes, is fitted again.
+    defaults = {"components": GMM_COMPONENTS, "max_codes": GMM_MAX_CODES}
+    # The setting that caps the codes a fit uses: one at or above the codes there are is no cap
+    # (``tfvae.samplers.store`` reuses a saved fit of all of them).
+    codes_cap = "max_codes"
 
     def __init__(self, weights, means, covariances):
         self.weights = np.asarray(weights, "float64")
@@ -131,17 +157,31 @@ class GaussianMixtureSampler:
         self.latent = self.means.shape[1]
 
     @classmethod
-    def fit(cls, codes, seed=0, components=GMM_COMPONENTS):
-        """Fits ``components`` full-covariance Gaussians to ``codes`` by EM (``metrics.fit_gaussian_mixture``).
+    def fit(cls, codes, seed=0, components=GMM_COMPONENTS, max_codes=GMM_MAX_CODES):
+        """Fits ``components`` full-covariance Gaussians by EM (``metrics.fit_gaussian_mixture``) to ``codes``, or
+        to a random ``max_codes`` of them where there are more (``capped_codes``; the module docstring says why).
+
+        Args:
+          codes: the training codes, (n, d).
+          seed: seed of the subset and of EM's k-means initialisation.
+          components: the mixture's number of Gaussians.
+          max_codes: the most codes the mixture is fitted to.
 
         Raises:
-          ArgumentError: ``components`` is not a whole number between 1 and the number of codes.
+          ArgumentError: ``max_codes`` is not a whole number at least ``components``, or ``components`` is not a
+            whole number between 1 and the number of codes.
         """
+        if isinstance(max_codes, bool) or not isinstance(max_codes, (int, np.integer)) or max_codes < 1:
+            raise ArgumentError("max_codes", f"max_codes={max_codes!r}: the gmm is fitted to at most this many "
+                                             "training codes, a whole number above 0")
         if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or \
                 not 1 <= components <= len(codes):
             raise ArgumentError("components", f"components={components!r}: a mixture of 1 to {len(codes):,} "
                                               f"Gaussians can be fitted to {len(codes):,} training codes")
-        gmm = metrics.fit_gaussian_mixture(codes, components, seed=seed)
+        if max_codes < components:
+            raise ArgumentError("max_codes", f"max_codes={max_codes!r}: fewer codes than the mixture's {components} "
+                                             f"components; give it at least {components}")
+        gmm = metrics.fit_gaussian_mixture(capped_codes(codes, max_codes, seed), components, seed=seed)
         return cls(gmm.weights, gmm.means, gmm.covariances)
 
     def settings(self):

@@ -7,14 +7,16 @@ sample.py or ``Run.sample`` alike. So evaluate.py scores the very samples sample
 
 import numpy as np
 
-from tfvae.samplers.densities import GMM_COMPONENTS
+from tfvae.samplers.densities import GMM_COMPONENTS, GMM_MAX_CODES
 from tfvae.samplers.diffusion import DIFFUSION_STEPS
 
 
 def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM_COMPONENTS, temperature=1.0,
-                   diffusion_steps=DIFFUSION_STEPS):
+                   diffusion_steps=DIFFUSION_STEPS, gmm_max_codes=GMM_MAX_CODES, settings=None):
     """``count`` latent codes from ``sampler`` (a name of ``tfvae.samplers.SAMPLERS``) at ``temperature``, plus
-    the sampler (a gmm of ``gmm_components``; a diffusion sampler drawing with ``diffusion_steps`` DDIM steps).
+    the sampler (a gmm of ``gmm_components`` fitted to at most ``gmm_max_codes`` codes; a diffusion sampler drawing
+    with ``diffusion_steps`` DDIM steps). ``settings``: {sampler name: {setting: value}}, more of a sampler's
+    settings (``Run.sampler``'s), which win over those three, e.g. ``{"diffusion": {"steps": 16000}}``.
 
     A fitted sampler is read from the run directory, or fitted to the posterior means of the run's training
     images (``Run.train_codes``) with seed 0 and saved there (``Run.sampler``). ``batch_size`` is unused (the
@@ -24,9 +26,9 @@ def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM
       ArgumentError: an unknown sampler. TfvaeError: a damaged sampler file.
     """
     del batch_size
-    settings = {"gmm": {"components": gmm_components},
-                "diffusion": {"diffusion_steps": diffusion_steps}}.get(sampler, {})
-    fitted = run.sampler(sampler, **settings)
+    asked = {"gmm": {"components": gmm_components, "max_codes": gmm_max_codes},
+             "diffusion": {"diffusion_steps": diffusion_steps}}.get(sampler, {})
+    fitted = run.sampler(sampler, **{**asked, **(settings or {}).get(sampler, {})})
     return fitted.sample(count, seed, temperature), fitted
 
 

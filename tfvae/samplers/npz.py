@@ -11,9 +11,12 @@ One file per fitted sampler (the prior has none), an uncompressed ``.npz`` of pl
                              block<i>_time_kernel, block<i>_time_bias, out_kernel, out_bias
 
 ``meta`` is a 0-d string array holding JSON: ``format`` (1), ``sampler`` (its name), ``latent`` (d), ``codes``
-(how many training codes it was fitted to), ``encoder_sha256`` (the sha256 of the encoder.keras whose codes
+(how many training codes it was fitted to), ``training_codes`` (how many the run had: more than ``codes`` where a
+cap on the codes, the gmm's ``max_codes``, fitted it to a random subset; files written before the cap lack it, and
+were fitted to all of them), ``encoder_sha256`` (the sha256 of the encoder.keras whose codes
 it was fitted to: a run trained further has other codes, and its samplers are then fitted again),
-``settings`` (what the fit was asked for, e.g. the number of components), ``seconds`` (the fit's time).
+``settings`` (what the fit was asked for, e.g. the number of components and the cap), ``seconds`` (the fit's time).
+Both counts are kept, so that a file says what it was fitted to and whether a cap left codes out.
 What the arrays mean is ``tfvae.samplers.densities``'; ``tfvae.samplers.store`` decides when to read or fit.
 """
 

@@ -2,11 +2,19 @@
 
 The fitting is ``tfvae.samplers.densities``'; the files' format and checks are ``tfvae.samplers.npz``'s. A saved
 sampler is used only while it was fitted to the run's present ``encoder.keras`` and with the settings asked for; a
-setting not asked for is the sampler's default (``defaults``: a gmm asked for nothing has 10 components, whatever a
-fit before had).
+setting not asked for is the sampler's default (``defaults``: a gmm asked for nothing has 10 components and is fitted
+to at most GMM_MAX_CODES codes, whatever a fit before had).
+
+A cap on the codes a fit uses (a sampler's ``codes_cap``: the gmm's ``max_codes``) at or above the training codes
+there are is no cap: every such cap fits all of them, the same fit. So a saved fit and an asked one differ in their
+cap only where one of them took fewer codes than the run has, counted by the file's meta (``training_codes``; a file
+written before the cap has ``codes`` alone, and was fitted to all of them): a gmm.npz of such a file is reused where
+the run has at most GMM_MAX_CODES training codes, and fitted again, to a subset, where it has more.
 """
 
 import time
+
+import numpy as np
 
 from tfvae.errors import TfvaeError
 from tfvae.samplers import densities, npz
@@ -33,7 +41,7 @@ def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
     saved = npz.load_sampler(workdir, name, latent_dim, kind.required)
     if saved is not None:
         arrays, meta = saved
-        asked = {k: v for k, v in settings.items() if meta.get("settings", {}).get(k) != v}
+        asked = _not_fitted_with(settings, meta, getattr(kind, "codes_cap", None))
         if meta.get("encoder_sha256") != fingerprint:
             log(f"{path} was fitted to another encoder.keras (the run has trained since): fitting it again")
         elif asked:
@@ -48,12 +56,30 @@ def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
     started = time.perf_counter()
     fitted = densities.fit_sampler(name, codes, seed=0, **settings)
     seconds = time.perf_counter() - started
-    meta = {"latent": latent_dim, "codes": len(codes), "encoder_sha256": fingerprint,
+    cap = getattr(kind, "codes_cap", None)
+    used = min(len(codes), settings[cap]) if cap else len(codes)  # the fit checked the cap
+    meta = {"latent": latent_dim, "codes": used, "training_codes": len(codes), "encoder_sha256": fingerprint,
             "settings": {**fitted.settings(), **settings}, "seconds": round(seconds, 3)}
     try:
         npz.save_sampler(workdir, name, fitted.state(), meta)
         saved_to = f"wrote {path}"
     except TfvaeError as e:  # e.g. someone else's read-only run: sample anyway, and say why nothing was kept
         saved_to = f"not saved: {e}"
-    log(f"fitted the {name} sampler to {len(codes):,} training codes in {seconds:.1f} s; {saved_to}")
+    subset = f"{used:,} of {len(codes):,} training codes (a random subset: {cap}={settings[cap]:,})" \
+        if used < len(codes) else f"{len(codes):,} training codes"
+    log(f"fitted the {name} sampler to {subset} in {seconds:.1f} s; {saved_to}")
     return fitted
+
+
+def _not_fitted_with(settings, meta, cap):
+    """The asked ``settings`` that the saved fit (its ``meta``) was not fitted with; ``cap``: the setting that caps
+    the codes a fit uses (None: none does), compared by the codes it leaves (see the module docstring)."""
+    saved = meta.get("settings", {})
+    available = meta.get("training_codes", meta.get("codes"))
+
+    def uncapped(value):  # None: a fit of all the codes (a bad value stays itself: it differs, and its fit refuses it)
+        whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        return None if value is None or (whole and isinstance(available, int) and value >= available) else value
+
+    return {k: v for k, v in settings.items()
+            if (uncapped(saved.get(k)) != uncapped(v) if k == cap else saved.get(k) != v)}

@@ -1,6 +1,7 @@
 """gridvae, the grid VAE (latent diffusion's KL autoencoder, ``tfvae.models.spatial``): its KL against the closed
 form, its code grid's shape, fresh noise each step, its settings, and one tiny run through train.py that resumes,
-exports, loads with safe_mode and samples with prior, gmm and diffusion over its flattened grids.
+exports, loads with safe_mode and samples with prior, gmm and diffusion (its MLP over the flattened grids, its U-Net
+over the grids).
 """
 
 import os
@@ -111,13 +112,14 @@ def test_a_tiny_run_trains_resumes_exports_and_loads(grid_run):
     assert np.all(np.isfinite(terms["nll"])) and np.all(np.isfinite(run.score(x[:4], samples=2)))
 
 
-def test_it_samples_with_prior_gmm_and_diffusion_over_its_flattened_grids(grid_run):
+def test_it_samples_with_prior_gmm_and_diffusion_over_its_grids(grid_run):
     import tfvae
 
     workdir, _, _ = grid_run
     run = tfvae.load(workdir, log=lambda message: None)
     for name, settings in (("prior", {}), ("gmm", {"components": 2}),
-                           ("diffusion", {"steps": 20, "hidden": 16, "blocks": 1, "diffusion_steps": 3})):
+                           ("diffusion", {"steps": 20, "hidden": 16, "blocks": 1, "diffusion_steps": 3}),  # the MLP
+                           ("diffusion", {"steps": 20, "denoiser": "unet", "width": 4, "diffusion_steps": 3})):
         z = run.sampler(name, **settings).sample(5, seed=1)
         assert z.shape == (5, 7, 7, 2) and np.all(np.isfinite(z)), name
         images = run.sample(5, seed=1, sampler=name, **settings)

@@ -2,8 +2,10 @@
 
 One job per module (each imports only the ones listed above it)::
 
-    denoiser.py      the diffusion process (noise schedules, forward noising) and the denoiser, an MLP of residual
-                     blocks with a time embedding, as plain weights evaluated with numpy's or TensorFlow's ops
+    denoiser.py      the diffusion process (noise schedules, forward noising) and the denoiser of vector codes, an
+                     MLP of residual blocks with a time embedding, as plain weights evaluated with numpy's or
+                     TensorFlow's ops
+    unet.py          the denoiser of grid codes, a small U-Net, as plain weights evaluated with TensorFlow's ops
     diffusion.py     the diffusion sampler over the codes: its fit with EMA weights and held-out codes, DDIM
                      draws; its maths is in its docstring
     densities.py     the samplers (prior, gmm, two_stage; diffusion, registered from diffusion.py; "learned" is the

@@ -50,10 +50,16 @@ def alpha_sigma(t, schedule, ops=NUMPY):
 
 
 def noised(c_0, t, e, schedule, ops=NUMPY):
-    """The forward process's draw c_t = alpha_t c_0 + sigma_t e of codes ``c_0`` (n, d) at times ``t`` (n,) with
-    noise ``e`` (n, d): a draw of q(c_t | c_0) = N(alpha_t c_0, sigma_t^2 I) when e ~ N(0, I)."""
-    alpha, sigma = alpha_sigma(t, schedule, ops)
-    return alpha[:, None] * c_0 + sigma[:, None] * e
+    """The forward process's draw c_t = alpha_t c_0 + sigma_t e of codes ``c_0`` (n, d) or grids (n, h, w, c) at
+    times ``t`` (n,) with noise ``e`` of their shape: a draw of q(c_t | c_0) = N(alpha_t c_0, sigma_t^2 I) when
+    e ~ N(0, I)."""
+    alpha, sigma = (per_code(v, len(c_0.shape)) for v in alpha_sigma(t, schedule, ops))
+    return alpha * c_0 + sigma * e
+
+
+def per_code(v, rank):
+    """(n,) values shaped (n, 1, ...) to multiply codes of ``rank`` dimensions (the batch's included), one each."""
+    return v[(slice(None),) + (None,) * (rank - 1)]
 
 
 def _layer_norm(h, ops):
@@ -73,6 +79,17 @@ def blocks_of(params):
     return count
 
 
+def time_embedding(params, t, ops=NUMPY):
+    """m: the times ``t`` (n,) embedded as sinusoids of 1000 t and mapped by the two SiLU layers ``time_kernel_0``
+    and ``time_kernel_1`` (module docstring of ``tfvae.samplers.diffusion``), (n, width)."""
+    half = params["time_kernel_0"].shape[0] // 2
+    frequencies = np.exp(-math.log(10000.0) * np.arange(half) / half).astype("float32")
+    angles = TIME_SCALE * t[:, None] * frequencies[None, :]
+    m = ops.concat([ops.sin(angles), ops.cos(angles)])
+    m = _silu(m @ params["time_kernel_0"] + params["time_bias_0"], ops)
+    return _silu(m @ params["time_kernel_1"] + params["time_bias_1"], ops)
+
+
 def denoise(params, c, t, ops=NUMPY):
     """The network's output f(c_t, t) (the eps or v estimate), (n, d), for codes ``c`` (n, d) at times ``t`` (n,)
     (or (1,): one time for all, its embedding computed once).
@@ -80,12 +97,7 @@ def denoise(params, c, t, ops=NUMPY):
     ``params`` maps the weights' names to arrays (numpy's ``ops``) or tensors (TensorFlow's); the module
     docstring gives the architecture.
     """
-    half = params["time_kernel_0"].shape[0] // 2
-    frequencies = np.exp(-math.log(10000.0) * np.arange(half) / half).astype("float32")
-    angles = TIME_SCALE * t[:, None] * frequencies[None, :]
-    m = ops.concat([ops.sin(angles), ops.cos(angles)])
-    m = _silu(m @ params["time_kernel_0"] + params["time_bias_0"], ops)
-    m = _silu(m @ params["time_kernel_1"] + params["time_bias_1"], ops)
+    m = time_embedding(params, t, ops)
     h = c @ params["in_kernel"] + params["in_bias"]
     for i in range(blocks_of(params)):
         u = _layer_norm(h, ops) @ params[f"block{i}_kernel_0"] + params[f"block{i}_bias_0"]

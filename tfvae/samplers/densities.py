@@ -68,10 +68,10 @@ and gamma stays near 1) the mean alone would be one point. Both networks are
 fit takes is in docs/sampling.md#samplers-where-the-codes-come-from). Dai & Wipf fit the second stage to draws
 z ~ q(z | x); here it is fitted to the posterior means, as the mixture is, which also serves a plain autoencoder.
 
-``diffusion`` (Ho et al. 2020; DDIM sampling, Song et al. 2021; the latent MLP of DiffAE, Preechakul et al. 2022):
-a denoising diffusion model over the same standardised codes, its own module (``tfvae.samplers.diffusion``, where
-its maths is), registered here. Besides its fit's settings it takes one setting of the draws, ``diffusion_steps``
-(``draw_settings``), which never makes a saved fit be fitted again.
+``diffusion`` (Ho et al. 2020; DDIM sampling, Song et al. 2021; the latent MLP of DiffAE, Preechakul et al. 2022,
+or a small U-Net over grid codes): a denoising diffusion model over the same standardised codes, its own module
+(``tfvae.samplers.diffusion``, where its maths is), registered here. Besides its fit's settings it takes one
+setting of the draws, ``diffusion_steps`` (``draw_settings``), which never makes a saved fit be fitted again.
 
 Temperature. Every sampler's ``sample(n, seed, temperature=1.0)`` draws from its density with the spread of its
 Gaussian noise multiplied by ``temperature`` (tau), the knob of Glow (Kingma & Dhariwal 2018) and NVAE (Vahdat &
@@ -371,7 +371,8 @@ CLASSES = {"prior": Prior, "gmm": GaussianMixtureSampler, "two_stage": TwoStageS
 
 
 def fit_sampler(name, codes, seed=0, **settings):
-    """Fits sampler ``name`` ("gmm", "two_stage" or "diffusion") to ``codes`` (n, d); ``settings`` go to its ``fit``."""
+    """Fits sampler ``name`` ("gmm", "two_stage" or "diffusion") to ``codes`` (n, d) (the diffusion sampler's may be
+    grids, (n, h, w, c)); ``settings`` go to its ``fit``."""
     return CLASSES[name].fit(codes, seed=seed, **settings)
 
 

@@ -41,9 +41,9 @@ EMA and when to stop. The weights sampled from are an exponential moving average
 (theta_ema <- beta theta_ema + (1 - beta) theta, as DDPM samples from; beta = min(``ema``, (1 + k) / (10 + k)) at
 update k, the warm-up of TensorFlow's ExponentialMovingAverage with num_updates). A tenth of the codes
 (``held_out``; none when there are fewer than ten) is kept out of training: every ``steps / 20`` updates the EMA
-weights' loss on them is computed with the same t and e each time (a fixed set of draws, 8 per held-out code at
-stratified t), and the EMA weights with the lowest held-out loss are the ones kept; the fit stops early when that
-loss has not improved for 5 checks. With no held-out codes the last EMA weights are kept.
+weights' loss on them is computed with the same t and e each time (a fixed set of draws at stratified t, 8 per
+held-out code: see below), and the EMA weights with the lowest held-out loss are the ones kept; the fit stops
+early when that loss has not improved for 5 checks. With no held-out codes the last EMA weights are kept.
 
 Sampling (Song, Meng & Ermon 2021, "Denoising diffusion implicit models", DDIM with eta = 0): c_1 = tau e, e ~
 N(0, I) from ``seed`` (tau the ``temperature``); then over ``diffusion_steps`` K uniform steps t = 1, 1 - 1/K,
@@ -60,19 +60,27 @@ their mean, as for the prior. For codes with several modes the ODE carries the n
 radius to a place within it, so tau < 1 draws each mode's inner side and shrinks the spread much less than tau
 (docs/sampling.md).
 
-Codes. The denoiser is an MLP over vector codes (n, d). Grid codes (n, h, w, c) would want a small convolutional
-U-Net, which is not built: a run whose codes are continuous grids (a gridvae's) fits this sampler to them
-flattened into vectors of d = h w c numbers and reshapes its draws back (``tfvae.samplers.run_samplers``), so the
-MLP sees every cell at once; a grid array given to ``fit`` itself is refused in one line, and a vqvae's grids of
-codebook indices are drawn by its PixelCNN only.
+Codes and denoisers (``denoiser``). The MLP above (``"mlp"``, the default) takes vector codes (n, d), and grid
+codes (n, h, w, c) (a gridvae's) flattened into vectors of d = h w c numbers (C order); its draws are vectors, which
+a Run reshapes back (``tfvae.samplers.run_samplers``). ``"unet"`` takes grids only: a small U-Net of 3 x 3
+convolutions over the grid (``tfvae.samplers.unet``, its architecture in its docstring), whose shared local kernels
+say that a cell's denoising depends most on its neighbours and that a pattern may sit anywhere in the grid; its loss
+and every formula above are the same, with the sum over all h w c numbers of a code and standardisation per cell
+and channel. The MLP stays the default for grids too because on a 7 x 7 x 2 grid the U-Net reached no better
+samples in the same fitting time on a CPU (docs/sampling.md has the comparison). A vqvae's grids of codebook
+indices are drawn by its PixelCNN only.
+
+The held-out check uses at most ``HELD_OUT_ROWS`` (code, t, e) rows: 8 draws per held-out code, fewer (at least
+one) when there are more than ``HELD_OUT_ROWS / 8`` held-out codes, so a check of a large fit costs a bounded
+number of network evaluations.
 
 Storage: every weight is a plain array (``state()``: shift, scale and the named kernels and biases), saved by
-``tfvae.samplers.npz`` as ``samplers/diffusion.npz`` and used by numpy alone: sampling never builds a Keras model,
-so nothing in the file is deserialised as code. The forward pass is one function (``denoise``) evaluated with
-TensorFlow's ops while fitting and numpy's while sampling.
+``tfvae.samplers.npz`` as ``samplers/diffusion.npz``; which network it is follows from the arrays (the U-Net's
+kernels are 4-D). Sampling never builds a Keras model, so nothing in the file is deserialised as code: the MLP is
+evaluated with numpy's ops, the U-Net with TensorFlow's convolutions over the same plain arrays.
 
-The schedules, the forward noising and the denoiser network are ``tfvae.samplers.denoiser``; this module fits and
-draws.
+The schedules, the forward noising and the MLP are ``tfvae.samplers.denoiser``, the U-Net ``tfvae.samplers.unet``;
+this module fits and draws.
 """
 
 import copy
@@ -84,6 +92,7 @@ import tensorflow as tf
 
 from tfvae import picture_arrays
 from tfvae.errors import ArgumentError, TfvaeError
+from tfvae.samplers import unet
 from tfvae.samplers.denoiser import (
     PREDICTIONS,
     SCHEDULES,
@@ -94,12 +103,17 @@ from tfvae.samplers.denoiser import (
     estimates,
     initial_params,
     noised,
+    per_code,
 )
 
 DIFFUSION_STEPS = 50
 CHECKS = 20  # held-out checks over a fit
 PATIENCE = 5  # checks without improvement before a fit stops
-HELD_OUT_DRAWS = 8  # (t, e) draws per held-out code
+HELD_OUT_DRAWS = 8  # (t, e) draws per held-out code, at most
+HELD_OUT_ROWS = 16384  # (code, t, e) rows of a held-out check, at most
+DENOISERS = ("mlp", "unet")
+UNET_WIDTH, UNET_LEVELS = 32, 2
+SAMPLE_CHUNK = 4096  # codes per U-Net evaluation while drawing
 
 
 def check_diffusion_steps(steps):
@@ -132,11 +146,12 @@ class DiffusionSampler:
 
     name = "diffusion"
     fitted = True
+    takes_grids = True  # a Run gives it grid codes as grids (for the U-Net), not flattened
     required = ("shift", "scale", "in_kernel", "in_bias", "out_kernel", "out_bias", "time_kernel_0",
                 "time_bias_0", "time_kernel_1", "time_bias_1")
     # fit's keyword arguments, and the draw's (diffusion_steps: a setting of the draws, never a reason to refit)
-    settable = ("hidden", "blocks", "steps", "batch_size", "learning_rate", "prediction", "schedule",
-                "diffusion_steps")
+    settable = ("denoiser", "hidden", "blocks", "width", "levels", "steps", "batch_size", "learning_rate",
+                "prediction", "schedule", "diffusion_steps")
     draw_settings = ("diffusion_steps",)
     # The settings a fit that was asked for none of them uses: a saved fit with another one is fitted again.
     defaults = {"prediction": "v", "schedule": "cosine"}
@@ -145,12 +160,20 @@ class DiffusionSampler:
                  diffusion_steps=DIFFUSION_STEPS):
         self.shift, self.scale = np.asarray(shift, "float32"), np.asarray(scale, "float32")
         self.params = {k: np.asarray(v, "float32") for k, v in params.items()}
-        check_shapes(self.shift, self.scale, self.params)
+        self.denoiser = "unet" if unet.is_unet(self.params) else "mlp"
+        if self.denoiser == "unet":
+            if self.scale.shape != self.shift.shape:
+                raise ValueError(f"shift {self.shift.shape} and scale {self.scale.shape} differ")
+            unet.check_shapes(self.shift.shape, self.params)
+        else:
+            check_shapes(self.shift, self.scale, self.params)
         self.schedule = _choice("schedule", schedule, SCHEDULES)
         self.prediction = _choice("prediction", prediction, PREDICTIONS)
         self.diffusion_steps = check_diffusion_steps(diffusion_steps)
-        self.latent = len(self.shift)
+        self.code_shape = self.shift.shape  # (d,), or a grid's (h, w, c) for the U-Net
+        self.latent = self.shift.size
         self.history = history or {}
+        self._network = None  # the U-Net's draws: a traced function of the weights, made on the first draw
 
     @staticmethod
     def default_steps(count, batch_size=256, epochs=200, lowest=3000, highest=20000):
@@ -158,15 +181,19 @@ class DiffusionSampler:
         return int(min(max(epochs * math.ceil(count / batch_size), lowest), highest))
 
     @classmethod
-    def fit(cls, codes, seed=0, hidden=None, blocks=3, steps=None, batch_size=256, learning_rate=1e-3,
-            prediction="v", schedule="cosine", embed=64, warmup=100, ema=0.999):
-        """Fits the denoiser to ``codes`` (n, d) (see the module docstring).
+    def fit(cls, codes, seed=0, denoiser="mlp", hidden=None, blocks=None, width=None, levels=None, steps=None,
+            batch_size=256, learning_rate=1e-3, prediction="v", schedule="cosine", embed=64, warmup=100, ema=0.999):
+        """Fits the denoiser to ``codes`` (n, d) or grids (n, h, w, c) (see the module docstring).
 
         Args:
-          codes: the training codes, float (n, d).
+          codes: the training codes, float (n, d), or grids (n, h, w, c).
           seed: seed of the initial weights, the held-out split, the batches and the noise.
-          hidden: width of the residual blocks (default max(128, 4 d)).
-          blocks: residual blocks.
+          denoiser: "mlp" (the MLP over vectors; grids are flattened for it) or "unet" (the U-Net over grids,
+            ``tfvae.samplers.unet``).
+          hidden: the MLP's width (default max(128, 4 d)).
+          blocks: the MLP's residual blocks (default 3).
+          width: the U-Net's first level's channels (default ``UNET_WIDTH``; each level below has twice as many).
+          levels: the U-Net's levels (default ``UNET_LEVELS``).
           steps: Adam updates at most (default ``default_steps(n)``); the fit may stop earlier (held-out loss).
           batch_size: codes per update.
           learning_rate: Adam's learning rate after the warm-up, decayed to 0 along a cosine.
@@ -177,22 +204,39 @@ class DiffusionSampler:
           ema: the EMA's decay beta.
 
         Raises:
-          TfvaeError: grid codes (n, h, w, c), or fewer than 2 codes. ArgumentError: an unknown prediction or
-            schedule, or a size that is not a whole number above 0.
+          TfvaeError: codes that are neither vectors nor grids, "unet" for vector codes, or fewer than 2 codes.
+          ArgumentError: an unknown denoiser, prediction or schedule, a size that is not a whole number above 0,
+            or a size of the other denoiser (``width`` for the MLP, ``hidden`` for the U-Net).
         """
         codes = np.asarray(codes, "float32")
-        if codes.ndim != 2:
-            raise TfvaeError(f"the diffusion sampler's denoiser is an MLP over vector codes, but these codes are "
-                             f"grids of shape {codes.shape[1:]} (no convolutional U-Net is built for them); flatten "
-                             "them into vectors, as a Run's samplers do")
+        if codes.ndim not in (2, 4):
+            raise TfvaeError(f"the diffusion sampler fits vector codes (n, d) or grids (n, h, w, c), not an array of "
+                             f"shape {codes.shape}")
         if len(codes) < 2:
             raise TfvaeError(f"the diffusion sampler needs at least 2 training codes, not {len(codes)}")
+        _choice("denoiser", denoiser, DENOISERS)
         _choice("prediction", prediction, PREDICTIONS)
         _choice("schedule", schedule, SCHEDULES)
-        count, d = codes.shape
-        hidden = hidden or max(128, 4 * d)
+        if denoiser == "unet" and codes.ndim != 4:
+            raise TfvaeError(f"denoiser='unet' convolves over code grids, but these codes are vectors of "
+                             f"{codes.shape[1]} numbers; use denoiser='mlp'")
+        other = {"mlp": ("width", "levels"), "unet": ("hidden", "blocks")}[denoiser]
+        given = [f"{name}={value!r}" for name, value in zip(other, (width, levels) if denoiser == "mlp"
+                                                            else (hidden, blocks)) if value is not None]
+        if given:
+            raise ArgumentError(other[0], f"{', '.join(given)} given, but denoiser={denoiser} does not take it "
+                                          f"(the MLP takes hidden and blocks, the U-Net width and levels)")
+        if denoiser == "mlp":
+            codes = codes.reshape(len(codes), -1)
+        count, code_shape = len(codes), codes.shape[1:]
+        d = int(np.prod(code_shape))
+        if denoiser == "mlp":
+            hidden, blocks = hidden or max(128, 4 * d), blocks or 3
+            network_sizes = {"hidden": hidden, "blocks": blocks}
+        else:
+            network_sizes = {"width": width or UNET_WIDTH, "levels": levels or UNET_LEVELS}
         steps = steps or cls.default_steps(count, batch_size)
-        for name, value in (("hidden", hidden), ("blocks", blocks), ("steps", steps), ("batch_size", batch_size)):
+        for name, value in (*network_sizes.items(), ("steps", steps), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ArgumentError(name, f"{name}={value!r}: the diffusion sampler takes a whole number above 0")
         shift = codes.mean(axis=0)
@@ -205,7 +249,15 @@ class DiffusionSampler:
         held_out, train = c[order[:held]], c[order[held:]]
         batch_size = min(batch_size, len(train))
 
-        initial = initial_params(d, hidden, blocks, embed, seed)
+        if denoiser == "mlp":
+            initial = initial_params(d, hidden, blocks, embed, seed)
+
+            def network(weights, c_t, t):
+                return denoise(weights, c_t, t, TENSORFLOW)
+        else:
+            initial = unet.initial_params(code_shape[-1], network_sizes["width"], network_sizes["levels"], embed,
+                                          seed)
+            network = unet.denoise
         names = sorted(initial)
         shapes = [initial[k].shape for k in names]
         sizes = [int(np.prod(shape)) for shape in shapes]
@@ -217,17 +269,20 @@ class DiffusionSampler:
         second_moment = tf.Variable(np.zeros_like(flat), trainable=False)
         warmup = min(warmup, max(steps // 10, 1))
 
+        rank = 1 + len(code_shape)
+
         def unpack(vector):
             return {k: tf.reshape(part, shape) for k, part, shape in zip(names, tf.split(vector, sizes), shapes)}
 
         def loss_of(weights, batch, t, e):
             c_t = noised(batch, t, e, schedule, TENSORFLOW)
             if prediction == "v":
-                alpha, sigma = alpha_sigma(t, schedule, TENSORFLOW)
-                target = alpha[:, None] * e - sigma[:, None] * batch
+                alpha, sigma = (per_code(v, rank) for v in alpha_sigma(t, schedule, TENSORFLOW))
+                target = alpha * e - sigma * batch
             else:
                 target = e
-            return tf.reduce_mean(tf.reduce_sum(tf.square(target - denoise(weights, c_t, t, TENSORFLOW)), axis=1))
+            error = tf.square(target - network(weights, c_t, t))
+            return tf.reduce_mean(tf.reduce_sum(error, axis=list(range(1, rank))))
 
         def step(batch, k):
             noise_seed = tf.stack([tf.constant(seed, tf.int64), k])
@@ -249,7 +304,8 @@ class DiffusionSampler:
             averaged.assign(beta * averaged + (1.0 - beta) * theta)
             return loss
 
-        @tf.function(input_signature=[tf.TensorSpec([None, batch_size, d], tf.float32), tf.TensorSpec([], tf.int64)])
+        @tf.function(input_signature=[tf.TensorSpec([None, batch_size, *code_shape], tf.float32),
+                                      tf.TensorSpec([], tf.int64)])
         def run_steps(batches, first_step):  # one trace, whatever the number of updates a call makes
             # Many updates in one call: the Python loop of per-step calls costs more than the small network's maths.
             loss = tf.constant(0.0)
@@ -259,7 +315,7 @@ class DiffusionSampler:
 
         check_codes = held_out if held else train
         fixed = np.random.default_rng([seed, 1])
-        repeats = np.repeat(check_codes, HELD_OUT_DRAWS, axis=0)
+        repeats = np.repeat(check_codes, max(1, min(HELD_OUT_DRAWS, HELD_OUT_ROWS // len(check_codes))), axis=0)
         check_t = ((np.arange(len(repeats)) + fixed.uniform(size=len(repeats))) / len(repeats)).astype("float32")
         check_e = fixed.standard_normal(repeats.shape).astype("float32")
         check_args = (tf.constant(repeats), tf.constant(fixed.permutation(check_t)), tf.constant(check_e))
@@ -276,7 +332,7 @@ class DiffusionSampler:
             take = min(every, steps - done)
             passes = -(-take // per_epoch)
             picks = np.concatenate([rng.permutation(len(train))[:per_epoch * batch_size] for _ in range(passes)])
-            batches = tf.constant(train[picks[:take * batch_size]].reshape(take, batch_size, d))
+            batches = tf.constant(train[picks[:take * batch_size]].reshape(take, batch_size, *code_shape))
             loss = float(run_steps(batches, tf.constant(done, tf.int64)))
             done += take
             if not math.isfinite(loss):
@@ -294,7 +350,7 @@ class DiffusionSampler:
             best_params = averaged.numpy()
         parts = np.split(best_params, np.cumsum(sizes)[:-1])
         best_params = {k: part.reshape(shape) for k, part, shape in zip(names, parts, shapes)}
-        history = {"steps": steps, "steps_done": done, "hidden": hidden, "blocks": blocks, "batch_size": batch_size,
+        history = {"denoiser": denoiser, **network_sizes, "steps": steps, "steps_done": done, "batch_size": batch_size,
                    "held_out": held, "best_step": min(checks, key=lambda row: row[2])[0] if held else done,
                    "held_out_loss": best if held else checks[-1][2], "final_train_loss": checks[-1][1],
                    "fit_seconds": time.perf_counter() - started}
@@ -320,17 +376,29 @@ class DiffusionSampler:
         return other
 
     def denoised(self, c, t):
-        """(c_0^, e^) at standardised codes ``c`` (n, d) and one time ``t`` (numpy, float32)."""
+        """(c_0^, e^) at standardised codes ``c`` (n, *code_shape) and one time ``t`` (numpy, float32)."""
         t_array = np.full(1, t, "float32")
         alpha, sigma = (np.float32(v[0]) for v in alpha_sigma(t_array, self.schedule))
-        return estimates(denoise(self.params, c, t_array), c, alpha, sigma, self.prediction)
+        return estimates(self._output(c, t_array), c, alpha, sigma, self.prediction)
+
+    def _output(self, c, t):
+        if self.denoiser == "mlp":
+            return denoise(self.params, c, t)  # numpy's ops: a few small matrix products
+        if self._network is None:  # TensorFlow's convolutions over the same plain weights, no Keras model
+            weights = {k: tf.constant(v) for k, v in self.params.items()}
+            self._network = tf.function(lambda codes, times: unet.denoise(weights, codes, times), input_signature=[
+                tf.TensorSpec([None, *self.code_shape], tf.float32), tf.TensorSpec([1], tf.float32)])
+        return np.concatenate([self._network(c[i:i + SAMPLE_CHUNK], t).numpy()
+                               for i in range(0, len(c), SAMPLE_CHUNK)])
 
     def sample(self, n, seed=0, temperature=1.0, diffusion_steps=None):
-        """``n`` codes, float32 (n, d): DDIM (eta = 0) over ``diffusion_steps`` steps (default the sampler's) from
-        c_1 = tau e, e ~ N(0, I) seeded by ``seed`` (tau the ``temperature``); z = shift + scale * c_0^."""
+        """``n`` codes, float32 (n, *code_shape): DDIM (eta = 0) over ``diffusion_steps`` steps (default the
+        sampler's) from c_1 = tau e, e ~ N(0, I) seeded by ``seed`` (tau the ``temperature``); z = shift + scale *
+        c_0^."""
         temperature = picture_arrays.check_temperature(temperature)
         steps = self.diffusion_steps if diffusion_steps is None else check_diffusion_steps(diffusion_steps)
-        c = picture_arrays.prior_samples(n, self.latent, seed) * np.float32(temperature)
+        c = picture_arrays.prior_samples(n, self.latent, seed).reshape((n, *self.code_shape))
+        c = c * np.float32(temperature)
         times = np.linspace(1.0, 0.0, steps + 1)
         for t, s in zip(times[:-1], times[1:]):
             clean, noise = self.denoised(c, t)

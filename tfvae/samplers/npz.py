@@ -8,7 +8,9 @@ One file per fitted sampler (the prior has none), an uncompressed ``.npz`` of pl
                              dec_kernel_<i>, dec_bias_<i> (the second VAE's dense layers, in order)
     samplers/diffusion.npz   meta, shift (d,), scale (d,), the denoiser's EMA weights: in_kernel, in_bias,
                              time_kernel_<i>, time_bias_<i>, block<i>_kernel_<j>, block<i>_bias_<j>,
-                             block<i>_time_kernel, block<i>_time_bias, out_kernel, out_bias
+                             block<i>_time_kernel, block<i>_time_bias, out_kernel, out_bias (the MLP); or
+                             shift and scale (h, w, c) and the U-Net's named kernels and biases
+                             (``tfvae.samplers.unet.shapes``)
 
 ``meta`` is a 0-d string array holding JSON: ``format`` (1), ``sampler`` (its name), ``latent`` (d), ``codes``
 (how many training codes it was fitted to), ``training_codes`` (how many the run had: more than ``codes`` where a

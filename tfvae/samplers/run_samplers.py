@@ -5,8 +5,8 @@ fitted one is kept for the Run's life.
 The samplers of ``tfvae.samplers.densities`` draw vectors. A run whose codes are continuous grids (a gridvae's
 (h, w, c)) has them fitted to its training codes flattened into vectors of h w c numbers (C order), and their draws
 reshaped back into grids (``GridDraws``): the prior N(0, I) is the same density either way, a mixture's full
-covariance and the diffusion sampler's MLP denoiser see every cell. A vqvae's grids of codebook indices are drawn by
-its own PixelCNN only.
+covariance sees every cell. The diffusion sampler (``takes_grids``) is given the grids themselves, for its U-Net
+(or flattens them for its MLP). A vqvae's grids of codebook indices are drawn by its own PixelCNN only.
 """
 
 import math
@@ -79,8 +79,8 @@ class RunSamplers:
         draw = {k: settings.pop(k) for k in list(settings) if k in getattr(kind, "draw_settings", ())}
         key = (name, tuple(sorted(settings.items())))
         if key not in self._fitted:
-            self._fitted[key] = store.load_or_fit(self.workdir, name, self.latent_dim, self._flat_train_codes,
-                                                  settings, self.log)
+            codes = self.train_codes if getattr(kind, "takes_grids", False) else self._flat_train_codes
+            self._fitted[key] = store.load_or_fit(self.workdir, name, self.latent_dim, codes, settings, self.log)
         return self._shaped(self._fitted[key].with_draw_settings(**draw) if draw else self._fitted[key])
 
     def _flat_train_codes(self):

@@ -156,6 +156,61 @@ def test_a_real_kill_mid_checkpoint_frees_the_lock_and_resumes(mnist_dir, offlin
     assert_complete_run(workdir, 2)
 
 
+def test_the_export_schedule():
+    due = functools.partial(training.export_due, first=1, last=10)
+    assert due(1, every=5) and due(10, every=5) and due(5, every=5) and not due(4, every=5)
+    assert due(3, first=3, last=10, every=5)  # a resumed training's first epoch, whatever the schedule
+    # Automatic: due when the training since the last export is at least 19x that export's time (a 5% share).
+    assert due(4, every=0, since_last=19.0, last_seconds=1.0) and not due(4, every=0, since_last=18.9, last_seconds=1.0)
+
+
+def exports_written(monkeypatch, point=None):
+    """Records every epoch whose decoder.keras is renamed into place; raises KeyboardInterrupt at ``point``
+    (name, nth passage), as a Ctrl-C there would."""
+    from tfvae import files
+
+    written, hits, recorder = [], collections.Counter(), {}
+    original = training.RunRecorder.on_epoch_begin
+
+    def on_epoch_begin(self, epoch, logs=None):
+        recorder["epoch"] = epoch + 1
+        return original(self, epoch, logs)
+
+    def crash_point(name):
+        hits[name] += 1
+        if name == "decoder.keras-renamed":
+            written.append(recorder["epoch"])
+        if point and (name, hits[name]) == point:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(files, "crash_point", crash_point)
+    monkeypatch.setattr(training.RunRecorder, "on_epoch_begin", on_epoch_begin)
+    return written
+
+
+def test_exports_follow_export_every_and_a_ctrl_c_exports_the_checkpoint(mnist_dir, tmp_path, monkeypatch, eager):
+    written = exports_written(monkeypatch)
+    quiet_train(tiny_config(mnist_dir, str(tmp_path / "two"), epochs=5, export_every=2))
+    assert written == [1, 2, 4, 5]  # the first epoch, every 2nd, the last
+
+    # Ctrl-C one step into epoch 3, with no export due since epoch 1: the exports are brought to the checkpoint
+    # a resume starts from (epoch 2: the step checkpoint comes after the step-end point), with its weights.
+    written.clear()
+    workdir = str(tmp_path / "interrupted")
+    exports_written(monkeypatch, point=("step-end", 5))
+    messages = []
+    with pytest.raises(KeyboardInterrupt):
+        training.train(tiny_config(mnist_dir, workdir, epochs=4, export_every=9), verbose=0, log=messages.append)
+    assert "stopped; exported encoder.keras and decoder.keras from the checkpoint after epoch 2" in messages
+    monkeypatch.undo()
+    decoder = keras.saving.load_model(os.path.join(workdir, "decoder.keras"), safe_mode=True)
+    model = training.create_model(rundir.load_config(workdir))  # the resolved config.json: image shape and all
+    training.Checkpointer(workdir).restore(model, log=lambda *_: None, repair=False)
+    assert training.Checkpointer(workdir).read_state()["epoch"] == 2
+    for a, b in zip(decoder.get_weights(), model.decoder.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Numerical faults
 

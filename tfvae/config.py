@@ -116,6 +116,10 @@ class RunSettings:
     checkpoint_every_steps: int = setting(0, "Also checkpoint every this many steps inside an epoch, so that a killed "
                                           "run loses at most that many steps (0: at the end of each epoch only).",
                                           lower=0)
+    export_every: int = setting(0, "Write encoder.keras and decoder.keras every this many epochs (0: automatic, as "
+                                "often as keeps the exports under 5% of the training time), and always after the "
+                                "first epoch a training runs, the last epoch, and a Ctrl-C (from the checkpoint).",
+                                lower=0)
     keep_checkpoints: int = setting(2, "End-of-epoch checkpoints to keep (the newest checkpoint is always kept too); "
                                     "a damaged newest one is skipped on resume for the newest good one.", lower=1)
     strategy: str = setting("auto", "auto: a Cloud TPU VM's TPU, else all GPUs mirrored when there are several, else "

@@ -11,7 +11,9 @@ still see one training (``on_train_begin`` once).
 
 What a kill at any moment leaves: every file is written under a temporary name and renamed into place
 (``tfvae.files``), and an epoch is recorded in this order: TensorBoard scalars and images (flushed),
-history.csv, the checkpoint (weights, then state.json naming them), encoder.keras and decoder.keras. The
+history.csv, the checkpoint (weights, then state.json naming them), then encoder.keras and decoder.keras when an
+export is due (``--export_every``: by default after a training's first epoch, the last, and as often between as
+keeps the exports under a twentieth of the time; after a Ctrl-C, from the checkpoint). The
 checkpoint is the commit point: on resume, history rows and TensorBoard points after it are dropped and
 written again, so no epoch is missing or duplicated. A non-finite loss or weight stops the run before
 anything of its epoch is written.
@@ -47,7 +49,7 @@ from tfvae.training.model_setup import (
     steps_per_epoch,
     trained_examples,
 )
-from tfvae.training.recorder import NonFiniteLoss, RunRecorder
+from tfvae.training.recorder import NonFiniteLoss, RunRecorder, export_due
 from tfvae.training.runtime import configure_runtime, cpu_has_bfloat16, is_chief, make_strategy, resolve_precision
 from tfvae.training.saved_runs import save_run
 from tfvae.training.writers import ImageWriter, ScalarWriter
@@ -55,7 +57,8 @@ from tfvae.training.writers import ImageWriter, ScalarWriter
 __all__ = [
     "Checkpointer", "ImageWriter", "MIN_WARMUP_STEPS", "NonFiniteLoss", "RunRecorder", "ScalarWriter",
     "configure_runtime", "cpu_has_bfloat16", "create_model", "default_batch_size", "default_steps_per_execution",
-    "describe_checkpoint", "export_models", "float32_copy", "is_chief", "learning_rate", "load_data", "make_strategy",
-    "pipelines", "policy_copy", "probe_loss", "resolve_jit_compile", "resolve_precision", "resolved_batch_size",
-    "save_run", "set_learning_rate", "steps_per_epoch", "train", "trained_examples", "weights_are_finite",
+    "describe_checkpoint", "export_due", "export_models", "float32_copy", "is_chief", "learning_rate", "load_data",
+    "make_strategy", "pipelines", "policy_copy", "probe_loss", "resolve_jit_compile", "resolve_precision",
+    "resolved_batch_size", "save_run", "set_learning_rate", "steps_per_epoch", "train", "trained_examples",
+    "weights_are_finite",
 ]

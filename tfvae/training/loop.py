@@ -258,7 +258,8 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     recorder = RunRecorder(writedir, examples, history, batch_size=config.batch_size,
                            images=ImageWriter(logdir, preview, samples, labels), probe=preview,
                            checkpoint_every_steps=config.checkpoint_every_steps,
-                           keep_checkpoints=config.keep_checkpoints, learning_rate=config.learning_rate, log=log)
+                           keep_checkpoints=config.keep_checkpoints, learning_rate=config.learning_rate,
+                           export_every=config.export_every, epochs=config.epochs, log=log)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     # One fit per epoch, on that epoch's finite pipeline: Keras then ends each epoch with a short call, so every
@@ -283,7 +284,15 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
                       shuffle=False)
             if model.stop_training:  # a callback (EarlyStopping, say) ended the training
                 break
+        if epochs:
+            recorder.export_if_behind()  # stopped by a callback before its last epoch's export
         theirs.end_training()
+    except KeyboardInterrupt:  # Ctrl-C: the exports catch up with the checkpoint a resume would start from
+        exported = recorder.export_on_interrupt()
+        if exported:
+            log(f"stopped; exported encoder.keras and decoder.keras from the checkpoint after epoch {exported[0]}"
+                + (f" + {exported[1]} steps" if exported[1] else ""))
+        raise
     except OSError as e:  # a full or read-only disk, from our files, h5py or Keras
         raise TfvaeError(_write_error(writedir, checkpointer, files.describe_os_error(e), e.filename)) from None
     except tf.errors.OpError as e:  # from TensorBoard's writers, or the pipeline decoding images

@@ -14,6 +14,23 @@ from tfvae.training.checkpoints import Checkpointer, describe_checkpoint, probe_
 from tfvae.training.model_setup import export_models
 from tfvae.training.writers import ScalarWriter
 
+EXPORT_SHARE = 0.05  # the automatic export schedule's bound on the exports' share of a training's time
+
+
+def export_due(epoch, *, first, last, every, since_last=None, last_seconds=None):
+    """Whether encoder.keras and decoder.keras are written after ``epoch`` (1-based) finished epochs.
+
+    Always after the ``first`` epoch a training runs (a resumed one's too) and the ``last`` of the run; between
+    them every ``every`` epochs, or with ``every`` 0 whenever the ``since_last`` seconds since the last export ended
+    are at least (1 - s) / s times the ``last_seconds`` that export took (s = ``EXPORT_SHARE``): each export then
+    follows at least 19 times its own time of training, so exports take at most a twentieth of it.
+    """
+    if epoch in (first, last):
+        return True
+    if every:
+        return epoch % every == 0
+    return since_last >= (1.0 - EXPORT_SHARE) / EXPORT_SHARE * last_seconds
+
 
 class NonFiniteLoss(TfvaeError):
     """The loss or the weights became NaN or infinite; nothing of that epoch was saved."""
@@ -24,7 +41,9 @@ class RunRecorder(keras.callbacks.Callback):
 
     An epoch is written in this order (the ``tfvae.training`` package docstring says why): timings into the
     logs; a check that the losses and weights are finite; TensorBoard scalars and images; history.csv; the
-    checkpoint (the commit point); encoder.keras and decoder.keras.
+    checkpoint (the commit point); encoder.keras and decoder.keras when ``export_due`` says so (every epoch's
+    checkpoint is what a resume starts from; the exports are what sampling reads, and rebuilding them in float32
+    and writing them every epoch would cost a fast device a large share of a short epoch).
 
     Before a checkpoint inside an epoch, the weights and the loss they give on a fixed ``probe`` batch must be
     finite: a step's loss is computed before its update, so a diverging update would otherwise be checkpointed.
@@ -41,11 +60,14 @@ class RunRecorder(keras.callbacks.Callback):
       keep_checkpoints: end-of-epoch checkpoints kept (see ``Checkpointer``).
       learning_rate: the --learning_rate flag, which advice about the rate names (under a schedule it is the
         peak, not the current rate); default: the optimizer's current rate.
+      export_every: export every this many epochs (0: automatically, ``export_due``).
+      epochs: the run's last epoch, always exported (default: none known, every epoch's ``export_due`` decides).
       log: where one-line messages go.
     """
 
     def __init__(self, workdir, num_examples, history, *, batch_size=None, images=None, probe=None,
-                 checkpoint_every_steps=0, keep_checkpoints=2, learning_rate=None, log=print):
+                 checkpoint_every_steps=0, keep_checkpoints=2, learning_rate=None, export_every=0, epochs=None,
+                 log=print):
         super().__init__()
         self.workdir = workdir
         self.num_examples = num_examples
@@ -64,6 +86,10 @@ class RunRecorder(keras.callbacks.Callback):
         self.epoch_losses = [float(r["loss"]) for r in history if r.get("loss")]
         self.last_logs = None  # the last epoch's logs, its validation pass's ``val_*`` among them
         self.step_losses = []
+        self.export_every, self.last_epoch = export_every, epochs
+        self.first_epoch = None  # the first epoch this training finishes
+        self.exported = None  # (epoch, step in epoch) of the weights last exported by this training
+        self.export_end = self.export_seconds = None
 
     def resume_at(self, epoch, step_in_epoch, metrics):
         """The next fit starts ``step_in_epoch`` batches into ``epoch`` (0-based), with these running sums."""
@@ -121,7 +147,35 @@ class RunRecorder(keras.callbacks.Callback):
         self.rows.append({k: _fmt(v) for k, v in row.items()})
         write_history(self.history_path, self.rows)
         self.checkpointer.save(self.model, epoch + 1)
+        self.first_epoch = self.first_epoch or epoch + 1
+        if export_due(epoch + 1, first=self.first_epoch, last=self.last_epoch, every=self.export_every,
+                      since_last=None if self.export_end is None else time.perf_counter() - self.export_end,
+                      last_seconds=self.export_seconds):
+            self.export((epoch + 1, 0))
+
+    def export(self, at):
+        """Writes encoder.keras and decoder.keras from the model's weights, those of ``at`` (epoch, step)."""
+        started = time.perf_counter()
         export_models(self.model, self.workdir)
+        self.export_end = time.perf_counter()
+        self.export_seconds, self.exported = self.export_end - started, at
+
+    def export_if_behind(self):
+        """Exports the weights of the last finished epoch unless they were (a training stopped early by a
+        callback, e.g. EarlyStopping, before its last epoch's export)."""
+        if self.first_epoch is not None and self.exported != (self.epoch + 1, 0):
+            self.export((self.epoch + 1, 0))
+
+    def export_on_interrupt(self):
+        """After Ctrl-C: exports the newest checkpoint's weights (what a resume starts from) unless this training
+        exported them already. Returns the (epoch, step) exported, or None."""
+        state = self.checkpointer.read_state()
+        at = (state.get("epoch"), state.get("step_in_epoch", 0)) if state else None
+        if at is None or at == self.exported:
+            return None
+        self.checkpointer.restore(self.model, log=self.log, repair=False)
+        self.export(at)
+        return at
 
     def close(self):
         """Closes the TensorBoard writers (everything was flushed at each epoch's end: errors don't matter)."""

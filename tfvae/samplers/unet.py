@@ -49,6 +49,10 @@ def _block(shapes, name, c_in, c_out, time_width):
         shapes.update({f"{name}_skip_kernel": (1, 1, c_in, c_out), f"{name}_skip_bias": (c_out,)})
 
 
+def _convolution(shapes, name, kernel_shape):
+    shapes.update({f"{name}_{part}": shape for part, shape in (("kernel", kernel_shape), ("bias", kernel_shape[-1:]))})
+
+
 def shapes(channels, width, levels, embed, time_width=None):
     """name -> shape of every weight of a U-Net over grids of ``channels`` channels (module docstring)."""
     time_width = time_width or 4 * width
@@ -60,12 +64,10 @@ def shapes(channels, width, levels, embed, time_width=None):
     for level, c in enumerate(widths):
         _block(out, f"down{level}", c, c, time_width)
         if level < levels - 1:
-            out.update({f"downsample{level}_kernel": (3, 3, c, widths[level + 1]),
-                        f"downsample{level}_bias": (widths[level + 1],)})
+            _convolution(out, f"downsample{level}", (3, 3, c, widths[level + 1]))
         _block(out, f"up{level}", 2 * c, c, time_width)
         if level > 0:
-            out.update({f"upsample{level}_kernel": (3, 3, c, widths[level - 1]),
-                        f"upsample{level}_bias": (widths[level - 1],)})
+            _convolution(out, f"upsample{level}", (3, 3, c, widths[level - 1]))
     _block(out, "middle", widths[-1], widths[-1], time_width)
     return out
 
@@ -112,7 +114,8 @@ def initial_params(channels, width, levels, embed, seed):
 
 
 def _conv(params, name, x, stride=1):
-    return tf.nn.conv2d(x, params[f"{name}_kernel"], stride, "SAME") + params[f"{name}_bias"]
+    kernel, bias = (f"{name}_{part}" for part in ("kernel", "bias"))
+    return tf.nn.conv2d(x, params[kernel], stride, "SAME") + params[bias]
 
 
 def _group_norm(x):

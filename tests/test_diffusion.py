@@ -261,6 +261,10 @@ def test_the_unet_draws_the_patterns_where_one_gaussian_does_not(grid_toy, tmp_p
     assert np.median(distance) < 4 * np.median(real) and np.median(single) > 6 * np.median(real), (
         np.median(distance), np.median(real), np.median(single))
     assert np.bincount(which, minlength=4).min() > 150  # every pattern drawn, near its 1 in 4
+    # The MLP over the same grids, flattened, draws grids too.
+    flat = samplers.DiffusionSampler.fit(patterns(100, 0), seed=0, hidden=16, blocks=1, steps=20)
+    assert flat.denoiser == "mlp" and flat.params["in_kernel"].shape == (25, 16)
+    assert flat.sample(3, seed=0, diffusion_steps=2).shape == (3, 5, 5, 1)
     # The file: identical draws after a round trip.
     samplers.save_sampler(str(tmp_path), "diffusion", grid_toy.state(), {"latent": 25, "settings": {}})
     arrays, _ = samplers.load_sampler(str(tmp_path), "diffusion", 25, samplers.DiffusionSampler.required)

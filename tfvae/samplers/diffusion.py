@@ -61,8 +61,8 @@ radius to a place within it, so tau < 1 draws each mode's inner side and shrinks
 (docs/sampling.md).
 
 Codes and denoisers (``denoiser``). The MLP above (``"mlp"``, the default) takes vector codes (n, d), and grid
-codes (n, h, w, c) (a gridvae's) flattened into vectors of d = h w c numbers (C order); its draws are vectors, which
-a Run reshapes back (``tfvae.samplers.run_samplers``). ``"unet"`` takes grids only: a small U-Net of 3 x 3
+codes (n, h, w, c) (a gridvae's) flattened into vectors of d = h w c numbers (C order), its draws shaped back into
+grids (shift and scale keep a code's shape). ``"unet"`` takes grids only: a small U-Net of 3 x 3
 convolutions over the grid (``tfvae.samplers.unet``, its architecture in its docstring), whose shared local kernels
 say that a cell's denoising depends most on its neighbours and that a pattern may sit anywhere in the grid; its loss
 and every formula above are the same, with the sum over all h w c numbers of a code and standardisation per cell
@@ -161,16 +161,16 @@ class DiffusionSampler:
         self.shift, self.scale = np.asarray(shift, "float32"), np.asarray(scale, "float32")
         self.params = {k: np.asarray(v, "float32") for k, v in params.items()}
         self.denoiser = "unet" if unet.is_unet(self.params) else "mlp"
+        if self.scale.shape != self.shift.shape:
+            raise ValueError(f"shift {self.shift.shape} and scale {self.scale.shape} differ")
         if self.denoiser == "unet":
-            if self.scale.shape != self.shift.shape:
-                raise ValueError(f"shift {self.shift.shape} and scale {self.scale.shape} differ")
             unet.check_shapes(self.shift.shape, self.params)
-        else:
-            check_shapes(self.shift, self.scale, self.params)
+        else:  # vector codes, or grids the MLP saw flattened
+            check_shapes(self.shift.reshape(-1), self.scale.reshape(-1), self.params)
         self.schedule = _choice("schedule", schedule, SCHEDULES)
         self.prediction = _choice("prediction", prediction, PREDICTIONS)
         self.diffusion_steps = check_diffusion_steps(diffusion_steps)
-        self.code_shape = self.shift.shape  # (d,), or a grid's (h, w, c) for the U-Net
+        self.code_shape = self.shift.shape  # (d,), or a grid's (h, w, c): the draws' shape
         self.latent = self.shift.size
         self.history = history or {}
         self._network = None  # the U-Net's draws: a traced function of the weights, made on the first draw
@@ -226,10 +226,8 @@ class DiffusionSampler:
         if given:
             raise ArgumentError(other[0], f"{', '.join(given)} given, but denoiser={denoiser} does not take it "
                                           f"(the MLP takes hidden and blocks, the U-Net width and levels)")
-        if denoiser == "mlp":
-            codes = codes.reshape(len(codes), -1)
-        count, code_shape = len(codes), codes.shape[1:]
-        d = int(np.prod(code_shape))
+        count, d = len(codes), int(np.prod(codes.shape[1:]))
+        code_shape = (d,) if denoiser == "mlp" else codes.shape[1:]  # what the network sees
         if denoiser == "mlp":
             hidden, blocks = hidden or max(128, 4 * d), blocks or 3
             network_sizes = {"hidden": hidden, "blocks": blocks}
@@ -241,7 +239,7 @@ class DiffusionSampler:
                 raise ArgumentError(name, f"{name}={value!r}: the diffusion sampler takes a whole number above 0")
         shift = codes.mean(axis=0)
         scale = codes.std(axis=0) + 1e-6
-        c = (codes - shift) / scale
+        c = ((codes - shift) / scale).reshape(count, *code_shape)  # shift, scale: a code's shape, kept for draws
 
         rng = np.random.default_rng(seed)
         order = rng.permutation(count)
@@ -382,8 +380,8 @@ class DiffusionSampler:
         return estimates(self._output(c, t_array), c, alpha, sigma, self.prediction)
 
     def _output(self, c, t):
-        if self.denoiser == "mlp":
-            return denoise(self.params, c, t)  # numpy's ops: a few small matrix products
+        if self.denoiser == "mlp":  # numpy's ops: a few small matrix products, over the code flattened
+            return denoise(self.params, c.reshape(len(c), -1), t).reshape(c.shape)
         if self._network is None:  # TensorFlow's convolutions over the same plain weights, no Keras model
             weights = {k: tf.constant(v) for k, v in self.params.items()}
             self._network = tf.function(lambda codes, times: unet.denoise(weights, codes, times), input_signature=[

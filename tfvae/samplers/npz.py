@@ -6,10 +6,10 @@ One file per fitted sampler (the prior has none), an uncompressed ``.npz`` of pl
     samplers/gmm.npz         meta, weights (m,), means (m, d), covariances (m, d, d)
     samplers/two_stage.npz   meta, shift (d,), scale (d,), log_gamma (), enc_kernel_<i>, enc_bias_<i>,
                              dec_kernel_<i>, dec_bias_<i> (the second VAE's dense layers, in order)
-    samplers/diffusion.npz   meta, shift (d,), scale (d,), the denoiser's EMA weights: in_kernel, in_bias,
-                             time_kernel_<i>, time_bias_<i>, block<i>_kernel_<j>, block<i>_bias_<j>,
-                             block<i>_time_kernel, block<i>_time_bias, out_kernel, out_bias (the MLP); or
-                             shift and scale (h, w, c) and the U-Net's named kernels and biases
+    samplers/diffusion.npz   meta, shift and scale (a code's shape: (d,), or a grid's (h, w, c)), the
+                             denoiser's EMA weights: in_kernel, in_bias, time_kernel_<i>, time_bias_<i>,
+                             block<i>_kernel_<j>, block<i>_bias_<j>, block<i>_time_kernel, block<i>_time_bias,
+                             out_kernel, out_bias (the MLP); or the U-Net's named kernels and biases
                              (``tfvae.samplers.unet.shapes``)
 
 ``meta`` is a 0-d string array holding JSON: ``format`` (1), ``sampler`` (its name), ``latent`` (d), ``codes``

@@ -39,8 +39,11 @@ class Report(keras.callbacks.Callback):
 
 
 def main(data_dir, workdir, epochs, report):
-    config = Config(model="vae", dataset="mnist", data_dir=data_dir, download=False, max_examples=256,
-                    batch_size=64, epochs=int(epochs), strategy="multi_worker", workdir=workdir)
+    # A folder of pictures (through the decode cache) or the MNIST files.
+    folder = {"dataset": "folder", "image_size": 28, "channels": 1} if any(
+        name.endswith(".png") for name in os.listdir(data_dir)) else {"dataset": "mnist"}
+    config = Config(model="vae", data_dir=data_dir, download=False, max_examples=256, batch_size=64,
+                    epochs=int(epochs), strategy="multi_worker", workdir=workdir, **folder)
     messages = []
     result = training.train(config, verbose=0, log=messages.append, callbacks=[Report(report)])
     with open(report) as f:

@@ -1,4 +1,5 @@
-"""--strategy=multi_worker: two worker processes on 127.0.0.1, chief-only writing, resume, TF_CONFIG errors."""
+"""--strategy=multi_worker: two worker processes on 127.0.0.1, chief-only writing, the decode cache built by the
+chief alone, resume, TF_CONFIG errors."""
 
 import csv
 import json
@@ -56,9 +57,27 @@ def weights(info):
         return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
 
 
-def test_two_workers_train_identically_only_the_chief_writes_and_resume_works(mnist_dir, offline_env, tmp_path):
+@pytest.fixture
+def picture_folder(tmp_path):
+    """80 random 28x28 grey pictures in a folder."""
+    from PIL import Image
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(80):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    return str(folder)
+
+
+def test_two_workers_train_identically_only_the_chief_writes_and_resume_works(picture_folder, offline_env, tmp_path):
     workdir = tmp_path / "run"
-    chief, worker = run_cluster(tmp_path, offline_env, mnist_dir, workdir, epochs=1, tag="a")
+    env = dict(offline_env, TFVAE_CACHE=str(tmp_path / "cache"))  # one decode cache for both, as on a shared disk
+    chief, worker = run_cluster(tmp_path, env, picture_folder, workdir, epochs=1, tag="a")
+    # The chief decoded the folder into the cache; the other worker waited for it and read it.
+    assert any(m.startswith("decode cache: decoding 80 images") for m in chief["messages"]), chief["messages"]
+    assert not any(m.startswith("decode cache: decoding") for m in worker["messages"]), worker["messages"]
+    assert any(m.startswith("decode cache: reading 80 images") for m in worker["messages"]), worker["messages"]
     for a, b in zip(weights(chief), weights(worker)):
         np.testing.assert_array_equal(a, b)
     # The chief wrote the run directory; the other worker wrote the same files to a temporary directory,
@@ -71,7 +90,7 @@ def test_two_workers_train_identically_only_the_chief_writes_and_resume_works(mn
     assert (tmp_path / "latest").read_text() == "run\n"
 
     # The cluster restarts (as after the chief was lost) with more epochs: both workers resume from epoch 1.
-    chief2, worker2 = run_cluster(tmp_path, offline_env, mnist_dir, workdir, epochs=2, tag="b")
+    chief2, worker2 = run_cluster(tmp_path, env, picture_folder, workdir, epochs=2, tag="b")
     for info in (chief2, worker2):
         assert any("resuming" in m and "after epoch 1" in m for m in info["messages"]), info["messages"]
     for a, b in zip(weights(chief2), weights(worker2)):

@@ -40,7 +40,13 @@ from tfvae.training.model_setup import (
 )
 from tfvae.training.prior import train_prior
 from tfvae.training.recorder import RunRecorder
-from tfvae.training.runtime import configure_runtime, is_chief, make_strategy, resolve_precision
+from tfvae.training.runtime import (
+    configure_runtime,
+    is_chief,
+    make_strategy,
+    resolve_precision,
+    wait_for_every_worker,
+)
 from tfvae.training.writers import ImageWriter
 
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
@@ -173,7 +179,14 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
 
 def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     keras.utils.set_random_seed(config.seed)
+    chief = writedir == config.workdir
+    # A cluster's other workers load the data once the chief has: a folder's decode cache is then built by the
+    # chief alone and read by the others where they share it (a worker with a cache of its own builds that).
+    if not chief:
+        wait_for_every_worker(strategy)
     dataset = load_data(config, log)
+    if chief:
+        wait_for_every_worker(strategy)
     # The run's Config, as config.json records it: what the data turned out to be, and the batch size used.
     config = dataclasses.replace(config.with_data(dataset.facts),
                                  batch_size=resolved_batch_size(config, len(dataset.x_train)))
@@ -188,7 +201,6 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
             "losses); the loss scores the clean images")
     if config.flip:
         log("flip: each training image is mirrored left-right with probability 1/2, a fresh draw each epoch")
-    chief = writedir == config.workdir
 
     # Several replicas train on whole batches only (``pipelines``).
     replicas = strategy.num_replicas_in_sync

@@ -71,6 +71,19 @@ def is_chief(strategy):
     return task_type == "chief" or (task_type == "worker" and resolver.task_id == 0 and not has_chief_job)
 
 
+def wait_for_every_worker(strategy):
+    """Returns once every worker of a multi-worker ``strategy`` has called it (an all-reduce of one number, which
+    no worker finishes before all have joined); at once for any other strategy."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+
+    @tf.function
+    def one_each():
+        return strategy.run(lambda: tf.constant(1.0))
+
+    strategy.reduce(tf.distribute.ReduceOp.SUM, one_each(), axis=None)
+
+
 def configure_runtime(config, log=print):
     """Applies the thread settings (they only take effect before TensorFlow has started its runtime) and, with
     ``--deterministic``, op determinism with TensorFloat-32 off (for the rest of the process)."""

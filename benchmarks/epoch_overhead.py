@@ -7,10 +7,12 @@ Trains through ``tfvae.training.train`` (the code train.py runs) with a timing c
 wall time into: the train steps (first batch to last), the validation pass, the run's end-of-epoch writes
 (TensorBoard scalars and images, history.csv, the checkpoint, the exports), and the gap until the next epoch
 starts (one ``fit`` call per epoch: its set-up). The first epoch includes tracing; the figures that count are the
-later epochs'. Prints the CPU flags and the load average; run it alone on the machine.
+later epochs'. Then times a checkpoint and the two exports of the trained model alone. Prints the CPU flags and the
+load average; run it alone on the machine.
 """
 
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -63,6 +65,7 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         config = Config(**settings, workdir=os.path.join(workdir, "run"))
         result = training.train(config, verbose=0, callbacks=[clock])
+        writes = time_writes(result["config"])
     run = result["config"]
     print(f"{run.dataset}: {run.num_examples} train images, batch {run.batch_size}, steps per call "
           f"{run.steps_per_execution}, precision {run.precision}, jit_compile {run.jit_compile}")
@@ -72,7 +75,29 @@ def main():
         total = row["train"] + row["validation"] + row["writes"] + gap
         print(f"{row['epoch']:5d}  {row['train']:7.2f}  {row['validation']:12.2f}  {row['writes']:8.2f}  "
               f"{gap:5.2f}  {100 * (total - row['train']) / total:5.1f}%")
+    print("the run's model, each write alone (7 after a warm-up; median, min-max s): "
+          + "; ".join(f"{name} {statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})" for name, v in writes.items()))
     print(f"load average at end: {load_average()}")
+
+
+def time_writes(config):
+    """Seconds of a checkpoint (weights and optimizer, state.json and its sha256) and of the two exports of the
+    run's model, written 8 times each into the run directory (the first, a warm-up, not counted)."""
+    from tfvae import training
+
+    model = training.create_model(config)
+    training.Checkpointer(config.workdir, keep=2).restore(model, log=lambda *_: None)
+    checkpointer = training.Checkpointer(config.workdir, keep=config.keep_checkpoints)
+    times = {"checkpoint": [], "exports": []}
+    for i in range(8):
+        started = time.perf_counter()
+        checkpointer.save(model, config.epochs + 1 + i)
+        saved = time.perf_counter()
+        training.export_models(model, config.workdir)
+        if i:
+            times["checkpoint"].append(saved - started)
+            times["exports"].append(time.perf_counter() - saved)
+    return times
 
 
 if __name__ == "__main__":

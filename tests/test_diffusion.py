@@ -194,6 +194,11 @@ def test_unknown_settings_and_the_other_denoisers_sizes_are_refused_in_one_line(
         samplers.DiffusionSampler.fit(np.zeros((10, 3, 3, 1), "float32"), width=8)  # the MLP: the default
     with pytest.raises(TfvaeError, match=r"vector codes \(n, d\) or grids \(n, h, w, c\), not an array of shape"):
         samplers.DiffusionSampler.fit(np.zeros((10, 3, 3), "float32"))
+    for size in ({"blocks": 0}, {"hidden": 0}):  # 0 is refused, not taken for the default
+        with pytest.raises(ArgumentError, match=f"{next(iter(size))}=0: the diffusion sampler takes a whole number"):
+            samplers.DiffusionSampler.fit(np.zeros((10, 2), "float32"), **size)
+    with pytest.raises(ArgumentError, match="levels=0: the diffusion sampler takes a whole number"):
+        samplers.DiffusionSampler.fit(np.zeros((10, 3, 3, 1), "float32"), denoiser="unet", levels=0)
     with pytest.raises(ArgumentError, match="denoiser='cnn': choose one of mlp, unet"):
         samplers.DiffusionSampler.fit(np.zeros((10, 2), "float32"), denoiser="cnn")
     with pytest.raises(ArgumentError, match="prediction='x0': choose one of eps, v"):

@@ -228,11 +228,13 @@ class DiffusionSampler:
                                           f"(the MLP takes hidden and blocks, the U-Net width and levels)")
         count, d = len(codes), int(np.prod(codes.shape[1:]))
         code_shape = (d,) if denoiser == "mlp" else codes.shape[1:]  # what the network sees
-        if denoiser == "mlp":
-            hidden, blocks = hidden or max(128, 4 * d), blocks or 3
+        if denoiser == "mlp":  # a size given as 0 is refused below, not replaced by the default
+            hidden = max(128, 4 * d) if hidden is None else hidden
+            blocks = 3 if blocks is None else blocks
             network_sizes = {"hidden": hidden, "blocks": blocks}
         else:
-            network_sizes = {"width": width or UNET_WIDTH, "levels": levels or UNET_LEVELS}
+            network_sizes = {"width": UNET_WIDTH if width is None else width,
+                             "levels": UNET_LEVELS if levels is None else levels}
         steps = steps or cls.default_steps(count, batch_size)
         for name, value in (*network_sizes.items(), ("steps", steps), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

@@ -300,7 +300,11 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
             recorder.export_if_behind()  # stopped by a callback before its last epoch's export
         theirs.end_training()
     except KeyboardInterrupt:  # Ctrl-C: the exports catch up with the checkpoint a resume would start from
-        exported = recorder.export_on_interrupt()
+        try:
+            exported = recorder.export_on_interrupt()
+        except (TfvaeError, OSError) as e:  # the Ctrl-C still stops the run; the checkpoint is intact
+            log(f"stopped; the exports were not brought up to the checkpoint ({e})")
+            raise KeyboardInterrupt from None
         if exported:
             log(f"stopped; exported encoder.keras and decoder.keras from the checkpoint after epoch {exported[0]}"
                 + (f" + {exported[1]} steps" if exported[1] else ""))

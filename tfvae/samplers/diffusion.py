@@ -84,6 +84,7 @@ this module fits and draws.
 """
 
 import copy
+import functools
 import math
 import time
 
@@ -113,7 +114,6 @@ HELD_OUT_DRAWS = 8  # (t, e) draws per held-out code, at most
 HELD_OUT_ROWS = 16384  # (code, t, e) rows of a held-out check, at most
 DENOISERS = ("mlp", "unet")
 UNET_WIDTH, UNET_LEVELS = 32, 2
-SAMPLE_CHUNK = 4096  # codes per U-Net evaluation while drawing
 
 
 def check_diffusion_steps(steps):
@@ -173,7 +173,7 @@ class DiffusionSampler:
         self.code_shape = self.shift.shape  # (d,), or a grid's (h, w, c): the draws' shape
         self.latent = self.shift.size
         self.history = history or {}
-        self._network = None  # the U-Net's draws: a traced function of the weights, made on the first draw
+        self._network = None  # the U-Net's evaluation while drawing (``unet.evaluator``), made on the first draw
 
     @staticmethod
     def default_steps(count, batch_size=256, epochs=200, lowest=3000, highest=20000):
@@ -220,21 +220,17 @@ class DiffusionSampler:
         if denoiser == "unet" and codes.ndim != 4:
             raise TfvaeError(f"denoiser='unet' convolves over code grids, but these codes are vectors of "
                              f"{codes.shape[1]} numbers; use denoiser='mlp'")
-        other = {"mlp": ("width", "levels"), "unet": ("hidden", "blocks")}[denoiser]
-        given = [f"{name}={value!r}" for name, value in zip(other, (width, levels) if denoiser == "mlp"
-                                                            else (hidden, blocks)) if value is not None]
-        if given:
-            raise ArgumentError(other[0], f"{', '.join(given)} given, but denoiser={denoiser} does not take it "
-                                          f"(the MLP takes hidden and blocks, the U-Net width and levels)")
         count, d = len(codes), int(np.prod(codes.shape[1:]))
         code_shape = (d,) if denoiser == "mlp" else codes.shape[1:]  # what the network sees
-        if denoiser == "mlp":  # a size given as 0 is refused below, not replaced by the default
-            hidden = max(128, 4 * d) if hidden is None else hidden
-            blocks = 3 if blocks is None else blocks
-            network_sizes = {"hidden": hidden, "blocks": blocks}
-        else:
-            network_sizes = {"width": UNET_WIDTH if width is None else width,
-                             "levels": UNET_LEVELS if levels is None else levels}
+        sizes = {"mlp": {"hidden": hidden, "blocks": blocks}, "unet": {"width": width, "levels": levels}}
+        given = [f"{k}={v!r}" for k, v in sizes["unet" if denoiser == "mlp" else "mlp"].items() if v is not None]
+        if given:
+            raise ArgumentError(given[0].split("=")[0], f"{', '.join(given)} given, but denoiser={denoiser} does not "
+                                                        f"take it (the MLP takes hidden and blocks, the U-Net width "
+                                                        f"and levels)")
+        defaults = {"hidden": max(128, 4 * d), "blocks": 3, "width": UNET_WIDTH, "levels": UNET_LEVELS}
+        # A size given as 0 is refused below, not replaced by its default.
+        network_sizes = {k: defaults[k] if v is None else v for k, v in sizes[denoiser].items()}
         steps = steps or cls.default_steps(count, batch_size)
         for name, value in (*network_sizes.items(), ("steps", steps), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -250,13 +246,10 @@ class DiffusionSampler:
         batch_size = min(batch_size, len(train))
 
         if denoiser == "mlp":
-            initial = initial_params(d, hidden, blocks, embed, seed)
-
-            def network(weights, c_t, t):
-                return denoise(weights, c_t, t, TENSORFLOW)
+            initial = initial_params(d, *network_sizes.values(), embed, seed)  # hidden, blocks
+            network = functools.partial(denoise, ops=TENSORFLOW)
         else:
-            initial = unet.initial_params(code_shape[-1], network_sizes["width"], network_sizes["levels"], embed,
-                                          seed)
+            initial = unet.initial_params(code_shape[-1], *network_sizes.values(), embed, seed)  # width, levels
             network = unet.denoise
         names = sorted(initial)
         shapes = [initial[k].shape for k in names]
@@ -384,12 +377,9 @@ class DiffusionSampler:
     def _output(self, c, t):
         if self.denoiser == "mlp":  # numpy's ops: a few small matrix products, over the code flattened
             return denoise(self.params, c.reshape(len(c), -1), t).reshape(c.shape)
-        if self._network is None:  # TensorFlow's convolutions over the same plain weights, no Keras model
-            weights = {k: tf.constant(v) for k, v in self.params.items()}
-            self._network = tf.function(lambda codes, times: unet.denoise(weights, codes, times), input_signature=[
-                tf.TensorSpec([None, *self.code_shape], tf.float32), tf.TensorSpec([1], tf.float32)])
-        return np.concatenate([self._network(c[i:i + SAMPLE_CHUNK], t).numpy()
-                               for i in range(0, len(c), SAMPLE_CHUNK)])
+        if self._network is None:
+            self._network = unet.evaluator(self.params, self.code_shape)
+        return self._network(c, t)
 
     def sample(self, n, seed=0, temperature=1.0, diffusion_steps=None):
         """``n`` codes, float32 (n, *code_shape): DDIM (eta = 0) over ``diffusion_steps`` steps (default the

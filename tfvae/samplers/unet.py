@@ -158,3 +158,12 @@ def denoise(params, c, t):
             x = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)[:, :h, :w, :]
             x = _conv(params, f"upsample{level}", x)
     return _conv(params, "out", _act(x))
+
+
+def evaluator(params, code_shape, chunk=4096):
+    """``f(c, t)``: ``denoise`` with the weights ``params`` held as TensorFlow constants, traced once for grids of
+    ``code_shape`` and one time t (1,), evaluated ``chunk`` codes at a time; numpy in, numpy out."""
+    weights = {k: tf.constant(v) for k, v in params.items()}
+    network = tf.function(lambda codes, times: denoise(weights, codes, times), input_signature=[
+        tf.TensorSpec([None, *code_shape], tf.float32), tf.TensorSpec([1], tf.float32)])
+    return lambda c, t: np.concatenate([network(c[i:i + chunk], t).numpy() for i in range(0, len(c), chunk)])

@@ -40,13 +40,7 @@ from tfvae.training.model_setup import (
 )
 from tfvae.training.prior import train_prior
 from tfvae.training.recorder import RunRecorder
-from tfvae.training.runtime import (
-    configure_runtime,
-    is_chief,
-    make_strategy,
-    resolve_precision,
-    wait_for_every_worker,
-)
+from tfvae.training.runtime import chief_first, configure_runtime, is_chief, make_strategy, resolve_precision
 from tfvae.training.writers import ImageWriter
 
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
@@ -180,13 +174,8 @@ def train(config, strategy=None, verbose=None, log=print, callbacks=(), restart=
 def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
     keras.utils.set_random_seed(config.seed)
     chief = writedir == config.workdir
-    # A cluster's other workers load the data once the chief has: a folder's decode cache is then built by the
-    # chief alone and read by the others where they share it (a worker with a cache of its own builds that).
-    if not chief:
-        wait_for_every_worker(strategy)
-    dataset = load_data(config, log)
-    if chief:
-        wait_for_every_worker(strategy)
+    # A folder's decode cache is built by a cluster's chief alone, and read by the others where they share it.
+    dataset = chief_first(strategy, chief, lambda: load_data(config, log))
     # The run's Config, as config.json records it: what the data turned out to be, and the batch size used.
     config = dataclasses.replace(config.with_data(dataset.facts),
                                  batch_size=resolved_batch_size(config, len(dataset.x_train)))
@@ -300,14 +289,7 @@ def _train(config, strategy, writedir, verbose, log, callbacks, on_finished):
             recorder.export_if_behind()  # stopped by a callback before its last epoch's export
         theirs.end_training()
     except KeyboardInterrupt:  # Ctrl-C: the exports catch up with the checkpoint a resume would start from
-        try:
-            exported = recorder.export_on_interrupt()
-        except (TfvaeError, OSError) as e:  # the Ctrl-C still stops the run; the checkpoint is intact
-            log(f"stopped; the exports were not brought up to the checkpoint ({e})")
-            raise KeyboardInterrupt from None
-        if exported:
-            log(f"stopped; exported encoder.keras and decoder.keras from the checkpoint after epoch {exported[0]}"
-                + (f" + {exported[1]} steps" if exported[1] else ""))
+        recorder.export_on_interrupt()
         raise
     except OSError as e:  # a full or read-only disk, from our files, h5py or Keras
         raise TfvaeError(_write_error(writedir, checkpointer, files.describe_os_error(e), e.filename)) from None

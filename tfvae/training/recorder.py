@@ -168,14 +168,20 @@ class RunRecorder(keras.callbacks.Callback):
 
     def export_on_interrupt(self):
         """After Ctrl-C: exports the newest checkpoint's weights (what a resume starts from) unless this training
-        exported them already. Returns the (epoch, step) exported, or None."""
-        state = self.checkpointer.read_state()
-        at = (state.get("epoch"), state.get("step_in_epoch", 0)) if state else None
-        if at is None or at == self.exported:
-            return None
-        self.checkpointer.restore(self.model, log=self.log, repair=False)
-        self.export(at)
-        return at
+        exported them already, and says so in one line; a failure is said too, never raised (the Ctrl-C stops the
+        run either way, and the checkpoint is intact)."""
+        try:
+            state = self.checkpointer.read_state()
+            at = (state.get("epoch"), state.get("step_in_epoch", 0)) if state else None
+            if at is None or at == self.exported:
+                return
+            self.checkpointer.restore(self.model, log=self.log, repair=False)
+            self.export(at)
+        except (TfvaeError, OSError) as e:
+            self.log(f"stopped; the exports were not brought up to the checkpoint ({e})")
+            return
+        self.log(f"stopped; exported encoder.keras and decoder.keras from the checkpoint after epoch {at[0]}"
+                 + (f" + {at[1]} steps" if at[1] else ""))
 
     def close(self):
         """Closes the TensorBoard writers (everything was flushed at each epoch's end: errors don't matter)."""

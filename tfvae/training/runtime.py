@@ -84,6 +84,18 @@ def wait_for_every_worker(strategy):
     strategy.reduce(tf.distribute.ReduceOp.SUM, one_each(), axis=None)
 
 
+def chief_first(strategy, chief, work):
+    """``work()``, run by a cluster's chief before its other workers (they wait for it at one all-reduce), so what
+    it writes to storage they share (a folder's decode cache) they read rather than build again; a worker whose
+    storage is its own builds it there. Without a cluster, ``work()``."""
+    if not chief:
+        wait_for_every_worker(strategy)
+    result = work()
+    if chief:
+        wait_for_every_worker(strategy)
+    return result
+
+
 def configure_runtime(config, log=print):
     """Applies the thread settings (they only take effect before TensorFlow has started its runtime) and, with
     ``--deterministic``, op determinism with TensorFloat-32 off (for the rest of the process)."""

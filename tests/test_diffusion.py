@@ -1,5 +1,6 @@
 """The diffusion sampler (tfvae.samplers.diffusion): its forward process against the schedule's closed form, its
-draws on two 2-D toys against the target where one Gaussian fails, seeds, temperature, its file, and a real run.
+draws on two 2-D toys against the target where one Gaussian fails, its ODE solvers' order on Gaussian codes, seeds,
+temperature, its file, and a real run.
 
 The toys are fitted once (module fixture) at a small test size (``TOY_FIT``), not the defaults; docs/sampling.md
 gives the figures at the defaults. The bounds below hold with a wide margin at the test size (docs/sampling.md
@@ -14,7 +15,8 @@ import tensorflow as tf
 import tfvae
 from tfvae import samplers
 from tfvae.errors import ArgumentError, TfvaeError, flag_message
-from tfvae.samplers import diffusion
+from tfvae.samplers import diffusion, solvers
+from tfvae.samplers.denoiser import alpha_sigma
 
 RADIUS, RING_SD, MODE_SD = 2.0, 0.05, 0.1
 CENTRES = RADIUS * np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], 1)
@@ -109,6 +111,42 @@ def test_the_forward_process_has_the_schedules_marginals(schedule):
         np.testing.assert_allclose(c_t.var(0), sigma[i] ** 2, rtol=0.05)
 
 
+VARIANCES = np.array([4.0, 0.25, 1.0])  # Gaussian codes N(0, diag(VARIANCES)), whose denoiser is known exactly
+
+
+def exact_denoiser(schedule):
+    """(c_t, t) -> (c_0^, e^) of the optimal denoiser of N(0, diag(VARIANCES)) codes: E[c_0 | c_t] =
+    alpha v / (alpha^2 v + sigma^2) c_t per dimension (v its variance)."""
+    def denoised(c, t):
+        alpha, sigma = (float(v) for v in alpha_sigma(np.float64(t), schedule))
+        clean = (alpha * VARIANCES / (alpha ** 2 * VARIANCES + sigma ** 2) * c).astype("float32")
+        return clean, ((c - alpha * clean) / sigma).astype("float32")
+    return denoised
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_the_solvers_follow_the_exact_flow_at_their_order(schedule):
+    # For Gaussian codes the probability-flow ODE keeps c_t / sqrt(alpha_t^2 v + sigma_t^2) constant, so its end is
+    # known in closed form. DDIM's error halves when the steps double (first order), DPM-Solver++(2M)'s quarters
+    # (second order), and 2M at 20 steps is nearer than DDIM at 80.
+    c_1 = np.random.default_rng(0).standard_normal((2000, 3)).astype("float32")
+    (alpha_1, sigma_1), (alpha_0, sigma_0) = ([float(v) for v in alpha_sigma(np.float64(t), schedule)] for t in (1, 0))
+    exact = c_1 * np.sqrt(alpha_0 ** 2 * VARIANCES + sigma_0 ** 2) / np.sqrt(alpha_1 ** 2 * VARIANCES + sigma_1 ** 2)
+    error = {(solver, k): np.sqrt(np.mean((solvers.solve(exact_denoiser(schedule), c_1, k, schedule, solver)
+                                           - exact) ** 2)) for solver in solvers.SOLVERS for k in (20, 40, 80)}
+    assert 1.7 < error["ddim", 40] / error["ddim", 80] < 2.3
+    assert error["dpmpp_2m", 40] / error["dpmpp_2m", 80] > 3.3
+    assert error["dpmpp_2m", 20] < error["ddim", 80]
+    # the times: DDIM's uniform in t; 2M's uniform in lambda = log(alpha / sigma) up to the last, which is 0
+    np.testing.assert_allclose(solvers.times(8, "ddim", schedule), np.linspace(1, 0, 9))
+    path = solvers.times(8, "dpmpp_2m", schedule)
+    assert path[0] == 1.0 and path[-1] == 0.0 and np.all(np.diff(path) < 0)
+    steps = np.diff(solvers.half_log_snr(path[:-1], schedule))
+    np.testing.assert_allclose(steps, steps[0], rtol=1e-3)
+    with pytest.raises(ArgumentError, match="solver='euler': the diffusion sampler draws with one of dpmpp_2m, ddim"):
+        solvers.check_solver("euler")
+
+
 def test_numpys_denoiser_is_tensorflows():
     params = diffusion.initial_params(3, 16, 2, 8, seed=1)
     params["out_kernel"] = np.random.default_rng(0).standard_normal((16, 3)).astype("float32")  # not 0
@@ -155,7 +193,7 @@ def test_draws_are_reproducible_and_temperature_shrinks_them(toys):
     with pytest.raises(ArgumentError) as error:
         fitted.sample(4, seed=0, temperature=0)
     assert error.value.argument == "temperature"
-    with pytest.raises(ArgumentError, match="diffusion_steps=0: the DDIM sampler takes a whole number") as error:
+    with pytest.raises(ArgumentError, match="diffusion_steps=0: the diffusion sampler takes a whole number") as error:
         fitted.sample(4, seed=0, diffusion_steps=0)
     assert flag_message(error.value).startswith("--diffusion_steps=0: ")
 
@@ -172,6 +210,10 @@ def test_the_file_round_trips_to_identical_draws_and_damage_is_one_line(toys, tm
     fewer = reloaded.with_draw_settings(diffusion_steps=10)
     np.testing.assert_array_equal(fewer.sample(300, seed=2), fitted.sample(300, seed=2, diffusion_steps=10))
     assert not np.array_equal(fewer.sample(300, seed=2), fitted.sample(300, seed=2))
+    ddim = fewer.with_draw_settings(solver="ddim")
+    assert (ddim.solver, ddim.diffusion_steps, fewer.solver) == ("ddim", 10, samplers.SOLVER)
+    np.testing.assert_array_equal(ddim.sample(300, seed=2),
+                                  fitted.sample(300, seed=2, diffusion_steps=10, solver="ddim"))
     data = open(path, "rb").read()
     for damage, expected in ((data[: len(data) // 2], "cut short"), (b"not an archive" * 10, ""),
                              (None, "lacks the arrays"), (b"", "")):
@@ -296,6 +338,10 @@ def test_a_trained_run_samples_with_diffusion_and_keeps_its_file(trained, tmp_pa
     # diffusion_steps is a setting of the draws: other draws from the same file, never a second fit.
     z = again.sampler("diffusion", diffusion_steps=5, **small).sample(6, seed=1)
     np.testing.assert_array_equal(z, again.sampler("diffusion", **small).sample(6, seed=1, diffusion_steps=5))
+    # so is the solver: DDIM draws other codes from the same noise and the same file
+    ddim = again.sampler("diffusion", solver="ddim", **small).sample(6, seed=1)
+    np.testing.assert_array_equal(ddim, again.sampler("diffusion", **small).sample(6, seed=1, solver="ddim"))
+    assert not np.allclose(ddim, again.sampler("diffusion", **small).sample(6, seed=1))
     assert not lines
     with pytest.raises(ArgumentError, match="diffusion_steps=5 given, but sampler=gmm takes components"):
         again.sampler("gmm", diffusion_steps=5)

@@ -147,7 +147,8 @@ def test_evaluation_asks_each_sampler_for_its_settings():
     samplers.sample_latents(run, "gmm", 3, 0, gmm_max_codes=500, settings={"gmm": {"components": 50}})
     assert run.asked == ("gmm", {"components": 50, "max_codes": 500})
     samplers.sample_latents(run, "diffusion", 3, 0, settings={"diffusion": {"steps": 16000}, "gmm": {"components": 5}})
-    assert run.asked == ("diffusion", {"diffusion_steps": samplers.DIFFUSION_STEPS, "steps": 16000})
+    assert run.asked == ("diffusion", {"diffusion_steps": samplers.DIFFUSION_STEPS, "solver": samplers.SOLVER,
+                                       "steps": 16000})
     with pytest.raises(TfvaeError, match="sampler settings for bogus: not a sampler; choose from prior, gmm"):
         evaluation.EvalOptions(sampler_settings={"bogus": {"x": 1}}).validate()
     with pytest.raises(TfvaeError, match="--gmm_max_codes must be at least 1"):

@@ -280,7 +280,8 @@ class Run:
             Gaussian noise of prior, gmm, two_stage and a VampPrior, a diffusion sampler's initial noise, and
             divides a PixelCNN's logits); 1 is the
             density itself; below 1 draws nearer its modes, more alike.
-          settings: the fitted sampler's, e.g. ``components=50`` for gmm, ``diffusion_steps=20`` for diffusion
+          settings: the fitted sampler's, e.g. ``components=50`` for gmm, ``diffusion_steps=20`` or ``solver="ddim"``
+            for diffusion
             (see ``sampler``).
 
         Raises:
@@ -313,7 +314,7 @@ class Run:
           settings: passed to the fit, e.g. ``components=10`` for gmm (its default) and ``max_codes=20000`` (its
             default: the most training codes it is fitted to, a random subset of a run with more, drawn with the
             fit's seed), ``steps`` for two_stage; one the sampler does not take is refused. A setting of the draws
-            (``diffusion_steps``, the diffusion sampler's DDIM steps) is not the fit's: it changes the draws, never
+            (the diffusion sampler's ``diffusion_steps`` and ``solver``) is not the fit's: it changes the draws, never
             makes a saved fit be fitted again.
 
         Returns:

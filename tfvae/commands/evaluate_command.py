@@ -42,7 +42,8 @@ def define_flags():
                          "precision/recall.", lower_bound=1)
     flags.DEFINE_list("sampler", ["prior"], "prior: z ~ N(0, I); gmm: a Gaussian mixture (--gmm_components) fitted to "
                       "the training images' codes; two_stage: a second small VAE fitted to them (Dai & Wipf 2019); "
-                      "diffusion: a diffusion model fitted to them, drawn with DDIM (--diffusion_steps); "
+                      "diffusion: a diffusion model fitted to them, drawn by an ODE solver (--diffusion_solver, "
+                      "--diffusion_steps); "
                       "learned: the model's own learned prior (a vamp's VampPrior; a vqvae's PixelCNN prior, its only "
                       "sampler, used for a vqvae when --sampler is left at prior). "
                       "Comma-separated for several. A fitted one is saved in <workdir>/samplers/ and reused, as "
@@ -53,8 +54,11 @@ def define_flags():
     flags.DEFINE_integer("gmm_max_codes", 20000, "The most training codes the gmm sampler is fitted to: a run with "
                          "more is fitted to a random subset of that many, drawn with the fit's seed (0); a saved "
                          "mixture fitted to other codes is fitted again.", lower_bound=1)
-    flags.DEFINE_integer("diffusion_steps", 50, "DDIM steps of the diffusion sampler's draws (a setting of the draws: "
-                         "a saved fit is reused).", lower_bound=1)
+    flags.DEFINE_integer("diffusion_steps", 50, "Solver steps of the diffusion sampler's draws (a setting of the "
+                         "draws: a saved fit is reused).", lower_bound=1)
+    flags.DEFINE_enum("diffusion_solver", "dpmpp_2m", ["dpmpp_2m", "ddim"], "The ODE solver of the diffusion "
+                      "sampler's draws: dpmpp_2m (DPM-Solver++(2M), second order) or ddim (first order); a setting of "
+                      "the draws: a saved fit is reused.")
     flags.DEFINE_float("temperature", 1.0, "Every sampler's temperature tau, as sample.py --temperature: the Gaussian "
                        "noise of the draws multiplied by tau, a PixelCNN's logits divided by it. 1: the density itself "
                        "(the default, and what the likelihood describes).")
@@ -86,7 +90,7 @@ def options_from_flags():
         ood_data_dir=FLAGS.ood_data_dir, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
         classifier_epochs=FLAGS.classifier_epochs, cache_dir=FLAGS.cache_dir, output=FLAGS.output,
         gmm_components=FLAGS.gmm_components, gmm_max_codes=FLAGS.gmm_max_codes, diffusion_steps=FLAGS.diffusion_steps,
-        temperature=FLAGS.temperature,
+        diffusion_solver=FLAGS.diffusion_solver, temperature=FLAGS.temperature,
         noise=FLAGS.noise)
 
 

@@ -41,12 +41,16 @@ def define_flags():
     flags.DEFINE_string("sampler", None, "What draws the codes of --mode=random and of --mode=grid beyond a 2-D "
                         "latent (the names: tfvae.samplers.SAMPLERS): prior (N(0, I)), gmm (a mixture of "
                         "--gmm_components Gaussians fitted to the training images' codes), two_stage (a second small "
-                        "VAE fitted to them), diffusion (a diffusion model fitted to them, --diffusion_steps DDIM "
-                        "steps) or learned (the model's own learned prior: a vamp's VampPrior, a vqvae's PixelCNN "
-                        "prior over its code grids). Default: learned for a vamp or vqvae, prior for a vae or cvae, "
-                        "gmm for an ae. A fitted one is saved in <workdir>/samplers/ on first use and reused after.")
-    flags.DEFINE_integer("diffusion_steps", None, "DDIM steps of the diffusion sampler's draws (default 50; a "
+                        "VAE fitted to them), diffusion (a diffusion model fitted to them, drawn in --diffusion_steps "
+                        "steps of --diffusion_solver) or learned (the model's own learned prior: a vamp's "
+                        "VampPrior, a vqvae's PixelCNN prior over its code grids). Default: learned for a vamp or "
+                        "vqvae, prior for a vae or cvae, gmm for an ae. A fitted one is saved in <workdir>/samplers/ "
+                        "on first use and reused after.")
+    flags.DEFINE_integer("diffusion_steps", None, "Solver steps of the diffusion sampler's draws (default 50; a "
                          "setting of the draws: a saved fit is reused).", lower_bound=1)
+    flags.DEFINE_enum("diffusion_solver", None, ["dpmpp_2m", "ddim"], "The ODE solver of the diffusion sampler's "
+                      "draws (default dpmpp_2m, DPM-Solver++(2M), second order; ddim: first order; a setting of the "
+                      "draws: a saved fit is reused).")
     flags.DEFINE_integer("gmm_components", None, "Components of the gmm sampler's mixture (default 10, Ghosh et "
                          "al.'s); a saved mixture of another size is fitted again.", lower_bound=1)
     flags.DEFINE_integer("gmm_max_codes", None, "The most training codes the gmm sampler is fitted to (default "
@@ -59,13 +63,16 @@ def define_flags():
     flags.DEFINE_string("noise", "", "--mode=denoise: the corruption (default the run's --noise), e.g. gaussian:0.3.")
 
 
-def sampler_settings(components, diffusion_steps=None, max_codes=None):
-    """The sampler settings --gmm_components, --diffusion_steps and --gmm_max_codes ask for (those given)."""
+def sampler_settings(components, diffusion_steps=None, max_codes=None, solver=None):
+    """The sampler settings --gmm_components, --diffusion_steps, --gmm_max_codes and --diffusion_solver ask for
+    (those given)."""
     settings = {} if components is None else {"components": components}
     if max_codes is not None:
         settings["max_codes"] = max_codes
     if diffusion_steps is not None:
         settings["diffusion_steps"] = diffusion_steps
+    if solver is not None:
+        settings["solver"] = solver
     return settings
 
 
@@ -88,10 +95,11 @@ def main(argv):
         path = pictures.sample_to_png(FLAGS.workdir, FLAGS.mode, FLAGS.grid, output=FLAGS.output, seed=FLAGS.seed,
                                       label=FLAGS.label, noise=FLAGS.noise, sampler=FLAGS.sampler,
                                       sampler_settings=sampler_settings(FLAGS.gmm_components, FLAGS.diffusion_steps,
-                                                                        FLAGS.gmm_max_codes),
+                                                                        FLAGS.gmm_max_codes, FLAGS.diffusion_solver),
                                       temperature=FLAGS.temperature)
     except TfvaeError as e:
-        message = flag_message(e, {'n': 'grid', 'components': 'gmm_components', 'max_codes': 'gmm_max_codes'})
+        message = flag_message(e, {'n': 'grid', 'components': 'gmm_components', 'max_codes': 'gmm_max_codes',
+                                    'solver': 'diffusion_solver'})
         print(f"error: {in_program_terms(message, argv[0])}", file=sys.stderr)
         return 2
     print(f"wrote {path}")

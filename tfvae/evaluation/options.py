@@ -6,7 +6,7 @@ import os
 from tfvae import data as data_lib
 from tfvae import picture_arrays
 from tfvae.errors import ArgumentError, TfvaeError
-from tfvae.samplers import DIFFUSION_STEPS, GMM_COMPONENTS, GMM_MAX_CODES, SAMPLERS
+from tfvae.samplers import DIFFUSION_STEPS, GMM_COMPONENTS, GMM_MAX_CODES, SAMPLERS, SOLVER, SOLVERS
 
 MODES = ("evaluate", "score")
 KNN_K = 3  # Kynkäänniemi et al. 2019
@@ -45,9 +45,11 @@ class EvalOptions:
       cache_dir: "" for $TFVAE_CACHE, else ~/.cache/tfvae.
       gmm_components: components of the ex-post Gaussian mixture.
       gmm_max_codes: the most training codes the mixture is fitted to (a random subset of a run with more).
-      diffusion_steps: DDIM steps of the diffusion sampler's draws.
+      diffusion_steps: solver steps of the diffusion sampler's draws.
+      diffusion_solver: the ODE solver of its draws (``tfvae.samplers.solvers.SOLVERS``).
       sampler_settings: {sampler name: {setting: value}}, more of the samplers' settings (``Run.sampler``'s),
-        winning over gmm_components, gmm_max_codes and diffusion_steps, e.g. ``{"diffusion": {"steps": 16000}}``.
+        winning over gmm_components, gmm_max_codes, diffusion_steps and diffusion_solver, e.g.
+        ``{"diffusion": {"steps": 16000}}``.
       temperature: every sampler's temperature (``tfvae.samplers``; 1: the density itself).
       output: report directory (evaluate, compare) or CSV path (score); "" for the defaults.
       noise: corruption of the test images whose denoising is measured (the ``--noise`` grammar of
@@ -70,6 +72,7 @@ class EvalOptions:
     gmm_components: int = GMM_COMPONENTS
     gmm_max_codes: int = GMM_MAX_CODES
     diffusion_steps: int = DIFFUSION_STEPS
+    diffusion_solver: str = SOLVER
     sampler_settings: dict = dataclasses.field(default_factory=dict)
     temperature: float = 1.0
     output: str = ""
@@ -103,6 +106,9 @@ class EvalOptions:
         if unknown:
             raise TfvaeError(f"sampler settings for {', '.join(unknown)}: not a sampler; choose from "
                              f"{', '.join(SAMPLERS)}")
+        if self.diffusion_solver not in SOLVERS:
+            raise TfvaeError(f"unknown --diffusion_solver={self.diffusion_solver!r}; choose one of "
+                             f"{', '.join(SOLVERS)}")
         if self.ood_dataset and self.ood_dataset not in data_lib.DATASETS:
             raise TfvaeError(f"unknown --ood_dataset={self.ood_dataset!r}; choose one of "
                              f"{', '.join(data_lib.DATASETS)}")

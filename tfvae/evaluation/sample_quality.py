@@ -150,7 +150,8 @@ def sample_quality(run, options, results, shared, out_dir, log, reconstructions=
     for sampler in options.samplers:
         z, _ = sample_latents(run, sampler, options.sample_count, options.seed, options.batch_size,
                               options.gmm_components, options.temperature, options.diffusion_steps,
-                              gmm_max_codes=options.gmm_max_codes, settings=options.sampler_settings)
+                              gmm_max_codes=options.gmm_max_codes, settings=options.sampler_settings,
+                              diffusion_solver=options.diffusion_solver)
         images = generate(run, z, options.batch_size)
         entry = {}
         if classifier is not None:

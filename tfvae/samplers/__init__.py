@@ -6,7 +6,8 @@ One job per module (each imports only the ones listed above it)::
                      MLP of residual blocks with a time embedding, as plain weights evaluated with numpy's or
                      TensorFlow's ops
     unet.py          the denoiser of grid codes, a small U-Net, as plain weights evaluated with TensorFlow's ops
-    diffusion.py     the diffusion sampler over the codes: its fit with EMA weights and held-out codes, DDIM
+    solvers.py       the ODE solvers that draw from a fitted diffusion model (DPM-Solver++(2M), DDIM)
+    diffusion.py     the diffusion sampler over the codes: its fit with EMA weights and held-out codes, its
                      draws; its maths is in its docstring
     densities.py     the samplers (prior, gmm, two_stage; diffusion, registered from diffusion.py; "learned" is the
                      model's own prior): their densities, fitting and drawing, and their state as arrays; the
@@ -37,11 +38,12 @@ from tfvae.samplers.densities import (
 from tfvae.samplers.diffusion import DIFFUSION_STEPS, DiffusionSampler
 from tfvae.samplers.draws import generate, sample_latents
 from tfvae.samplers.npz import SAMPLER_DIR, encoder_fingerprint, load_sampler, sampler_path, save_sampler
+from tfvae.samplers.solvers import SOLVER, SOLVERS
 from tfvae.samplers.store import load_or_fit
 
 __all__ = [
-    "CLASSES", "DIFFUSION_STEPS", "GMM_COMPONENTS", "GMM_MAX_CODES", "LEARNED", "SAMPLERS", "SAMPLER_DIR",
-    "DiffusionSampler", "GaussianMixtureSampler", "Prior", "TwoStageSampler", "capped_codes", "default_sampler",
-    "encoder_fingerprint", "fit_sampler", "generate", "load_or_fit", "load_sampler", "sample_latents",
-    "sampler_from_state", "sampler_path", "save_sampler",
+    "CLASSES", "DIFFUSION_STEPS", "GMM_COMPONENTS", "GMM_MAX_CODES", "LEARNED", "SAMPLERS", "SAMPLER_DIR", "SOLVER",
+    "SOLVERS", "DiffusionSampler", "GaussianMixtureSampler", "Prior", "TwoStageSampler", "capped_codes",
+    "default_sampler", "encoder_fingerprint", "fit_sampler", "generate", "load_or_fit", "load_sampler",
+    "sample_latents", "sampler_from_state", "sampler_path", "save_sampler",
 ]

@@ -68,16 +68,17 @@ and gamma stays near 1) the mean alone would be one point. Both networks are
 fit takes is in docs/sampling.md#samplers-where-the-codes-come-from). Dai & Wipf fit the second stage to draws
 z ~ q(z | x); here it is fitted to the posterior means, as the mixture is, which also serves a plain autoencoder.
 
-``diffusion`` (Ho et al. 2020; DDIM sampling, Song et al. 2021; the latent MLP of DiffAE, Preechakul et al. 2022,
-or a small U-Net over grid codes): a denoising diffusion model over the same standardised codes, its own module
-(``tfvae.samplers.diffusion``, where its maths is), registered here. Besides its fit's settings it takes one
-setting of the draws, ``diffusion_steps`` (``draw_settings``), which never makes a saved fit be fitted again.
+``diffusion`` (Ho et al. 2020; drawn by DPM-Solver++(2M), Lu et al. 2022, or DDIM, Song et al. 2021; the latent
+MLP of DiffAE, Preechakul et al. 2022, or a small U-Net over grid codes): a denoising diffusion model over the same
+standardised codes, its own module (``tfvae.samplers.diffusion``, where its maths is), registered here. Besides
+its fit's settings it takes two settings of the draws, ``diffusion_steps`` and ``solver`` (``draw_settings``),
+which never make a saved fit be fitted again.
 
 Temperature. Every sampler's ``sample(n, seed, temperature=1.0)`` draws from its density with the spread of its
 Gaussian noise multiplied by ``temperature`` (tau), the knob of Glow (Kingma & Dhariwal 2018) and NVAE (Vahdat &
 Kautz 2020): ``prior`` z = tau * e; ``gmm`` z = m_k + tau * (x - m_k) with x ~ N(m_k, S_k), a draw from
 N(m_k, tau^2 S_k), the components and their weights unchanged; ``two_stage`` u and e both scaled by tau;
-``diffusion`` its initial noise c_1 = tau * e, the only noise of its deterministic DDIM path; a
+``diffusion`` its initial noise c_1 = tau * e, the only noise of its deterministic ODE path; a
 VampPrior's components likewise. A vqvae's PixelCNN has no Gaussian noise: its softmax is taken of logits / tau,
 the temperature of a categorical. tau < 1 trades diversity for draws nearer the densest codes (for a mixture:
 nearer its components' means); tau = 1 is the density itself, and gives the same draws as before the knob

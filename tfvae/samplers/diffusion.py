@@ -1,4 +1,4 @@
-r"""``diffusion``: a denoising diffusion model fitted to the training codes after training, sampled with DDIM.
+r"""``diffusion``: a denoising diffusion model fitted to the training codes after training, sampled by an ODE solver.
 
 The codes are first standardised per dimension, c = (z - shift) / scale (shift, scale: the training codes' mean and
 standard deviation, kept with the sampler), so the denoiser sees unit-scale data whatever the encoder's scale.
@@ -45,14 +45,10 @@ weights' loss on them is computed with the same t and e each time (a fixed set o
 held-out code: see below), and the EMA weights with the lowest held-out loss are the ones kept; the fit stops
 early when that loss has not improved for 5 checks. With no held-out codes the last EMA weights are kept.
 
-Sampling (Song, Meng & Ermon 2021, "Denoising diffusion implicit models", DDIM with eta = 0): c_1 = tau e, e ~
-N(0, I) from ``seed`` (tau the ``temperature``); then over ``diffusion_steps`` K uniform steps t = 1, 1 - 1/K,
-..., 1/K, with the network's estimates c_0^ and e^ at (c_t, t),
-
-    c_s = alpha_s c_0^ + sigma_s e^    (s = t - 1/K),
-
-and the last step returns c_0^; z = shift + scale * c_0^. With eta = 0 the path from c_1 to c_0 is deterministic
-(DDIM's discretisation of the probability-flow ODE, Song et al. 2021): the initial noise is the only noise, so
+Sampling: c_1 = tau e, e ~ N(0, I) from ``seed`` (tau the ``temperature``), carried to c_0 along the
+probability-flow ODE (Song et al. 2021) by ``solver`` in ``diffusion_steps`` K steps (``tfvae.samplers.solvers``:
+``dpmpp_2m``, the default, the second-order DPM-Solver++(2M) of Lu et al. 2022; ``ddim``, the first-order DDIM of
+Song, Meng & Ermon 2021 with eta = 0); z = shift + scale * c_0. The path is deterministic: the initial noise is the only noise, so
 the temperature scales it alone, as a flow's temperature does (Glow, Kingma & Dhariwal 2018) and as the other
 samplers' scales their Gaussian draws (``tfvae.samplers.densities``); tau = 1 is the fitted density. For Gaussian
 codes the optimal denoiser is linear and the path an affine map of c_1, so tau multiplies the draws' spread about
@@ -79,8 +75,8 @@ Storage: every weight is a plain array (``state()``: shift, scale and the named 
 kernels are 4-D). Sampling never builds a Keras model, so nothing in the file is deserialised as code: the MLP is
 evaluated with numpy's ops, the U-Net with TensorFlow's convolutions over the same plain arrays.
 
-The schedules, the forward noising and the MLP are ``tfvae.samplers.denoiser``, the U-Net ``tfvae.samplers.unet``;
-this module fits and draws.
+The schedules, the forward noising and the MLP are ``tfvae.samplers.denoiser``, the U-Net ``tfvae.samplers.unet``,
+the ODE solvers ``tfvae.samplers.solvers``; this module fits and draws.
 """
 
 import copy
@@ -93,7 +89,7 @@ import tensorflow as tf
 
 from tfvae import picture_arrays
 from tfvae.errors import ArgumentError, TfvaeError
-from tfvae.samplers import unet
+from tfvae.samplers import solvers, unet
 from tfvae.samplers.denoiser import (
     PREDICTIONS,
     SCHEDULES,
@@ -117,13 +113,13 @@ UNET_WIDTH, UNET_LEVELS = 32, 2
 
 
 def check_diffusion_steps(steps):
-    """``steps`` as an int: a whole number of DDIM steps, at least 1.
+    """``steps`` as an int: a whole number of solver steps, at least 1.
 
     Raises:
       ArgumentError: anything else.
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ArgumentError("diffusion_steps", f"diffusion_steps={steps!r}: the DDIM sampler takes a whole number "
+        raise ArgumentError("diffusion_steps", f"diffusion_steps={steps!r}: the diffusion sampler takes a whole number "
                                                f"of steps, at least 1 (default {DIFFUSION_STEPS})")
     return int(steps)
 
@@ -135,13 +131,13 @@ def _choice(name, value, choices):
 
 
 class DiffusionSampler:
-    """A diffusion model over the standardised codes, sampled with DDIM (see the module docstring).
+    """A diffusion model over the standardised codes, drawn by an ODE solver (see the module docstring).
 
     Attributes:
       shift, scale: (d,) the codes' mean and standard deviation (z = shift + scale * c).
       params: the denoiser's weights, name -> float32 array (the EMA weights kept by the fit).
       schedule, prediction: how it was fitted (module docstring).
-      diffusion_steps: DDIM steps of a draw (``with_draw_settings`` gives a copy with others).
+      diffusion_steps, solver: a draw's steps and ODE solver (``with_draw_settings`` gives a copy with others).
     """
 
     name = "diffusion"
@@ -149,15 +145,15 @@ class DiffusionSampler:
     takes_grids = True  # a Run gives it grid codes as grids (for the U-Net), not flattened
     required = ("shift", "scale", "in_kernel", "in_bias", "out_kernel", "out_bias", "time_kernel_0",
                 "time_bias_0", "time_kernel_1", "time_bias_1")
-    # fit's keyword arguments, and the draw's (diffusion_steps: a setting of the draws, never a reason to refit)
+    # fit's keyword arguments, and the draw's (diffusion_steps, solver: settings of the draws, never a reason to refit)
     settable = ("denoiser", "hidden", "blocks", "width", "levels", "steps", "batch_size", "learning_rate",
-                "prediction", "schedule", "diffusion_steps")
-    draw_settings = ("diffusion_steps",)
+                "prediction", "schedule", "diffusion_steps", "solver")
+    draw_settings = ("diffusion_steps", "solver")
     # The settings a fit that was asked for none of them uses: a saved fit with another one is fitted again.
     defaults = {"prediction": "v", "schedule": "cosine"}
 
     def __init__(self, shift, scale, params, schedule="cosine", prediction="v", history=None,
-                 diffusion_steps=DIFFUSION_STEPS):
+                 diffusion_steps=DIFFUSION_STEPS, solver=solvers.SOLVER):
         self.shift, self.scale = np.asarray(shift, "float32"), np.asarray(scale, "float32")
         self.params = {k: np.asarray(v, "float32") for k, v in params.items()}
         self.denoiser = "unet" if unet.is_unet(self.params) else "mlp"
@@ -170,6 +166,7 @@ class DiffusionSampler:
         self.schedule = _choice("schedule", schedule, SCHEDULES)
         self.prediction = _choice("prediction", prediction, PREDICTIONS)
         self.diffusion_steps = check_diffusion_steps(diffusion_steps)
+        self.solver = solvers.check_solver(solver)
         self.code_shape = self.shift.shape  # (d,), or a grid's (h, w, c): the draws' shape
         self.latent = self.shift.size
         self.history = history or {}
@@ -362,10 +359,14 @@ class DiffusionSampler:
         return cls(arrays["shift"], arrays["scale"], params, settings.get("schedule", "cosine"),
                    settings.get("prediction", "v"))
 
-    def with_draw_settings(self, diffusion_steps=DIFFUSION_STEPS):
-        """This fitted sampler drawing with ``diffusion_steps`` DDIM steps (the weights shared, not copied)."""
+    def with_draw_settings(self, diffusion_steps=None, solver=None):
+        """This fitted sampler drawing with ``diffusion_steps`` steps of ``solver`` (None: this one's; the weights
+        shared, not copied)."""
         other = copy.copy(self)
-        other.diffusion_steps = check_diffusion_steps(diffusion_steps)
+        if diffusion_steps is not None:
+            other.diffusion_steps = check_diffusion_steps(diffusion_steps)
+        if solver is not None:
+            other.solver = solvers.check_solver(solver)
         return other
 
     def denoised(self, c, t):
@@ -381,20 +382,13 @@ class DiffusionSampler:
             self._network = unet.evaluator(self.params, self.code_shape)
         return self._network(c, t)
 
-    def sample(self, n, seed=0, temperature=1.0, diffusion_steps=None):
-        """``n`` codes, float32 (n, *code_shape): DDIM (eta = 0) over ``diffusion_steps`` steps (default the
-        sampler's) from c_1 = tau e, e ~ N(0, I) seeded by ``seed`` (tau the ``temperature``); z = shift + scale *
-        c_0^."""
+    def sample(self, n, seed=0, temperature=1.0, diffusion_steps=None, solver=None):
+        """``n`` codes, float32 (n, *code_shape): c_1 = tau e, e ~ N(0, I) seeded by ``seed`` (tau the
+        ``temperature``), carried to c_0 by ``diffusion_steps`` steps of ``solver`` (defaults: the sampler's; module
+        docstring); z = shift + scale * c_0^."""
         temperature = picture_arrays.check_temperature(temperature)
         steps = self.diffusion_steps if diffusion_steps is None else check_diffusion_steps(diffusion_steps)
+        solver = self.solver if solver is None else solvers.check_solver(solver)
         c = picture_arrays.prior_samples(n, self.latent, seed).reshape((n, *self.code_shape))
-        c = c * np.float32(temperature)
-        times = np.linspace(1.0, 0.0, steps + 1)
-        for t, s in zip(times[:-1], times[1:]):
-            clean, noise = self.denoised(c, t)
-            if s == 0.0:
-                c = clean
-            else:
-                alpha_s, sigma_s = alpha_sigma(np.float32(s), self.schedule)
-                c = (np.float32(alpha_s) * clean + np.float32(sigma_s) * noise).astype("float32")
+        c = solvers.solve(self.denoised, c * np.float32(temperature), steps, self.schedule, solver)
         return (self.shift + self.scale * c).astype("float32")

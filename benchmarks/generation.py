@@ -300,17 +300,20 @@ def table_rows(models):
                          "iwae_nll": metrics.get("iwae_nll"),
                          "bits_per_dim": metrics.get("bits_per_dim"),
                          **{k: quality.get(k) for k in ("fcd", "inception_score", "precision", "recall",
+                                                        "training_distance_ratio", "near_copies",
                                                         "sharpness_ratio", "colourfulness_ratio")}})
     return rows
 
 
 def markdown(rows):
-    head = ("| model | sampler | FCD | recon. FCD (the floor) | IS | precision | recall | sharpness / real | "
-            "colourfulness / real | IWAE NLL | bits/dim | epochs | train min | img/s | sampler fit s |\n|"
-            + "---|" * 15 + "\n")
+    head = ("| model | sampler | FCD | recon. FCD (the floor) | IS | precision | recall | train distance / real | "
+            "near copies (real: 0.05) | sharpness / real | colourfulness / real | IWAE NLL | bits/dim | epochs | "
+            "train min | img/s | sampler fit s |\n|" + "---|" * 17 + "\n")
     lines = [f"| {r['model']} | {r['sampler']} | {cell(r['fcd'], '.2f')} | {cell(r.get('recon_fcd'), '.2f')} | "
              f"{cell(r['inception_score'], '.2f')} | "
-             f"{cell(r['precision'], '.2f')} | {cell(r['recall'], '.2f')} | {cell(r['sharpness_ratio'], '.2f')} | "
+             f"{cell(r['precision'], '.2f')} | {cell(r['recall'], '.2f')} | "
+             f"{cell(r.get('training_distance_ratio'), '.2f')} | {cell(r.get('near_copies'), '.3f')} | "
+             f"{cell(r['sharpness_ratio'], '.2f')} | "
              f"{cell(r['colourfulness_ratio'], '.2f')} | {cell(r['iwae_nll'], '.1f')} | "
              f"{cell(r['bits_per_dim'], '.3f')} | {r['epochs']} | {r['train_minutes']:.1f} | "
              f"{r['images_per_sec']:.0f} | {cell(r['fit_seconds'], '.1f')} |\n" for r in rows]

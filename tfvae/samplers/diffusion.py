@@ -48,12 +48,12 @@ early when that loss has not improved for 5 checks. With no held-out codes the l
 Sampling: c_1 = tau e, e ~ N(0, I) from ``seed`` (tau the ``temperature``), carried to c_0 along the
 probability-flow ODE (Song et al. 2021) by ``solver`` in ``diffusion_steps`` K steps (``tfvae.samplers.solvers``:
 ``dpmpp_2m``, the default, the second-order DPM-Solver++(2M) of Lu et al. 2022; ``ddim``, the first-order DDIM of
-Song, Meng & Ermon 2021 with eta = 0); z = shift + scale * c_0. The path is deterministic: the initial noise is the only noise, so
-the temperature scales it alone, as a flow's temperature does (Glow, Kingma & Dhariwal 2018) and as the other
-samplers' scales their Gaussian draws (``tfvae.samplers.densities``); tau = 1 is the fitted density. For Gaussian
-codes the optimal denoiser is linear and the path an affine map of c_1, so tau multiplies the draws' spread about
-their mean, as for the prior. For codes with several modes the ODE carries the noise's direction to a mode and its
-radius to a place within it, so tau < 1 draws each mode's inner side and shrinks the spread much less than tau
+Song, Meng & Ermon 2021 with eta = 0); z = shift + scale * c_0. The path is deterministic: the initial noise is the
+only noise, so the temperature scales it alone, as a flow's temperature does (Glow, Kingma & Dhariwal 2018) and as
+the other samplers' scales their Gaussian draws (``tfvae.samplers.densities``); tau = 1 is the fitted density. For
+Gaussian codes the optimal denoiser is linear and the path an affine map of c_1, so tau multiplies the draws' spread
+about their mean, as for the prior. For codes with several modes the ODE carries the noise's direction to a mode and
+its radius to a place within it, so tau < 1 draws each mode's inner side and shrinks the spread much less than tau
 (docs/sampling.md).
 
 Codes and denoisers (``denoiser``). The MLP above (``"mlp"``, the default) takes vector codes (n, d), and grid
@@ -102,26 +102,14 @@ from tfvae.samplers.denoiser import (
     noised,
     per_code,
 )
+from tfvae.samplers.solvers import DIFFUSION_STEPS, check_diffusion_steps
 
-DIFFUSION_STEPS = 50
 CHECKS = 20  # held-out checks over a fit
 PATIENCE = 5  # checks without improvement before a fit stops
 HELD_OUT_DRAWS = 8  # (t, e) draws per held-out code, at most
 HELD_OUT_ROWS = 16384  # (code, t, e) rows of a held-out check, at most
 DENOISERS = ("mlp", "unet")
 UNET_WIDTH, UNET_LEVELS = 32, 2
-
-
-def check_diffusion_steps(steps):
-    """``steps`` as an int: a whole number of solver steps, at least 1.
-
-    Raises:
-      ArgumentError: anything else.
-    """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ArgumentError("diffusion_steps", f"diffusion_steps={steps!r}: the diffusion sampler takes a whole number "
-                                               f"of steps, at least 1 (default {DIFFUSION_STEPS})")
-    return int(steps)
 
 
 def _choice(name, value, choices):

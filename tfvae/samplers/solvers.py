@@ -33,7 +33,20 @@ from tfvae.samplers.denoiser import LOGSNR_RANGE, alpha_sigma
 
 SOLVERS = ("dpmpp_2m", "ddim")
 SOLVER = "dpmpp_2m"
+DIFFUSION_STEPS = 50  # a draw's steps
 _GRID = 4097  # times on which a schedule's lambda is tabulated to invert it
+
+
+def check_diffusion_steps(steps):
+    """``steps`` as an int: a whole number of solver steps, at least 1.
+
+    Raises:
+      ArgumentError: anything else.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ArgumentError("diffusion_steps", f"diffusion_steps={steps!r}: the diffusion sampler takes a whole number "
+                                               f"of steps, at least 1 (default {DIFFUSION_STEPS})")
+    return int(steps)
 
 
 def check_solver(solver):

@@ -354,12 +354,24 @@ def test_evaluate_py_reports_fcd_for_two_stage(ae_run, tmp_path, offline_env):
     small = tfvae.load(str(workdir), log=lambda line: None).sampler("diffusion", hidden=32, blocks=1, steps=100)
     run_script([EVALUATE, f"--workdir={workdir}", "--sampler=prior,two_stage,gmm,diffusion", "--gmm_components=2",
                 "--sample_count=64", "--classifier_epochs=1", "--batch_size=256", "--temperature=0.5",
-                "--diffusion_steps=20"], env)
+                "--diffusion_steps=20", "--diffusion_solver=ddim"], env)
     results = json.loads((workdir / "eval.json").read_text())
-    assert results["settings"]["diffusion_steps"] == 20
-    seen = metrics.perception(tfvae.load(str(workdir)).sample(64, seed=0, sampler="diffusion", temperature=0.5,
-                                                              diffusion_steps=20))["sharpness"]
-    assert np.isclose(seen, results["samplers"]["diffusion"]["sharpness"], rtol=1e-5)  # the draws scored
+    assert results["settings"]["diffusion_steps"] == 20 and results["settings"]["diffusion_solver"] == "ddim"
+    scored = results["samplers"]["diffusion"]["sharpness"]
+    for solver, equal in (("ddim", True), ("dpmpp_2m", False)):  # the draws scored are DDIM's, 20 steps
+        seen = metrics.perception(tfvae.load(str(workdir)).sample(64, seed=0, sampler="diffusion", temperature=0.5,
+                                                                  diffusion_steps=20, solver=solver))["sharpness"]
+        assert np.isclose(seen, scored, rtol=1e-5) == equal, (solver, seen, scored)
+    # sample.py draws with the solver asked for, from the same file; an unknown solver is refused by its flag
+    pictures = {solver: tmp_path / f"{solver}.png" for solver in ("ddim", "dpmpp_2m")}
+    *drawn, unknown = run_scripts(
+        [[SAMPLE, f"--workdir={workdir}", "--mode=random", "--grid=2", "--sampler=diffusion",
+          f"--diffusion_solver={solver}", f"--output={path}"] for solver, path in pictures.items()]
+        + [[SAMPLE, f"--workdir={workdir}", "--mode=random", "--sampler=diffusion", "--diffusion_solver=euler"]],
+        env, check=False)
+    assert all(done.returncode == 0 and "fitted" not in done.stdout for done in drawn), drawn
+    assert pictures["ddim"].read_bytes() != pictures["dpmpp_2m"].read_bytes()
+    assert unknown.returncode != 0 and "diffusion_solver" in unknown.stderr
     assert samplers.load_sampler(str(workdir), "diffusion", 4)[1]["settings"]["hidden"] == 32  # not fitted again
     np.testing.assert_array_equal(tfvae.load(str(workdir)).sampler("diffusion").sample(5, seed=0),
                                   small.sample(5, seed=0))

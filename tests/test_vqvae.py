@@ -289,5 +289,11 @@ def test_prior_on_two_replicas_takes_the_steps_it_takes_on_one_device(vq_run, tm
     grid = tuple(rundir.load_prior(vq_run).input_shape[1:])
     initial = pixelcnn.build_pixelcnn(grid, config.codebook_size, seed=int(config.seed)).get_weights()
     assert any(not np.allclose(a, b) for a, b in zip(initial, one))  # the epoch did move the weights
-    for a, b in zip(one, two):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # The same steps, up to round-off: Adam divides by the root of a gradient's second moment, so a weight whose
+    # gradient is nearly 0 takes a step whose sign is round-off, and oneDNN's AVX2 kernels round otherwise than
+    # its AVX-512 ones (on AVX2 here 76 of 102,400 weights differed by up to 4.4e-4; on AVX-512 none by 1e-6). A
+    # replica bug (a batch seen twice, or not at all) moves most weights otherwise, and by as much as they move.
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(initial, one))
+    close = [np.isclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(one, two)]
+    assert sum(int(c.sum()) for c in close) >= 0.995 * sum(c.size for c in close)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(one, two)) < 0.1 * moved

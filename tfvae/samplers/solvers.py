@@ -5,7 +5,7 @@ Both solvers integrate the same deterministic path from c_1 = tau e (e ~ N(0, I)
 probability-flow ODE of the variance-preserving process (Song et al. 2021, "Score-based generative modeling through
 SDEs"), in K steps t_0 = 1 > t_1 > ... > t_K = 0. With lambda_t = log(alpha_t / sigma_t) (half the log SNR) and
 the network's clean-code estimate x_i = c_0^(c_{t_i}, t_i), the exact solution from t to s < t is (Lu et al. 2022,
-"DPM-Solver++", eq. 9)
+"DPM-Solver++: Fast solver for guided sampling of diffusion probabilistic models")
 
     c_s = (sigma_s / sigma_t) c_t + sigma_s \int_{lambda_t}^{lambda_s} e^lambda c_0^(c_lambda, lambda) d lambda,
 
@@ -14,7 +14,7 @@ and the solvers differ in how they approximate c_0^ over the step (h = lambda_s 
   ``ddim`` (Song, Meng & Ermon 2021, "Denoising diffusion implicit models", eta = 0): c_0^ constant at x_i,
     c_s = (sigma_s / sigma_t) c_t - alpha_s (e^-h - 1) x_i = alpha_s x_i + sigma_s e^_i, the first-order solver,
     over steps uniform in t, as DDIM takes them;
-  ``dpmpp_2m`` (DPM-Solver++(2M), Lu et al. 2022, Algorithm 2): c_0^ linear in lambda through the last two
+  ``dpmpp_2m`` (DPM-Solver++(2M), the paper's multistep second-order solver): c_0^ linear in lambda through the last two
     estimates, D_i = (1 + 1 / (2 r_i)) x_i - (1 / (2 r_i)) x_{i-1} with r_i = h_{i-1} / h_i, in the same update
     (the first step, with no x_{i-1}, is DDIM's); second order for one network evaluation a step, over steps
     uniform in lambda (the paper's choice for low-resolution data).

@@ -3,6 +3,8 @@
 import gzip
 import os
 import pathlib
+import subprocess
+import sys
 import tempfile
 import zlib
 
@@ -624,3 +626,34 @@ def test_npz_with_pickled_objects_is_refused_unread(tmp_path):
     with pytest.raises(DataError, match=r"cannot read .*mnist.npz \(ValueError: Object arrays cannot be loaded "
                                         "when allow_pickle=False\\); re-download or delete it"):
         data.load_dataset("mnist", data_dir=str(tmp_path))
+
+
+DECODE_IN_A_FRESH_PROCESS = """
+import os, sys
+from tfvae.data import decode
+start = set(sys.modules)
+decode.import_before_fork()
+warmed = set(sys.modules)
+out = decode.Decoder(sys.argv[1], 16, 3, 0).chunk(sorted(os.listdir(sys.argv[1])))
+assert all(problem is None for _, problem in out), out
+print(sorted(warmed - start), sorted(set(sys.modules) - warmed), sep="\\n")
+"""
+
+
+def test_a_forked_decoding_worker_imports_nothing(tmp_path):
+    # An import in a child forked from a threaded process can hang on a lock held at the fork, so the decoder's
+    # parent makes every import a worker would (import_before_fork). In a fresh interpreter, after it, decoding one
+    # file of each common format imports nothing; it imported Pillow's plugins and ImageOps, which Pillow loads
+    # lazily (so without it the decoding would have imported them).
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: decoding it runs ImageOps.exif_transpose
+    rgb.save(tmp_path / "a.jpg", exif=exif.tobytes())
+    for name in ("b.png", "d.tif", "e.bmp", "f.webp"):
+        rgb.save(tmp_path / name)
+    rgb.convert("P").save(tmp_path / "c.gif")
+    done = subprocess.run([sys.executable, "-c", DECODE_IN_A_FRESH_PROCESS, str(tmp_path)], capture_output=True,
+                          text=True, check=True)
+    warmed, decoding = done.stdout.strip().splitlines()[-2:]
+    assert "PIL.JpegImagePlugin" in warmed and "PIL.ImageOps" in warmed and "PIL.WebPImagePlugin" in warmed, warmed
+    assert decoding == "[]", decoding

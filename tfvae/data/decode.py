@@ -2,7 +2,8 @@
 
 `Decoder.run` decodes a list of a folder's files in worker processes (one per usable core), hands each image to
 a ``store`` callback in path order (the decode cache writes it, `cache.py`), keeps the ones asked for, and
-records why each failing file failed. Worker processes are forked: they only run Pillow and NumPy.
+records why each failing file failed. Worker processes are forked: they only run Pillow and NumPy, whose imports
+are all done before the fork (`import_before_fork`).
 """
 
 import dataclasses
@@ -15,6 +16,19 @@ import numpy as np
 from tfvae.data.images import _decode_image, _skip_reason
 
 PROGRESS_SECONDS = 10.0  # At most one progress line this often.
+
+
+def import_before_fork():
+    """Runs here every import a decoding worker would make, so that a forked worker makes none.
+
+    Pillow imports lazily: its format plugins on the first ``Image.open``, ``ImageOps`` and the EXIF and TIFF
+    modules on first use. An import in a child forked from a process with other threads (TensorFlow's, a test
+    runner's) can wait forever on a lock one of those threads held at the fork: a CI run hung with a worker stuck
+    inside Pillow's plugin import and its parent waiting for it.
+    """
+    from PIL import ExifTags, Image, ImageOps, TiffImagePlugin  # noqa: F401
+
+    Image.init()
 
 
 @dataclasses.dataclass
@@ -77,8 +91,9 @@ class Decoder:
                 f"{self.image_size}x{self.channels} with {min(workers, len(chunks))} process(es){where}{also}")
         pool, finished = None, False
         if workers > 1 and len(chunks) > 1:
-            # fork: the workers need no imports (a spawned one would import TensorFlow again, seconds each) and
-            # only run Pillow and NumPy, never TensorFlow, so the parent's threads don't matter.
+            # fork: a spawned worker would import TensorFlow again, seconds each. The forked ones only run Pillow and
+            # NumPy, never TensorFlow, and import nothing: the imports are done here first.
+            import_before_fork()
             try:
                 pool = multiprocessing.get_context("fork").Pool(min(workers, len(chunks)))
             except OSError as e:  # No processes to be had: decode here.

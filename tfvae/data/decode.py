@@ -21,12 +21,12 @@ PROGRESS_SECONDS = 10.0  # At most one progress line this often.
 def import_before_fork():
     """Runs here every import a decoding worker would make, so that a forked worker makes none.
 
-    Pillow imports lazily: its format plugins on the first ``Image.open``, ``ImageOps`` and the EXIF and TIFF
-    modules on first use. An import in a child forked from a process with other threads (TensorFlow's, a test
+    Pillow imports lazily: its format plugins on the first ``Image.open``, ``ImageOps`` (and with it the EXIF
+    tags) on first use. An import in a child forked from a process with other threads (TensorFlow's, a test
     runner's) can wait forever on a lock one of those threads held at the fork: a CI run hung with a worker stuck
     inside Pillow's plugin import and its parent waiting for it.
     """
-    from PIL import ExifTags, Image, ImageOps, TiffImagePlugin  # noqa: F401
+    from PIL import Image, ImageOps  # noqa: F401  (ImageOps imports ExifTags; Image.init every format plugin)
 
     Image.init()
 

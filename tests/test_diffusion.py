@@ -20,8 +20,9 @@ from tfvae.samplers.denoiser import alpha_sigma
 
 RADIUS, RING_SD, MODE_SD = 2.0, 0.05, 0.1
 CENTRES = RADIUS * np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * np.pi / 4)], 1)
-# The test size: about 3 s of CPU a toy (the defaults: 128 wide, 3 blocks, 3,000 updates, learning rate 1e-3).
-TOY_FIT = dict(hidden=64, blocks=2, steps=1500, learning_rate=3e-3)
+# The test size: about 3 s of CPU a toy (the defaults: 128 wide, 3 blocks, 1,500 updates of 512 codes, learning
+# rate 1.5e-3).
+TOY_FIT = dict(hidden=64, blocks=2, steps=1500, batch_size=256, learning_rate=3e-3)
 DRAWS = 2000
 
 
@@ -76,8 +77,8 @@ def toys():
         fitted[name] = (target, samplers.DiffusionSampler.fit(codes, seed=0, **TOY_FIT).with_draw_settings(
             diffusion_steps=20), samplers.GaussianMixtureSampler.fit(codes, seed=0, components=1))
     codes = gaussian(1000, 0)
-    fitted["gaussian"] = (gaussian, samplers.DiffusionSampler.fit(codes, seed=0, hidden=32, blocks=1, steps=300,
-                                                                  learning_rate=3e-3).with_draw_settings(
+    small = dict(hidden=32, blocks=1, steps=300, batch_size=256, learning_rate=3e-3)
+    fitted["gaussian"] = (gaussian, samplers.DiffusionSampler.fit(codes, seed=0, **small).with_draw_settings(
         diffusion_steps=20), None)
     return fitted
 

@@ -35,7 +35,9 @@ and the output is W_o silu(LN(h)) + b_o, d numbers, W_o starting at 0. Its targe
 
 The loss is summed over the code's dimensions and averaged over a batch of codes, each with its own t ~ U(0, 1)
 and e. Adam (Kingma & Ba 2015), its learning rate warmed up linearly over the first ``warmup`` updates and then
-decayed to 0 along a cosine; batches of ``batch_size``; ``steps`` updates at most.
+decayed to 0 along a cosine; batches of ``batch_size``; ``steps`` updates at most. The batch is large (512) for
+two reasons: each code's loss is one draw of (t, e), so a gradient is noisy and more codes per update make it less
+so, and a wider matrix product runs more codes a second on a CPU; the measured trade is in docs/sampling.md.
 
 EMA and when to stop. The weights sampled from are an exponential moving average of the trained ones
 (theta_ema <- beta theta_ema + (1 - beta) theta, as DDPM samples from; beta = min(``ema``, (1 + k) / (10 + k)) at
@@ -110,6 +112,7 @@ HELD_OUT_DRAWS = 8  # (t, e) draws per held-out code, at most
 HELD_OUT_ROWS = 16384  # (code, t, e) rows of a held-out check, at most
 DENOISERS = ("mlp", "unet")
 UNET_WIDTH, UNET_LEVELS = 32, 2
+BATCH_SIZE, LEARNING_RATE = 512, 1.5e-3  # a fit's codes per update and Adam's peak learning rate
 
 
 def _choice(name, value, choices):
@@ -161,13 +164,14 @@ class DiffusionSampler:
         self._network = None  # the U-Net's evaluation while drawing (``unet.evaluator``), made on the first draw
 
     @staticmethod
-    def default_steps(count, batch_size=256, epochs=200, lowest=3000, highest=20000):
+    def default_steps(count, batch_size=BATCH_SIZE, epochs=200, lowest=1500, highest=15000):
         """Updates of a fit: ``epochs`` passes over ``count`` codes, clipped to [lowest, highest]."""
         return int(min(max(epochs * math.ceil(count / batch_size), lowest), highest))
 
     @classmethod
     def fit(cls, codes, seed=0, denoiser="mlp", hidden=None, blocks=None, width=None, levels=None, steps=None,
-            batch_size=256, learning_rate=1e-3, prediction="v", schedule="cosine", embed=64, warmup=100, ema=0.999):
+            batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, prediction="v", schedule="cosine", embed=64, warmup=100,
+            ema=0.999):
         """Fits the denoiser to ``codes`` (n, d) or grids (n, h, w, c) (see the module docstring).
 
         Args:

@@ -35,9 +35,10 @@ and the output is W_o silu(LN(h)) + b_o, d numbers, W_o starting at 0. Its targe
 
 The loss is summed over the code's dimensions and averaged over a batch of codes, each with its own t ~ U(0, 1)
 and e. Adam (Kingma & Ba 2015), its learning rate warmed up linearly over the first ``warmup`` updates and then
-decayed to 0 along a cosine; batches of ``batch_size``; ``steps`` updates at most. The batch is large (512) for
-two reasons: each code's loss is one draw of (t, e), so a gradient is noisy and more codes per update make it less
-so, and a wider matrix product runs more codes a second on a CPU; the measured trade is in docs/sampling.md.
+decayed to 0 along a cosine; batches of ``batch_size``; ``steps`` updates at most. The default batch is large
+(``BATCH_SIZE``) for two reasons: each code's loss is one draw of (t, e), so a gradient is noisy and more codes
+per update make it less so, and a wider matrix product runs more codes a second on a CPU; the measured trade is in
+docs/sampling.md.
 
 EMA and when to stop. The weights sampled from are an exponential moving average of the trained ones
 (theta_ema <- beta theta_ema + (1 - beta) theta, as DDPM samples from; beta = min(``ema``, (1 + k) / (10 + k)) at

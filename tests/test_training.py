@@ -49,10 +49,13 @@ def test_two_replicas_make_the_same_update_as_one_device(kind, network, monkeypa
     single_w, single_loss = _one_sgd_step(tf.distribute.get_strategy(), weights, batch, kind, **network)
     mirrored_w, mirrored_loss = _one_sgd_step(mirrored, weights, batch, kind, **network)
     assert any(not np.allclose(a, b) for a, b in zip(weights, single_w))  # the step did move the weights
-    # Two replicas sum their halves' gradients in another order than one device: float32 round-off, ~1e-6 on the
-    # resnet's deeper stack (1.4e-6 was seen on a weight near 0), well below the step's own size.
-    for a, b in zip(single_w, mirrored_w):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # Two replicas sum their halves' gradients in another order than one device, and oneDNN may pick other
+    # kernels for a batch of 4 than of 8: float32 round-off, up to 1.7e-5 on the resnet's deeper stack on an
+    # AVX2-only CPU. So each tensor's update is compared against its own largest step: a loss not divided by
+    # the replicas (a step twice as long) or a gradient not summed (half) would be off by 50% of it.
+    for w0, a, b in zip(weights, single_w, mirrored_w):
+        step, error = np.abs(a - w0).max(), np.abs(b - a).max()
+        assert error <= 0.01 * step + 1e-7, (w0.shape, error, step)
     assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)  # the undivided loss is logged
 
 

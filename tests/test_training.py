@@ -52,7 +52,7 @@ def test_two_replicas_make_the_same_update_as_one_device(kind, network, monkeypa
     # Two replicas sum their halves' gradients in another order than one device, and oneDNN may pick other
     # kernels for a batch of 4 than of 8: float32 round-off, up to 1.7e-5 on the resnet's deeper stack on an
     # AVX2-only CPU. So each tensor's update is compared against its own largest step: a loss not divided by
-    # the replicas (a step twice as long) or a gradient not summed (half) would be off by 50% of it.
+    # the replicas (a step twice as long) or a gradient not summed (half) would be off by 100% or 50% of it.
     for w0, a, b in zip(weights, single_w, mirrored_w):
         step, error = np.abs(a - w0).max(), np.abs(b - a).max()
         assert error <= 0.01 * step + 1e-7, (w0.shape, error, step)

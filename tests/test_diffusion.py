@@ -199,6 +199,24 @@ def test_draws_are_reproducible_and_temperature_shrinks_them(toys):
     assert flag_message(error.value).startswith("--diffusion_steps=0: ")
 
 
+def test_smoothing_draws_the_codes_density_convolved_with_the_kernel(toys):
+    """Fitted to codes blurred by s times each number's spread, the draws follow the codes' density convolved with
+    that Gaussian: for N(m, diag(v)) codes, N(m, diag((1 + s^2) v)) (against the unsmoothed fit of the same size)."""
+    _, plain, _ = toys["gaussian"]
+    small = dict(hidden=32, blocks=1, steps=300, batch_size=256, learning_rate=3e-3)
+    smoothed = samplers.DiffusionSampler.fit(gaussian(1000, 0), seed=0, smoothing=1.0, **small).with_draw_settings(
+        diffusion_steps=20)
+    assert smoothed.settings()["smoothing"] == 1.0 and plain.settings()["smoothing"] == 0.0
+    draws, before = smoothed.sample(DRAWS, seed=3), plain.sample(DRAWS, seed=3)
+    np.testing.assert_allclose(draws.std(0), np.sqrt(2.0) * np.array([2.0, 0.5]), rtol=0.1)
+    np.testing.assert_allclose(draws.std(0) / before.std(0), np.sqrt(2.0), rtol=0.1)
+    np.testing.assert_allclose(draws.mean(0), [1.0, -3.0], atol=0.15)
+    for bad in (-0.5, float("nan"), True, "0.2"):
+        with pytest.raises(ArgumentError, match="the diffusion sampler takes a number >= 0") as error:
+            samplers.DiffusionSampler.fit(np.zeros((10, 2), "float32"), smoothing=bad)
+        assert error.value.argument == "smoothing"
+
+
 def test_the_file_round_trips_to_identical_draws_and_damage_is_one_line(toys, tmp_path):
     _, fitted, _ = toys["ring"]
     path = samplers.save_sampler(str(tmp_path), "diffusion", fitted.state(),
@@ -343,6 +361,17 @@ def test_a_trained_run_samples_with_diffusion_and_keeps_its_file(trained, tmp_pa
     ddim = again.sampler("diffusion", solver="ddim", **small).sample(6, seed=1)
     np.testing.assert_array_equal(ddim, again.sampler("diffusion", **small).sample(6, seed=1, solver="ddim"))
     assert not np.allclose(ddim, again.sampler("diffusion", **small).sample(6, seed=1))
+    assert not lines
+    # smoothing is a setting of the fit: a fit with another one is made (and saved) in its place; a file saved
+    # before the setting existed counts as smoothing 0, not as another fit
+    again.sampler("diffusion", smoothing=0.5, **small)
+    assert any("fitted with other settings than {'smoothing': 0.5}" in line for line in lines), lines
+    assert samplers.load_sampler(str(workdir), "diffusion", run.latent_dim)[1]["settings"]["smoothing"] == 0.5
+    older = dict(meta, settings={k: v for k, v in meta["settings"].items() if k != "smoothing"})
+    samplers.save_sampler(str(workdir), "diffusion", arrays, older)
+    lines = []
+    np.testing.assert_array_equal(tfvae.load(str(workdir), log=lines.append).sample(6, seed=1, sampler="diffusion",
+                                                                                    **small), images)
     assert not lines
     with pytest.raises(ArgumentError, match="diffusion_steps=5 given, but sampler=gmm takes components"):
         again.sampler("gmm", diffusion_steps=5)

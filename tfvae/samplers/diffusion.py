@@ -48,6 +48,14 @@ weights' loss on them is computed with the same t and e each time (a fixed set o
 held-out code: see below), and the EMA weights with the lowest held-out loss are the ones kept; the fit stops
 early when that loss has not improved for 5 checks. With no held-out codes the last EMA weights are kept.
 
+Smoothing (``smoothing`` s, 0 by default). With s > 0 the denoiser is fitted to the standardised codes blurred by
+Gaussian noise, c + s u with a fresh u ~ N(0, I) at every update (the held-out codes get one fixed u each), so the
+density it learns is the codes' convolved with a centred Gaussian of covariance s^2 I: in z, a kernel of s times
+each number's spread, as in a kernel density estimate (Parzen 1962). The draws then lie about s away from the
+training codes: fewer samples lie next to one training image, at the cost of some that lie off the codes the
+decoder knows. It is the continuous form of what a VAE's posterior noise does to its own codes; the trade is
+measured in docs/sampling.md.
+
 Sampling: c_1 = tau e, e ~ N(0, I) from ``seed`` (tau the ``temperature``), carried to c_0 along the
 probability-flow ODE (Song et al. 2021) by ``solver`` in ``diffusion_steps`` K steps (``tfvae.samplers.solvers``:
 ``dpmpp_2m``, the default, the second-order DPM-Solver++(2M) of Lu et al. 2022; ``ddim``, the first-order DDIM of
@@ -139,10 +147,10 @@ class DiffusionSampler:
                 "time_bias_0", "time_kernel_1", "time_bias_1")
     # fit's keyword arguments, and the draw's (diffusion_steps, solver: settings of the draws, never a reason to refit)
     settable = ("denoiser", "hidden", "blocks", "width", "levels", "steps", "batch_size", "learning_rate",
-                "prediction", "schedule", "diffusion_steps", "solver")
+                "prediction", "schedule", "smoothing", "diffusion_steps", "solver")
     draw_settings = ("diffusion_steps", "solver")
     # The settings a fit that was asked for none of them uses: a saved fit with another one is fitted again.
-    defaults = {"prediction": "v", "schedule": "cosine"}
+    defaults = {"prediction": "v", "schedule": "cosine", "smoothing": 0.0}
 
     def __init__(self, shift, scale, params, schedule="cosine", prediction="v", history=None,
                  diffusion_steps=DIFFUSION_STEPS, solver=solvers.SOLVER):
@@ -172,7 +180,7 @@ class DiffusionSampler:
     @classmethod
     def fit(cls, codes, seed=0, denoiser="mlp", hidden=None, blocks=None, width=None, levels=None, steps=None,
             batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, prediction="v", schedule="cosine", embed=64, warmup=100,
-            ema=0.999):
+            ema=0.999, smoothing=0.0):
         """Fits the denoiser to ``codes`` (n, d) or grids (n, h, w, c) (see the module docstring).
 
         Args:
@@ -192,11 +200,13 @@ class DiffusionSampler:
           embed: size of the time embedding (sines and cosines).
           warmup: updates of the learning rate's linear warm-up.
           ema: the EMA's decay beta.
+          smoothing: s >= 0, the Gaussian blur of the standardised codes (module docstring); 0: none.
 
         Raises:
           TfvaeError: codes that are neither vectors nor grids, "unet" for vector codes, or fewer than 2 codes.
           ArgumentError: an unknown denoiser, prediction or schedule, a size that is not a whole number above 0,
-            or a size of the other denoiser (``width`` for the MLP, ``hidden`` for the U-Net).
+            or a size of the other denoiser (``width`` for the MLP, ``hidden`` for the U-Net), or a smoothing
+            that is not a number >= 0.
         """
         codes = np.asarray(codes, "float32")
         if codes.ndim not in (2, 4):
@@ -225,6 +235,11 @@ class DiffusionSampler:
         for name, value in (*network_sizes.items(), ("steps", steps), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ArgumentError(name, f"{name}={value!r}: the diffusion sampler takes a whole number above 0")
+        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float, np.integer, np.floating)) or not (
+                math.isfinite(smoothing) and smoothing >= 0):
+            raise ArgumentError("smoothing", f"smoothing={smoothing!r}: the diffusion sampler takes a number >= 0 (the "
+                                             f"blur of the codes, in units of each number's spread; 0: none)")
+        smoothing = float(smoothing)
         shift = codes.mean(axis=0)
         scale = codes.std(axis=0) + 1e-6
         c = ((codes - shift) / scale).reshape(count, *code_shape)  # shift, scale: a code's shape, kept for draws
@@ -271,6 +286,8 @@ class DiffusionSampler:
             noise_seed = tf.stack([tf.constant(seed, tf.int64), k])
             t = tf.random.stateless_uniform(tf.shape(batch)[:1], seed=noise_seed)
             e = tf.random.stateless_normal(tf.shape(batch), seed=noise_seed + 1)
+            if smoothing:  # a fresh blur of the codes every update
+                batch = batch + smoothing * tf.random.stateless_normal(tf.shape(batch), seed=noise_seed + 2)
             with tf.GradientTape() as tape:
                 loss = loss_of(unpack(theta), batch, t, e)
             gradient = tape.gradient(loss, theta)
@@ -301,6 +318,8 @@ class DiffusionSampler:
         repeats = np.repeat(check_codes, max(1, min(HELD_OUT_DRAWS, HELD_OUT_ROWS // len(check_codes))), axis=0)
         check_t = ((np.arange(len(repeats)) + fixed.uniform(size=len(repeats))) / len(repeats)).astype("float32")
         check_e = fixed.standard_normal(repeats.shape).astype("float32")
+        if smoothing:  # one fixed blur of each held-out draw: the loss of the density being fitted
+            repeats = (repeats + smoothing * fixed.standard_normal(repeats.shape)).astype("float32")
         check_args = (tf.constant(repeats), tf.constant(fixed.permutation(check_t)), tf.constant(check_e))
 
         @tf.function
@@ -334,6 +353,7 @@ class DiffusionSampler:
         parts = np.split(best_params, np.cumsum(sizes)[:-1])
         best_params = {k: part.reshape(shape) for k, part, shape in zip(names, parts, shapes)}
         history = {"denoiser": denoiser, **network_sizes, "steps": steps, "steps_done": done, "batch_size": batch_size,
+                   "smoothing": smoothing,
                    "held_out": held, "best_step": min(checks, key=lambda row: row[2])[0] if held else done,
                    "held_out_loss": best if held else checks[-1][2], "final_train_loss": checks[-1][1],
                    "fit_seconds": time.perf_counter() - started}

@@ -41,7 +41,7 @@ def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
     saved = npz.load_sampler(workdir, name, latent_dim, kind.required)
     if saved is not None:
         arrays, meta = saved
-        asked = _not_fitted_with(settings, meta, getattr(kind, "codes_cap", None))
+        asked = _not_fitted_with(settings, meta, getattr(kind, "codes_cap", None), kind.defaults)
         if meta.get("encoder_sha256") != fingerprint:
             log(f"{path} was fitted to another encoder.keras (the run has trained since): fitting it again")
         elif asked:
@@ -71,10 +71,11 @@ def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
     return fitted
 
 
-def _not_fitted_with(settings, meta, cap):
+def _not_fitted_with(settings, meta, cap, defaults=None):
     """The asked ``settings`` that the saved fit (its ``meta``) was not fitted with; ``cap``: the setting that caps
-    the codes a fit uses (None: none does), compared by the codes it leaves (see the module docstring)."""
-    saved = meta.get("settings", {})
+    the codes a fit uses (None: none does), compared by the codes it leaves (see the module docstring);
+    ``defaults``: the values of settings that a fit saved before they existed was made with."""
+    saved = {**(defaults or {}), **meta.get("settings", {})}
     available = meta.get("training_codes", meta.get("codes"))
 
     def uncapped(value):  # None: a fit of all the codes (a bad value stays itself: it differs, and its fit refuses it)

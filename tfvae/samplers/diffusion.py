@@ -151,6 +151,8 @@ class DiffusionSampler:
     draw_settings = ("diffusion_steps", "solver")
     # The settings a fit that was asked for none of them uses: a saved fit with another one is fitted again.
     defaults = {"prediction": "v", "schedule": "cosine", "smoothing": 0.0}
+    # A saved fit that does not record a setting was made before it existed, with this value.
+    missing_means = {"smoothing": 0.0}
 
     def __init__(self, shift, scale, params, schedule="cosine", prediction="v", history=None,
                  diffusion_steps=DIFFUSION_STEPS, solver=solvers.SOLVER):

@@ -3,7 +3,8 @@
 The fitting is ``tfvae.samplers.densities``'; the files' format and checks are ``tfvae.samplers.npz``'s. A saved
 sampler is used only while it was fitted to the run's present ``encoder.keras`` and with the settings asked for; a
 setting not asked for is the sampler's default (``defaults``: a gmm asked for nothing has 10 components and is fitted
-to at most GMM_MAX_CODES codes, whatever a fit before had).
+to at most GMM_MAX_CODES codes, whatever a fit before had). A setting that a saved fit does not record (the fit predates
+the setting) has the value of the sampler's ``missing_means``: diffusion's ``smoothing`` 0.
 
 A cap on the codes a fit uses (a sampler's ``codes_cap``: the gmm's ``max_codes``) at or above the training codes
 there are is no cap: every such cap fits all of them, the same fit. So a saved fit and an asked one differ in their
@@ -41,7 +42,7 @@ def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
     saved = npz.load_sampler(workdir, name, latent_dim, kind.required)
     if saved is not None:
         arrays, meta = saved
-        asked = _not_fitted_with(settings, meta, getattr(kind, "codes_cap", None), kind.defaults)
+        asked = _not_fitted_with(settings, meta, getattr(kind, "codes_cap", None), getattr(kind, "missing_means", {}))
         if meta.get("encoder_sha256") != fingerprint:
             log(f"{path} was fitted to another encoder.keras (the run has trained since): fitting it again")
         elif asked:
@@ -71,11 +72,12 @@ def load_or_fit(workdir, name, latent_dim, train_codes, settings, log):
     return fitted
 
 
-def _not_fitted_with(settings, meta, cap, defaults=None):
+def _not_fitted_with(settings, meta, cap, missing=None):
     """The asked ``settings`` that the saved fit (its ``meta``) was not fitted with; ``cap``: the setting that caps
     the codes a fit uses (None: none does), compared by the codes it leaves (see the module docstring);
-    ``defaults``: the values of settings that a fit saved before they existed was made with."""
-    saved = {**(defaults or {}), **meta.get("settings", {})}
+    ``missing``: what a setting missing from a saved fit's meta was (the value of a fit saved before the setting
+    existed; the sampler's ``missing_means``)."""
+    saved = {**(missing or {}), **meta.get("settings", {})}
     available = meta.get("training_codes", meta.get("codes"))
 
     def uncapped(value):  # None: a fit of all the codes (a bad value stays itself: it differs, and its fit refuses it)

@@ -33,14 +33,19 @@ def prior_samples(count, latent_dim, seed=0):
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype("float32")
 
 
+def is_number(value):
+    """Whether ``value`` is a finite real number (an int or float of Python or numpy; a bool is not one)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) and \
+        math.isfinite(value)
+
+
 def check_temperature(temperature):
     """``temperature`` as a float: a finite number above 0.
 
     Raises:
       ArgumentError: anything else (a bool, a string, 0, a negative number, inf, nan).
     """
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating)) or \
-            not math.isfinite(temperature) or temperature <= 0:
+    if not is_number(temperature) or temperature <= 0:
         raise ArgumentError("temperature", f"temperature={temperature!r}: the draws' spread is multiplied by it, so "
                                            "it must be a number above 0 (1: the density itself)")
     return float(temperature)

@@ -1,8 +1,8 @@
 """The diffusion process and the denoiser network behind ``tfvae.samplers.diffusion`` (whose docstring states the
 maths): the noise schedules alpha_t, sigma_t (cosine: Nichol & Dhariwal 2021; linear: Ho et al. 2020, in continuous
-time), the forward noising, and the denoiser, an MLP of residual blocks with a sinusoidal time embedding over
-vector codes (Preechakul et al. 2022, DiffAE), as plain arrays of weights evaluated with numpy's ops or
-TensorFlow's (``ops=NUMPY`` or ``TENSORFLOW``).
+time), the forward noising (and the fit's blur of the codes), and the denoiser, an MLP of residual blocks with a
+sinusoidal time embedding over vector codes (Preechakul et al. 2022, DiffAE), as plain arrays of weights evaluated
+with numpy's ops or TensorFlow's (``ops=NUMPY`` or ``TENSORFLOW``).
 """
 
 import math
@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae.errors import ArgumentError
+from tfvae.picture_arrays import is_number
 
 SCHEDULES = ("cosine", "linear")
 PREDICTIONS = ("eps", "v")
@@ -55,6 +56,15 @@ def noised(c_0, t, e, schedule, ops=NUMPY):
     e ~ N(0, I)."""
     alpha, sigma = (per_code(v, len(c_0.shape)) for v in alpha_sigma(t, schedule, ops))
     return alpha * c_0 + sigma * e
+
+
+def check_smoothing(smoothing):
+    """``smoothing`` as a float, or ArgumentError unless it is a number >= 0 (the blur of the standardised codes
+    that a fit adds, ``tfvae.samplers.diffusion``)."""
+    if not is_number(smoothing) or smoothing < 0:
+        raise ArgumentError("smoothing", f"smoothing={smoothing!r}: the diffusion sampler takes a number >= 0 (the "
+                                         f"blur of the codes, in units of each number's spread; 0: none)")
+    return float(smoothing)
 
 
 def per_code(v, rank):

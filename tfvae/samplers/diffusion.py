@@ -48,13 +48,9 @@ weights' loss on them is computed with the same t and e each time (a fixed set o
 held-out code: see below), and the EMA weights with the lowest held-out loss are the ones kept; the fit stops
 early when that loss has not improved for 5 checks. With no held-out codes the last EMA weights are kept.
 
-Smoothing (``smoothing`` s, 0 by default). With s > 0 the denoiser is fitted to the standardised codes blurred by
-Gaussian noise, c + s u with a fresh u ~ N(0, I) at every update (the held-out codes get one fixed u each), so the
-density it learns is the codes' convolved with a centred Gaussian of covariance s^2 I: in z, a kernel of s times
-each number's spread, as in a kernel density estimate (Parzen 1962). The draws then lie about s away from the
-training codes: fewer samples lie next to one training image, at the cost of some that lie off the codes the
-decoder knows. It is the continuous form of what a VAE's posterior noise does to its own codes; the trade is
-measured in docs/sampling.md.
+Smoothing (``smoothing`` s, default 0): with s > 0 the fit sees c + s u, u ~ N(0, I) fresh each update (fixed per
+held-out draw): the density learnt is the codes' convolved with a centred Gaussian of covariance s^2 I, a kernel
+density estimate (Parzen 1962), whose draws lie about s from the training codes (the trade: docs/sampling.md).
 
 Sampling: c_1 = tau e, e ~ N(0, I) from ``seed`` (tau the ``temperature``), carried to c_0 along the
 probability-flow ODE (Song et al. 2021) by ``solver`` in ``diffusion_steps`` K steps (``tfvae.samplers.solvers``:
@@ -78,8 +74,7 @@ samples in the same fitting time on a CPU (docs/sampling.md has the comparison).
 indices are drawn by its PixelCNN only.
 
 The held-out check uses at most ``HELD_OUT_ROWS`` (code, t, e) rows: 8 draws per held-out code, fewer (at least
-one) when there are more than ``HELD_OUT_ROWS / 8`` held-out codes, so a check of a large fit costs a bounded
-number of network evaluations.
+one) when there are more held-out codes than ``HELD_OUT_ROWS / 8``: a bounded cost for a large fit.
 
 Storage: every weight is a plain array (``state()``: shift, scale and the named kernels and biases), saved by
 ``tfvae.samplers.npz`` as ``samplers/diffusion.npz``; which network it is follows from the arrays (the U-Net's
@@ -107,6 +102,7 @@ from tfvae.samplers.denoiser import (
     TENSORFLOW,
     alpha_sigma,
     check_shapes,
+    check_smoothing,
     denoise,
     estimates,
     initial_params,
@@ -152,7 +148,7 @@ class DiffusionSampler:
     # The settings a fit that was asked for none of them uses: a saved fit with another one is fitted again.
     defaults = {"prediction": "v", "schedule": "cosine", "smoothing": 0.0}
     # A saved fit that does not record a setting was made before it existed, with this value.
-    missing_means = {"smoothing": 0.0}
+    missing_means = {"smoothing": defaults["smoothing"]}
 
     def __init__(self, shift, scale, params, schedule="cosine", prediction="v", history=None,
                  diffusion_steps=DIFFUSION_STEPS, solver=solvers.SOLVER):
@@ -207,8 +203,7 @@ class DiffusionSampler:
         Raises:
           TfvaeError: codes that are neither vectors nor grids, "unet" for vector codes, or fewer than 2 codes.
           ArgumentError: an unknown denoiser, prediction or schedule, a size that is not a whole number above 0,
-            or a size of the other denoiser (``width`` for the MLP, ``hidden`` for the U-Net), or a smoothing
-            that is not a number >= 0.
+            a size of the other denoiser (``width`` for the MLP, ``hidden`` for the U-Net), or smoothing not >= 0.
         """
         codes = np.asarray(codes, "float32")
         if codes.ndim not in (2, 4):
@@ -237,11 +232,7 @@ class DiffusionSampler:
         for name, value in (*network_sizes.items(), ("steps", steps), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ArgumentError(name, f"{name}={value!r}: the diffusion sampler takes a whole number above 0")
-        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float, np.integer, np.floating)) or not (
-                math.isfinite(smoothing) and smoothing >= 0):
-            raise ArgumentError("smoothing", f"smoothing={smoothing!r}: the diffusion sampler takes a number >= 0 (the "
-                                             f"blur of the codes, in units of each number's spread; 0: none)")
-        smoothing = float(smoothing)
+        smoothing = check_smoothing(smoothing)
         shift = codes.mean(axis=0)
         scale = codes.std(axis=0) + 1e-6
         c = ((codes - shift) / scale).reshape(count, *code_shape)  # shift, scale: a code's shape, kept for draws
@@ -355,8 +346,8 @@ class DiffusionSampler:
         parts = np.split(best_params, np.cumsum(sizes)[:-1])
         best_params = {k: part.reshape(shape) for k, part, shape in zip(names, parts, shapes)}
         history = {"denoiser": denoiser, **network_sizes, "steps": steps, "steps_done": done, "batch_size": batch_size,
-                   "smoothing": smoothing,
-                   "held_out": held, "best_step": min(checks, key=lambda row: row[2])[0] if held else done,
+                   "smoothing": smoothing, "held_out": held,
+                   "best_step": min(checks, key=lambda row: row[2])[0] if held else done,
                    "held_out_loss": best if held else checks[-1][2], "final_train_loss": checks[-1][1],
                    "fit_seconds": time.perf_counter() - started}
         return cls(shift, scale, best_params, schedule, prediction, history)

@@ -246,6 +246,15 @@ def test_the_file_round_trips_to_identical_draws_and_damage_is_one_line(toys, tm
         assert "\n" not in message and path in message and expected in message and "delete it" in message, message
 
 
+def test_the_mlps_default_width_is_four_times_the_code_within_its_bounds():
+    """4 d for mid-sized codes; a small code gets the lower bound, a 16 x 16 x 3 grid (768 numbers) the upper."""
+    low, high = diffusion.HIDDEN_BOUNDS
+    rng = np.random.default_rng(0)
+    for shape, width in (((8,), low), ((7, 7, 2), 4 * 98), ((16, 16, 3), high)):
+        fitted = samplers.DiffusionSampler.fit(rng.normal(size=(8, *shape)).astype("float32"), steps=1, batch_size=4)
+        assert fitted.params["in_kernel"].shape == (int(np.prod(shape)), width), shape
+
+
 def test_unknown_settings_and_the_other_denoisers_sizes_are_refused_in_one_line():
     with pytest.raises(TfvaeError, match="denoiser='unet' convolves over code grids, but these codes are vectors"):
         samplers.DiffusionSampler.fit(np.zeros((10, 4), "float32"), denoiser="unet")

@@ -63,18 +63,16 @@ about their mean, as for the prior. For codes with several modes the ODE carries
 its radius to a place within it, so tau < 1 draws each mode's inner side and shrinks the spread much less than tau
 (docs/sampling.md).
 
-Codes and denoisers (``denoiser``). The MLP above (``"mlp"``, the default) takes vector codes (n, d), and grid
-codes (n, h, w, c) (a gridvae's) flattened into vectors of d = h w c numbers (C order), its draws shaped back into
-grids (shift and scale keep a code's shape). ``"unet"`` takes grids only: a small U-Net of 3 x 3
-convolutions over the grid (``tfvae.samplers.unet``, its architecture in its docstring), whose shared local kernels
-say that a cell's denoising depends most on its neighbours and that a pattern may sit anywhere in the grid; its loss
-and every formula above are the same, with the sum over all h w c numbers of a code and standardisation per cell
-and channel. The MLP stays the default for grids too because on a 7 x 7 x 2 grid the U-Net reached no better
-samples in the same fitting time on a CPU (docs/sampling.md has the comparison). A vqvae's grids of codebook
-indices are drawn by its PixelCNN only.
+Codes and denoisers (``denoiser``). The MLP above (``"mlp"``, the default) takes vector codes (n, d), and grid codes
+(n, h, w, c) (a gridvae's) flattened into vectors of d = h w c numbers (C order), its draws shaped back into grids
+(shift and scale keep a code's shape). ``"unet"`` takes grids only: a small U-Net of 3 x 3 convolutions over the
+grid (``tfvae.samplers.unet``, its architecture in its docstring), whose shared local kernels say that a cell's
+denoising depends most on its neighbours and that a pattern may sit anywhere in the grid; its loss and every formula
+above are the same, with the sum over all h w c numbers of a code and standardisation per cell and channel. The MLP
+stays the default for grids too because on a 7 x 7 x 2 grid the U-Net reached no better samples in the same fitting
+time on a CPU (docs/sampling.md has the comparison). A vqvae's grids of codebook indices are its PixelCNN's.
 
-The held-out check uses at most ``HELD_OUT_ROWS`` (code, t, e) rows: 8 draws per held-out code, fewer (at least
-one) when there are more held-out codes than ``HELD_OUT_ROWS / 8``: a bounded cost for a large fit.
+A held-out check uses at most ``HELD_OUT_ROWS`` (code, t, e) rows (8 draws per held-out code, or fewer, at least 1).
 
 Storage: every weight is a plain array (``state()``: shift, scale and the named kernels and biases), saved by
 ``tfvae.samplers.npz`` as ``samplers/diffusion.npz``; which network it is follows from the arrays (the U-Net's
@@ -117,6 +115,7 @@ HELD_OUT_DRAWS = 8  # (t, e) draws per held-out code, at most
 HELD_OUT_ROWS = 16384  # (code, t, e) rows of a held-out check, at most
 DENOISERS = ("mlp", "unet")
 UNET_WIDTH, UNET_LEVELS = 32, 2
+HIDDEN_BOUNDS = 128, 1024  # the MLP's default width is 4 d within these (wider fits slowly: docs/sampling.md)
 BATCH_SIZE, LEARNING_RATE = 512, 1.5e-3  # a fit's codes per update and Adam's peak learning rate
 
 
@@ -186,7 +185,7 @@ class DiffusionSampler:
           seed: seed of the initial weights, the held-out split, the batches and the noise.
           denoiser: "mlp" (the MLP over vectors; grids are flattened for it) or "unet" (the U-Net over grids,
             ``tfvae.samplers.unet``).
-          hidden: the MLP's width (default max(128, 4 d)).
+          hidden: the MLP's width (default 4 d, within ``HIDDEN_BOUNDS``).
           blocks: the MLP's residual blocks (default 3).
           width: the U-Net's first level's channels (default ``UNET_WIDTH``; each level below has twice as many).
           levels: the U-Net's levels (default ``UNET_LEVELS``).
@@ -225,7 +224,8 @@ class DiffusionSampler:
             raise ArgumentError(given[0].split("=")[0], f"{', '.join(given)} given, but denoiser={denoiser} does not "
                                                         f"take it (the MLP takes hidden and blocks, the U-Net width "
                                                         f"and levels)")
-        defaults = {"hidden": max(128, 4 * d), "blocks": 3, "width": UNET_WIDTH, "levels": UNET_LEVELS}
+        defaults = {"hidden": min(max(HIDDEN_BOUNDS[0], 4 * d), HIDDEN_BOUNDS[1]), "blocks": 3, "width": UNET_WIDTH,
+                    "levels": UNET_LEVELS}
         # A size given as 0 is refused below, not replaced by its default.
         network_sizes = {k: defaults[k] if v is None else v for k, v in sizes[denoiser].items()}
         steps = steps or cls.default_steps(count, batch_size)

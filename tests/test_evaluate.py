@@ -202,7 +202,11 @@ def test_what_limits_the_floor_or_the_sampler():
     assert evaluation.what_limits({"gmm": 11.0}, 10.0)["limit"] == "floor"  # the bound itself: at the floor
     assert evaluation.what_limits({"gmm": 11.01}, 10.0)["limit"] == "sampler"
     below = evaluation.what_limits({"gmm": 9.0}, 10.0)  # beating the floor is noise: still the floor
-    assert below["limit"] == "floor" and "1.00 below" in below["line"]
+    assert below["limit"] == "floor" and "1.00 below" in below["line"] and "a better decoder" in below["line"]
+    far_below = evaluation.what_limits({"gmm": 2.57}, 4.84)  # the emoji's 399 test images, evaluate.py's seed 1
+    assert far_below["limit"] == "floor" and "2.27 below" in far_below["line"]
+    line = far_below["line"]
+    assert "noisy" in line and "--seed" in line and "a better decoder" not in line
     assert evaluation.what_limits({"gmm": 12.0}, 10.0, tolerance=0.25)["limit"] == "floor"
 
 

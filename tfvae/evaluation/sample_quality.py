@@ -48,6 +48,7 @@ def what_limits(sampler_fcds, recon_fcd, tolerance=FLOOR_TOLERANCE):
     A sampler's codes go through the same decoder as the test images' codes, so the reconstructions' FCD is the
     floor no sampler beats (up to noise). With g = best sampler's FCD - ``recon_fcd``: the floor limits when
     g <= ``tolerance`` * ``recon_fcd`` (a better decoder, not a better sampler, would help), else the sampler does.
+    A sampler more than that share below its floor says the floor's own FCD is noisy, and the line says so.
 
     Args:
       sampler_fcds: {sampler's name in the tables: its FCD}, at least one.
@@ -64,7 +65,11 @@ def what_limits(sampler_fcds, recon_fcd, tolerance=FLOOR_TOLERANCE):
     limit = "floor" if gap <= tolerance * recon_fcd else "sampler"
     where = f"{gap:.2f} above" if gap >= 0 else f"{-gap:.2f} below"
     said = (f"the best sampler, {best}, has FCD {best_fcd:.2f}, {where} the reconstructions' {recon_fcd:.2f}")
-    if limit == "floor":
+    if limit == "floor" and gap < -tolerance * recon_fcd:  # no sampler beats its decoder: the floor is noisy
+        line = (f"The floor limits, as far as it can be measured: {said} (more than {tolerance:.0%} of the floor "
+                "below it, where no sampler can be: the floor's FCD is noisy here, from few test images or few "
+                "training images drawn; compare it over --seed).")
+    elif limit == "floor":
         line = (f"The floor limits: {said} (a gap within {tolerance:.0%} of the floor): a better decoder, not a "
                 "better sampler, would help.")
     else:

@@ -138,7 +138,10 @@ def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
     # The reconstructions' floor: 64 reconstructed test images against 64 training images, beside the samplers'.
     recon = results["reconstructions"]
     assert recon["count"] == 64 and np.isfinite(recon["fcd"]) and recon["fcd"] >= -1e-6
-    assert_shares_of(64, recon["precision"], recon["recall"])
+    assert_shares_of(64, recon["precision"], recon["recall"], recon["near_copies"])
+    assert recon["training_distance_ratio"] > 0  # the novelty of a sampler at the floor, in its table row:
+    floor_row = next(line for line in proc.stdout.splitlines() if "| reconstructions (the floor) |" in line)
+    assert f"| {recon['training_distance_ratio']:.2f} | {recon['near_copies']:.3f} |" in floor_row
     assert m["recon_fcd"] == recon["fcd"] and recon["sharpness_ratio"] == m["recon_sharpness_ratio"]
     limit = results["limit"]
     assert limit == evaluation.what_limits({s: results["samplers"][s]["fcd"] for s in ("prior", "gmm")},

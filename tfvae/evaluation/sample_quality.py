@@ -79,19 +79,23 @@ def what_limits(sampler_fcds, recon_fcd, tolerance=FLOOR_TOLERANCE):
             "gap": gap, "tolerance": tolerance, "line": line}
 
 
-def _reconstruction_quality(reconstructions, classifier, options, train_feats, results, log):
-    """The reconstructions' FCD, IS and precision/recall (the floor a sampler cannot beat), into ``results``.
+def _reconstruction_quality(reconstructions, classifier, options, train_feats, test_feats, results, log):
+    """The reconstructions' FCD, IS, precision/recall and novelty (the floor a sampler cannot beat), into
+    ``results``.
 
     The same seeded subset of test images as the real features', reconstructed, against as many real
     *training* images: a sampler's samples are independent of the images they are measured against, and so are
     these (reconstructions measured against their own originals would share their sampling noise and score
     below any independent set: a perfect autoencoder would score 0 where a perfect sampler scores the real-data
-    floor; here it scores that floor too).
+    floor; here it scores that floor too). Their distance to the training images and their share of near copies
+    are what a sampler that drew the decoder's versions of new images would score: the novelty of a sampler at
+    the floor, though no reconstruction of a held-out image copies a training image.
     """
     m = results["metrics"]
     recon = reconstructions[_subset(np.random.default_rng(options.seed), len(reconstructions), options.sample_count)]
     feats, probs = classifier.features_and_probs(recon, options.batch_size)
     entry = _quality(train_feats, feats, probs)
+    entry.update(metrics.novelty(train_feats, test_feats, feats))
     entry.update({"count": len(recon), "sharpness": m["recon_sharpness"], "colourfulness": m["recon_colourfulness"],
                   "sharpness_ratio": m["recon_sharpness_ratio"],
                   "colourfulness_ratio": m["recon_colourfulness_ratio"]})
@@ -99,7 +103,8 @@ def _reconstruction_quality(reconstructions, classifier, options, train_feats, r
     m.update({f"recon_{k}": entry[k] for k in ("fcd", "inception_score", "precision", "recall")})
     log(f"reconstructions of {len(recon)} test images (the floor): FCD {entry['fcd']:.2f}, IS "
         f"{entry['inception_score']:.2f}, precision {entry['precision']:.3f}, recall {entry['recall']:.3f} "
-        "against as many training images")
+        f"against as many training images, distance to the training images x{entry['training_distance_ratio']:.2f} "
+        f"the test images', near copies {entry['near_copies']:.3f}")
 
 
 def sample_quality(run, options, results, shared, out_dir, log, reconstructions=None):
@@ -148,7 +153,7 @@ def sample_quality(run, options, results, shared, out_dir, log, reconstructions=
         for k, v in floor.items():
             results["metrics"][f"floor_{k}"] = v
         if reconstructions is not None:
-            _reconstruction_quality(reconstructions, classifier, options, train_feats, results, log)
+            _reconstruction_quality(reconstructions, classifier, options, train_feats, test_feats, results, log)
     else:
         results["notes"].append("The data has no class labels: no feature classifier, so no FCD, IS or "
                                 "precision/recall; sample grids only.")

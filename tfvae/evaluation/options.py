@@ -6,7 +6,7 @@ import os
 from tfvae import data as data_lib
 from tfvae import picture_arrays
 from tfvae.errors import ArgumentError, TfvaeError
-from tfvae.samplers import DIFFUSION_STEPS, GMM_COMPONENTS, GMM_MAX_CODES, SAMPLERS, SOLVER, SOLVERS
+from tfvae.samplers import DIFFUSION_STEPS, GMM_MAX_CODES, SAMPLERS, SOLVER, SOLVERS
 
 MODES = ("evaluate", "score")
 KNN_K = 3  # Kynkäänniemi et al. 2019
@@ -43,7 +43,8 @@ class EvalOptions:
       seed: seed of every draw (samples, subsets, noise).
       classifier_epochs: epochs of the feature classifier when it has to be trained.
       cache_dir: "" for $TFVAE_CACHE, else ~/.cache/tfvae.
-      gmm_components: components of the ex-post Gaussian mixture.
+      gmm_components: components of the ex-post Gaussian mixture; None: the model's default
+        (``tfvae.samplers.run_samplers.default_components``).
       gmm_max_codes: the most training codes the mixture is fitted to (a random subset of a run with more).
       diffusion_steps: solver steps of the diffusion sampler's draws.
       diffusion_solver: the ODE solver of its draws (``tfvae.samplers.solvers.SOLVERS``).
@@ -69,7 +70,7 @@ class EvalOptions:
     seed: int = 0
     classifier_epochs: int = 8
     cache_dir: str = ""
-    gmm_components: int = GMM_COMPONENTS
+    gmm_components: int = None
     gmm_max_codes: int = GMM_MAX_CODES
     diffusion_steps: int = DIFFUSION_STEPS
     diffusion_solver: str = SOLVER
@@ -85,6 +86,8 @@ class EvalOptions:
         """Raises TfvaeError naming the first bad value."""
         for name in ("num_samples", "iwae_batch", "sample_count", "elbo_samples", "batch_size",
                      "classifier_epochs", "gmm_components", "gmm_max_codes", "diffusion_steps"):
+            if name == "gmm_components" and self.gmm_components is None:  # the model's default
+                continue
             if getattr(self, name) < 1:
                 raise TfvaeError(f"--{name} must be at least 1 (got {getattr(self, name)})")
         if self.iwae_precision not in IWAE_PRECISIONS:

@@ -158,7 +158,7 @@ def sample_quality(run, options, results, shared, out_dir, log, reconstructions=
         results["notes"].append("The data has no class labels: no feature classifier, so no FCD, IS or "
                                 "precision/recall; sample grids only.")
     for sampler in options.samplers:
-        z, _ = sample_latents(run, sampler, options.sample_count, options.seed, options.batch_size,
+        z, fitted = sample_latents(run, sampler, options.sample_count, options.seed, options.batch_size,
                               options.gmm_components, options.temperature, options.diffusion_steps,
                               gmm_max_codes=options.gmm_max_codes, settings=options.sampler_settings,
                               diffusion_solver=options.diffusion_solver)
@@ -169,6 +169,8 @@ def sample_quality(run, options, results, shared, out_dir, log, reconstructions=
             entry = _quality(test_feats, fake_feats, fake_probs)
             entry.update(metrics.novelty(train_feats, test_feats, fake_feats))  # distance ratio, near copies
         entry.update(metrics.perception(images, real))
+        if sampler == "gmm":  # its size: the one asked for, or the model's default (tfvae.samplers.run_samplers)
+            entry["components"] = fitted.settings()["components"]
         grid = picture_arrays.tile(images[: GRID_SIDE * GRID_SIDE], GRID_SIDE, GRID_SIDE)
         entry["grid"] = save_picture(out_dir, f"eval_samples_{sampler}.png", grid)
         results["samplers"][sampler] = entry

@@ -70,6 +70,9 @@ class Autoencoder(keras_private.BuiltModelSkipsDistributedBuild, keras.Model):
     has_learned_prior = False  # True where ``learned_prior`` gives the model's own prior (the "learned" sampler)
     trains_prior_after = False  # its prior is a network trained after the model's last epoch (a vqvae's PixelCNN)
     default_sampler = "gmm"  # the sampler of codes that sample.py and Run.sample use when none is named
+    # The gmm sampler's size when none is asked for: None, its fixed default (Ghosh et al.'s 10); a number, one
+    # component per that many codes it is fitted to (``tfvae.samplers.run_samplers.default_components``).
+    codes_per_gmm_component = None
     # The test-loss terms train.py prints after the loss and the reconstruction: (key, label, format).
     summary_terms = (("kl", "KL", ".2f"),)
 

@@ -104,6 +104,10 @@ class SpatialVAE(VAE):
     Hparams = SpatialHparams
     code_grid = True
     default_sampler = "gmm"
+    # Its codes are grids of many numbers: a mixture of 10 broad Gaussians puts draws between their modes, one
+    # component per 40 codes follows their shape (chosen by measurement: docs/results_generation.md, "A mixture of
+    # 500-1,000 components").
+    codes_per_gmm_component = 40
 
     @classmethod
     def check_config(cls, config):

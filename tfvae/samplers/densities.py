@@ -27,7 +27,8 @@ that has one; a model without one (ae, vae, cvae: their prior is N(0, I), or non
 the argument.
 
 ``gmm`` (Ghosh et al. 2020, "From variational to deterministic autoencoders", ex-post density estimation):
-p(z) = sum_k w_k N(z; m_k, S_k), a full-covariance mixture of ``components`` (10) Gaussians fitted to the
+p(z) = sum_k w_k N(z; m_k, S_k), a full-covariance mixture of ``components`` (10; a gridvae's default is larger:
+``tfvae.samplers.run_samplers.default_components``) Gaussians fitted to the
 codes by EM (``tfvae.metrics.fit_gaussian_mixture``: scikit-learn, k-means initialisation), to at most
 ``max_codes`` (GMM_MAX_CODES) of them: a run with more is fitted to a random subset of that many, drawn without
 replacement by ``numpy.random.default_rng(seed)`` from the fit's seed (``capped_codes``), so the same seed fits the

@@ -7,18 +7,19 @@ sample.py or ``Run.sample`` alike. So evaluate.py scores the very samples sample
 
 import numpy as np
 
-from tfvae.samplers.densities import GMM_COMPONENTS, GMM_MAX_CODES
+from tfvae.samplers.densities import GMM_MAX_CODES
 from tfvae.samplers.diffusion import DIFFUSION_STEPS
 from tfvae.samplers.solvers import SOLVER
 
 
-def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=GMM_COMPONENTS, temperature=1.0,
+def sample_latents(run, sampler, count, seed, batch_size=512, gmm_components=None, temperature=1.0,
                    diffusion_steps=DIFFUSION_STEPS, gmm_max_codes=GMM_MAX_CODES, settings=None,
                    diffusion_solver=SOLVER):
     """``count`` latent codes from ``sampler`` (a name of ``tfvae.samplers.SAMPLERS``) at ``temperature``, plus
-    the sampler (a gmm of ``gmm_components`` fitted to at most ``gmm_max_codes`` codes; a diffusion sampler drawing
-    in ``diffusion_steps`` steps of ``diffusion_solver``). ``settings``: {sampler name: {setting: value}}, more of
-    a sampler's settings (``Run.sampler``'s), which win over those, e.g. ``{"diffusion": {"steps": 16000}}``.
+    the sampler (a gmm of ``gmm_components``, None for the model's default, fitted to at most ``gmm_max_codes``
+    codes; a diffusion sampler drawing in ``diffusion_steps`` steps of ``diffusion_solver``). ``settings``: {sampler
+    name: {setting: value}}, more of a sampler's settings (``Run.sampler``'s), which win over those, e.g.
+    ``{"diffusion": {"steps": 16000}}``.
 
     A fitted sampler is read from the run directory, or fitted to the posterior means of the run's training
     images (``Run.train_codes``) with seed 0 and saved there (``Run.sampler``). ``batch_size`` is unused (the

@@ -10,10 +10,28 @@ covariance sees every cell. The diffusion sampler (``takes_grids``) is given the
 """
 
 import math
+import numbers
 
+from tfvae import models
 from tfvae.errors import ArgumentError
 from tfvae.models import models_with, with_article
 from tfvae.samplers import densities, store
+
+GMM_MOST_COMPONENTS = 500  # the largest mixture a model's default asks for (``default_components``)
+
+
+def default_components(model, num_codes):
+    """The gmm sampler's number of components for model ``model`` when none is asked for: GMM_COMPONENTS (10,
+    Ghosh et al. 2020's), or, for a model whose class sets ``codes_per_gmm_component`` (a gridvae, whose codes are
+    grids of many numbers), one component per that many of the codes it is fitted to, from GMM_COMPONENTS to
+    GMM_MOST_COMPONENTS (an EM fit's cost grows with its components: ``tfvae.samplers.densities``' docstring).
+
+    ``num_codes``: a function giving the number of codes the fit uses, called only for such a model.
+    """
+    per = models.model_class(model).codes_per_gmm_component
+    if per is None:
+        return densities.GMM_COMPONENTS
+    return int(min(GMM_MOST_COMPONENTS, max(densities.GMM_COMPONENTS, num_codes() // per)))
 
 
 class RunSamplers:
@@ -28,14 +46,16 @@ class RunSamplers:
         (``tfvae.api.Run.learned_prior``).
       train_codes: a function giving the training codes a sampler is fitted to (``tfvae.api.Run.train_codes``),
         called only when a fit is needed.
+      num_train_codes: a function giving how many there are, without encoding them (a gmm's default size).
       log: gets one line when a sampler is fitted, and why.
     """
 
-    def __init__(self, workdir, *, model, code_shape, quantized, learned_prior, train_codes, log):
+    def __init__(self, workdir, *, model, code_shape, quantized, learned_prior, train_codes, num_train_codes, log):
         self.workdir, self.model, self.quantized = workdir, model, quantized
         self.code_shape = tuple(int(d) for d in code_shape)
         self.latent_dim = math.prod(self.code_shape)  # the size of the vectors the samplers draw
         self.learned_prior, self.train_codes, self.log = learned_prior, train_codes, log
+        self.num_train_codes = num_train_codes
         self._fitted = {}  # (name, settings) -> sampler
 
     @property
@@ -73,6 +93,9 @@ class RunSamplers:
                                                f"has one); choose {', '.join(unlearned[:-1])} or {unlearned[-1]}")
             return prior
         kind = densities.CLASSES[name]
+        if name == "gmm" and settings.get("components") is None:  # the model's default size, for the codes it uses
+            settings["components"] = default_components(self.model, lambda: min(
+                self.num_train_codes(), _whole(settings.get("max_codes"), densities.GMM_MAX_CODES)))
         if not kind.fitted:
             return self._shaped(kind(self.latent_dim))
         # A setting of the draws (the diffusion sampler's diffusion_steps) is no part of the fit: never a refit.
@@ -89,6 +112,13 @@ class RunSamplers:
 
     def _shaped(self, sampler):
         return sampler if len(self.code_shape) == 1 else GridDraws(sampler, self.code_shape)
+
+
+def _whole(value, default):
+    """``value`` where it is a whole number above 0 (a bad one is refused by the fit, in its own words), else
+    ``default``."""
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+    return value if whole else default
 
 
 class GridDraws:

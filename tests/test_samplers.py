@@ -131,16 +131,21 @@ def test_a_capped_fit_says_so_keeps_its_settings_and_is_reused(tmp_path):
     assert "was fitted with other settings than {'max_codes': 150}" in lines[0] and "150 of 300" in lines[1]
 
 
-def test_a_gridvaes_gmm_has_a_component_per_40_codes_and_the_others_ten():
+def test_a_gridvaes_gmm_has_a_component_per_40_codes_within_a_fits_work_and_the_others_ten():
     from tfvae.samplers import run_samplers
 
     def never():
         raise AssertionError("a model of a fixed default size counts no codes")
 
     for model in ("ae", "vae", "cvae", "rae", "wae"):
-        assert run_samplers.default_components(model, never) == samplers.GMM_COMPONENTS == 10
-    for codes, components in ((20_000, 500), (3_372, 84), (399, 10), (100, 10), (1_000_000, 500)):
-        assert run_samplers.default_components("gridvae", lambda n=codes: n) == components, codes
+        assert run_samplers.default_components(model, never, 98) == samplers.GMM_COMPONENTS == 10
+    # (codes, numbers a code) -> components: Fashion-MNIST's 7x7x2 and the emoji's 16x16x3 as measured; few codes;
+    # a 16x16x3 grid of 20,000 codes, where 500 components would take 30 times the work, gets what the work allows.
+    for (codes, size), components in (((20_000, 98), 500), ((3_372, 768), 84), ((399, 768), 10), ((100, 4), 10),
+                                      ((20_000, 768), 16), ((10**6, 4), 500), ((20_000, 4096), 10)):
+        assert run_samplers.default_components("gridvae", lambda n=codes: n, size) == components, (codes, size)
+        if components > 10:  # within the work, unless the floor of 10 asks for more
+            assert codes * components * size ** 2 <= run_samplers.GMM_DEFAULT_WORK
 
 
 def test_a_runs_gmm_asked_for_no_size_gets_its_models_size_for_the_codes_it_uses(tmp_path):

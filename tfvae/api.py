@@ -313,11 +313,11 @@ class Run:
         Args:
           name: one of ``tfvae.samplers.SAMPLERS``; default ``default_sampler``.
           settings: passed to the fit, e.g. ``components=10`` for gmm (its default; a gridvae's is one per 40
-            codes, up to 500: ``tfvae.samplers.run_samplers.default_components``) and ``max_codes=20000`` (its
-            default: the most training codes it is fitted to, a random subset of a run with more, drawn with the
-            fit's seed), ``steps`` for two_stage; one the sampler does not take is refused. A setting of the draws
-            (the diffusion sampler's ``diffusion_steps`` and ``solver``) is not the fit's: it changes the draws, never
-            makes a saved fit be fitted again.
+            codes, up to 500 within a fit's work: ``tfvae.samplers.run_samplers.default_components``) and
+            ``max_codes=20000`` (its default: the most training codes it is fitted to, a random subset of a run with
+            more, drawn with the fit's seed), ``steps`` for two_stage; one the sampler does not take is refused. A
+            setting of the draws (the diffusion sampler's ``diffusion_steps`` and ``solver``) is not the fit's: it
+            changes the draws, never makes a saved fit be fitted again.
 
         Returns:
           an object whose ``sample(n, seed, temperature=1.0)`` gives float32 (n, latent) codes (a vqvae's: code

@@ -50,8 +50,8 @@ def define_flags():
                       "sample.py --sampler does. The default, prior, is every model's here, so that runs compare "
                       "alike.")
     flags.DEFINE_integer("gmm_components", None, "Components of the gmm sampler's mixture (default 10, Ghosh et al.'s; "
-                         "a gridvae's: one per 40 codes it is fitted to, 10 to 500); a saved mixture of another size "
-                         "is fitted again.", lower_bound=1)
+                         "a gridvae's: one per 40 codes it is fitted to, 10 to 500 within a fit's work); a saved "
+                         "mixture of another size is fitted again.", lower_bound=1)
     flags.DEFINE_integer("gmm_max_codes", 20000, "The most training codes the gmm sampler is fitted to: a run with "
                          "more is fitted to a random subset of that many, drawn with the fit's seed (0); a saved "
                          "mixture fitted to other codes is fitted again.", lower_bound=1)

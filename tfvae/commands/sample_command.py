@@ -52,8 +52,8 @@ def define_flags():
                       "draws (default dpmpp_2m, DPM-Solver++(2M), second order; ddim: first order; a setting of the "
                       "draws: a saved fit is reused).")
     flags.DEFINE_integer("gmm_components", None, "Components of the gmm sampler's mixture (default 10, Ghosh et "
-                         "al.'s; a gridvae's: one per 40 codes it is fitted to, 10 to 500); a saved mixture of "
-                         "another size is fitted again.", lower_bound=1)
+                         "al.'s; a gridvae's: one per 40 codes it is fitted to, 10 to 500 within a fit's work); a "
+                         "saved mixture of another size is fitted again.", lower_bound=1)
     flags.DEFINE_integer("gmm_max_codes", None, "The most training codes the gmm sampler is fitted to (default "
                          "20,000): a run with more is fitted to a random subset of that many, drawn with the fit's "
                          "seed; a saved mixture fitted to other codes is fitted again.", lower_bound=1)

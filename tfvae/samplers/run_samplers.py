@@ -18,20 +18,29 @@ from tfvae.models import models_with, with_article
 from tfvae.samplers import densities, store
 
 GMM_MOST_COMPONENTS = 500  # the largest mixture a model's default asks for (``default_components``)
+# The most work of one EM iteration a default mixture asks for, n k d^2 (n codes, k components, d numbers a code):
+# that of the default fits measured on Fashion-MNIST's 7x7x2 and the emoji's 16x16x3 grids (docs/sampling.md).
+GMM_DEFAULT_WORK = 2e11
 
 
-def default_components(model, num_codes):
+def default_components(model, num_codes, code_size):
     """The gmm sampler's number of components for model ``model`` when none is asked for: GMM_COMPONENTS (10,
     Ghosh et al. 2020's), or, for a model whose class sets ``codes_per_gmm_component`` (a gridvae, whose codes are
-    grids of many numbers), one component per that many of the codes it is fitted to, from GMM_COMPONENTS to
-    GMM_MOST_COMPONENTS (an EM fit's cost grows with its components: ``tfvae.samplers.densities``' docstring).
+    grids of many numbers), one component per that many of the n codes it is fitted to, at most
+    GMM_MOST_COMPONENTS and at most what keeps an EM iteration's O(n k d^2) work (``tfvae.samplers.densities``'
+    docstring) within GMM_DEFAULT_WORK, and never fewer than GMM_COMPONENTS.
 
-    ``num_codes``: a function giving the number of codes the fit uses, called only for such a model.
+    Args:
+      model: the run's model name.
+      num_codes: a function giving n, called only for such a model.
+      code_size: d, the numbers in one code.
     """
     per = models.model_class(model).codes_per_gmm_component
     if per is None:
         return densities.GMM_COMPONENTS
-    return int(min(GMM_MOST_COMPONENTS, max(densities.GMM_COMPONENTS, num_codes() // per)))
+    n = max(1, num_codes())
+    affordable = int(GMM_DEFAULT_WORK // (n * code_size ** 2))
+    return max(densities.GMM_COMPONENTS, min(GMM_MOST_COMPONENTS, n // per, affordable))
 
 
 class RunSamplers:
@@ -95,7 +104,7 @@ class RunSamplers:
         kind = densities.CLASSES[name]
         if name == "gmm" and settings.get("components") is None:  # the model's default size, for the codes it uses
             settings["components"] = default_components(self.model, lambda: min(
-                self.num_train_codes(), _whole(settings.get("max_codes"), densities.GMM_MAX_CODES)))
+                self.num_train_codes(), _whole(settings.get("max_codes"), densities.GMM_MAX_CODES)), self.latent_dim)
         if not kind.fitted:
             return self._shaped(kind(self.latent_dim))
         # A setting of the draws (the diffusion sampler's diffusion_steps) is no part of the fit: never a refit.
